@@ -1,0 +1,106 @@
+//! The `pt` command line: argument parsing and one thin module per subcommand.
+//!
+//! Subcommands turn arguments into calls on the library and print the result. Errors carry a
+//! [`ErrorKind`] that maps to the exit codes of the spec in one place, [`CliError::exit_code`].
+
+pub mod list;
+pub mod next;
+pub mod validate;
+
+use clap::{Parser, Subcommand};
+use std::fmt;
+
+/// Petit: a durable task orchestrator for small Linux machines
+#[derive(Debug, Parser)]
+#[command(name = "pt", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every job file in a directory and report every problem
+    Validate(validate::ValidateArgs),
+    /// List the jobs in a directory with their schedules and next firings
+    List(list::ListArgs),
+    /// Show the next firings of a job's schedule
+    Next(next::NextArgs),
+}
+
+/// What went wrong, as far as the exit code is concerned (spec section 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A followed run failed or was cancelled: exit 1.
+    RunFailed,
+    /// Usage, validation or bad input: exit 2.
+    BadInput,
+    /// The state directory is locked by another `pt run`: exit 3.
+    Locked,
+    /// The state is unreadable or too new: exit 4.
+    State,
+    /// Anything else (I/O on the way): exit 1.
+    Other,
+}
+
+/// An error a subcommand returns; printed to stderr by [`main`].
+#[derive(Debug)]
+pub struct CliError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CliError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::RunFailed | ErrorKind::Other => 1,
+            ErrorKind::BadInput => 2,
+            ErrorKind::Locked => 3,
+            ErrorKind::State => 4,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Parses the process arguments, runs the command and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            if !e.message.is_empty() {
+                eprintln!("pt: {}", e.message);
+            }
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Validate(a) => validate::cmd_validate(a),
+        Command::List(a) => list::cmd_list(a),
+        Command::Next(a) => next::cmd_next(a),
+    }
+}

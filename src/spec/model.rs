@@ -1,0 +1,208 @@
+//! The validated job model: what the rest of Petit works with after a job file passed
+//! validation.
+//!
+//! Everything here is plain data with defaults already applied, task references resolved to
+//! indices and templates parsed. Nothing in this module reads files or clocks. A run keeps the
+//! YAML text it started from (see [`JobSource`]) and re-derives this model from it, so editing
+//! a job file never changes a run in flight.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::schedule::Schedule;
+use crate::spec::template::Template;
+
+/// One validated job: a DAG of tasks plus when and how it runs.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// When the job fires by itself; `None` for manual or dependency-only jobs.
+    pub schedule: Option<Schedule>,
+    /// The zone the schedule is evaluated in (the `schedule.timezone`, else `timezone`, else
+    /// the system zone, else UTC).
+    pub timezone: chrono_tz::Tz,
+    pub enabled: bool,
+    pub max_concurrency: u32,
+    pub overlap: Overlap,
+    pub max_queued: u32,
+    pub catchup: Catchup,
+    pub max_catchup: u32,
+    pub catchup_window_secs: Option<u64>,
+    pub depends_on: Vec<JobDependency>,
+    pub dependency_timeout_secs: u64,
+    /// `config:` values, rendered as strings (YAML scalars).
+    pub config: BTreeMap<String, String>,
+    pub environment: BTreeMap<String, Template>,
+    pub timeout_secs: Option<u64>,
+    pub max_tasks: Option<u32>,
+    pub max_log_bytes: u64,
+    pub history: Retention,
+    /// Tasks in file order; `Task::depends_on` holds indices into this vector.
+    pub tasks: Vec<Task>,
+    pub source: JobSource,
+}
+
+/// Where a job came from, kept so that a run can re-derive exactly the job it started with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSource {
+    /// The file the job was read from.
+    pub path: PathBuf,
+    /// The directory relative `working_dir`s are resolved against (the jobs directory).
+    pub base_dir: PathBuf,
+    /// The full YAML text.
+    pub text: String,
+}
+
+/// One task of a job.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub id: String,
+    pub name: String,
+    pub action: Action,
+    pub working_dir: Option<Template>,
+    pub environment: BTreeMap<String, Template>,
+    /// Indices of upstream tasks in [`Job::tasks`], sorted, without duplicates.
+    pub depends_on: Vec<usize>,
+    pub condition: Condition,
+    pub retry: RetryPolicy,
+    pub timeout_secs: Option<u64>,
+    pub kill_grace_secs: u64,
+    pub on_interrupt: OnInterrupt,
+    pub max_interrupts: u32,
+    /// Per-attempt log cap; defaults to the job's `max_log_bytes`.
+    pub max_log_bytes: u64,
+}
+
+/// What an attempt executes.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// `type: command`: a program looked up in `PATH`, executed directly without a shell.
+    Command {
+        program: String,
+        args: Vec<Template>,
+    },
+    /// `type: shell`: `script` passed as the last argument of `shell` (default `/bin/sh -c`).
+    Shell {
+        shell: Vec<String>,
+        script: Template,
+    },
+}
+
+/// When a task whose upstreams are all terminal runs (spec section 2, "Task conditions").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    AllSuccess,
+    OnFailure,
+    /// `all_done` and the original README's `always`.
+    AllDone,
+    NoneFailed,
+}
+
+/// Retry policy of a task. `max_retries` is the YAML `max_attempts`: the number of *retries*.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub delay_secs: u64,
+    pub backoff: Backoff,
+    pub max_delay_secs: Option<u64>,
+    pub condition: RetryCondition,
+    /// Extra exit codes counted as transient; 75 (EX_TEMPFAIL) always is.
+    pub exit_codes: Vec<i32>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            delay_secs: 0,
+            backoff: Backoff::Fixed,
+            max_delay_secs: None,
+            condition: RetryCondition::Always,
+            exit_codes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backoff {
+    Fixed,
+    Exponential,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryCondition {
+    Always,
+    TransientOnly,
+    Never,
+}
+
+/// What recovery does with an attempt that a crash interrupted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnInterrupt {
+    Retry,
+    Fail,
+}
+
+/// What a firing does when `max_concurrency` runs are already active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlap {
+    Skip,
+    Queue,
+    Replace,
+}
+
+/// What happens to firings missed while Petit was down or the clock untrusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Catchup {
+    Latest,
+    All,
+    None,
+}
+
+/// A dependency on another job's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobDependency {
+    pub job_id: String,
+    pub condition: DependencyCondition,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DependencyCondition {
+    LastSuccess,
+    LastComplete,
+    WithinWindow { window_secs: u64 },
+}
+
+/// How much history of a job is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_runs: Option<u32>,
+    pub keep_days: Option<u32>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_runs: Some(500),
+            keep_days: None,
+        }
+    }
+}
+
+/// Default per-attempt log cap: 1 MiB.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 1 << 20;
+/// Default grace between SIGTERM and SIGKILL.
+pub const DEFAULT_KILL_GRACE_SECS: u64 = 10;
+/// Default number of crash interruptions a task tolerates before it fails.
+pub const DEFAULT_MAX_INTERRUPTS: u32 = 3;
+/// Default time a run waits for its cross-job dependencies.
+pub const DEFAULT_DEPENDENCY_TIMEOUT_SECS: u64 = 3600;
+
+impl Job {
+    /// Index of the task with this id.
+    pub fn task_index(&self, id: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.id == id)
+    }
+}
