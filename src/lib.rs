@@ -5,6 +5,8 @@
 //! arms timers and commits transitions. See `ARCHITECTURE.md` for the map.
 
 pub mod cli;
+pub mod core;
 pub mod schedule;
 pub mod spec;
+pub mod testing;
 pub mod time;

@@ -1,0 +1,60 @@
+//! Lifecycle events: what happened to a run, a task or a firing, told after it was committed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// One lifecycle event. Emitted as an effect, so the shell reports it only after the
+/// transition that caused it is durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub run_id: u64,
+    pub job_id: String,
+    /// The task id, for task events.
+    pub task: Option<String>,
+    /// The attempt number (1-based), for task events about one attempt.
+    pub attempt: Option<u32>,
+    pub kind: EventKind,
+    /// Human detail: an exit code, a reason, a retry time.
+    pub detail: String,
+}
+
+/// The kinds of lifecycle events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    RunStarted,
+    RunSucceeded,
+    RunFailed,
+    RunCancelled,
+    TaskStarted,
+    TaskSucceeded,
+    TaskFailed,
+    TaskRetrying,
+    TaskSkipped,
+    TaskCancelled,
+    AttemptInterrupted,
+    FiringMissed,
+    FiringSkipped,
+}
+
+impl EventKind {
+    /// The stable snake_case name used in `--json` output.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::RunStarted => "run_started",
+            EventKind::RunSucceeded => "run_succeeded",
+            EventKind::RunFailed => "run_failed",
+            EventKind::RunCancelled => "run_cancelled",
+            EventKind::TaskStarted => "task_started",
+            EventKind::TaskSucceeded => "task_succeeded",
+            EventKind::TaskFailed => "task_failed",
+            EventKind::TaskRetrying => "task_retrying",
+            EventKind::TaskSkipped => "task_skipped",
+            EventKind::TaskCancelled => "task_cancelled",
+            EventKind::AttemptInterrupted => "attempt_interrupted",
+            EventKind::FiringMissed => "firing_missed",
+            EventKind::FiringSkipped => "firing_skipped",
+        }
+    }
+}

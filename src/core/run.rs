@@ -1,0 +1,1060 @@
+//! `core::run` decides what a run does next. It performs no I/O and reads no clock.
+//!
+//! A run is a DAG of tasks; each task has a list of attempts. [`step`] applies one [`Input`]
+//! (a fact: the run was started, an attempt launched or exited, time passed, a cancel was
+//! requested, the process crashed and restarted) at time `now`, mutates the [`RunState`] in
+//! place and returns the [`Effect`]s the shell must perform plus which records changed.
+//!
+//! The driving contract: the caller commits every changed record of a [`Step`] in one write
+//! transaction **before** performing any of its effects. If the commit fails, the caller drops
+//! its in-memory state and reloads it from the store, exactly as after a crash.
+//!
+//! These types double as the latest version of the stored records (see `store::records`): a
+//! change to their shape must freeze the old shape there as a new envelope version.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::event::{Event, EventKind};
+use crate::spec::model::{Backoff, Condition, Job, OnInterrupt, RetryCondition};
+use crate::time::Timestamp;
+
+/// Exit status that means "temporary failure, try again" (sysexits `EX_TEMPFAIL`).
+pub const EX_TEMPFAIL: i32 = 75;
+
+/// Why a run came to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Trigger {
+    Schedule,
+    Catchup,
+    Manual,
+    Dependency,
+}
+
+impl Trigger {
+    /// The stable name used in output and `PETIT_TRIGGER`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Catchup => "catchup",
+            Trigger::Manual => "manual",
+            Trigger::Dependency => "dependency",
+        }
+    }
+}
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunStatus {
+    /// Created, waiting for a concurrency slot.
+    Queued,
+    /// Created, waiting for its cross-job dependencies.
+    Waiting,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// A firing recorded without running (overlap, catch-up policy, dependency unmet).
+    Skipped,
+    /// A firing that passed while Petit could not run it and that policy did not run.
+    Missed,
+}
+
+impl RunStatus {
+    /// Terminal statuses never change again.
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            RunStatus::Queued | RunStatus::Waiting | RunStatus::Running
+        )
+    }
+
+    /// The stable snake_case name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Missed => "missed",
+        }
+    }
+}
+
+/// Why a run is being stopped before its DAG completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunStop {
+    Cancelled,
+    TimedOut,
+}
+
+/// The run record: one execution of a job's DAG. Tasks are stored separately.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: u64,
+    pub job_id: String,
+    pub trigger: Trigger,
+    /// The logical time of the firing (for scheduled and catch-up runs), else the trigger time.
+    pub scheduled_at: Timestamp,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub status: RunStatus,
+    /// Concurrent tasks allowed in this run.
+    pub max_tasks: u32,
+    /// Whole-run deadline (`timeout_secs`), set when the run starts.
+    pub deadline: Option<Timestamp>,
+    /// Set once a cancel or the run deadline stops the run.
+    pub stop: Option<RunStop>,
+    /// Why the run is skipped, missed or failed without a task failing.
+    pub reason: Option<String>,
+}
+
+/// Where a task is within a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    /// Failed, a retry is due at `until`. Holds no task slot.
+    RetryWait {
+        until: Timestamp,
+    },
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded
+                | TaskStatus::Failed
+                | TaskStatus::Skipped
+                | TaskStatus::Cancelled
+        )
+    }
+
+    /// The stable snake_case name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running => "running",
+            TaskStatus::RetryWait { .. } => "retry_wait",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Skipped => "skipped",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where an attempt is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttemptStatus {
+    /// Committed, about to be spawned (or spawned, pid not yet recorded).
+    Launching,
+    /// Spawned; its process identity is recorded.
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    /// A crash of Petit interrupted it; recovery made sure no process of it is alive.
+    Interrupted,
+    Cancelled,
+}
+
+impl AttemptStatus {
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, AttemptStatus::Launching | AttemptStatus::Running)
+    }
+
+    /// The stable name used in output (`launching` shows as `running`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AttemptStatus::Launching | AttemptStatus::Running => "running",
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Failed => "failed",
+            AttemptStatus::TimedOut => "timed_out",
+            AttemptStatus::Interrupted => "interrupted",
+            AttemptStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Identity of a process across restarts: same boot, same pid, same start time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRef {
+    pub boot_id: String,
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
+    pub start_ticks: u64,
+}
+
+/// Why Petit is stopping an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// The attempt's own `timeout_secs` passed.
+    Timeout,
+    /// The run was cancelled.
+    Cancel,
+    /// The run's `timeout_secs` passed.
+    RunTimeout,
+}
+
+/// A stop in progress: SIGTERM was sent, SIGKILL follows at `kill_at` unless it exits first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stop {
+    pub reason: StopReason,
+    pub kill_at: Timestamp,
+    pub killed: bool,
+}
+
+/// One attempt of one task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1-based attempt number within the task.
+    pub no: u32,
+    pub status: AttemptStatus,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    /// Per-attempt deadline (`timeout_secs`).
+    pub deadline: Option<Timestamp>,
+    pub process: Option<ProcessRef>,
+    pub stop: Option<Stop>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Why it failed when no exit code says it (spawn error, bad output file, interruption).
+    pub message: Option<String>,
+}
+
+/// The task record: status, attempts and outputs of one task in one run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskState {
+    pub status: TaskStatus,
+    pub attempts: Vec<Attempt>,
+    /// Retries used so far (failures that led to another attempt).
+    pub retries_used: u32,
+    /// Crash interruptions so far.
+    pub interrupts: u32,
+    /// `key=value` pairs the succeeded attempt wrote to `PETIT_OUTPUT`.
+    pub outputs: Vec<(String, String)>,
+}
+
+impl TaskState {
+    pub fn new() -> Self {
+        TaskState {
+            status: TaskStatus::Pending,
+            attempts: Vec::new(),
+            retries_used: 0,
+            interrupts: 0,
+            outputs: Vec::new(),
+        }
+    }
+
+    /// The attempt currently in flight, if any.
+    pub fn current(&self) -> Option<&Attempt> {
+        self.attempts.last().filter(|a| a.status.is_in_flight())
+    }
+
+    /// The value of output `key`, if the task produced it.
+    pub fn output(&self, key: &str) -> Option<&str> {
+        self.outputs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Default for TaskState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A run with its tasks, as the core sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunState {
+    pub run: Run,
+    /// One entry per task of the job, in the job's task order.
+    pub tasks: Vec<TaskState>,
+}
+
+/// A fact fed to [`step`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The run may start executing (it was created, or left the queue or dependency wait).
+    Start,
+    /// The shell spawned the attempt; this is its process.
+    Launched {
+        task: usize,
+        attempt: u32,
+        process: ProcessRef,
+    },
+    /// The shell could not spawn the attempt.
+    LaunchFailed {
+        task: usize,
+        attempt: u32,
+        message: String,
+        transient: bool,
+    },
+    /// The attempt's process exited (and the shell read its output file).
+    Exited {
+        task: usize,
+        attempt: u32,
+        code: Option<i32>,
+        signal: Option<i32>,
+        outputs: Result<Vec<(String, String)>, String>,
+    },
+    /// Time passed: every deadline at or before `now` is due.
+    Tick,
+    /// Someone asked to cancel the run.
+    Cancel,
+    /// Petit restarted after a crash. The shell has already made sure no process of any
+    /// in-flight attempt of this run is alive.
+    Recover,
+}
+
+/// Signals the shell sends to an attempt's process group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+/// A command for the shell, performed after the step's records are committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Spawn attempt `attempt` of task `task` (its `Launching` record is committed).
+    Launch { task: usize, attempt: u32 },
+    /// Send `signal` to the attempt's process group.
+    Signal {
+        task: usize,
+        attempt: u32,
+        signal: Signal,
+    },
+    /// Report an event.
+    Emit(Event),
+}
+
+/// What one [`step`] did: which records changed and what the shell must do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    pub run_changed: bool,
+    /// Indices of task records that changed, ascending, no duplicates.
+    pub tasks_changed: Vec<usize>,
+    pub effects: Vec<Effect>,
+}
+
+impl Step {
+    fn touch(&mut self, task: usize) {
+        if let Err(pos) = self.tasks_changed.binary_search(&task) {
+            self.tasks_changed.insert(pos, task);
+        }
+    }
+
+    /// Whether anything must be committed.
+    pub fn is_empty(&self) -> bool {
+        !self.run_changed && self.tasks_changed.is_empty() && self.effects.is_empty()
+    }
+}
+
+impl RunState {
+    /// A new run record with every task pending. `status` is `Running` only after `Start`.
+    pub fn new(
+        job: &Job,
+        id: u64,
+        trigger: Trigger,
+        scheduled_at: Timestamp,
+        created_at: Timestamp,
+        default_max_tasks: u32,
+    ) -> Self {
+        RunState {
+            run: Run {
+                id,
+                job_id: job.id.clone(),
+                trigger,
+                scheduled_at,
+                created_at,
+                started_at: None,
+                ended_at: None,
+                status: RunStatus::Queued,
+                max_tasks: job.max_tasks.unwrap_or(default_max_tasks).max(1),
+                deadline: None,
+                stop: None,
+                reason: None,
+            },
+            tasks: job.tasks.iter().map(|_| TaskState::new()).collect(),
+        }
+    }
+
+    /// Whether the run has finished.
+    pub fn is_terminal(&self) -> bool {
+        self.run.status.is_terminal()
+    }
+
+    /// Number of tasks with an attempt in flight.
+    pub fn n_running(&self) -> usize {
+        self.tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Running)
+            .count()
+    }
+}
+
+/// The earliest moment at which a [`Input::Tick`] would change something, if any.
+pub fn next_deadline(state: &RunState) -> Option<Timestamp> {
+    if state.run.status != RunStatus::Running {
+        return None;
+    }
+    let mut earliest: Option<Timestamp> = None;
+    let mut consider = |t: Timestamp| {
+        earliest = Some(earliest.map_or(t, |e| e.min(t)));
+    };
+    if state.run.stop.is_none() {
+        if let Some(d) = state.run.deadline {
+            consider(d);
+        }
+    }
+    for task in &state.tasks {
+        if let TaskStatus::RetryWait { until } = task.status {
+            consider(until);
+        }
+        if let Some(a) = task.current() {
+            match a.stop {
+                Some(stop) if !stop.killed => consider(stop.kill_at),
+                Some(_) => {}
+                None => {
+                    if let Some(d) = a.deadline {
+                        consider(d);
+                    }
+                }
+            }
+        }
+    }
+    earliest
+}
+
+/// Advances one run by one input. Pure: same arguments, same result.
+///
+/// The caller must commit the records named in the returned [`Step`] in one write
+/// transaction before performing any of its effects. Stale inputs (an exit for an attempt
+/// that is no longer in flight, a cancel of a finished run) change nothing.
+pub fn step(job: &Job, state: &mut RunState, input: Input, now: Timestamp) -> Step {
+    let mut out = Step::default();
+    if state.tasks.len() != job.tasks.len() {
+        // A snapshot that does not match its run cannot be driven; the caller validated this
+        // when loading, so this is a broken invariant.
+        debug_assert!(
+            false,
+            "run {} has {} task records, job has {} tasks",
+            state.run.id,
+            state.tasks.len(),
+            job.tasks.len()
+        );
+        return out;
+    }
+    if state.run.status.is_terminal() {
+        return out;
+    }
+    match input {
+        Input::Start => start(job, state, now, &mut out),
+        Input::Launched {
+            task,
+            attempt,
+            process,
+        } => {
+            if let Some(a) = in_flight_mut(state, task, attempt) {
+                if a.status == AttemptStatus::Launching {
+                    a.status = AttemptStatus::Running;
+                    a.process = Some(process);
+                    out.touch(task);
+                }
+            }
+        }
+        Input::LaunchFailed {
+            task,
+            attempt,
+            message,
+            transient,
+        } => {
+            if let Some(a) = in_flight_mut(state, task, attempt) {
+                a.status = AttemptStatus::Failed;
+                a.ended_at = Some(now);
+                a.message = Some(message.clone());
+                let stopped = a.stop.map(|s| s.reason);
+                out.touch(task);
+                after_attempt(
+                    job, state, task, stopped, transient, &message, now, &mut out,
+                );
+            }
+        }
+        Input::Exited {
+            task,
+            attempt,
+            code,
+            signal,
+            outputs,
+        } => exited(
+            job, state, task, attempt, code, signal, outputs, now, &mut out,
+        ),
+        Input::Tick => tick(job, state, now, &mut out),
+        Input::Cancel => cancel(job, state, now, &mut out),
+        Input::Recover => recover(job, state, now, &mut out),
+    }
+    advance(job, state, now, &mut out);
+    out
+}
+
+fn in_flight_mut(state: &mut RunState, task: usize, attempt: u32) -> Option<&mut Attempt> {
+    state
+        .tasks
+        .get_mut(task)?
+        .attempts
+        .last_mut()
+        .filter(|a| a.no == attempt && a.status.is_in_flight())
+}
+
+fn event(
+    job: &Job,
+    state: &RunState,
+    task: Option<usize>,
+    attempt: Option<u32>,
+    kind: EventKind,
+    detail: impl Into<String>,
+    now: Timestamp,
+) -> Effect {
+    Effect::Emit(Event {
+        at: now,
+        run_id: state.run.id,
+        job_id: state.run.job_id.clone(),
+        task: task.and_then(|i| job.tasks.get(i)).map(|t| t.id.clone()),
+        attempt,
+        kind,
+        detail: detail.into(),
+    })
+}
+
+fn start(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
+    if !matches!(state.run.status, RunStatus::Queued | RunStatus::Waiting) {
+        return;
+    }
+    state.run.status = RunStatus::Running;
+    state.run.started_at = Some(now);
+    state.run.deadline = job.timeout_secs.map(|s| now.plus_secs(s));
+    out.run_changed = true;
+    out.effects.push(event(
+        job,
+        state,
+        None,
+        None,
+        EventKind::RunStarted,
+        state.run.trigger.name(),
+        now,
+    ));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exited(
+    job: &Job,
+    state: &mut RunState,
+    task: usize,
+    attempt: u32,
+    code: Option<i32>,
+    signal: Option<i32>,
+    outputs: Result<Vec<(String, String)>, String>,
+    now: Timestamp,
+    out: &mut Step,
+) {
+    let Some(a) = in_flight_mut(state, task, attempt) else {
+        return;
+    };
+    a.ended_at = Some(now);
+    a.exit_code = code;
+    a.signal = signal;
+    let stopped = a.stop.map(|s| s.reason);
+    let clean_exit = code == Some(0) && signal.is_none();
+    out.touch(task);
+    match stopped {
+        Some(StopReason::Timeout) | Some(StopReason::RunTimeout) => {
+            a.status = AttemptStatus::TimedOut;
+        }
+        Some(StopReason::Cancel) => a.status = AttemptStatus::Cancelled,
+        None if clean_exit => match outputs {
+            Ok(pairs) => {
+                a.status = AttemptStatus::Succeeded;
+                let t = &mut state.tasks[task];
+                t.status = TaskStatus::Succeeded;
+                t.outputs = pairs;
+                out.effects.push(event(
+                    job,
+                    state,
+                    Some(task),
+                    Some(attempt),
+                    EventKind::TaskSucceeded,
+                    "exit 0",
+                    now,
+                ));
+                return;
+            }
+            Err(message) => {
+                a.status = AttemptStatus::Failed;
+                a.message = Some(format!("bad PETIT_OUTPUT: {message}"));
+            }
+        },
+        None => a.status = AttemptStatus::Failed,
+    }
+    let a = &state.tasks[task].attempts[state.tasks[task].attempts.len() - 1];
+    let spec = &job.tasks[task];
+    let transient = match (a.status, code, signal) {
+        (AttemptStatus::TimedOut, _, _) => true,
+        // A signal Petit did not send (OOM killer, a user's kill).
+        (_, _, Some(_)) if stopped.is_none() => true,
+        (_, Some(c), _) => c == EX_TEMPFAIL || spec.retry.exit_codes.contains(&c),
+        _ => false,
+    };
+    let detail = describe_exit(a);
+    after_attempt(job, state, task, stopped, transient, &detail, now, out);
+}
+
+fn describe_exit(a: &Attempt) -> String {
+    let base = match (a.status, a.exit_code, a.signal) {
+        (AttemptStatus::TimedOut, _, _) => "timed out".to_string(),
+        (AttemptStatus::Cancelled, _, _) => "cancelled".to_string(),
+        (_, _, Some(s)) => format!("killed by signal {s}"),
+        (_, Some(c), _) => format!("exit {c}"),
+        _ => "failed".to_string(),
+    };
+    match &a.message {
+        Some(m) => format!("{base}: {m}"),
+        None => base,
+    }
+}
+
+/// Decides what a task does after its current attempt ended without success.
+#[allow(clippy::too_many_arguments)]
+fn after_attempt(
+    job: &Job,
+    state: &mut RunState,
+    task: usize,
+    stopped: Option<StopReason>,
+    transient: bool,
+    detail: &str,
+    now: Timestamp,
+    out: &mut Step,
+) {
+    let attempt = state.tasks[task].attempts.last().map(|a| a.no);
+    out.touch(task);
+    if matches!(stopped, Some(StopReason::Cancel)) {
+        state.tasks[task].status = TaskStatus::Cancelled;
+        out.effects.push(event(
+            job,
+            state,
+            Some(task),
+            attempt,
+            EventKind::TaskCancelled,
+            detail,
+            now,
+        ));
+        return;
+    }
+    let policy = &job.tasks[task].retry;
+    let allowed = match policy.condition {
+        RetryCondition::Always => true,
+        RetryCondition::TransientOnly => transient,
+        RetryCondition::Never => false,
+    };
+    let t = &mut state.tasks[task];
+    let run_stopping = state.run.stop.is_some() || matches!(stopped, Some(StopReason::RunTimeout));
+    if allowed && !run_stopping && t.retries_used < policy.max_retries {
+        let delay_secs = retry_delay_secs(
+            policy.delay_secs,
+            policy.backoff,
+            policy.max_delay_secs,
+            t.retries_used,
+        );
+        t.retries_used += 1;
+        let until = now.plus_secs(delay_secs);
+        t.status = TaskStatus::RetryWait { until };
+        out.effects.push(event(
+            job,
+            state,
+            Some(task),
+            attempt,
+            EventKind::TaskRetrying,
+            format!(
+                "{detail}; retry {} of {} at {}",
+                state.tasks[task].retries_used, policy.max_retries, until
+            ),
+            now,
+        ));
+    } else {
+        t.status = TaskStatus::Failed;
+        out.effects.push(event(
+            job,
+            state,
+            Some(task),
+            attempt,
+            EventKind::TaskFailed,
+            detail,
+            now,
+        ));
+    }
+}
+
+/// Delay before retry number `retries_used + 1`: fixed, or doubling from `delay_secs`, capped.
+pub fn retry_delay_secs(
+    delay_secs: u64,
+    backoff: Backoff,
+    max_delay_secs: Option<u64>,
+    retries_used: u32,
+) -> u64 {
+    let raw = match backoff {
+        Backoff::Fixed => delay_secs,
+        Backoff::Exponential => {
+            let factor = 1u64.checked_shl(retries_used.min(63)).unwrap_or(u64::MAX);
+            delay_secs.saturating_mul(factor)
+        }
+    };
+    match max_delay_secs {
+        Some(cap) => raw.min(cap),
+        None => raw,
+    }
+}
+
+fn stop_attempts(
+    job: &Job,
+    state: &mut RunState,
+    reason: StopReason,
+    now: Timestamp,
+    out: &mut Step,
+) {
+    for (i, t) in state.tasks.iter_mut().enumerate() {
+        if let Some(a) = t.attempts.last_mut().filter(|a| a.status.is_in_flight()) {
+            if a.stop.is_none() {
+                a.stop = Some(Stop {
+                    reason,
+                    kill_at: now.plus_secs(job.tasks[i].kill_grace_secs),
+                    killed: false,
+                });
+                out.touch(i);
+                out.effects.push(Effect::Signal {
+                    task: i,
+                    attempt: a.no,
+                    signal: Signal::Term,
+                });
+            }
+        }
+    }
+}
+
+fn tick(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
+    if state.run.status != RunStatus::Running {
+        return;
+    }
+    if state.run.stop.is_none() && state.run.deadline.is_some_and(|d| d <= now) {
+        state.run.stop = Some(RunStop::TimedOut);
+        state.run.reason = Some("run timed out".to_string());
+        out.run_changed = true;
+        stop_attempts(job, state, StopReason::RunTimeout, now, out);
+    }
+    for i in 0..state.tasks.len() {
+        let grace = job.tasks[i].kill_grace_secs;
+        let t = &mut state.tasks[i];
+        if let TaskStatus::RetryWait { until } = t.status {
+            if until <= now {
+                t.status = TaskStatus::Pending;
+                out.touch(i);
+            }
+        }
+        let Some(a) = t.attempts.last_mut().filter(|a| a.status.is_in_flight()) else {
+            continue;
+        };
+        match a.stop {
+            None => {
+                if a.deadline.is_some_and(|d| d <= now) {
+                    a.stop = Some(Stop {
+                        reason: StopReason::Timeout,
+                        kill_at: now.plus_secs(grace),
+                        killed: false,
+                    });
+                    out.touch(i);
+                    out.effects.push(Effect::Signal {
+                        task: i,
+                        attempt: a.no,
+                        signal: Signal::Term,
+                    });
+                }
+            }
+            Some(ref mut stop) if !stop.killed && stop.kill_at <= now => {
+                stop.killed = true;
+                out.touch(i);
+                out.effects.push(Effect::Signal {
+                    task: i,
+                    attempt: a.no,
+                    signal: Signal::Kill,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn cancel(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
+    match state.run.status {
+        RunStatus::Queued | RunStatus::Waiting => {
+            state.run.status = RunStatus::Cancelled;
+            state.run.stop = Some(RunStop::Cancelled);
+            state.run.ended_at = Some(now);
+            out.run_changed = true;
+            for i in 0..state.tasks.len() {
+                state.tasks[i].status = TaskStatus::Cancelled;
+                out.touch(i);
+            }
+            out.effects.push(event(
+                job,
+                state,
+                None,
+                None,
+                EventKind::RunCancelled,
+                "cancelled before it started",
+                now,
+            ));
+        }
+        RunStatus::Running => {
+            if state.run.stop.is_some() {
+                return;
+            }
+            state.run.stop = Some(RunStop::Cancelled);
+            out.run_changed = true;
+            stop_attempts(job, state, StopReason::Cancel, now, out);
+        }
+        _ => {}
+    }
+}
+
+fn recover(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
+    for i in 0..state.tasks.len() {
+        let Some(a) = state.tasks[i]
+            .attempts
+            .last_mut()
+            .filter(|a| a.status.is_in_flight())
+        else {
+            continue;
+        };
+        let no = a.no;
+        let stopped = a.stop.map(|s| s.reason);
+        a.ended_at = Some(now);
+        out.touch(i);
+        match stopped {
+            // It was being stopped anyway: record the stop's outcome.
+            Some(StopReason::Timeout) | Some(StopReason::RunTimeout) => {
+                a.status = AttemptStatus::TimedOut;
+                a.message = Some("interrupted by a crash while being stopped".into());
+                after_attempt(job, state, i, stopped, true, "timed out", now, out);
+            }
+            Some(StopReason::Cancel) => {
+                a.status = AttemptStatus::Cancelled;
+                after_attempt(job, state, i, stopped, false, "cancelled", now, out);
+            }
+            None => {
+                a.status = AttemptStatus::Interrupted;
+                a.message = Some("interrupted: Petit stopped while it ran".into());
+                out.effects.push(event(
+                    job,
+                    state,
+                    Some(i),
+                    Some(no),
+                    EventKind::AttemptInterrupted,
+                    "Petit stopped while it ran",
+                    now,
+                ));
+                let spec = &job.tasks[i];
+                let t = &mut state.tasks[i];
+                t.interrupts += 1;
+                match spec.on_interrupt {
+                    OnInterrupt::Retry if t.interrupts <= spec.max_interrupts => {
+                        t.status = TaskStatus::Pending;
+                    }
+                    OnInterrupt::Retry => {
+                        t.status = TaskStatus::Failed;
+                        let detail = format!(
+                            "interrupted {} times (max_interrupts {})",
+                            t.interrupts, spec.max_interrupts
+                        );
+                        out.effects.push(event(
+                            job,
+                            state,
+                            Some(i),
+                            Some(no),
+                            EventKind::TaskFailed,
+                            detail,
+                            now,
+                        ));
+                    }
+                    OnInterrupt::Fail => {
+                        t.status = TaskStatus::Failed;
+                        out.effects.push(event(
+                            job,
+                            state,
+                            Some(i),
+                            Some(no),
+                            EventKind::TaskFailed,
+                            "interrupted (on_interrupt: fail)",
+                            now,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn condition_holds(cond: Condition, upstream: &[TaskStatus]) -> bool {
+    let failed = upstream.iter().any(|s| *s == TaskStatus::Failed);
+    match cond {
+        Condition::AllSuccess => upstream.iter().all(|s| *s == TaskStatus::Succeeded),
+        Condition::OnFailure => failed,
+        Condition::AllDone => true,
+        Condition::NoneFailed => !failed,
+    }
+}
+
+/// Tasks in an order where every task comes after its upstreams (validation rejects cycles;
+/// should one slip through, the tasks on it are simply never considered).
+fn topological_order(job: &Job) -> Vec<usize> {
+    let n = job.tasks.len();
+    let mut indegree: Vec<usize> = job.tasks.iter().map(|t| t.depends_on.len()).collect();
+    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, t) in job.tasks.iter().enumerate() {
+        for &d in &t.depends_on {
+            if d < n {
+                downstream[d].push(i);
+            }
+        }
+    }
+    let mut order = Vec::with_capacity(n);
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&i| indegree[i] == 0).collect();
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &j in &downstream[i] {
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                ready.insert(j);
+            }
+        }
+    }
+    order
+}
+
+/// Resolves pending tasks whose upstreams are terminal, launches what fits in the task
+/// slots, and finishes the run when every task is terminal.
+fn advance(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
+    if state.run.status != RunStatus::Running {
+        return;
+    }
+    let stopping = state.run.stop.is_some();
+    let mut running = state.n_running();
+    let order = topological_order(job);
+    for &i in &order {
+        let status = state.tasks[i].status;
+        if stopping {
+            if matches!(status, TaskStatus::Pending | TaskStatus::RetryWait { .. }) {
+                state.tasks[i].status = TaskStatus::Cancelled;
+                out.touch(i);
+                out.effects.push(event(
+                    job,
+                    state,
+                    Some(i),
+                    None,
+                    EventKind::TaskCancelled,
+                    "run stopped",
+                    now,
+                ));
+            }
+            continue;
+        }
+        if status != TaskStatus::Pending {
+            continue;
+        }
+        let upstream: Vec<TaskStatus> = job.tasks[i]
+            .depends_on
+            .iter()
+            .filter_map(|&d| state.tasks.get(d).map(|t| t.status))
+            .collect();
+        if !upstream.iter().all(|s| s.is_terminal()) {
+            continue;
+        }
+        if !condition_holds(job.tasks[i].condition, &upstream) {
+            state.tasks[i].status = TaskStatus::Skipped;
+            out.touch(i);
+            out.effects.push(event(
+                job,
+                state,
+                Some(i),
+                None,
+                EventKind::TaskSkipped,
+                "condition not met",
+                now,
+            ));
+            continue;
+        }
+        if running >= state.run.max_tasks as usize {
+            continue;
+        }
+        let spec = &job.tasks[i];
+        let t = &mut state.tasks[i];
+        let no = t.attempts.len() as u32 + 1;
+        t.attempts.push(Attempt {
+            no,
+            status: AttemptStatus::Launching,
+            started_at: now,
+            ended_at: None,
+            deadline: spec.timeout_secs.map(|s| now.plus_secs(s)),
+            process: None,
+            stop: None,
+            exit_code: None,
+            signal: None,
+            message: None,
+        });
+        t.status = TaskStatus::Running;
+        running += 1;
+        out.touch(i);
+        out.effects.push(Effect::Launch {
+            task: i,
+            attempt: no,
+        });
+        out.effects.push(event(
+            job,
+            state,
+            Some(i),
+            Some(no),
+            EventKind::TaskStarted,
+            format!("attempt {no}"),
+            now,
+        ));
+    }
+    if state.tasks.iter().all(|t| t.status.is_terminal()) {
+        let any_failed = state.tasks.iter().any(|t| t.status == TaskStatus::Failed);
+        let (status, kind) = match state.run.stop {
+            Some(RunStop::Cancelled) => (RunStatus::Cancelled, EventKind::RunCancelled),
+            Some(RunStop::TimedOut) => (RunStatus::Failed, EventKind::RunFailed),
+            None if any_failed => (RunStatus::Failed, EventKind::RunFailed),
+            None => (RunStatus::Succeeded, EventKind::RunSucceeded),
+        };
+        state.run.status = status;
+        state.run.ended_at = Some(now);
+        out.run_changed = true;
+        let detail = state
+            .run
+            .reason
+            .clone()
+            .unwrap_or_else(|| status.name().to_string());
+        out.effects
+            .push(event(job, state, None, None, kind, detail, now));
+    }
+}
