@@ -8,5 +8,6 @@ pub mod cli;
 pub mod core;
 pub mod schedule;
 pub mod spec;
+pub mod store;
 pub mod testing;
 pub mod time;

@@ -1,0 +1,433 @@
+//! The durable state: redb tables of runs, tasks and snapshots. Encodings, not policy.
+//!
+//! One [`Store`] owns one redb database. Every change goes through [`Store::write`], one write
+//! transaction committed with `Durability::Immediate` and quick-repair, so a crash leaves the
+//! database at the last commit and reopening it is instant. The database file is created
+//! atomically (temporary name, rename, directory fsync): a power cut during the very first
+//! creation cannot leave a file that every later open rejects.
+//!
+//! Keys are native redb tuples. "Runs not yet finished" and "latest runs of job X" are index
+//! tables, so neither needs a scan of all history.
+
+pub mod records;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::core::run::{Run, RunState, TaskState};
+use records::{DecodeError, Snapshot};
+
+/// The schema version this binary writes. A database with a newer one is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// redb's page cache, bounded for small boards (redb's default is 1 GiB).
+pub const CACHE_BYTES: usize = 16 << 20;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// `run id -> RunRecord`
+const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("runs");
+/// `(run id, task index) -> TaskRecord`
+const TASKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("tasks");
+/// `run id -> SnapshotRecord`
+const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots");
+/// Index: runs that are not terminal.
+const ACTIVE: TableDefinition<u64, ()> = TableDefinition::new("active_runs");
+/// Index: `(job id, run id)` for every run.
+const JOB_RUNS: TableDefinition<(&str, u64), ()> = TableDefinition::new("job_runs");
+
+const KEY_SCHEMA: &str = "schema_version";
+const KEY_NEXT_RUN: &str = "next_run_id";
+
+/// What can go wrong with the state database, each a different thing for the caller to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the database (a running `pt run`).
+    #[error("{path} is in use by another pt process")]
+    Locked { path: PathBuf },
+    /// Written by a newer Petit.
+    #[error(
+        "{path} has schema version {found}, this pt supports up to {supported}; \
+         upgrade pt (downgrades are not supported)"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// Not a Petit database, or damaged.
+    #[error(
+        "{path} is not a readable Petit database: {detail}; move it aside to start afresh \
+             (its history will be lost) or restore it from a backup"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    /// A record did not decode.
+    #[error("a record in {path} is damaged: {detail}")]
+    Record { path: PathBuf, detail: String },
+    /// The file system failed (full disk, permissions).
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Any other database failure.
+    #[error("{path}: {detail}")]
+    Db { path: PathBuf, detail: String },
+}
+
+/// The database of one state directory.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+fn describe_path(path: &Path) -> PathBuf {
+    path.to_path_buf()
+}
+
+impl Store {
+    /// Opens the database at `path`, creating it atomically if it does not exist.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let io = |source| StoreError::Io {
+            path: describe_path(path),
+            source,
+        };
+        match fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_atomically(path)?,
+            Err(e) => return Err(io(e)),
+        }
+        let db = builder()
+            .open(path)
+            .map_err(|e| map_db_error(path, e.into()))?;
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// A database that lives in memory only (`--in-memory`).
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Store::with_backend(
+            redb::backends::InMemoryBackend::new(),
+            Path::new(":memory:"),
+        )
+    }
+
+    /// A database on a custom storage backend (crash tests), initialised if empty.
+    pub fn with_backend(
+        backend: impl redb::StorageBackend,
+        label: &Path,
+    ) -> Result<Store, StoreError> {
+        let db = builder()
+            .create_with_backend(backend)
+            .map_err(|e| map_db_error(label, e.into()))?;
+        let store = Store {
+            db,
+            path: label.to_path_buf(),
+        };
+        if store.schema_version()?.is_none() {
+            store.init()?;
+        }
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// The database file (or a label for in-memory databases).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let t = &mut tx.tx;
+            t.open_table(RUNS)?;
+            t.open_table(TASKS)?;
+            t.open_table(SNAPSHOTS)?;
+            t.open_table(ACTIVE)?;
+            t.open_table(JOB_RUNS)?;
+            let mut meta = t.open_table(META)?;
+            meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())?;
+            meta.insert(KEY_NEXT_RUN, 1u64.to_le_bytes().as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn schema_version(&self) -> Result<Option<u32>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = match rx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let Some(v) = meta.get(KEY_SCHEMA).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 4] = v.value().try_into().map_err(|_| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: "schema version is malformed".into(),
+        })?;
+        Ok(Some(u32::from_le_bytes(bytes)))
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        match self.schema_version()? {
+            None => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: "it has no Petit schema version".into(),
+            }),
+            Some(v) if v > SCHEMA_VERSION => Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        map_db_error(&self.path, e.into())
+    }
+
+    /// Runs `f` in one write transaction and commits it durably. If `f` fails, nothing is
+    /// written.
+    pub fn write<R>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> Result<R, redb::Error>,
+    ) -> Result<R, StoreError> {
+        let mut tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        tx.set_quick_repair(true);
+        let mut w = WriteTx { tx };
+        let r = f(&mut w).map_err(|e| self.err(e))?;
+        w.tx.commit().map_err(|e| self.err(e))?;
+        Ok(r)
+    }
+
+    /// Reads one run with its tasks.
+    pub fn load_run(&self, id: u64) -> Result<Option<RunState>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
+        let Some(bytes) = runs.get(id).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let run = records::decode_run(bytes.value()).map_err(|e| self.rec(e))?;
+        let tasks_t = rx.open_table(TASKS).map_err(|e| self.err(e))?;
+        let mut tasks = Vec::new();
+        for item in tasks_t
+            .range((id, 0u32)..=(id, u32::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let (_, idx) = k.value();
+            if idx as usize != tasks.len() {
+                return Err(self.rec(DecodeError(format!(
+                    "run {id} is missing task record {}",
+                    tasks.len()
+                ))));
+            }
+            tasks.push(records::decode_task(v.value()).map_err(|e| self.rec(e))?);
+        }
+        Ok(Some(RunState { run, tasks }))
+    }
+
+    /// Reads one run record without its tasks.
+    pub fn run(&self, id: u64) -> Result<Option<Run>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
+        match runs.get(id).map_err(|e| self.err(e))? {
+            Some(b) => Ok(Some(
+                records::decode_run(b.value()).map_err(|e| self.rec(e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The job definition a run started with.
+    pub fn snapshot(&self, id: u64) -> Result<Option<Snapshot>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = rx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+        match t.get(id).map_err(|e| self.err(e))? {
+            Some(b) => Ok(Some(
+                records::decode_snapshot(b.value()).map_err(|e| self.rec(e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Ids of every run that is not terminal, ascending (an index lookup).
+    pub fn active_runs(&self) -> Result<Vec<u64>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = rx.open_table(ACTIVE).map_err(|e| self.err(e))?;
+        let mut ids = Vec::new();
+        for item in t.iter().map_err(|e| self.err(e))? {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            ids.push(k.value());
+        }
+        Ok(ids)
+    }
+
+    /// The newest `limit` runs of `job_id`, newest first (an index range, not a scan).
+    pub fn runs_of_job(&self, job_id: &str, limit: usize) -> Result<Vec<Run>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let idx = rx.open_table(JOB_RUNS).map_err(|e| self.err(e))?;
+        let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let range = idx
+            .range((job_id, 0u64)..=(job_id, u64::MAX))
+            .map_err(|e| self.err(e))?;
+        for item in range.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            let (_, id) = k.value();
+            if let Some(b) = runs.get(id).map_err(|e| self.err(e))? {
+                out.push(records::decode_run(b.value()).map_err(|e| self.rec(e))?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn rec(&self, e: DecodeError) -> StoreError {
+        StoreError::Record {
+            path: self.path.clone(),
+            detail: e.0,
+        }
+    }
+}
+
+/// One open write transaction; see [`Store::write`].
+pub struct WriteTx {
+    tx: redb::WriteTransaction,
+}
+
+impl WriteTx {
+    /// Allocates the next run id (small increasing integers, never reused).
+    pub fn next_run_id(&mut self) -> Result<u64, redb::Error> {
+        let mut meta = self.tx.open_table(META)?;
+        let id = match meta.get(KEY_NEXT_RUN)? {
+            Some(v) => <[u8; 8]>::try_from(v.value())
+                .map(u64::from_le_bytes)
+                .unwrap_or(1),
+            None => 1,
+        };
+        meta.insert(KEY_NEXT_RUN, (id + 1).to_le_bytes().as_slice())?;
+        Ok(id)
+    }
+
+    /// Writes a new run: its record, every task record, its snapshot and its index entries.
+    pub fn insert_run(&mut self, state: &RunState, snapshot: &Snapshot) -> Result<(), redb::Error> {
+        self.put_run(&state.run)?;
+        for (i, t) in state.tasks.iter().enumerate() {
+            self.put_task(state.run.id, i, t)?;
+        }
+        let mut snaps = self.tx.open_table(SNAPSHOTS)?;
+        snaps.insert(state.run.id, records::encode_snapshot(snapshot).as_slice())?;
+        let mut idx = self.tx.open_table(JOB_RUNS)?;
+        idx.insert((state.run.job_id.as_str(), state.run.id), ())?;
+        Ok(())
+    }
+
+    /// Writes a run record and keeps the active-runs index in step with its status.
+    pub fn put_run(&mut self, run: &Run) -> Result<(), redb::Error> {
+        let mut runs = self.tx.open_table(RUNS)?;
+        runs.insert(run.id, records::encode_run(run).as_slice())?;
+        let mut active = self.tx.open_table(ACTIVE)?;
+        if run.status.is_terminal() {
+            active.remove(run.id)?;
+        } else {
+            active.insert(run.id, ())?;
+        }
+        Ok(())
+    }
+
+    /// Writes one task record.
+    pub fn put_task(
+        &mut self,
+        run_id: u64,
+        idx: usize,
+        task: &TaskState,
+    ) -> Result<(), redb::Error> {
+        let mut tasks = self.tx.open_table(TASKS)?;
+        let idx = u32::try_from(idx).unwrap_or(u32::MAX);
+        tasks.insert((run_id, idx), records::encode_task(task).as_slice())?;
+        Ok(())
+    }
+}
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    b
+}
+
+fn map_db_error(path: &Path, e: redb::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => {
+            StoreError::Locked { path }
+        }
+        redb::Error::Corrupted(detail) => StoreError::Corrupt { path, detail },
+        redb::Error::Io(source) => {
+            // redb reports a file that is not a database as an I/O error of kind InvalidData.
+            if source.kind() == std::io::ErrorKind::InvalidData {
+                StoreError::Corrupt {
+                    path,
+                    detail: source.to_string(),
+                }
+            } else {
+                StoreError::Io { path, source }
+            }
+        }
+        redb::Error::UpgradeRequired(v) => StoreError::Corrupt {
+            path,
+            detail: format!("redb file format {v} needs a manual upgrade"),
+        },
+        other => StoreError::Db {
+            path,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Creates and initialises the database under a temporary name, then renames it into place
+/// and fsyncs the directory, so `path` either does not exist or is a complete database.
+fn create_atomically(path: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    {
+        let db = builder()
+            .create(&tmp)
+            .map_err(|e| map_db_error(&tmp, e.into()))?;
+        let store = Store {
+            db,
+            path: tmp.clone(),
+        };
+        store.init()?;
+    }
+    fs::rename(&tmp, path).map_err(io)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

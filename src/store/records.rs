@@ -1,0 +1,114 @@
+//! Versioned record envelopes: how runs, tasks and snapshots are encoded in redb values.
+//!
+//! Each value is `postcard(Envelope)` where the envelope is an enum with one variant per
+//! record version. The rules (see ARCHITECTURE.md "Records"):
+//! - variants are only ever appended; a `VN` shape is never edited once released;
+//! - the latest variant wraps the core type directly; when the core type changes, its old
+//!   shape is frozen here as a struct of its own, a new variant is appended, and decoding
+//!   upgrades the old one with a `From` impl;
+//! - decoding uses `take_from_bytes` and rejects trailing bytes;
+//! - no `skip_serializing_if`, `flatten`, untagged or internally tagged enums (postcard is
+//!   positional).
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::run::{Run, TaskState};
+
+/// What a run was started from: the job file's text, so recovery re-derives the same job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub path: String,
+    pub base_dir: String,
+    pub text: String,
+}
+
+/// Encoded form of a [`Run`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RunRecord {
+    V1(Run),
+}
+
+#[derive(Serialize)]
+enum RunRecordRef<'a> {
+    V1(&'a Run),
+}
+
+/// Encoded form of a [`TaskState`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum TaskRecord {
+    V1(TaskState),
+}
+
+#[derive(Serialize)]
+enum TaskRecordRef<'a> {
+    V1(&'a TaskState),
+}
+
+/// Encoded form of a [`Snapshot`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum SnapshotRecord {
+    V1(Snapshot),
+}
+
+#[derive(Serialize)]
+enum SnapshotRecordRef<'a> {
+    V1(&'a Snapshot),
+}
+
+/// A value that failed to decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+fn decode<'a, T: Deserialize<'a>>(what: &str, bytes: &'a [u8]) -> Result<T, DecodeError> {
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(DecodeError(format!(
+            "{what} record has {} unexpected trailing bytes",
+            rest.len()
+        ))),
+        Err(e) => Err(DecodeError(format!("{what} record does not decode: {e}"))),
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain data into a Vec cannot fail: postcard errors only on unsupported serde
+    // features (which these types do not use) or on a full fixed-size buffer.
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+pub fn encode_run(run: &Run) -> Vec<u8> {
+    encode(&RunRecordRef::V1(run))
+}
+
+pub fn decode_run(bytes: &[u8]) -> Result<Run, DecodeError> {
+    match decode::<RunRecord>("run", bytes)? {
+        RunRecord::V1(r) => Ok(r),
+    }
+}
+
+pub fn encode_task(task: &TaskState) -> Vec<u8> {
+    encode(&TaskRecordRef::V1(task))
+}
+
+pub fn decode_task(bytes: &[u8]) -> Result<TaskState, DecodeError> {
+    match decode::<TaskRecord>("task", bytes)? {
+        TaskRecord::V1(t) => Ok(t),
+    }
+}
+
+pub fn encode_snapshot(s: &Snapshot) -> Vec<u8> {
+    encode(&SnapshotRecordRef::V1(s))
+}
+
+pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
+    match decode::<SnapshotRecord>("snapshot", bytes)? {
+        SnapshotRecord::V1(s) => Ok(s),
+    }
+}
+
+/// Decodes any record kind, for fuzzing: never panics, whatever the bytes.
+pub fn decode_any(bytes: &[u8]) -> usize {
+    usize::from(decode_run(bytes).is_ok())
+        + usize::from(decode_task(bytes).is_ok())
+        + usize::from(decode_snapshot(bytes).is_ok())
+}

@@ -1,0 +1,138 @@
+//! Store tests on real files in a temporary directory.
+
+use super::*;
+use crate::core::run::{RunState, RunStatus, Trigger};
+use crate::testing::{job, task};
+use crate::time::Timestamp;
+
+fn snap() -> Snapshot {
+    Snapshot {
+        path: "j.yaml".into(),
+        base_dir: ".".into(),
+        text: "id: j".into(),
+    }
+}
+
+fn new_run(store: &Store, job_id: &str) -> RunState {
+    let j = job(job_id, vec![task("a", &[]), task("b", &["a"])]);
+    store
+        .write(|tx| {
+            let id = tx.next_run_id()?;
+            let s = RunState::new(&j, id, Trigger::Manual, Timestamp(5), Timestamp(5), 4);
+            tx.insert_run(&s, &snap())?;
+            Ok(s)
+        })
+        .unwrap()
+}
+
+#[test]
+fn creates_reopens_and_keeps_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("petit.redb");
+    let first = {
+        let store = Store::open(&path).unwrap();
+        new_run(&store, "j")
+    };
+    assert!(!dir.path().join("petit.redb.tmp").exists());
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.load_run(first.run.id).unwrap(), Some(first.clone()));
+    assert_eq!(store.snapshot(first.run.id).unwrap(), Some(snap()));
+    assert_eq!(store.active_runs().unwrap(), vec![1]);
+}
+
+#[test]
+fn run_ids_increase_and_history_is_newest_first() {
+    let store = Store::in_memory().unwrap();
+    for _ in 0..3 {
+        new_run(&store, "j");
+    }
+    new_run(&store, "other");
+    let ids: Vec<u64> = store
+        .runs_of_job("j", 2)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, vec![3, 2]);
+    assert_eq!(store.runs_of_job("other", 10).unwrap().len(), 1);
+    assert!(store.runs_of_job("nope", 10).unwrap().is_empty());
+}
+
+#[test]
+fn terminal_runs_leave_the_active_index() {
+    let store = Store::in_memory().unwrap();
+    let mut s = new_run(&store, "j");
+    s.run.status = RunStatus::Succeeded;
+    store.write(|tx| tx.put_run(&s.run)).unwrap();
+    assert!(store.active_runs().unwrap().is_empty());
+}
+
+#[test]
+fn garbage_file_is_corrupt_not_a_fresh_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("petit.redb");
+    std::fs::write(&path, vec![0x5a; 10_000]).unwrap();
+    match Store::open(&path) {
+        Err(StoreError::Corrupt { .. }) => {}
+        other => panic!("expected Corrupt, got {:?}", other.err()),
+    }
+    // Nothing was overwritten.
+    assert_eq!(std::fs::read(&path).unwrap(), vec![0x5a; 10_000]);
+}
+
+#[test]
+fn truncated_database_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("petit.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        new_run(&store, "j");
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    assert!(Store::open(&path).is_err());
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("petit.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|tx| {
+                let mut meta = tx.tx.open_table(META)?;
+                meta.insert(KEY_SCHEMA, 99u32.to_le_bytes().as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    match Store::open(&path) {
+        Err(e @ StoreError::TooNew { found: 99, .. }) => {
+            assert!(e.to_string().contains("schema version 99"), "{e}");
+        }
+        other => panic!("expected TooNew, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn second_open_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("petit.redb");
+    let _first = Store::open(&path).unwrap();
+    assert!(matches!(Store::open(&path), Err(StoreError::Locked { .. })));
+}
+
+#[test]
+fn records_reject_trailing_bytes_and_garbage() {
+    let s = new_run(&Store::in_memory().unwrap(), "j");
+    let mut bytes = records::encode_run(&s.run);
+    assert_eq!(records::decode_run(&bytes).unwrap(), s.run);
+    bytes.push(0);
+    assert!(records::decode_run(&bytes)
+        .unwrap_err()
+        .0
+        .contains("trailing"));
+    assert!(records::decode_task(&[0xff, 0xff, 0xff]).is_err());
+    assert_eq!(records::decode_any(&[]), 0);
+}
