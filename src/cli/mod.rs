@@ -3,8 +3,14 @@
 //! Subcommands turn arguments into calls on the library and print the result. Errors carry a
 //! [`ErrorKind`] that maps to the exit codes of the spec in one place, [`CliError::exit_code`].
 
+pub mod engine;
+pub mod history;
 pub mod list;
+pub mod logs;
 pub mod next;
+pub mod resume;
+pub mod state;
+pub mod trigger;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +32,14 @@ pub enum Command {
     List(list::ListArgs),
     /// Show the next firings of a job's schedule
     Next(next::NextArgs),
+    /// Run a job now and follow it to the end (exit 0 if it succeeded)
+    Trigger(trigger::TriggerArgs),
+    /// Finish runs a crash interrupted, without starting schedules, then exit
+    Resume(resume::ResumeArgs),
+    /// Show the runs of a job, newest first, or one run in detail (--run)
+    History(history::HistoryArgs),
+    /// Print the output of a task's attempt
+    Logs(logs::LogsArgs),
 }
 
 /// What went wrong, as far as the exit code is concerned (spec section 5).
@@ -102,5 +116,33 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Validate(a) => validate::cmd_validate(a),
         Command::List(a) => list::cmd_list(a),
         Command::Next(a) => next::cmd_next(a),
+        Command::Trigger(a) => trigger::cmd_trigger(a),
+        Command::Resume(a) => resume::cmd_resume(a),
+        Command::History(a) => history::cmd_history(a),
+        Command::Logs(a) => logs::cmd_logs(a),
+    }
+}
+
+/// Loads the jobs directory and returns job `job_id`. Problems in other files are printed
+/// as warnings; a problem in this job, or no such job, is bad input (exit 2).
+pub fn load_one_job(jobs_dir: &std::path::Path, job_id: &str) -> Result<crate::spec::Job, CliError> {
+    let loaded = crate::spec::load_dir(jobs_dir);
+    let job = loaded.jobs.into_iter().find(|j| j.id == job_id);
+    match job {
+        Some(job) => {
+            for d in &loaded.diagnostics {
+                eprintln!("warning: {d}");
+            }
+            Ok(job)
+        }
+        None => {
+            for d in &loaded.diagnostics {
+                eprintln!("{d}");
+            }
+            Err(CliError::new(
+                ErrorKind::BadInput,
+                format!("no valid job `{job_id}` in {}", jobs_dir.display()),
+            ))
+        }
     }
 }

@@ -316,6 +316,9 @@ pub enum Input {
     /// Petit restarted after a crash. The shell has already made sure no process of any
     /// in-flight attempt of this run is alive.
     Recover,
+    /// Petit is shutting down gracefully and has stopped every process of this run. In-flight
+    /// attempts are recorded interrupted; nothing new is launched until the next start.
+    Suspend,
 }
 
 /// Signals the shell sends to an attempt's process group.
@@ -504,6 +507,12 @@ pub fn step(job: &Job, state: &mut RunState, input: Input, now: Timestamp) -> St
         Input::Tick => tick(job, state, now, &mut out),
         Input::Cancel => cancel(job, state, now, &mut out),
         Input::Recover => recover(job, state, now, &mut out),
+        Input::Suspend => {
+            recover(job, state, now, &mut out);
+            if state.tasks.iter().any(|t| !t.status.is_terminal()) {
+                return out;
+            }
+        }
     }
     advance(job, state, now, &mut out);
     out

@@ -465,3 +465,19 @@ fn terminal_runs_ignore_everything() {
     }
     assert_eq!(sim.state, before);
 }
+
+#[test]
+fn suspend_records_interruptions_and_launches_nothing() {
+    let mut sim = chain();
+    sim.launch_all();
+    let step = sim.input(Input::Suspend);
+    assert!(!step
+        .effects
+        .iter()
+        .any(|e| matches!(e, crate::core::run::Effect::Launch { .. })));
+    assert_eq!(sim.state.tasks[0].attempts[0].status, AttemptStatus::Interrupted);
+    assert_eq!(sim.status("a"), TaskStatus::Pending);
+    // The next start (Recover finds nothing in flight) launches it again.
+    sim.input(Input::Recover);
+    assert_eq!(sim.to_launch, vec![(0, 2)]);
+}

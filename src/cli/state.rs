@@ -1,0 +1,135 @@
+//! Where the state lives: `--state DIR`, `--db FILE`, `--in-memory`, and the defaults.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use super::{CliError, ErrorKind};
+use crate::store::{Store, StoreError};
+
+/// State location flags shared by every command that reads or writes runs.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StateArgs {
+    /// State directory (default: $PETIT_STATE, else $XDG_STATE_HOME/petit, else
+    /// ~/.local/state/petit)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["db", "in_memory"])]
+    pub state: Option<PathBuf>,
+    /// Database file (logs go beside it)
+    #[arg(long, value_name = "FILE", conflicts_with = "in_memory")]
+    pub db: Option<PathBuf>,
+    /// Keep nothing: an in-memory database, logs in a temporary directory
+    #[arg(long)]
+    pub in_memory: bool,
+}
+
+/// A resolved state location.
+#[derive(Debug, Clone)]
+pub struct StateLocation {
+    /// The database file; `None` for `--in-memory`.
+    pub db: Option<PathBuf>,
+    pub logs_dir: PathBuf,
+    /// The state directory, where the control socket lives; `None` with `--db`/`--in-memory`.
+    pub dir: Option<PathBuf>,
+}
+
+/// The default state directory.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(p) = var("PETIT_STATE") {
+        return Some(p);
+    }
+    if let Some(p) = var("XDG_STATE_HOME") {
+        return Some(p.join("petit"));
+    }
+    var("HOME").map(|h| h.join(".local/state/petit"))
+}
+
+impl StateArgs {
+    /// Where the state is, without creating anything.
+    pub fn locate(&self) -> Result<StateLocation, CliError> {
+        if self.in_memory {
+            let logs = std::env::temp_dir().join(format!("petit-{}", std::process::id()));
+            return Ok(StateLocation {
+                db: None,
+                logs_dir: logs,
+                dir: None,
+            });
+        }
+        if let Some(db) = &self.db {
+            let logs_dir = if db.file_name().is_some_and(|n| n == "petit.redb") {
+                db.parent().unwrap_or(Path::new(".")).join("logs")
+            } else {
+                let mut s = db.as_os_str().to_owned();
+                s.push(".logs");
+                PathBuf::from(s)
+            };
+            return Ok(StateLocation {
+                db: Some(db.clone()),
+                logs_dir,
+                dir: None,
+            });
+        }
+        let dir = match &self.state {
+            Some(d) => d.clone(),
+            None => default_state_dir().ok_or_else(|| {
+                CliError::new(
+                    ErrorKind::BadInput,
+                    "no state directory: pass --state DIR or set PETIT_STATE or HOME",
+                )
+            })?,
+        };
+        Ok(StateLocation {
+            db: Some(dir.join("petit.redb")),
+            logs_dir: dir.join("logs"),
+            dir: Some(dir),
+        })
+    }
+}
+
+impl StateLocation {
+    /// Opens (creating if needed) the database. The state directory is created mode 0700.
+    pub fn open(&self) -> Result<Store, CliError> {
+        let Some(db) = &self.db else {
+            return Store::in_memory().map_err(store_error);
+        };
+        if let Some(dir) = &self.dir {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    CliError::new(
+                        ErrorKind::State,
+                        format!("cannot create state directory {}: {e}", dir.display()),
+                    )
+                })?;
+        }
+        Store::open(db).map_err(store_error)
+    }
+
+    /// Opens an existing database for reading commands; a missing one is a clear error.
+    pub fn open_existing(&self) -> Result<Store, CliError> {
+        match &self.db {
+            Some(db) if !db.exists() => Err(CliError::new(
+                ErrorKind::BadInput,
+                format!("no Petit state at {} (nothing has run yet)", db.display()),
+            )),
+            None => Err(CliError::new(
+                ErrorKind::BadInput,
+                "--in-memory keeps no history to read",
+            )),
+            Some(_) => self.open(),
+        }
+    }
+}
+
+/// Maps a store error to the exit codes of the spec.
+pub fn store_error(e: StoreError) -> CliError {
+    let kind = match &e {
+        StoreError::Locked { .. } => ErrorKind::Locked,
+        StoreError::TooNew { .. } | StoreError::Corrupt { .. } | StoreError::Record { .. } => {
+            ErrorKind::State
+        }
+        StoreError::Io { .. } | StoreError::Db { .. } => ErrorKind::State,
+    };
+    CliError::new(kind, e.to_string())
+}

@@ -1,0 +1,57 @@
+//! `pt trigger`: run a job now, in the foreground, and follow it to the end.
+
+use std::path::PathBuf;
+
+use super::engine::{build_engine, follow_runs};
+use super::state::StateArgs;
+use super::{CliError, ErrorKind};
+use crate::core::run::Trigger;
+
+/// Run a job now and follow it to the end (exit 0 if it succeeded)
+#[derive(Debug, clap::Args)]
+pub struct TriggerArgs {
+    /// The jobs directory, then the job id (`pt trigger jobs/ backup`)
+    #[arg(value_name = "JOBS_DIR] [JOB_ID", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+    /// Concurrent tasks in the run unless the job sets max_tasks
+    #[arg(short = 't', long, default_value_t = 4)]
+    pub max_tasks: u32,
+    /// Start the run and return without following it
+    #[arg(long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
+    let (jobs_dir, job_id) = match args.args.as_slice() {
+        [dir, job] => (PathBuf::from(dir), job.clone()),
+        [job] => {
+            return Err(CliError::new(
+                ErrorKind::BadInput,
+                format!(
+                    "no Petit daemon to trigger `{job}` on; give the jobs directory: \
+                     pt trigger JOBS_DIR {job}"
+                ),
+            ))
+        }
+        _ => return Err(CliError::new(ErrorKind::BadInput, "usage: pt trigger [JOBS_DIR] JOB_ID")),
+    };
+    if args.detach {
+        return Err(CliError::new(
+            ErrorKind::BadInput,
+            "--detach needs a running `pt run` daemon to hand the run to",
+        ));
+    }
+    let job = super::load_one_job(&jobs_dir, &job_id)?;
+    let location = args.state.locate()?;
+    let mut engine = build_engine(&location, args.max_tasks)?;
+    let rt = super::engine::runtime()?;
+    rt.block_on(async {
+        // Finish anything a crash left behind first, so it does not collide with this run.
+        let id = engine
+            .start_run(&job, Trigger::Manual, None)
+            .map_err(super::engine::engine_error)?;
+        follow_runs(&mut engine, &[id]).await
+    })
+}

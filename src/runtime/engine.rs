@@ -1,0 +1,708 @@
+//! The engine shell: one event loop that feeds runs' inputs to the core, commits, then acts.
+//!
+//! The loop, in words: wait for one input (a child exited, a deadline passed, a cancel or a
+//! signal arrived); read `now` once; call [`core::run::step`]; commit the changed records in one
+//! write transaction; perform the effects (spawn, signal, report). Nothing is spawned, killed or
+//! reported before the transition that implies it is durable.
+//!
+//! A `Launched` input (the pid of a new process) changes records but implies no effect, so its
+//! commit rides along with the next one; recovery finds a process whose pid was never committed
+//! by the attempt key in its environment (`PETIT_ATTEMPT_KEY`).
+//!
+//! This module owns process handles and timers; it decides nothing about runs.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::core::run::{
+    self, Effect, Input, ProcessRef, RunState, Signal, Trigger,
+};
+use crate::core::Event;
+use crate::runtime::ident;
+use crate::runtime::process::{self, SpawnRequest};
+use crate::spec::model::{Action, Job};
+use crate::spec::template::{Context, Reference};
+use crate::store::records::Snapshot;
+use crate::store::{Store, StoreError};
+use crate::time::Timestamp;
+
+/// Environment variable carrying an attempt's identity, found by recovery in `/proc`.
+pub const ATTEMPT_KEY_VAR: &str = "PETIT_ATTEMPT_KEY";
+
+/// How the engine is set up.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Where per-attempt logs and output files go (`<state>/logs`).
+    pub logs_dir: PathBuf,
+    /// Concurrent tasks per run unless the job sets `max_tasks` (`-t`).
+    pub default_max_tasks: u32,
+    /// Environment tasks inherit, and `${{ env.NAME }}` reads.
+    pub env: BTreeMap<String, String>,
+    /// Grace between SIGTERM and SIGKILL when shutting down.
+    pub shutdown_grace: Duration,
+}
+
+/// Errors that stop the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run {run}: {message}")]
+    Snapshot { run: u64, message: String },
+}
+
+/// The clock of the engine: wall time at start plus monotonic time elapsed since, so that a
+/// wall-clock jump while Petit runs neither fires nor starves timeouts and retry delays.
+#[derive(Clone, Copy, Debug)]
+pub struct EngineClock {
+    wall_at_start: Timestamp,
+    instant_at_start: Instant,
+}
+
+impl EngineClock {
+    /// Anchors the clock at the current wall time (or `PETIT_NOW`, for tests).
+    pub fn start() -> Self {
+        EngineClock {
+            wall_at_start: crate::clock::now(),
+            instant_at_start: Instant::now(),
+        }
+    }
+
+    /// The current engine time.
+    pub fn now(&self) -> Timestamp {
+        let elapsed = self.instant_at_start.elapsed().as_millis();
+        self.wall_at_start
+            .plus_millis(i64::try_from(elapsed).unwrap_or(i64::MAX))
+    }
+
+    /// The monotonic instant at which engine time reaches `t`.
+    pub fn instant_of(&self, t: Timestamp) -> Instant {
+        let ms = t.millis_since(self.wall_at_start);
+        self.instant_at_start + Duration::from_millis(ms)
+    }
+}
+
+struct Active {
+    job: Job,
+    state: RunState,
+    /// Records changed since the last commit.
+    run_dirty: bool,
+    tasks_dirty: BTreeSet<usize>,
+}
+
+struct Child {
+    pgid: i32,
+}
+
+/// An attempt's process ended.
+#[derive(Debug)]
+struct ExitReport {
+    run: u64,
+    task: usize,
+    attempt: u32,
+    code: Option<i32>,
+    signal: Option<i32>,
+    outputs: Result<Vec<(String, String)>, String>,
+}
+
+/// A request from outside the loop.
+#[derive(Debug)]
+pub enum Command {
+    Cancel(u64),
+    Shutdown,
+}
+
+/// Drives runs to completion. One per process; owns the store while it lives.
+pub struct Engine {
+    store: Store,
+    config: EngineConfig,
+    clock: EngineClock,
+    boot_id: String,
+    runs: BTreeMap<u64, Active>,
+    children: BTreeMap<(u64, usize, u32), Child>,
+    inputs: VecDeque<(u64, Input)>,
+    exit_tx: mpsc::UnboundedSender<ExitReport>,
+    exit_rx: mpsc::UnboundedReceiver<ExitReport>,
+    events: broadcast::Sender<Event>,
+    observer: Option<Box<dyn FnMut(&Event)>>,
+    shutting_down: bool,
+}
+
+impl Engine {
+    /// An engine over `store`. Call [`Engine::recover`] before anything else.
+    pub fn new(store: Store, config: EngineConfig) -> Self {
+        let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(1024);
+        Engine {
+            store,
+            config,
+            clock: EngineClock::start(),
+            boot_id: ident::current_boot_id().unwrap_or_default(),
+            runs: BTreeMap::new(),
+            children: BTreeMap::new(),
+            inputs: VecDeque::new(),
+            exit_tx,
+            exit_rx,
+            events,
+            observer: None,
+            shutting_down: false,
+        }
+    }
+
+    /// The store, for reads.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Lifecycle events, each sent after its transition was committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Calls `f` for every event, after its transition was committed.
+    pub fn set_observer(&mut self, f: impl FnMut(&Event) + 'static) {
+        self.observer = Some(Box::new(f));
+    }
+
+    /// Ids of the runs this engine is driving.
+    pub fn active_runs(&self) -> Vec<u64> {
+        self.runs.keys().copied().collect()
+    }
+
+    /// The state of a run this engine is driving.
+    pub fn run_state(&self, id: u64) -> Option<&RunState> {
+        self.runs.get(&id).map(|a| &a.state)
+    }
+
+    /// Creates a run of `job` and starts it. Returns its id.
+    pub fn start_run(
+        &mut self,
+        job: &Job,
+        trigger: Trigger,
+        scheduled_at: Option<Timestamp>,
+    ) -> Result<u64, EngineError> {
+        let now = self.clock.now();
+        let snapshot = snapshot_of(job);
+        let max_tasks = self.config.default_max_tasks;
+        let state = self.store.write(|tx| {
+            let id = tx.next_run_id()?;
+            let s = RunState::new(job, id, trigger, scheduled_at.unwrap_or(now), now, max_tasks);
+            tx.insert_run(&s, &snapshot)?;
+            Ok(s)
+        })?;
+        let id = state.run.id;
+        self.runs.insert(
+            id,
+            Active {
+                job: job.clone(),
+                state,
+                run_dirty: false,
+                tasks_dirty: BTreeSet::new(),
+            },
+        );
+        self.inputs.push_back((id, Input::Start));
+        Ok(id)
+    }
+
+    /// Loads every unfinished run (or only `only`, if given) from the store, makes sure no
+    /// process of an in-flight attempt survived the previous Petit, and feeds `Recover`.
+    pub async fn recover(&mut self, only: Option<&[u64]>) -> Result<Vec<u64>, EngineError> {
+        let mut ids = self.store.active_runs()?;
+        if let Some(only) = only {
+            ids.retain(|id| only.contains(id));
+        }
+        for &id in &ids {
+            if self.runs.contains_key(&id) {
+                continue;
+            }
+            let Some(state) = self.store.load_run(id)? else {
+                continue;
+            };
+            let Some(snap) = self.store.snapshot(id)? else {
+                return Err(EngineError::Snapshot {
+                    run: id,
+                    message: "its job snapshot is missing".into(),
+                });
+            };
+            let job = crate::spec::parse_job(
+                Path::new(&snap.path),
+                Path::new(&snap.base_dir),
+                &snap.text,
+            )
+            .map_err(|diags| EngineError::Snapshot {
+                run: id,
+                message: format!(
+                    "its job snapshot no longer validates: {}",
+                    diags
+                        .first()
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                ),
+            })?;
+            if job.tasks.len() != state.tasks.len() {
+                return Err(EngineError::Snapshot {
+                    run: id,
+                    message: "its snapshot and its task records disagree".into(),
+                });
+            }
+            self.fence_survivors(&job, &state).await;
+            self.runs.insert(
+                id,
+                Active {
+                    job,
+                    state,
+                    run_dirty: false,
+                    tasks_dirty: BTreeSet::new(),
+                },
+            );
+            self.inputs.push_back((id, Input::Recover));
+        }
+        Ok(ids)
+    }
+
+    /// Kills every process of this run's in-flight attempts that is still alive: the ones
+    /// whose identity was committed, and the ones found by their attempt key.
+    async fn fence_survivors(&self, job: &Job, state: &RunState) {
+        for (i, t) in state.tasks.iter().enumerate() {
+            let Some(a) = t.current() else { continue };
+            let grace = Duration::from_secs(job.tasks[i].kill_grace_secs);
+            let mut pgids = BTreeSet::new();
+            if let Some(p) = &a.process {
+                let pident = ident::ProcessIdent {
+                    boot_id: p.boot_id.clone(),
+                    pid: p.pid,
+                    start_ticks: p.start_ticks,
+                };
+                if ident::is_alive(&pident) {
+                    pgids.insert(p.pid as i32);
+                }
+            }
+            let key = self.attempt_key(state.run.id, i, a.no);
+            for pid in ident::find_by_env(ATTEMPT_KEY_VAR, &key) {
+                pgids.insert(pid as i32);
+            }
+            for pgid in pgids {
+                tracing::warn!(run = state.run.id, task = %job.tasks[i].id, pgid,
+                    "killing a process left over from before the restart");
+                let _ = ident::kill_group_and_wait(pgid, grace).await;
+            }
+        }
+    }
+
+    fn attempt_key(&self, run: u64, task: usize, attempt: u32) -> String {
+        format!("{}#{run}.{task}.{attempt}", self.store.path().display())
+    }
+
+    /// Queues a cancel of run `id`. Returns false if this engine does not drive it.
+    pub fn cancel(&mut self, id: u64) -> bool {
+        if self.runs.contains_key(&id) {
+            self.inputs.push_back((id, Input::Cancel));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Runs until every run it drives is terminal, or a shutdown is requested.
+    ///
+    /// `commands` carries cancels and shutdown requests from outside (signals, a socket).
+    pub async fn run_until_idle(
+        &mut self,
+        mut commands: Option<&mut mpsc::Receiver<Command>>,
+    ) -> Result<(), EngineError> {
+        loop {
+            self.drain_inputs()?;
+            self.forget_finished();
+            if self.runs.is_empty() {
+                return Ok(());
+            }
+            if self.shutting_down {
+                return self.shutdown().await;
+            }
+            let deadline = self
+                .runs
+                .values()
+                .filter_map(|a| run::next_deadline(&a.state))
+                .min();
+            let sleep_until = deadline
+                .map(|d| self.clock.instant_of(d))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_until));
+            tokio::select! {
+                Some(exit) = self.exit_rx.recv() => {
+                    self.children.remove(&(exit.run, exit.task, exit.attempt));
+                    self.inputs.push_back((exit.run, Input::Exited {
+                        task: exit.task,
+                        attempt: exit.attempt,
+                        code: exit.code,
+                        signal: exit.signal,
+                        outputs: exit.outputs,
+                    }));
+                }
+                _ = sleep => {
+                    let ids: Vec<u64> = self.runs.keys().copied().collect();
+                    for id in ids {
+                        self.inputs.push_back((id, Input::Tick));
+                    }
+                }
+                Some(cmd) = recv_opt(&mut commands) => match cmd {
+                    Command::Cancel(id) => { self.cancel(id); }
+                    Command::Shutdown => self.shutting_down = true,
+                },
+            }
+        }
+    }
+
+    fn forget_finished(&mut self) {
+        let done: Vec<u64> = self
+            .runs
+            .iter()
+            .filter(|(_, a)| a.state.is_terminal() && !a.run_dirty && a.tasks_dirty.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            self.runs.remove(&id);
+        }
+    }
+
+    /// Applies queued inputs one by one: step, commit, act.
+    fn drain_inputs(&mut self) -> Result<(), EngineError> {
+        while let Some((id, input)) = self.inputs.pop_front() {
+            let now = self.clock.now();
+            let Some(active) = self.runs.get_mut(&id) else {
+                continue;
+            };
+            let step = run::step(&active.job, &mut active.state, input, now);
+            active.run_dirty |= step.run_changed;
+            active.tasks_dirty.extend(step.tasks_changed.iter().copied());
+            if step.effects.is_empty() && !active.state.is_terminal() {
+                // Nothing to act on: the change rides along with the next commit.
+                continue;
+            }
+            if let Err(e) = self.commit() {
+                tracing::error!("commit failed, reloading from the database: {e}");
+                self.reload_after_failed_commit()?;
+                return Err(e.into());
+            }
+            for effect in step.effects {
+                self.perform(id, effect, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits every pending change of every run in one write transaction.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self
+            .runs
+            .values()
+            .all(|a| !a.run_dirty && a.tasks_dirty.is_empty())
+        {
+            return Ok(());
+        }
+        let runs = &self.runs;
+        self.store.write(|tx| {
+            for a in runs.values() {
+                if a.run_dirty {
+                    tx.put_run(&a.state.run)?;
+                }
+                for &i in &a.tasks_dirty {
+                    tx.put_task(a.state.run.id, i, &a.state.tasks[i])?;
+                }
+            }
+            Ok(())
+        })?;
+        for a in self.runs.values_mut() {
+            a.run_dirty = false;
+            a.tasks_dirty.clear();
+        }
+        Ok(())
+    }
+
+    fn reload_after_failed_commit(&mut self) -> Result<(), EngineError> {
+        for (id, a) in self.runs.iter_mut() {
+            if let Some(s) = self.store.load_run(*id)? {
+                a.state = s;
+            }
+            a.run_dirty = false;
+            a.tasks_dirty.clear();
+        }
+        Ok(())
+    }
+
+    fn perform(&mut self, id: u64, effect: Effect, now: Timestamp) {
+        match effect {
+            Effect::Launch { task, attempt } => self.launch(id, task, attempt, now),
+            Effect::Signal {
+                task,
+                attempt,
+                signal,
+            } => {
+                if let Some(child) = self.children.get(&(id, task, attempt)) {
+                    let sig = match signal {
+                        Signal::Term => process::Signal::Term,
+                        Signal::Kill => process::Signal::Kill,
+                    };
+                    if let Err(e) = process::signal_group(child.pgid, sig) {
+                        tracing::warn!(run = id, task, attempt, "signal failed: {e}");
+                    }
+                }
+            }
+            Effect::Emit(event) => {
+                tracing::info!(run = event.run_id, task = ?event.task, "{}: {}",
+                    event.kind.name(), event.detail);
+                if let Some(f) = self.observer.as_mut() {
+                    f(&event);
+                }
+                let _ = self.events.send(event);
+            }
+        }
+    }
+
+    /// Path of an attempt's log file.
+    pub fn log_path(logs_dir: &Path, run: u64, task_id: &str, attempt: u32) -> PathBuf {
+        logs_dir
+            .join(run.to_string())
+            .join(format!("{task_id}.{attempt}.log"))
+    }
+
+    fn launch(&mut self, id: u64, task: usize, attempt: u32, _now: Timestamp) {
+        let Some(active) = self.runs.get(&id) else {
+            return;
+        };
+        let req = match self.spawn_request(active, task, attempt) {
+            Ok(r) => r,
+            Err(message) => {
+                self.inputs.push_back((
+                    id,
+                    Input::LaunchFailed {
+                        task,
+                        attempt,
+                        message,
+                        transient: false,
+                    },
+                ));
+                return;
+            }
+        };
+        match process::spawn(&req) {
+            Ok(running) => {
+                let pid = running.pid();
+                let process = match ident::ident_of(pid) {
+                    Ok(p) => ProcessRef {
+                        boot_id: p.boot_id,
+                        pid: p.pid,
+                        start_ticks: p.start_ticks,
+                    },
+                    Err(_) => ProcessRef {
+                        boot_id: self.boot_id.clone(),
+                        pid,
+                        start_ticks: 0,
+                    },
+                };
+                self.children.insert((id, task, attempt), Child { pgid: pid as i32 });
+                self.inputs.push_back((
+                    id,
+                    Input::Launched {
+                        task,
+                        attempt,
+                        process,
+                    },
+                ));
+                let tx = self.exit_tx.clone();
+                let output_path = req.output_path.clone();
+                tokio::spawn(async move {
+                    let outcome = running.wait().await;
+                    let outputs = process::read_outputs(&output_path);
+                    let _ = tx.send(ExitReport {
+                        run: id,
+                        task,
+                        attempt,
+                        code: outcome.code,
+                        signal: outcome.signal,
+                        outputs,
+                    });
+                });
+            }
+            Err(e) => {
+                self.inputs.push_back((
+                    id,
+                    Input::LaunchFailed {
+                        task,
+                        attempt,
+                        message: e.to_string(),
+                        transient: e.transient,
+                    },
+                ));
+            }
+        }
+    }
+
+    fn spawn_request(&self, active: &Active, task: usize, attempt: u32) -> Result<SpawnRequest, String> {
+        let job = &active.job;
+        let spec = &job.tasks[task];
+        let state = &active.state;
+        let ctx = RunContext {
+            job,
+            state,
+            env: &self.config.env,
+        };
+        let (program, args) = match &spec.action {
+            Action::Command { program, args } => {
+                let args = args
+                    .iter()
+                    .map(|a| a.render(&ctx))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (program.clone(), args)
+            }
+            Action::Shell { shell, script } => {
+                let mut parts = shell.clone();
+                if parts.is_empty() {
+                    parts = vec!["/bin/sh".into(), "-c".into()];
+                }
+                let program = parts.remove(0);
+                parts.push(script.render(&ctx)?);
+                (program, parts)
+            }
+        };
+        let working_dir = match &spec.working_dir {
+            Some(t) => {
+                let d = PathBuf::from(t.render(&ctx)?);
+                if d.is_absolute() {
+                    d
+                } else {
+                    job.source.base_dir.join(d)
+                }
+            }
+            None => job.source.base_dir.clone(),
+        };
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in &job.environment {
+            env.insert(k.clone(), v.render(&ctx)?);
+        }
+        for (k, v) in &spec.environment {
+            env.insert(k.clone(), v.render(&ctx)?);
+        }
+        let run = &state.run;
+        env.insert("PETIT_JOB_ID".into(), job.id.clone());
+        env.insert("PETIT_RUN_ID".into(), run.id.to_string());
+        env.insert("PETIT_TASK_ID".into(), spec.id.clone());
+        env.insert("PETIT_ATTEMPT".into(), attempt.to_string());
+        env.insert("PETIT_SCHEDULED_AT".into(), run.scheduled_at.rfc3339());
+        env.insert("PETIT_TRIGGER".into(), run.trigger.name().into());
+        env.insert(ATTEMPT_KEY_VAR.into(), self.attempt_key(run.id, task, attempt));
+        let log_path = Self::log_path(&self.config.logs_dir, run.id, &spec.id, attempt);
+        let output_path = log_path.with_extension("out");
+        Ok(SpawnRequest {
+            program,
+            args,
+            working_dir,
+            env: env.into_iter().collect(),
+            log_path,
+            max_log_bytes: spec.max_log_bytes,
+            output_path,
+        })
+    }
+
+    /// Graceful stop: SIGTERM every running process group, wait up to the grace, SIGKILL the
+    /// rest, then record in-flight attempts as interrupted (`Suspend`).
+    async fn shutdown(&mut self) -> Result<(), EngineError> {
+        let pgids: Vec<i32> = self.children.values().map(|c| c.pgid).collect();
+        for &pgid in &pgids {
+            let _ = process::signal_group(pgid, process::Signal::Term);
+        }
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
+        while !self.children.is_empty() {
+            tokio::select! {
+                Some(exit) = self.exit_rx.recv() => {
+                    self.children.remove(&(exit.run, exit.task, exit.attempt));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    for c in self.children.values() {
+                        let _ = process::signal_group(c.pgid, process::Signal::Kill);
+                    }
+                    while !self.children.is_empty() {
+                        match self.exit_rx.recv().await {
+                            Some(exit) => { self.children.remove(&(exit.run, exit.task, exit.attempt)); }
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+        self.inputs.clear();
+        let ids: Vec<u64> = self.runs.keys().copied().collect();
+        for id in ids {
+            let now = self.clock.now();
+            if let Some(a) = self.runs.get_mut(&id) {
+                let step = run::step(&a.job, &mut a.state, Input::Suspend, now);
+                a.run_dirty |= step.run_changed;
+                a.tasks_dirty.extend(step.tasks_changed.iter().copied());
+                self.commit()?;
+                for e in step.effects {
+                    if let Effect::Emit(_) = e {
+                        self.perform(id, e, now);
+                    }
+                }
+            }
+        }
+        self.commit()?;
+        Ok(())
+    }
+}
+
+async fn recv_opt(rx: &mut Option<&mut mpsc::Receiver<Command>>) -> Option<Command> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The snapshot a run keeps of its job.
+pub fn snapshot_of(job: &Job) -> Snapshot {
+    Snapshot {
+        path: job.source.path.to_string_lossy().into_owned(),
+        base_dir: job.source.base_dir.to_string_lossy().into_owned(),
+        text: job.source.text.clone(),
+    }
+}
+
+/// Template values of one run at launch time.
+struct RunContext<'a> {
+    job: &'a Job,
+    state: &'a RunState,
+    env: &'a BTreeMap<String, String>,
+}
+
+impl Context for RunContext<'_> {
+    fn resolve(&self, r: &Reference) -> Result<String, String> {
+        match r {
+            Reference::Config(k) => self
+                .job
+                .config
+                .get(k)
+                .cloned()
+                .ok_or_else(|| format!("config key `{k}` is not set")),
+            Reference::TaskOutput { task, key } => {
+                let idx = self
+                    .job
+                    .task_index(task)
+                    .ok_or_else(|| format!("no task `{task}`"))?;
+                self.state.tasks[idx]
+                    .output(key)
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("task `{task}` did not write output `{key}`"))
+            }
+            Reference::RunId => Ok(self.state.run.id.to_string()),
+            Reference::RunScheduledAt => Ok(self.state.run.scheduled_at.rfc3339()),
+            Reference::Env(name) => self
+                .env
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("environment variable `{name}` is not set")),
+        }
+    }
+}
