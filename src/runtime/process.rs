@@ -62,7 +62,8 @@ pub struct SpawnRequest {
     pub log_path: PathBuf,
     /// Cap on the kept output, see [`super::logfile`].
     pub max_log_bytes: u64,
-    /// The file passed as `PETIT_OUTPUT`; created empty with mode 0600 (truncated if it exists).
+    /// The file passed as `PETIT_OUTPUT` (overriding any `PETIT_OUTPUT` in `env`); created empty
+    /// with mode 0600, truncated if it exists.
     pub output_path: PathBuf,
 }
 
@@ -379,7 +380,9 @@ fn split_status(status: ExitStatus) -> (Option<i32>, Option<i32>) {
 /// Sends `sig` to every process in group `pgid`. A group that no longer exists is not an error.
 ///
 /// Refuses (`InvalidInput`) `pgid <= 1` and Petit's own group, which `killpg` would otherwise
-/// happily signal.
+/// happily signal. Signal only a group whose leader is not reaped yet ([`Running::wait`] has not
+/// returned) or whose leader's identity was just confirmed with [`ident::is_alive`]: once the
+/// group is empty its id may be reused by an unrelated process.
 pub fn signal_group(pgid: i32, sig: Signal) -> io::Result<()> {
     // SAFETY: getpgrp has no preconditions and cannot fail.
     if pgid <= 1 || pgid == unsafe { libc::getpgrp() } {
@@ -624,6 +627,29 @@ mod tests {
             let err = signal_group(pgid, Signal::Term).err().map(|e| e.kind());
             assert_eq!(err, Some(io::ErrorKind::InvalidInput));
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn leader_exit_is_watched_through_a_pidfd() {
+        let dir = tempfile::tempdir();
+        assert!(dir.is_ok());
+        let Ok(dir) = dir else { return };
+        let req = SpawnRequest {
+            program: "true".into(),
+            args: Vec::new(),
+            working_dir: dir.path().to_owned(),
+            env: Vec::new(),
+            log_path: dir.path().join("log"),
+            max_log_bytes: 1024,
+            output_path: dir.path().join("out"),
+        };
+        let running = spawn(&req);
+        assert!(running.is_ok());
+        let Ok(running) = running else { return };
+        // Every kernel Petit targets (Linux 5.3 and later) has pidfd_open; the fallback path is
+        // for old kernels and restrictive seccomp filters.
+        assert!(running.exit_watch.is_some());
+        assert_eq!(running.wait().await.code, Some(0));
     }
 
     #[test]
