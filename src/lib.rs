@@ -5,7 +5,9 @@
 //! arms timers and commits transitions. See `ARCHITECTURE.md` for the map.
 
 pub mod cli;
+pub mod clock;
 pub mod core;
+pub mod runtime;
 pub mod schedule;
 pub mod spec;
 pub mod store;

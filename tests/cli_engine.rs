@@ -60,7 +60,10 @@ fn seed_hello_world_runs_and_shows_in_history_and_logs() {
     let o = env.trigger("hello_world");
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("run #1 of hello_world started (manual)"), "{out}");
+    assert!(
+        out.contains("run #1 of hello_world started (manual)"),
+        "{out}"
+    );
     assert!(out.contains("greet: succeeded"), "{out}");
     assert!(out.contains("run #1 succeeded"), "{out}");
 
@@ -80,7 +83,10 @@ fn seed_hello_world_runs_and_shows_in_history_and_logs() {
 #[test]
 fn seed_db_flag_works_verbatim() {
     let env = Env::new();
-    env.job("hello", "id: hello_world\ntasks:\n  - id: greet\n    command: echo\n    args: [hi]\n");
+    env.job(
+        "hello",
+        "id: hello_world\ntasks:\n  - id: greet\n    command: echo\n    args: [hi]\n",
+    );
     let db = env.root.join("petit.db");
     let o = pt()
         .current_dir(&env.root)
@@ -122,7 +128,10 @@ fn outputs_flow_downstream_through_templates() {
     );
     let o = env.trigger("o");
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(stdout(&env.pt(&["logs", "1", "consume"])), "hello /data/1 run 1\n");
+    assert_eq!(
+        stdout(&env.pt(&["logs", "1", "consume"])),
+        "hello /data/1 run 1\n"
+    );
     let v = env.run_json(1);
     assert_eq!(v["tasks"][0]["outputs"]["path"], "/data/1");
 }
@@ -142,8 +151,15 @@ fn timeout_kills_the_whole_process_group_including_grandchildren() {
     assert_eq!(o.status.code(), Some(1));
     let v = env.run_json(1);
     assert_eq!(v["tasks"][0]["attempts"][0]["status"], "timed_out");
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    assert!(wait_until(Duration::from_secs(5), || !alive(pid)), "grandchild {pid} survived");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(pid)),
+        "grandchild {pid} survived"
+    );
 }
 
 #[test]
@@ -176,8 +192,14 @@ fn missing_command_and_missing_working_dir_are_task_failures() {
     let o = env.trigger("m");
     assert_eq!(o.status.code(), Some(1));
     let v = env.run_json(1);
-    let msg0 = v["tasks"][0]["attempts"][0]["message"].as_str().unwrap_or("").to_string();
-    let msg1 = v["tasks"][1]["attempts"][0]["message"].as_str().unwrap_or("").to_string();
+    let msg0 = v["tasks"][0]["attempts"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let msg1 = v["tasks"][1]["attempts"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(msg0.contains("definitely-not-a-command-petit"), "{msg0}");
     assert!(msg1.contains("/nonexistent/petit/dir"), "{msg1}");
 }
@@ -204,7 +226,10 @@ fn corrupt_database_is_exit_4_and_left_untouched() {
     let env = Env::new();
     std::fs::create_dir_all(&env.state).unwrap();
     let db = env.state.join("petit.redb");
-    write(&db, "this is not a database, and it must not be replaced by one");
+    write(
+        &db,
+        "this is not a database, and it must not be replaced by one",
+    );
     env.job("h", "id: h\ntasks:\n  - id: a\n    command: \"true\"\n");
     let o = env.trigger("h");
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
@@ -242,7 +267,13 @@ fn resume_uses_the_snapshot_even_after_the_yaml_changed() {
     };
     env.job("s", &yaml("v1"));
     let mut child = pt()
-        .args(["trigger", env.jobs.to_str().unwrap(), "s", "--state", env.state.to_str().unwrap()])
+        .args([
+            "trigger",
+            env.jobs.to_str().unwrap(),
+            "s",
+            "--state",
+            env.state.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -24,7 +24,9 @@ sleep 0.15
 fn job_yaml(m: &Path) -> String {
     let m = m.display();
     let task = |id: &str, deps: &str, extra: &str, body_tail: &str| {
-        let body = format!("{TASK}{body_tail}echo \"end $PETIT_TASK_ID $PETIT_ATTEMPT\" >> \"$M/markers\"\n");
+        let body = format!(
+            "{TASK}{body_tail}echo \"end $PETIT_TASK_ID $PETIT_ATTEMPT\" >> \"$M/markers\"\n"
+        );
         let script: String = body.lines().map(|l| format!("      {l}\n")).collect();
         format!(
             "  - id: {id}\n    type: shell\n    depends_on: [{deps}]\n{extra}    script: |\n{script}"
@@ -33,10 +35,18 @@ fn job_yaml(m: &Path) -> String {
     let mut y = format!("id: crashy\nmax_tasks: 2\nenvironment:\n  M: \"{m}\"\ntasks:\n");
     y += &task("a", "", "", "");
     y += &task("b", "a", "", "");
-    y += &task("c", "a", "    retry:\n      max_attempts: 3\n      delay_secs: 1\n",
-        "if [ ! -e \"$M/c-failed-once\" ]; then touch \"$M/c-failed-once\"; exit 1; fi\n");
-    y += &task("d", "b, c", "    timeout_secs: 2\n    kill_grace_secs: 1\n    retry:\n      max_attempts: 3\n",
-        "if [ ! -e \"$M/d-slow-once\" ]; then touch \"$M/d-slow-once\"; sleep 30; fi\n");
+    y += &task(
+        "c",
+        "a",
+        "    retry:\n      max_attempts: 3\n      delay_secs: 1\n",
+        "if [ ! -e \"$M/c-failed-once\" ]; then touch \"$M/c-failed-once\"; exit 1; fi\n",
+    );
+    y += &task(
+        "d",
+        "b, c",
+        "    timeout_secs: 2\n    kill_grace_secs: 1\n    retry:\n      max_attempts: 3\n",
+        "if [ ! -e \"$M/d-slow-once\" ]; then touch \"$M/d-slow-once\"; sleep 30; fi\n",
+    );
     y += &task("e", "", "", "");
     y += &task("f", "d, e", "", "");
     y
@@ -94,7 +104,11 @@ fn crash_sweep(kind: Crash) {
         let _ = child.wait();
     }
     // Finish the run.
-    let out = pt().args(["resume", "--state", state_s]).env("PETIT_CRASH_TAG", &tag).output().unwrap();
+    let out = pt()
+        .args(["resume", "--state", state_s])
+        .env("PETIT_CRASH_TAG", &tag)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "final resume failed (seed {seed}): {}\n{}",
@@ -111,11 +125,20 @@ fn crash_sweep(kind: Crash) {
     for t in v["tasks"].as_array().unwrap() {
         let id = t["id"].as_str().unwrap().to_string();
         let attempts = t["attempts"].as_array().unwrap();
-        let ok = attempts.iter().filter(|a| a["status"] == "succeeded").count();
-        assert_eq!(ok, 1, "seed {seed}: task {id} has {ok} succeeded attempts: {t:#}");
+        let ok = attempts
+            .iter()
+            .filter(|a| a["status"] == "succeeded")
+            .count();
+        assert_eq!(
+            ok, 1,
+            "seed {seed}: task {id} has {ok} succeeded attempts: {t:#}"
+        );
         for a in attempts {
             assert_ne!(a["status"], "running", "seed {seed}: {t:#}");
-            recorded.entry(id.clone()).or_default().insert(a["attempt"].as_u64().unwrap());
+            recorded
+                .entry(id.clone())
+                .or_default()
+                .insert(a["attempt"].as_u64().unwrap());
         }
     }
     // Every process start seen in the markers is a recorded attempt; each succeeded
@@ -124,7 +147,9 @@ fn crash_sweep(kind: Crash) {
     let mut ends: BTreeMap<(String, u64), usize> = BTreeMap::new();
     for line in markers.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
-        let [what, task, attempt] = parts.as_slice() else { panic!("bad marker line {line:?}") };
+        let [what, task, attempt] = parts.as_slice() else {
+            panic!("bad marker line {line:?}")
+        };
         let attempt: u64 = attempt.parse().unwrap();
         assert!(
             recorded.get(*task).is_some_and(|s| s.contains(&attempt)),
@@ -138,18 +163,30 @@ fn crash_sweep(kind: Crash) {
         let id = t["id"].as_str().unwrap();
         for a in t["attempts"].as_array().unwrap() {
             if a["status"] == "succeeded" {
-                let n = ends.get(&(id.to_string(), a["attempt"].as_u64().unwrap())).copied();
-                assert_eq!(n, Some(1), "seed {seed}: succeeded attempt of {id} ended {n:?} times");
+                let n = ends
+                    .get(&(id.to_string(), a["attempt"].as_u64().unwrap()))
+                    .copied();
+                assert_eq!(
+                    n,
+                    Some(1),
+                    "seed {seed}: succeeded attempt of {id} ended {n:?} times"
+                );
             }
         }
     }
     let overlap = std::fs::read_to_string(m.join("overlap")).unwrap_or_default();
-    assert!(overlap.is_empty(), "seed {seed}: attempts overlapped:\n{overlap}");
+    assert!(
+        overlap.is_empty(),
+        "seed {seed}: attempts overlapped:\n{overlap}"
+    );
     // No process of the run survives.
     assert!(
-        wait_until(Duration::from_secs(10), || pids_with_env("PETIT_CRASH_TAG", &tag)
-            .into_iter()
-            .all(|p| !alive(p))),
+        wait_until(Duration::from_secs(10), || pids_with_env(
+            "PETIT_CRASH_TAG",
+            &tag
+        )
+        .into_iter()
+        .all(|p| !alive(p))),
         "seed {seed}: processes of the run survived"
     );
 }

@@ -41,7 +41,9 @@ pub fn engine_error(e: EngineError) -> CliError {
 fn print_event(e: &Event) {
     let who = e.task.as_deref().unwrap_or("");
     let line = match e.kind {
-        EventKind::RunStarted => format!("run #{} of {} started ({})", e.run_id, e.job_id, e.detail),
+        EventKind::RunStarted => {
+            format!("run #{} of {} started ({})", e.run_id, e.job_id, e.detail)
+        }
         EventKind::RunSucceeded => format!("run #{} succeeded", e.run_id),
         EventKind::RunFailed => format!("run #{} failed: {}", e.run_id, e.detail),
         EventKind::RunCancelled => format!("run #{} cancelled", e.run_id),
@@ -51,8 +53,12 @@ fn print_event(e: &Event) {
         EventKind::TaskRetrying => format!("  {who}: {}", e.detail),
         EventKind::TaskSkipped => format!("  {who}: skipped ({})", e.detail),
         EventKind::TaskCancelled => format!("  {who}: cancelled"),
-        EventKind::AttemptInterrupted => format!("  {who}: attempt {} interrupted", e.attempt.unwrap_or(0)),
-        EventKind::FiringMissed | EventKind::FiringSkipped => format!("{}: {}", e.kind.name(), e.detail),
+        EventKind::AttemptInterrupted => {
+            format!("  {who}: attempt {} interrupted", e.attempt.unwrap_or(0))
+        }
+        EventKind::FiringMissed | EventKind::FiringSkipped => {
+            format!("{}: {}", e.kind.name(), e.detail)
+        }
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -91,6 +97,9 @@ pub async fn follow_runs(engine: &mut Engine, ids: &[u64]) -> Result<(), CliErro
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(CliError::new(ErrorKind::RunFailed, format!("run {}", failed.join(", "))))
+        Err(CliError::new(
+            ErrorKind::RunFailed,
+            format!("run {}", failed.join(", ")),
+        ))
     }
 }

@@ -39,14 +39,19 @@ pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
         let task_ids = task_ids(&job.map(|s| s.text).unwrap_or_default(), state.tasks.len());
         let value = run_detail_json(&state, &task_ids, &location.logs_dir);
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
         } else {
             print_run_detail(&state, &task_ids, &location.logs_dir);
         }
         return Ok(());
     }
     let job_id = args.job_id.unwrap_or_default();
-    let runs = store.runs_of_job(&job_id, args.limit).map_err(store_error)?;
+    let runs = store
+        .runs_of_job(&job_id, args.limit)
+        .map_err(store_error)?;
     let rows: Vec<(Run, Counts)> = runs
         .into_iter()
         .map(|r| {
@@ -56,7 +61,10 @@ pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
         .collect();
     if args.json {
         let arr: Vec<Value> = rows.iter().map(|(r, c)| run_summary_json(r, c)).collect();
-        println!("{}", serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default()
+        );
         return Ok(());
     }
     if rows.is_empty() {
@@ -74,7 +82,9 @@ pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
             r.trigger.name(),
             r.scheduled_at.rfc3339(),
             r.status.name(),
-            r.started_at.map(|t| t.rfc3339()).unwrap_or_else(|| "-".into()),
+            r.started_at
+                .map(|t| t.rfc3339())
+                .unwrap_or_else(|| "-".into()),
             duration(r.started_at, r.ended_at),
             c.succeeded,
             c.failed,
@@ -207,11 +217,16 @@ fn print_run_detail(s: &RunState, task_ids: &[String], logs_dir: &std::path::Pat
         r.trigger.name(),
         r.scheduled_at.rfc3339(),
         r.status.name(),
-        r.reason.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+        r.reason
+            .as_ref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
     );
     println!(
         "started {}, duration {}",
-        r.started_at.map(|t| t.rfc3339()).unwrap_or_else(|| "-".into()),
+        r.started_at
+            .map(|t| t.rfc3339())
+            .unwrap_or_else(|| "-".into()),
         duration(r.started_at, r.ended_at)
     );
     for (t, id) in s.tasks.iter().zip(task_ids) {
@@ -229,7 +244,10 @@ fn print_run_detail(s: &RunState, task_ids: &[String], logs_dir: &std::path::Pat
                 exit,
                 duration(Some(a.started_at), a.ended_at),
                 Engine::log_path(logs_dir, r.id, id, a.no).display(),
-                a.message.as_ref().map(|m| format!("  ({m})")).unwrap_or_default()
+                a.message
+                    .as_ref()
+                    .map(|m| format!("  ({m})"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -26,7 +26,10 @@ pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
     let location = args.state.locate()?;
     let store = location.open_existing()?;
     let Some(state) = store.load_run(args.run_id).map_err(store_error)? else {
-        return Err(CliError::new(ErrorKind::BadInput, format!("no run #{}", args.run_id)));
+        return Err(CliError::new(
+            ErrorKind::BadInput,
+            format!("no run #{}", args.run_id),
+        ));
     };
     let snapshot = store.snapshot(args.run_id).map_err(store_error)?;
     let job = snapshot.and_then(|s| {
@@ -49,7 +52,10 @@ pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
         Some(n) => {
             return Err(CliError::new(
                 ErrorKind::BadInput,
-                format!("task `{}` of run #{} has no attempt {n}", args.task_id, args.run_id),
+                format!(
+                    "task `{}` of run #{} has no attempt {n}",
+                    args.task_id, args.run_id
+                ),
             ))
         }
         None => match task.attempts.last() {
@@ -74,7 +80,10 @@ pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
             return Ok(());
         }
         Err(e) => {
-            return Err(CliError::new(ErrorKind::Other, format!("{}: {e}", path.display())))
+            return Err(CliError::new(
+                ErrorKind::Other,
+                format!("{}: {e}", path.display()),
+            ))
         }
     };
     let mut out = std::io::stdout().lock();
@@ -89,7 +98,13 @@ pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
                     .load_run(args.run_id)
                     .ok()
                     .flatten()
-                    .and_then(|st| st.tasks[idx].attempts.iter().find(|a| a.no == attempt).map(|a| a.status.is_in_flight()))
+                    .and_then(|st| {
+                        st.tasks[idx]
+                            .attempts
+                            .iter()
+                            .find(|a| a.no == attempt)
+                            .map(|a| a.status.is_in_flight())
+                    })
                     .unwrap_or(false),
                 // Held by the process running it: still going.
                 Err(e) if e.kind == ErrorKind::Locked => true,

@@ -125,7 +125,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Loads the jobs directory and returns job `job_id`. Problems in other files are printed
 /// as warnings; a problem in this job, or no such job, is bad input (exit 2).
-pub fn load_one_job(jobs_dir: &std::path::Path, job_id: &str) -> Result<crate::spec::Job, CliError> {
+pub fn load_one_job(
+    jobs_dir: &std::path::Path,
+    job_id: &str,
+) -> Result<crate::spec::Job, CliError> {
     let loaded = crate::spec::load_dir(jobs_dir);
     let job = loaded.jobs.into_iter().find(|j| j.id == job_id);
     match job {

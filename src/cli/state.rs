@@ -33,7 +33,11 @@ pub struct StateLocation {
 
 /// The default state directory.
 pub fn default_state_dir() -> Option<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(p) = var("PETIT_STATE") {
         return Some(p);
     }

@@ -35,7 +35,12 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
                 ),
             ))
         }
-        _ => return Err(CliError::new(ErrorKind::BadInput, "usage: pt trigger [JOBS_DIR] JOB_ID")),
+        _ => {
+            return Err(CliError::new(
+                ErrorKind::BadInput,
+                "usage: pt trigger [JOBS_DIR] JOB_ID",
+            ))
+        }
     };
     if args.detach {
         return Err(CliError::new(

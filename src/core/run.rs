@@ -923,7 +923,7 @@ fn recover(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
 }
 
 fn condition_holds(cond: Condition, upstream: &[TaskStatus]) -> bool {
-    let failed = upstream.iter().any(|s| *s == TaskStatus::Failed);
+    let failed = upstream.contains(&TaskStatus::Failed);
     match cond {
         Condition::AllSuccess => upstream.iter().all(|s| *s == TaskStatus::Succeeded),
         Condition::OnFailure => failed,

@@ -475,7 +475,10 @@ fn suspend_records_interruptions_and_launches_nothing() {
         .effects
         .iter()
         .any(|e| matches!(e, crate::core::run::Effect::Launch { .. })));
-    assert_eq!(sim.state.tasks[0].attempts[0].status, AttemptStatus::Interrupted);
+    assert_eq!(
+        sim.state.tasks[0].attempts[0].status,
+        AttemptStatus::Interrupted
+    );
     assert_eq!(sim.status("a"), TaskStatus::Pending);
     // The next start (Recover finds nothing in flight) launches it again.
     sim.input(Input::Recover);

@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc};
 
-use crate::core::run::{
-    self, Effect, Input, ProcessRef, RunState, Signal, Trigger,
-};
+use crate::core::run::{self, Effect, Input, ProcessRef, RunState, Signal, Trigger};
 use crate::core::Event;
 use crate::runtime::ident;
 use crate::runtime::process::{self, SpawnRequest};
@@ -44,6 +42,9 @@ pub struct EngineConfig {
     /// Grace between SIGTERM and SIGKILL when shutting down.
     pub shutdown_grace: Duration,
 }
+
+/// A callback told of every event after its transition was committed.
+pub type Observer = Box<dyn FnMut(&Event)>;
 
 /// Errors that stop the engine.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +128,7 @@ pub struct Engine {
     exit_tx: mpsc::UnboundedSender<ExitReport>,
     exit_rx: mpsc::UnboundedReceiver<ExitReport>,
     events: broadcast::Sender<Event>,
-    observer: Option<Box<dyn FnMut(&Event)>>,
+    observer: Option<Observer>,
     shutting_down: bool,
 }
 
@@ -189,7 +190,14 @@ impl Engine {
         let max_tasks = self.config.default_max_tasks;
         let state = self.store.write(|tx| {
             let id = tx.next_run_id()?;
-            let s = RunState::new(job, id, trigger, scheduled_at.unwrap_or(now), now, max_tasks);
+            let s = RunState::new(
+                job,
+                id,
+                trigger,
+                scheduled_at.unwrap_or(now),
+                now,
+                max_tasks,
+            );
             tx.insert_run(&s, &snapshot)?;
             Ok(s)
         })?;
@@ -236,10 +244,7 @@ impl Engine {
                 run: id,
                 message: format!(
                     "its job snapshot no longer validates: {}",
-                    diags
-                        .first()
-                        .map(|d| d.to_string())
-                        .unwrap_or_default()
+                    diags.first().map(|d| d.to_string()).unwrap_or_default()
                 ),
             })?;
             if job.tasks.len() != state.tasks.len() {
@@ -377,7 +382,9 @@ impl Engine {
             };
             let step = run::step(&active.job, &mut active.state, input, now);
             active.run_dirty |= step.run_changed;
-            active.tasks_dirty.extend(step.tasks_changed.iter().copied());
+            active
+                .tasks_dirty
+                .extend(step.tasks_changed.iter().copied());
             if step.effects.is_empty() && !active.state.is_terminal() {
                 // Nothing to act on: the change rides along with the next commit.
                 continue;
@@ -503,7 +510,8 @@ impl Engine {
                         start_ticks: 0,
                     },
                 };
-                self.children.insert((id, task, attempt), Child { pgid: pid as i32 });
+                self.children
+                    .insert((id, task, attempt), Child { pgid: pid as i32 });
                 self.inputs.push_back((
                     id,
                     Input::Launched {
@@ -541,7 +549,12 @@ impl Engine {
         }
     }
 
-    fn spawn_request(&self, active: &Active, task: usize, attempt: u32) -> Result<SpawnRequest, String> {
+    fn spawn_request(
+        &self,
+        active: &Active,
+        task: usize,
+        attempt: u32,
+    ) -> Result<SpawnRequest, String> {
         let job = &active.job;
         let spec = &job.tasks[task];
         let state = &active.state;
@@ -593,7 +606,10 @@ impl Engine {
         env.insert("PETIT_ATTEMPT".into(), attempt.to_string());
         env.insert("PETIT_SCHEDULED_AT".into(), run.scheduled_at.rfc3339());
         env.insert("PETIT_TRIGGER".into(), run.trigger.name().into());
-        env.insert(ATTEMPT_KEY_VAR.into(), self.attempt_key(run.id, task, attempt));
+        env.insert(
+            ATTEMPT_KEY_VAR.into(),
+            self.attempt_key(run.id, task, attempt),
+        );
         let log_path = Self::log_path(&self.config.logs_dir, run.id, &spec.id, attempt);
         let output_path = log_path.with_extension("out");
         Ok(SpawnRequest {

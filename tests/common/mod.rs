@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 /// A `pt` command with a clean, deterministic environment.
 pub fn pt() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pt"));
-    c.env_remove("PETIT_STATE").env("NO_COLOR", "1").env("RUST_LOG", "warn");
+    c.env_remove("PETIT_STATE")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "warn");
     c
 }
 
@@ -102,7 +104,9 @@ pub fn pids_with_env(var: &str, value: &str) -> Vec<i32> {
 /// Whether a process exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Ok(s) => s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

@@ -1,0 +1,248 @@
+//! Process identity across restarts of Petit, read from `/proc`.
+//!
+//! This module owns the `(boot id, pid, start time)` identity of a task's process, the `/proc`
+//! scans recovery needs (find a process by an environment entry, list the live members of a
+//! process group), and the kill of a process group that is *not* our child, which can only be
+//! watched through `/proc`. It decides nothing: whether to kill, and what an identity mismatch
+//! means for an attempt, is the caller's policy. It spawns no process.
+
+use std::fs;
+use std::io;
+use std::time::Duration;
+
+use crate::runtime::process::{signal_group, Signal};
+
+/// Identifies one process across restarts of Petit: a pid alone can be reused.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProcessIdent {
+    /// `/proc/sys/kernel/random/boot_id` when the process was seen; changes at every boot.
+    pub boot_id: String,
+    /// The process id.
+    pub pid: u32,
+    /// Start time of the process in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+    pub start_ticks: u64,
+}
+
+/// The kernel's id of the current boot.
+pub fn current_boot_id() -> io::Result<String> {
+    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id")?;
+    Ok(id.trim().to_owned())
+}
+
+/// The identity of the live (or zombie) process `pid`.
+pub fn ident_of(pid: u32) -> io::Result<ProcessIdent> {
+    let stat = read_stat(pid)?;
+    Ok(ProcessIdent {
+        boot_id: current_boot_id()?,
+        pid,
+        start_ticks: stat.start_ticks,
+    })
+}
+
+/// Whether the process `ident` names is still running: same boot, `/proc/<pid>` exists with the
+/// same start time, and it is not a zombie. Any read error counts as "not alive".
+pub fn is_alive(ident: &ProcessIdent) -> bool {
+    match current_boot_id() {
+        Ok(boot_id) if boot_id == ident.boot_id => {}
+        _ => return false,
+    }
+    match read_stat(ident.pid) {
+        Ok(stat) => stat.start_ticks == ident.start_ticks && !stat.is_dead(),
+        Err(_) => false,
+    }
+}
+
+/// Pids of the processes whose environment holds exactly the entry `var=value`, in increasing
+/// order.
+///
+/// Recovery uses it to find an attempt launched just before a crash whose pid was never
+/// recorded. Processes whose environment cannot be read (other users, exited meanwhile) are
+/// skipped silently. Zombies have an empty environment and are never found. Note that
+/// `/proc/<pid>/environ` shows the environment the process was started with.
+pub fn find_by_env(var: &str, value: &str) -> Vec<u32> {
+    let wanted = format!("{var}={value}");
+    let mut found: Vec<u32> = proc_pids()
+        .into_iter()
+        .filter(|pid| match fs::read(format!("/proc/{pid}/environ")) {
+            Ok(environ) => environ
+                .split(|&b| b == 0)
+                .any(|entry| entry == wanted.as_bytes()),
+            Err(_) => false,
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// Pids of the live (not zombie) processes in process group `pgid`, in increasing order.
+pub fn group_members(pgid: i32) -> Vec<u32> {
+    let mut members: Vec<u32> = proc_pids()
+        .into_iter()
+        .filter(|&pid| match read_stat(pid) {
+            Ok(stat) => stat.pgid == pgid && !stat.is_dead(),
+            Err(_) => false,
+        })
+        .collect();
+    members.sort_unstable();
+    members
+}
+
+/// How [`kill_group_and_wait`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupKill {
+    /// The group had no live member when we looked; nothing was signalled.
+    AlreadyGone,
+    /// Every member exited within the grace period after SIGTERM.
+    ExitedAfterTerm,
+    /// Some member outlived the grace period; SIGKILL was sent and every member is gone.
+    Killed,
+    /// Members still alive [`KILL_WAIT`] after SIGKILL, e.g. stuck in uninterruptible I/O.
+    Survived {
+        /// The pids left in the group.
+        pids: Vec<u32>,
+    },
+}
+
+/// How long [`kill_group_and_wait`] waits for the group to disappear after SIGKILL.
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends SIGTERM to process group `pgid`, waits up to `grace` for every member to exit, then
+/// sends SIGKILL and waits up to [`KILL_WAIT`] more.
+///
+/// Meant for groups that are not our children (an attempt found alive at recovery), so it
+/// cannot `wait()`: it polls `/proc` for live members of the group with a short backoff
+/// (5 ms doubling to 100 ms). Zombies count as gone. The caller must have checked that the group
+/// is the task's (e.g. with [`is_alive`] on the leader's identity) before calling.
+/// Errors come from `killpg` only (for example `EPERM`); `pgid <= 1` is refused.
+pub async fn kill_group_and_wait(pgid: i32, grace: Duration) -> io::Result<GroupKill> {
+    if group_members(pgid).is_empty() {
+        return Ok(GroupKill::AlreadyGone);
+    }
+    signal_group(pgid, Signal::Term)?;
+    if wait_group_gone(pgid, grace).await {
+        return Ok(GroupKill::ExitedAfterTerm);
+    }
+    signal_group(pgid, Signal::Kill)?;
+    if wait_group_gone(pgid, KILL_WAIT).await {
+        return Ok(GroupKill::Killed);
+    }
+    Ok(GroupKill::Survived {
+        pids: group_members(pgid),
+    })
+}
+
+/// Polls until group `pgid` has no live member (true) or `limit` has passed (false).
+async fn wait_group_gone(pgid: i32, limit: Duration) -> bool {
+    // A monotonic deadline for a bounded poll, not a reading of wall time.
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if group_members(pgid).is_empty() {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        // Processes that are not our children give no event to await; this bounded backoff is
+        // the only way to watch them without a thread.
+        tokio::time::sleep_until((now + pause).min(deadline)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` that Petit uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stat {
+    /// Field 3: `R`, `S`, `D`, `Z`, `X`, ...
+    state: u8,
+    /// Field 5.
+    pgid: i32,
+    /// Field 22.
+    start_ticks: u64,
+}
+
+impl Stat {
+    /// Zombie or dead: exited, whatever waits on it.
+    fn is_dead(&self) -> bool {
+        matches!(self.state, b'Z' | b'X' | b'x')
+    }
+}
+
+fn read_stat(pid: u32) -> io::Result<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_stat(&text).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected format of /proc/{pid}/stat"),
+        )
+    })
+}
+
+/// Parses `pid (comm) state ppid pgrp ... starttime ...`. `comm` may contain spaces and
+/// parentheses, so the fields are counted after the last `)`.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let after_comm = &text[text.rfind(')')? + 1..];
+    // Field 3 (state) is the first one after `comm`, so field N is at index N - 3.
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let state = *fields.first()?.as_bytes().first()?;
+    let pgid = fields.get(5 - 3)?.parse().ok()?;
+    let start_ticks = fields.get(22 - 3)?.parse().ok()?;
+    Some(Stat {
+        state,
+        pgid,
+        start_ticks,
+    })
+}
+
+/// Numeric entries of `/proc`. Unreadable `/proc` yields nothing.
+fn proc_pids() -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_is_parsed_after_the_last_parenthesis() {
+        let text = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 1000000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0\n";
+        assert_eq!(
+            parse_stat(text),
+            Some(Stat {
+                state: b'S',
+                pgid: 4242,
+                start_ticks: 987654
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_stat_is_rejected() {
+        assert_eq!(parse_stat("12 (x) S 1 12"), None);
+        assert_eq!(parse_stat("no parenthesis"), None);
+    }
+
+    #[test]
+    fn own_identity_is_alive_and_stable() {
+        let pid = std::process::id();
+        let ident = ident_of(pid);
+        assert!(ident.is_ok(), "{ident:?}");
+        let Ok(ident) = ident else { return };
+        assert!(is_alive(&ident));
+        assert!(!is_alive(&ProcessIdent {
+            start_ticks: ident.start_ticks + 1,
+            ..ident.clone()
+        }));
+        assert!(!is_alive(&ProcessIdent {
+            boot_id: "another-boot".into(),
+            ..ident
+        }));
+    }
+}

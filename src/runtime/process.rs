@@ -1,0 +1,670 @@
+//! Spawning one task attempt as an OS process, capturing its output, and collecting its exit.
+//!
+//! This module owns the mechanics of a task's process: its own process group, stdin from
+//! `/dev/null`, stdout and stderr into one capped log file ([`super::logfile`]), the
+//! `PETIT_OUTPUT` file, signals to the group, and reaping. It is the only module of Petit that
+//! spawns processes. It decides nothing: what to spawn, when to signal and what an exit means
+//! are the engine's policy.
+//!
+//! # Cost
+//!
+//! Everything runs on the caller's tokio runtime (current-thread is fine): no thread per task.
+//! Each running attempt holds one pipe, one pidfd, a [`READ_CHUNK_BYTES`] read buffer and at most
+//! [`super::logfile::TAIL_MAX_BYTES`] of log tail. Log writes are plain synchronous writes of at
+//! most one read chunk into the page cache; there is no fsync.
+//!
+//! # No process of a task outlives it
+//!
+//! Each attempt runs in its own process group (`setpgid(0, 0)`, so the group id is the leader's
+//! pid). When the leader exits, [`Running::wait`] sends SIGKILL to the rest of the group before
+//! reaping the leader: while the leader is an unreaped zombie its pid, and so the group id,
+//! cannot be reused, so the signal cannot reach an unrelated process. Then it drains the output
+//! pipe for at most [`DRAIN_DEADLINE`]: a process that left the group (`setsid`) may still hold
+//! the pipe open, and must not hang the attempt forever.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, Interest};
+use tokio::net::unix::pipe;
+
+use super::ident::{self, ProcessIdent};
+use super::logfile::CappedLog;
+
+/// Size of the buffer each running attempt reads its output pipe with.
+pub const READ_CHUNK_BYTES: usize = 32 * 1024;
+
+/// How long [`Running::wait`] keeps reading output after the task's process group was killed.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Largest `PETIT_OUTPUT` file [`read_outputs`] accepts, in bytes.
+pub const OUTPUT_MAX_BYTES: u64 = 64 * 1024;
+
+/// Everything needed to start one attempt of a command task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpawnRequest {
+    /// Program to execute: a path, or a name looked up in `PATH`. No shell is involved.
+    pub program: String,
+    /// Arguments, not including the program name.
+    pub args: Vec<String>,
+    /// Working directory of the process; must exist.
+    pub working_dir: PathBuf,
+    /// Variables added on top of the environment inherited from Petit, in order (later wins).
+    pub env: Vec<(String, String)>,
+    /// The attempt's log file; its parent directories are created. Truncated if it exists.
+    pub log_path: PathBuf,
+    /// Cap on the kept output, see [`super::logfile`].
+    pub max_log_bytes: u64,
+    /// The file passed as `PETIT_OUTPUT` (overriding any `PETIT_OUTPUT` in `env`); created empty
+    /// with mode 0600, truncated if it exists.
+    pub output_path: PathBuf,
+}
+
+/// Why an attempt could not be started; the process does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SpawnError {
+    /// What went wrong, for the caller to act on.
+    pub kind: SpawnErrorKind,
+    /// A sentence for the user, naming the program or path involved.
+    pub message: String,
+    /// True if trying again later may succeed (`EAGAIN`, `ENOMEM`, out of file descriptors).
+    pub transient: bool,
+    /// The underlying OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+/// The kinds of [`SpawnError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpawnErrorKind {
+    /// The program does not exist (`ENOENT`), or its interpreter does not.
+    ProgramNotFound,
+    /// The working directory does not exist or is not a directory.
+    WorkingDirMissing,
+    /// The program or working directory is not accessible (`EACCES`, `EPERM`).
+    PermissionDenied,
+    /// The log file or its directory cannot be created or written.
+    LogDirUnwritable,
+    /// The `PETIT_OUTPUT` file cannot be created.
+    OutputFileUnwritable,
+    /// Out of processes, memory or file descriptors; may pass.
+    Transient,
+    /// Anything else (for example `ENOEXEC`, not a valid executable).
+    Other,
+}
+
+/// A signal Petit sends to a task's process group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// SIGTERM: ask to stop.
+    Term,
+    /// SIGKILL: stop now.
+    Kill,
+}
+
+impl Signal {
+    /// The signal's number.
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        }
+    }
+}
+
+/// How an attempt's process ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitOutcome {
+    /// Exit code, if the process exited normally.
+    pub code: Option<i32>,
+    /// Number of the signal that killed the process, if one did.
+    pub signal: Option<i32>,
+    /// Bytes the task wrote to stdout and stderr, including the ones dropped by the cap.
+    pub log_bytes_total: u64,
+    /// The first error writing the log file (e.g. disk full), if any. Output after it was counted
+    /// but not stored.
+    pub log_error: Option<String>,
+}
+
+/// A started attempt. Call [`Running::wait`] to drain its output and collect its exit.
+///
+/// Dropping it without waiting closes the output pipe (the task gets `EPIPE`/`SIGPIPE` on its
+/// next write), loses the log tail and leaves the reaping to tokio's orphan queue; the engine
+/// should always wait.
+#[derive(Debug)]
+pub struct Running {
+    child: tokio::process::Child,
+    pid: u32,
+    ident: ProcessIdent,
+    output: pipe::Receiver,
+    /// Readable once the leader has exited, before it is reaped. `None` if `pidfd_open` is not
+    /// available (Linux before 5.3, seccomp), see [`Running::wait`].
+    exit_watch: Option<AsyncFd<OwnedFd>>,
+    log: CappedLog<File>,
+}
+
+/// Starts one attempt. Must be called within a tokio runtime with I/O enabled.
+///
+/// Creates the log file (and its directories) and the empty `PETIT_OUTPUT` file, then runs
+/// `program` in its own process group with stdin from `/dev/null`, stdout and stderr into one
+/// pipe feeding the capped log, and the environment of Petit plus `req.env` plus `PETIT_OUTPUT`.
+pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(spawn_error(
+            SpawnErrorKind::Other,
+            "cannot start a task outside a tokio runtime".into(),
+            io::Error::other("no tokio runtime"),
+        ));
+    }
+    check_working_dir(&req.working_dir)?;
+    let log_file = create_log_file(&req.log_path)?;
+    create_output_file(&req.output_path)?;
+
+    let (reader, writer) = io::pipe().map_err(|err| {
+        classify(
+            err,
+            SpawnErrorKind::Other,
+            "cannot create the output pipe".into(),
+        )
+    })?;
+    let output = pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).map_err(|err| {
+        classify(
+            err,
+            SpawnErrorKind::Other,
+            "cannot register the output pipe".into(),
+        )
+    })?;
+    let stderr = writer.try_clone().map_err(|err| {
+        classify(
+            err,
+            SpawnErrorKind::Other,
+            "cannot duplicate the output pipe".into(),
+        )
+    })?;
+
+    let mut command = tokio::process::Command::new(&req.program);
+    command
+        .args(&req.args)
+        .current_dir(&req.working_dir)
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .env("PETIT_OUTPUT", &req.output_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .kill_on_drop(false);
+    let spawned = command.spawn();
+    // Close our copies of the pipe's write end now, or the pipe would never report EOF.
+    drop(command);
+    let child = spawned.map_err(|err| spawn_failure(req, err))?;
+
+    let Some(pid) = child.id() else {
+        return Err(spawn_error(
+            SpawnErrorKind::Other,
+            format!("{} exited before its pid could be read", req.program),
+            io::Error::other("no pid"),
+        ));
+    };
+    let exit_watch = open_exit_watch(pid);
+    let ident = match ident::ident_of(pid) {
+        Ok(ident) => ident,
+        Err(err) => {
+            // Without an identity the attempt could not be recovered after a crash: do not let
+            // it run. The child is unreaped, so its group id is still ours to signal.
+            let _ = signal_group(pid as i32, Signal::Kill);
+            return Err(spawn_error(
+                SpawnErrorKind::Other,
+                format!("cannot read the identity of process {pid} in /proc: {err}"),
+                err,
+            ));
+        }
+    };
+    Ok(Running {
+        child,
+        pid,
+        ident,
+        output,
+        exit_watch,
+        log: CappedLog::new(log_file, req.max_log_bytes),
+    })
+}
+
+impl Running {
+    /// The process id of the attempt's leader.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The process group id of the attempt (equal to the leader's pid), for [`signal_group`].
+    pub fn pgid(&self) -> i32 {
+        self.pid as i32
+    }
+
+    /// The identity of the leader, to persist for recovery.
+    pub fn ident(&self) -> &ProcessIdent {
+        &self.ident
+    }
+
+    /// Drains the output into the log until the leader exits, kills what is left of its process
+    /// group, reaps the leader, drains the rest of the output for at most [`DRAIN_DEADLINE`], and
+    /// finishes the log.
+    ///
+    /// Cancel-safe only in the sense that dropping the future drops the attempt as described on
+    /// [`Running`]. If the status cannot be collected (someone else reaped the process), `code`
+    /// and `signal` are both `None`.
+    pub async fn wait(mut self) -> ExitOutcome {
+        let mut buf = vec![0u8; READ_CHUNK_BYTES];
+        let mut log_error: Option<String> = None;
+        let mut pipe_open = true;
+
+        let reaped = loop {
+            tokio::select! {
+                status = leader_exited(&mut self.child, self.exit_watch.as_ref()) => break status,
+                read = self.output.read(&mut buf), if pipe_open => {
+                    pipe_open = self.store(read, &buf, &mut log_error);
+                }
+            }
+        };
+
+        // The leader has exited. If `reaped` is None it is still an unreaped zombie, so the group
+        // id cannot have been reused; otherwise (no pidfd) there is a tiny window for pid reuse,
+        // accepted on kernels without pidfd_open.
+        if let Err(err) = signal_group(self.pgid(), Signal::Kill) {
+            tracing::warn!(pgid = self.pgid(), %err, "cannot kill the rest of the task's process group");
+        }
+        let status = match reaped {
+            Some(status) => status,
+            None => self.child.wait().await,
+        };
+
+        let mut trailer = None;
+        if pipe_open {
+            let drain = async {
+                while pipe_open {
+                    let read = self.output.read(&mut buf).await;
+                    pipe_open = self.store(read, &buf, &mut log_error);
+                }
+            };
+            if tokio::time::timeout(DRAIN_DEADLINE, drain).await.is_err() {
+                trailer = Some(format!(
+                    "[petit: output still open {}s after the task exited, stopped reading]",
+                    DRAIN_DEADLINE.as_secs()
+                ));
+            }
+        }
+
+        let log_bytes_total = self.log.total_bytes();
+        if let Err(err) = self.log.finish(trailer.as_deref()) {
+            log_error.get_or_insert_with(|| format!("cannot write the log file: {err}"));
+        }
+        let (code, signal) = match status {
+            Ok(status) => split_status(status),
+            Err(err) => {
+                tracing::warn!(pid = self.pid, %err, "cannot collect the exit status of a task");
+                (None, None)
+            }
+        };
+        ExitOutcome {
+            code,
+            signal,
+            log_bytes_total,
+            log_error,
+        }
+    }
+
+    /// Stores the result of one pipe read in the log. Returns whether the pipe is still open.
+    fn store(
+        &mut self,
+        read: io::Result<usize>,
+        buf: &[u8],
+        log_error: &mut Option<String>,
+    ) -> bool {
+        match read {
+            Ok(0) => false,
+            Ok(n) => {
+                if let Err(err) = self.log.write(&buf[..n]) {
+                    log_error.get_or_insert_with(|| format!("cannot write the log file: {err}"));
+                }
+                true
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => true,
+            Err(err) => {
+                log_error.get_or_insert_with(|| format!("cannot read the task's output: {err}"));
+                false
+            }
+        }
+    }
+}
+
+/// Waits until the leader has exited. Returns `None` if it is left unreaped (seen through the
+/// pidfd), or its reaped status when no pidfd is available.
+async fn leader_exited(
+    child: &mut tokio::process::Child,
+    exit_watch: Option<&AsyncFd<OwnedFd>>,
+) -> Option<io::Result<ExitStatus>> {
+    if let Some(watch) = exit_watch {
+        // A pidfd stays readable once the process has exited, so the guard need not be cleared.
+        if watch.readable().await.is_ok() {
+            return None;
+        }
+    }
+    Some(child.wait().await)
+}
+
+/// Opens a pidfd for our unreaped child `pid`, registered for readiness.
+fn open_exit_watch(pid: u32) -> Option<AsyncFd<OwnedFd>> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let flags: libc::c_uint = 0;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new file descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
+    let fd = RawFd::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an `OwnedFd` keeps its descriptor open, and returns that same descriptor, until it
+    // is dropped together with the `AsyncFd`.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
+}
+
+fn split_status(status: ExitStatus) -> (Option<i32>, Option<i32>) {
+    (status.code(), status.signal())
+}
+
+/// Sends `sig` to every process in group `pgid`. A group that no longer exists is not an error.
+///
+/// Refuses (`InvalidInput`) `pgid <= 1` and Petit's own group, which `killpg` would otherwise
+/// happily signal. Signal only a group whose leader is not reaped yet ([`Running::wait`] has not
+/// returned) or whose leader's identity was just confirmed with [`ident::is_alive`]: once the
+/// group is empty its id may be reused by an unrelated process.
+pub fn signal_group(pgid: i32, sig: Signal) -> io::Result<()> {
+    // SAFETY: getpgrp has no preconditions and cannot fail.
+    if pgid <= 1 || pgid == unsafe { libc::getpgrp() } {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal process group {pgid}"),
+        ));
+    }
+    // SAFETY: killpg takes plain integers; the checks above keep it away from our own group.
+    if unsafe { libc::killpg(pgid, sig.number()) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Reads the `key=value` lines a task wrote to its `PETIT_OUTPUT` file.
+///
+/// Blank lines and lines starting with `#` are ignored; keys match `[A-Za-z0-9_-]+`; the value
+/// is the rest of the line after the first `=`, verbatim except a trailing `\r`. A key given
+/// twice keeps its last value, at the position of the first. A missing file (the task deleted
+/// it) means no outputs. Errors, as one sentence for the user: a file larger than
+/// [`OUTPUT_MAX_BYTES`], not a regular file, not UTF-8, or an invalid line (with its number).
+pub fn read_outputs(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let shown = path.display();
+    // O_NONBLOCK so that a FIFO planted by the task cannot block us; O_NOFOLLOW so that the
+    // outputs are the file we created.
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(format!("cannot open outputs file {shown}: {err}")),
+    };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(format!("outputs file {shown} is not a regular file")),
+        Err(err) => return Err(format!("cannot read outputs file {shown}: {err}")),
+    }
+    let mut bytes = Vec::new();
+    if let Err(err) = file.take(OUTPUT_MAX_BYTES + 1).read_to_end(&mut bytes) {
+        return Err(format!("cannot read outputs file {shown}: {err}"));
+    }
+    if bytes.len() as u64 > OUTPUT_MAX_BYTES {
+        return Err(format!(
+            "outputs file {shown} is larger than {OUTPUT_MAX_BYTES} bytes"
+        ));
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("outputs file {shown} is not valid UTF-8"))?;
+    parse_outputs(&text).map_err(|err| format!("outputs file {shown}: {err}"))
+}
+
+fn parse_outputs(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    for (idx, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("line {}: expected KEY=value", idx + 1));
+        };
+        let key_ok = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !key_ok {
+            return Err(format!(
+                "line {}: invalid key {key:?} (use letters, digits, '_' and '-')",
+                idx + 1
+            ));
+        }
+        match outputs.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.to_owned(),
+            None => outputs.push((key.to_owned(), value.to_owned())),
+        }
+    }
+    Ok(outputs)
+}
+
+fn check_working_dir(dir: &Path) -> Result<(), SpawnError> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(spawn_error(
+            SpawnErrorKind::WorkingDirMissing,
+            format!("working directory {} is not a directory", dir.display()),
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        )),
+        Err(err) => Err(classify(
+            err,
+            SpawnErrorKind::WorkingDirMissing,
+            format!("working directory {} is not usable", dir.display()),
+        )),
+    }
+}
+
+fn create_log_file(path: &Path) -> Result<File, SpawnError> {
+    let context = || format!("cannot create log file {}", path.display());
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)
+            .map_err(|err| classify(err, SpawnErrorKind::LogDirUnwritable, context()))?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|err| classify(err, SpawnErrorKind::LogDirUnwritable, context()))
+}
+
+fn create_output_file(path: &Path) -> Result<(), SpawnError> {
+    let context = || format!("cannot create outputs file {}", path.display());
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)
+            .map_err(|err| classify(err, SpawnErrorKind::OutputFileUnwritable, context()))?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|err| classify(err, SpawnErrorKind::OutputFileUnwritable, context()))
+}
+
+/// Maps the error of `Command::spawn`, which reports both exec and `chdir` failures.
+fn spawn_failure(req: &SpawnRequest, err: io::Error) -> SpawnError {
+    let program = &req.program;
+    match err.raw_os_error() {
+        Some(libc::ENOENT) if !req.working_dir.is_dir() => spawn_error(
+            SpawnErrorKind::WorkingDirMissing,
+            format!(
+                "working directory {} does not exist",
+                req.working_dir.display()
+            ),
+            err,
+        ),
+        Some(libc::ENOENT) => spawn_error(
+            SpawnErrorKind::ProgramNotFound,
+            format!("program {program:?} not found (or its interpreter is missing)"),
+            err,
+        ),
+        Some(libc::EACCES | libc::EPERM) => spawn_error(
+            SpawnErrorKind::PermissionDenied,
+            format!(
+                "permission denied running {program:?} in {}",
+                req.working_dir.display()
+            ),
+            err,
+        ),
+        _ => classify(
+            err,
+            SpawnErrorKind::Other,
+            format!("cannot start {program:?}"),
+        ),
+    }
+}
+
+/// Builds a [`SpawnError`] of `kind`, unless the OS error is a transient one.
+fn classify(err: io::Error, kind: SpawnErrorKind, context: String) -> SpawnError {
+    let transient = matches!(
+        err.raw_os_error(),
+        Some(libc::EAGAIN | libc::ENOMEM | libc::EMFILE | libc::ENFILE | libc::ETXTBSY)
+    );
+    let kind = match err.raw_os_error() {
+        _ if transient => SpawnErrorKind::Transient,
+        Some(libc::EACCES | libc::EPERM) if kind == SpawnErrorKind::WorkingDirMissing => {
+            SpawnErrorKind::PermissionDenied
+        }
+        _ => kind,
+    };
+    spawn_error(kind, format!("{context}: {err}"), err)
+}
+
+fn spawn_error(kind: SpawnErrorKind, message: String, source: io::Error) -> SpawnError {
+    let transient = kind == SpawnErrorKind::Transient;
+    SpawnError {
+        kind,
+        message,
+        transient,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn outputs_skip_blanks_and_comments() {
+        let text = "# comment\n\nname=backup-1\r\n  \n  # indented\nempty=\nurl=a=b\n";
+        assert_eq!(
+            parse_outputs(text),
+            Ok(pairs(&[
+                ("name", "backup-1"),
+                ("empty", ""),
+                ("url", "a=b")
+            ]))
+        );
+    }
+
+    #[test]
+    fn later_output_value_wins() {
+        assert_eq!(
+            parse_outputs("a=1\nb=2\na=3\n"),
+            Ok(pairs(&[("a", "3"), ("b", "2")]))
+        );
+    }
+
+    #[test]
+    fn invalid_output_lines_are_errors_with_line_numbers() {
+        assert_eq!(
+            parse_outputs("a=1\nno equals sign\n"),
+            Err("line 2: expected KEY=value".into())
+        );
+        assert!(parse_outputs("bad key=1\n").is_err_and(|e| e.starts_with("line 1: invalid key")));
+        assert!(parse_outputs("=1\n").is_err());
+        assert!(parse_outputs("ключ=1\n").is_err());
+    }
+
+    #[test]
+    fn own_process_group_is_never_signalled() {
+        // SAFETY: getpgrp has no preconditions.
+        let own = unsafe { libc::getpgrp() };
+        for pgid in [own, 0, 1, -5] {
+            let err = signal_group(pgid, Signal::Term).err().map(|e| e.kind());
+            assert_eq!(err, Some(io::ErrorKind::InvalidInput));
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn leader_exit_is_watched_through_a_pidfd() {
+        let dir = tempfile::tempdir();
+        assert!(dir.is_ok());
+        let Ok(dir) = dir else { return };
+        let req = SpawnRequest {
+            program: "true".into(),
+            args: Vec::new(),
+            working_dir: dir.path().to_owned(),
+            env: Vec::new(),
+            log_path: dir.path().join("log"),
+            max_log_bytes: 1024,
+            output_path: dir.path().join("out"),
+        };
+        let running = spawn(&req);
+        assert!(running.is_ok());
+        let Ok(running) = running else { return };
+        // Every kernel Petit targets (Linux 5.3 and later) has pidfd_open; the fallback path is
+        // for old kernels and restrictive seccomp filters.
+        assert!(running.exit_watch.is_some());
+        assert_eq!(running.wait().await.code, Some(0));
+    }
+
+    #[test]
+    fn transient_errors_are_classified() {
+        let err = classify(
+            io::Error::from_raw_os_error(libc::EAGAIN),
+            SpawnErrorKind::Other,
+            "x".into(),
+        );
+        assert_eq!((err.kind, err.transient), (SpawnErrorKind::Transient, true));
+        let err = classify(
+            io::Error::from_raw_os_error(libc::ENOEXEC),
+            SpawnErrorKind::Other,
+            "x".into(),
+        );
+        assert_eq!((err.kind, err.transient), (SpawnErrorKind::Other, false));
+    }
+}
