@@ -5,6 +5,7 @@
 //! arms timers and commits transitions. See `ARCHITECTURE.md` for the map.
 
 pub mod cli;
+pub mod clock;
 pub mod schedule;
 pub mod spec;
 pub mod time;
