@@ -89,6 +89,15 @@ fn berlin_spring_two_fixed_times_in_gap_fire_once() {
     );
 }
 
+#[test]
+fn berlin_spring_stepped_single_hour_is_a_fixed_time_job() {
+    // `2-2/5` is one hour written with a step; croner alone would call it an interval.
+    assert_eq!(
+        firings("30 2-2/5 * * *", BERLIN, "2026-03-28T23:00:00Z", 1),
+        ["2026-03-29T01:00:00Z"]
+    );
+}
+
 // Europe/Berlin, fall back: 03:00 CEST is followed by 02:00 CET (at 01:00Z); 02:xx repeats.
 
 #[test]

@@ -123,6 +123,46 @@ fn hash_is_the_nth_weekday_of_the_month() {
 }
 
 #[test]
+fn day_of_month_and_day_of_week_match_either_unless_plus() {
+    // 2026-01-01 is a Thursday; Mondays are the 5th and 12th.
+    assert_eq!(
+        firings("0 0 1,10 * MON", 4),
+        [
+            "2026-01-05T00:00:00Z",
+            "2026-01-10T00:00:00Z",
+            "2026-01-12T00:00:00Z",
+            "2026-01-19T00:00:00Z"
+        ]
+    );
+    assert_eq!(
+        firings("0 0 1-7 * +MON", 2),
+        ["2026-01-05T00:00:00Z", "2026-02-02T00:00:00Z"]
+    );
+    assert_eq!(firings("0 0 LW * *", 1), ["2026-01-30T00:00:00Z"]);
+    assert_eq!(firings("0 0 ? * MON", 1), ["2026-01-05T00:00:00Z"]);
+}
+
+#[test]
+fn many_fixed_times_of_day_fall_back_to_interval_rules() {
+    // 120 times of day: more than schedule::cron::MAX_FIXED_TIMES, so both passes fire.
+    let schedule = parse("0 0-59 2,3 * * *");
+    let from = at("2026-10-25T00:58:00Z"); // 02:58 CEST, Berlin
+    let got: Vec<String> = schedule
+        .iter_after(from, chrono_tz::Europe::Berlin)
+        .take(3)
+        .map(|t| t.rfc3339())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "2026-10-25T00:59:00Z", // 02:59 CEST
+            "2026-10-25T01:00:00Z", // 02:00 CET, second pass
+            "2026-10-25T01:01:00Z"
+        ]
+    );
+}
+
+#[test]
 fn every_macro_has_its_meaning() {
     let cases = [
         ("@yearly", "2027-01-01T00:00:00Z"),
@@ -223,6 +263,10 @@ fn fixed_time_means_no_star_in_second_minute_or_hour() {
     assert!(!parse("0 * * * *").is_fixed_time());
     assert!(!parse("*/30 2 * * *").is_fixed_time());
     assert!(!parse("@every 1d").is_fixed_time());
+    assert!(
+        !parse("0 0-59 2,3 * * *").is_fixed_time(),
+        "more than 64 times of day"
+    );
 }
 
 #[test]

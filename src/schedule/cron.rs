@@ -19,7 +19,7 @@
 
 use chrono::{DateTime, Utc};
 use croner::parser::{CronParser, Seconds, Year};
-use croner::Cron;
+use croner::{Cron, JobType};
 
 use crate::time::Timestamp;
 
@@ -50,7 +50,8 @@ pub struct CronSchedule {
     /// For a fixed-time expression with several times of day: one single-time schedule per
     /// time of day. Empty when `cron` alone gives the right DST behaviour.
     fixed_times: Vec<Cron>,
-    /// True when second, minute and hour contain no `*` (Vixie cron's "fixed time").
+    /// True when second, minute and hour contain no `*` (Vixie cron's "fixed time") and there
+    /// are at most [`MAX_FIXED_TIMES`] times of day.
     fixed: bool,
 }
 
@@ -64,7 +65,7 @@ impl CronSchedule {
         }
         let cron = parse_croner(&normalized.join(" ")).map_err(|e| explain_error(fields, &e))?;
 
-        let fixed = normalized[..3]
+        let mut fixed = normalized[..3]
             .iter()
             .all(|f| !f.contains('*') && !f.contains('?'));
         let mut fixed_times = Vec::new();
@@ -73,7 +74,11 @@ impl CronSchedule {
             let minutes = cron.pattern.minutes.values();
             let hours = cron.pattern.hours.values();
             let n_times = seconds.len() * minutes.len() * hours.len();
-            if n_times > 1 && n_times <= MAX_FIXED_TIMES {
+            if n_times > MAX_FIXED_TIMES {
+                fixed = false;
+            } else if cron.determine_job_type() != JobType::FixedTime {
+                // croner would apply its interval rules (a list, a range or a step); give each
+                // time of day its own single-time schedule, which croner treats as fixed.
                 let date_part = normalized[3..].join(" ");
                 for h in &hours {
                     for m in &minutes {
