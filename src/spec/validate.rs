@@ -1148,7 +1148,7 @@ fn serde_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnos
     use serde_saphyr::Error as E;
     let loc = e.location();
     let (line, column) = loc.map_or((0, 0), |l| (l.line(), l.column()));
-    let path = if line > 0 {
+    let mut path = if line > 0 {
         path_at(text, line, column)
     } else {
         String::new()
@@ -1172,7 +1172,23 @@ fn serde_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnos
                 None => format!("expected one of {}", expected.join(", ")),
             }),
         ),
-        E::SerdeMissingField { field, .. } => (format!("missing field `{field}`"), None),
+        E::SerdeMissingField { field, .. } => {
+            // The error points inside the mapping that lacks the field; name the mapping.
+            let cut = path.rfind(['.', '[']).unwrap_or(0);
+            path.truncate(cut);
+            (format!("missing field `{field}`"), None)
+        }
+        E::InvalidScalar { ty, location } => {
+            let wanted = match *ty {
+                "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a non-negative integer",
+                "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer",
+                "f32" | "f64" => "a number",
+                "bool" => "a boolean",
+                other => other,
+            };
+            let found = scalar_at(text, *location);
+            (format!("expected {wanted}, found `{found}`"), None)
+        }
         E::DuplicateMappingKey { key, .. } => (
             match key {
                 Some(k) => format!("duplicate key `{k}`"),
@@ -1180,6 +1196,16 @@ fn serde_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnos
             },
             None,
         ),
+        E::Eof { .. }
+            if text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) =>
+        {
+            (
+                "the file is empty".to_string(),
+                Some("a job file needs at least `id` and `tasks`".into()),
+            )
+        }
         E::InvalidBooleanStrict { .. } => (
             "not a boolean: YAML 1.2 booleans are `true` and `false`".to_string(),
             Some("write `true` or `false`".into()),
@@ -1204,6 +1230,20 @@ fn serde_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnos
         message,
         hint,
     }
+}
+
+/// The plain scalar that starts at `loc`, for messages.
+fn scalar_at(text: &str, loc: Location) -> &str {
+    let start = loc
+        .span()
+        .byte_offset()
+        .and_then(|b| usize::try_from(b).ok())
+        .and_then(|b| text.get(b..))
+        .unwrap_or("");
+    let end = start
+        .find(['\n', ',', ']', '}', '#'])
+        .unwrap_or(start.len());
+    start[..end].trim()
 }
 
 /// The field path (`tasks[1].retry`) of the YAML node at `line`:`column` (1-based), or of the
