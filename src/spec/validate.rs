@@ -1254,13 +1254,14 @@ pub(crate) fn path_at(text: &str, line: u64, column: u64) -> String {
         Map { path: String, key: Option<String> },
         Seq { path: String, next: usize },
     }
-    fn child(stack: &mut [Frame], key_text: Option<&str>) -> (String, bool) {
+    /// The path of the next node under the innermost open collection.
+    fn child(stack: &mut [Frame], key_text: Option<&str>) -> String {
         match stack.last_mut() {
-            None => (String::new(), false),
+            None => String::new(),
             Some(Frame::Seq { path, next }) => {
                 let p = format!("{path}[{next}]");
                 *next += 1;
-                (p, false)
+                p
             }
             Some(Frame::Map { path, key }) => match key.take() {
                 None => {
@@ -1271,16 +1272,10 @@ pub(crate) fn path_at(text: &str, line: u64, column: u64) -> String {
                         format!("{path}.{k}")
                     };
                     *key = Some(k);
-                    (p, true)
+                    p
                 }
-                Some(k) => (
-                    if path.is_empty() {
-                        k
-                    } else {
-                        format!("{path}.{k}")
-                    },
-                    false,
-                ),
+                Some(k) if path.is_empty() => k,
+                Some(k) => format!("{path}.{k}"),
             },
         }
     }
@@ -1295,19 +1290,17 @@ pub(crate) fn path_at(text: &str, line: u64, column: u64) -> String {
         }
         match event {
             Event::Scalar(v, ..) => {
-                let (p, is_key) = child(&mut stack, Some(&v));
                 // A key and its value are both named by the key's path.
-                let _ = is_key;
-                best = p;
+                best = child(&mut stack, Some(&v));
             }
-            Event::Alias(_) => best = child(&mut stack, None).0,
+            Event::Alias(_) => best = child(&mut stack, None),
             Event::MappingStart(..) => {
-                let (p, _) = child(&mut stack, None);
+                let p = child(&mut stack, None);
                 best = p.clone();
                 stack.push(Frame::Map { path: p, key: None });
             }
             Event::SequenceStart(..) => {
-                let (p, _) = child(&mut stack, None);
+                let p = child(&mut stack, None);
                 best = p.clone();
                 stack.push(Frame::Seq { path: p, next: 0 });
             }
@@ -1380,7 +1373,7 @@ pub(crate) fn closest<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let len = word.chars().count();
-    let limit = len.div_ceil(3).max(1);
+    let limit = len.div_ceil(4).max(1);
     candidates
         .into_iter()
         .map(|c| (distance(word, c), c))
@@ -1404,6 +1397,8 @@ mod tests {
             Some("Europe/Berlin")
         );
         assert_eq!(closest("zzzzzz", ["command", "args"]), None);
+        assert_eq!(closest("base", ["name", "tasks"]), None);
+        assert_eq!(closest("xx", ["x", "y"]), Some("x"));
     }
 
     #[test]
