@@ -1,8 +1,8 @@
-//! `pt validate` (stub, to be implemented).
+//! `pt validate`: load a jobs directory and report every problem in every file.
 
 use std::path::PathBuf;
 
-use super::CliError;
+use super::{CliError, ErrorKind};
 
 /// Arguments of `pt validate`
 #[derive(Debug, clap::Args)]
@@ -11,10 +11,33 @@ pub struct ValidateArgs {
     pub jobs_dir: PathBuf,
 }
 
+/// Prints each diagnostic to stderr, then a summary; fails with exit code 2 on any problem.
 pub fn cmd_validate(args: ValidateArgs) -> Result<(), CliError> {
-    let _ = args;
+    let loaded = crate::spec::load_dir(&args.jobs_dir);
+    for d in &loaded.diagnostics {
+        eprintln!("{d}");
+    }
+    let n_jobs = loaded.jobs.len();
+    let jobs = if n_jobs == 1 { "job" } else { "jobs" };
+    if loaded.diagnostics.is_empty() {
+        println!("{n_jobs} {jobs} OK");
+        return Ok(());
+    }
+    let n = loaded.diagnostics.len();
+    let mut files: Vec<&std::path::Path> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| d.file.as_path())
+        .collect();
+    files.sort();
+    files.dedup();
+    let problems = if n == 1 { "problem" } else { "problems" };
+    let in_files = if files.len() == 1 { "file" } else { "files" };
     Err(CliError::new(
-        super::ErrorKind::Other,
-        "not implemented yet",
+        ErrorKind::BadInput,
+        format!(
+            "{n} {problems} in {} {in_files}; {n_jobs} valid {jobs}",
+            files.len()
+        ),
     ))
 }

@@ -1,0 +1,277 @@
+//! Validation behaviour on small inline job files and temporary job directories.
+
+use std::path::Path;
+
+use petit::spec::model::{Action, Condition, DependencyCondition, OnInterrupt, Overlap};
+use petit::spec::template::Part;
+use petit::spec::{load_dir_in_zone, parse_job_in_zone, Diagnostic, Job};
+
+fn parse(text: &str) -> Result<Job, Vec<Diagnostic>> {
+    parse_job_in_zone(
+        Path::new("job.yaml"),
+        Path::new("/jobs"),
+        text,
+        chrono_tz::UTC,
+    )
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text)
+        .expect_err("the job must not validate")
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn duplicate_key_is_an_error() {
+    assert_eq!(
+        errors("id: a\nid: b\ntasks: [{id: t, command: echo}]\n"),
+        ["job.yaml:2:1: id: duplicate key `id`"]
+    );
+}
+
+#[test]
+fn typo_gets_a_hint() {
+    assert_eq!(
+        errors("id: a\ntasks:\n  - id: t\n    command: echo\n    dependson: [x]\n"),
+        ["job.yaml:5:5: tasks[0].dependson: unknown field `dependson` (did you mean `depends_on`?)"]
+    );
+    assert_eq!(
+        errors("id: a\nschedul: x\ntasks: [{id: t, command: echo}]\n"),
+        ["job.yaml:2:1: schedul: unknown field `schedul` (did you mean `schedule`?)"]
+    );
+}
+
+#[test]
+fn yaml_1_1_yes_is_not_a_boolean() {
+    let e = errors("id: a\nenabled: yes\ntasks: [{id: t, command: echo}]\n");
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("job.yaml:2:10: enabled: not a boolean"),
+        "{e:?}"
+    );
+    assert!(
+        !parse("id: a\nenabled: false\ntasks: [{id: t, command: echo}]\n")
+            .unwrap()
+            .enabled
+    );
+}
+
+#[test]
+fn cycle_path_is_printed() {
+    let e = errors(
+        "id: a\ntasks:\n  - {id: x, command: echo, depends_on: [y]}\n  \
+         - {id: y, command: echo, depends_on: [x]}\n",
+    );
+    assert_eq!(
+        e,
+        ["job.yaml:3:41: tasks[0].depends_on: dependency cycle: x -> y -> x"]
+    );
+}
+
+#[test]
+fn every_semantic_problem_in_a_file_is_reported() {
+    let e = errors(
+        "id: a\nmax_concurrency: 0\ntimezone: Europe/Pariss\ntasks:\n  \
+         - {id: x, command: echo, timeout_secs: 0}\n  - {id: x, command: echo}\n",
+    );
+    assert_eq!(e.len(), 4, "{e:#?}");
+}
+
+#[test]
+fn original_spellings_are_accepted() {
+    let job = parse(
+        "id: a\ndepends_on:\n  - b\n  - job: c\n    condition: last_complete\n  \
+         - {job_id: d, condition: within_window, window_secs: 60}\n\
+         tasks:\n  - {id: t, command: echo}\n  - {id: u, command: echo, depends_on: [t], condition: always}\n",
+    )
+    .unwrap();
+    assert_eq!(job.depends_on.len(), 3);
+    assert_eq!(
+        job.depends_on[0].condition,
+        DependencyCondition::LastSuccess
+    );
+    assert_eq!(job.depends_on[1].job_id, "c");
+    assert_eq!(
+        job.depends_on[1].condition,
+        DependencyCondition::LastComplete
+    );
+    assert_eq!(
+        job.depends_on[2].condition,
+        DependencyCondition::WithinWindow { window_secs: 60 }
+    );
+    assert_eq!(job.tasks[1].condition, Condition::AllDone);
+}
+
+#[test]
+fn all_optional_fields_reach_the_model() {
+    let job = parse(
+        "id: a\nname: A\ndescription: d\ntimezone: Europe/Berlin\nenabled: false\n\
+         max_concurrency: 2\noverlap: queue\nmax_queued: 3\ncatchup: all\nmax_catchup: 7\n\
+         catchup_window_secs: 60\ndependency_timeout_secs: 30\nconfig: {k: v}\n\
+         environment: {E: '${{ config.k }}'}\ntimeout_secs: 100\nmax_tasks: 2\n\
+         max_log_bytes: 4096\nhistory: {keep_runs: 10, keep_days: 3}\n\
+         tasks:\n  - id: t\n    type: shell\n    shell: bash\n    script: echo $E\n    \
+         working_dir: sub/dir\n    timeout_secs: 5\n    kill_grace_secs: 0\n    \
+         on_interrupt: fail\n    max_interrupts: 1\n    max_log_bytes: 2048\n",
+    )
+    .unwrap();
+    assert_eq!(job.timezone, chrono_tz::Europe::Berlin);
+    assert!(!job.enabled);
+    assert_eq!(job.overlap, Overlap::Queue);
+    assert_eq!((job.max_queued, job.max_catchup), (3, 7));
+    assert_eq!(job.history.keep_days, Some(3));
+    let t = &job.tasks[0];
+    match &t.action {
+        Action::Shell { shell, .. } => assert_eq!(shell, &["bash", "-c"]),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(t.on_interrupt, OnInterrupt::Fail);
+    assert_eq!(
+        (t.max_interrupts, t.max_log_bytes, t.kill_grace_secs),
+        (1, 2048, 0)
+    );
+    let wd = t.working_dir.as_ref().unwrap();
+    assert_eq!(wd.parts, vec![Part::Literal("/jobs/sub/dir".into())]);
+}
+
+#[test]
+fn outputs_of_transitive_upstreams_are_visible() {
+    let job = parse(
+        "id: a\ntasks:\n  - {id: p, command: echo}\n  - {id: q, command: echo, depends_on: [p]}\n  \
+         - {id: r, command: echo, depends_on: [q], args: ['${{ tasks.p.outputs.k }}']}\n",
+    );
+    assert!(job.is_ok(), "{job:?}");
+}
+
+#[test]
+fn slurm_is_not_supported_yet() {
+    let e = errors("id: a\ntasks: [{id: t, type: slurm, command: x}]\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].contains("`type: slurm` is not supported yet"), "{e:?}");
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn duplicate_job_ids_point_at_the_second_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "a.yaml",
+        "id: same\ntasks: [{id: t, command: echo}]\n",
+    );
+    write(
+        tmp.path(),
+        "b.yml",
+        "id: same\ntasks: [{id: t, command: echo}]\n",
+    );
+    write(tmp.path(), "notes.txt", "not a job");
+    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    assert_eq!(loaded.jobs.len(), 1);
+    assert_eq!(loaded.diagnostics.len(), 1);
+    let d = &loaded.diagnostics[0];
+    assert_eq!(d.file, tmp.path().join("b.yml"));
+    assert_eq!((d.line, d.column), (1, 5));
+    assert!(d.message.contains("a.yaml"), "{d}");
+}
+
+#[test]
+fn cross_job_cycles_and_unknown_jobs_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "a.yaml",
+        "id: a\ndepends_on: [b]\ntasks: [{id: t, command: echo}]\n",
+    );
+    write(
+        tmp.path(),
+        "b.yaml",
+        "id: b\ndepends_on: [a]\ntasks: [{id: t, command: echo}]\n",
+    );
+    write(
+        tmp.path(),
+        "c.yaml",
+        "id: c\ndepends_on: [bb]\ntasks: [{id: t, command: echo}]\n",
+    );
+    write(
+        tmp.path(),
+        "d.yaml",
+        "id: d\ndepends_on: [{job: c}]\ntasks: [{id: t, command: echo}]\n",
+    );
+    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let shown: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}:{}", d.file.file_name().unwrap().to_string_lossy(), d))
+        .collect();
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert!(
+        shown[0].ends_with("depends_on[0]: unknown job `bb` (did you mean `b`?)"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[1].ends_with("job dependency cycle: a -> b -> a"),
+        "{shown:?}"
+    );
+    let ids: Vec<&str> = loaded.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["d"]);
+}
+
+#[test]
+fn unreadable_directory_is_a_diagnostic() {
+    let loaded = load_dir_in_zone(Path::new("/nonexistent/petit-jobs"), chrono_tz::UTC);
+    assert_eq!(loaded.diagnostics.len(), 1);
+    assert!(loaded.diagnostics[0]
+        .message
+        .contains("cannot read the jobs directory"));
+}
+
+#[test]
+fn pt_validate_exit_codes() {
+    let pt = env!("CARGO_BIN_EXE_pt");
+    let good = tempfile::tempdir().unwrap();
+    write(
+        good.path(),
+        "a.yaml",
+        "id: a\ntasks: [{id: t, command: echo}]\n",
+    );
+    let out = std::process::Command::new(pt)
+        .arg("validate")
+        .arg(good.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 job OK\n");
+
+    let bad = tempfile::tempdir().unwrap();
+    write(
+        bad.path(),
+        "a.yaml",
+        "id: a\ntasks: [{id: t, comand: echo}]\n",
+    );
+    write(
+        bad.path(),
+        "b.yaml",
+        "id: b\nenabled: yes\ntasks: [{id: t, command: echo}]\n",
+    );
+    let out = std::process::Command::new(pt)
+        .arg("validate")
+        .arg(bad.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a.yaml:2:17: tasks[0].comand: unknown field"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("b.yaml:2:10: enabled: not a boolean"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 problems in 2 files"), "{stderr}");
+}

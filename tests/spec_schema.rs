@@ -1,0 +1,182 @@
+//! `schema/job.schema.json` agrees with the parser: every example and valid fixture validates
+//! against it, both know the same field names at every level, and an unknown field fails both.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn schema() -> Value {
+    let text = std::fs::read_to_string(root().join("schema/job.schema.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn validator() -> jsonschema::Validator {
+    jsonschema::validator_for(&schema()).unwrap()
+}
+
+fn yaml_to_json(text: &str) -> Value {
+    serde_saphyr::from_str::<Value>(text).unwrap()
+}
+
+fn job_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["examples", "tests/data/specs/valid"] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn examples_and_valid_fixtures_match_the_schema() {
+    let v = validator();
+    let files = job_files();
+    assert!(files.len() >= 8, "{files:?}");
+    for f in files {
+        let doc = yaml_to_json(&std::fs::read_to_string(&f).unwrap());
+        let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", f.display());
+    }
+}
+
+/// Follows a local `$ref` (`#/$defs/task`).
+fn resolve<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.trim_start_matches('#');
+            schema
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("dangling $ref {r}"))
+        }
+        None => node,
+    }
+}
+
+/// The object subschema of a node that may be `oneOf` a scalar and an object.
+fn object_of<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
+    let node = resolve(schema, node);
+    if node.get("properties").is_some() {
+        return node;
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(alts) = node.get(key).and_then(Value::as_array) {
+            if let Some(o) = alts.iter().find(|a| a.get("properties").is_some()) {
+                return o;
+            }
+        }
+    }
+    if let Some(items) = node.get("items") {
+        return object_of(schema, items);
+    }
+    panic!("no object schema in {node}");
+}
+
+fn property_names(node: &Value) -> BTreeSet<String> {
+    node["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// The field names the parser expects where `doc` has the unknown field `zz_unknown`.
+fn parser_fields(doc: &str) -> BTreeSet<String> {
+    let Err(e) = petit::spec::raw::parse(doc) else {
+        panic!("{doc:?} must not parse");
+    };
+    match e.without_snippet() {
+        serde_saphyr::Error::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            assert_eq!(field, "zz_unknown");
+            expected.iter().map(|s| s.to_string()).collect()
+        }
+        other => panic!("expected an unknown-field error for {doc:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn schema_and_parser_know_the_same_fields() {
+    let s = schema();
+    let task = object_of(&s, &s["properties"]["tasks"]);
+    let cases: Vec<(&str, &Value, String)> = vec![
+        ("job", &s, "id: a\nzz_unknown: 1\ntasks: [{id: t}]\n".into()),
+        (
+            "task",
+            task,
+            "id: a\ntasks: [{id: t, zz_unknown: 1}]\n".into(),
+        ),
+        (
+            "retry",
+            object_of(&s, &task["properties"]["retry"]),
+            "id: a\ntasks: [{id: t, retry: {zz_unknown: 1}}]\n".into(),
+        ),
+        (
+            "schedule",
+            object_of(&s, &s["properties"]["schedule"]),
+            "id: a\nschedule: {cron: x, zz_unknown: 1}\ntasks: [{id: t}]\n".into(),
+        ),
+        (
+            "depends_on",
+            object_of(&s, &s["properties"]["depends_on"]),
+            "id: a\ndepends_on: [{job_id: x, zz_unknown: 1}]\ntasks: [{id: t}]\n".into(),
+        ),
+        (
+            "history",
+            object_of(&s, &s["properties"]["history"]),
+            "id: a\nhistory: {zz_unknown: 1}\ntasks: [{id: t}]\n".into(),
+        ),
+    ];
+    for (what, node, doc) in cases {
+        assert_eq!(property_names(node), parser_fields(&doc), "{what}");
+        // The unknown field fails the schema too.
+        assert!(!validator().is_valid(&yaml_to_json(&doc)), "{what}: {doc}");
+    }
+}
+
+/// Every property has an example; a job using each example value parses and matches the
+/// schema, so the two also agree on the types of values.
+#[test]
+fn every_schema_example_is_accepted_by_the_parser() {
+    let s = schema();
+    let v = validator();
+    let example = |node: &Value| -> Value {
+        let node = resolve(&s, node);
+        node["examples"]
+            .get(0)
+            .cloned()
+            .unwrap_or_else(|| panic!("no example in {node}"))
+    };
+    let base = || json!({"id": "a", "tasks": [{"id": "t", "command": "echo"}]});
+    let task = object_of(&s, &s["properties"]["tasks"]);
+    let mut docs = Vec::new();
+    for (name, prop) in s["properties"].as_object().unwrap() {
+        let mut doc = base();
+        doc[name] = example(prop);
+        docs.push((format!("job.{name}"), doc));
+    }
+    for (name, prop) in task["properties"].as_object().unwrap() {
+        let mut doc = base();
+        doc["tasks"][0][name] = example(prop);
+        docs.push((format!("task.{name}"), doc));
+    }
+    for (what, doc) in docs {
+        assert!(v.is_valid(&doc), "{what}: {doc}");
+        // JSON is YAML, so the same document goes through the job-file parser.
+        let text = doc.to_string();
+        if let Err(e) = petit::spec::raw::parse(&text) {
+            panic!("{what}: {text}: {e}");
+        }
+    }
+}
