@@ -39,6 +39,11 @@ pub fn cmd_resume(args: ResumeArgs) -> Result<(), CliError> {
             println!("nothing to resume");
             return Ok(());
         }
+        for id in &ids {
+            if let Some(s) = engine.run_state(*id) {
+                println!("resuming run #{id} of {}", s.run.job_id);
+            }
+        }
         follow_runs(&mut engine, &ids).await
     })
 }
