@@ -47,6 +47,7 @@ fn print_event(e: &Event) {
         EventKind::RunSucceeded => format!("run #{} succeeded", e.run_id),
         EventKind::RunFailed => format!("run #{} failed: {}", e.run_id, e.detail),
         EventKind::RunCancelled => format!("run #{} cancelled", e.run_id),
+        EventKind::RunSkipped => format!("run #{} skipped: {}", e.run_id, e.detail),
         EventKind::TaskStarted => format!("  {who}: started ({})", e.detail),
         EventKind::TaskSucceeded => format!("  {who}: succeeded"),
         EventKind::TaskFailed => format!("  {who}: failed ({})", e.detail),

@@ -316,6 +316,10 @@ pub enum Input {
     /// Petit restarted after a crash. The shell has already made sure no process of any
     /// in-flight attempt of this run is alive.
     Recover,
+    /// The run's cross-job dependencies are not met: it waits (from `queued`).
+    Wait,
+    /// The run will not run after all (dependency timeout, overlap): recorded `skipped`.
+    Skip { reason: String },
     /// Petit is shutting down gracefully and has stopped every process of this run. In-flight
     /// attempts are recorded interrupted; nothing new is launched until the next start.
     Suspend,
@@ -505,6 +509,35 @@ pub fn step(job: &Job, state: &mut RunState, input: Input, now: Timestamp) -> St
             job, state, task, attempt, code, signal, outputs, now, &mut out,
         ),
         Input::Tick => tick(job, state, now, &mut out),
+        Input::Wait => {
+            if state.run.status == RunStatus::Queued {
+                state.run.status = RunStatus::Waiting;
+                out.run_changed = true;
+            }
+        }
+        Input::Skip { reason } => {
+            if matches!(state.run.status, RunStatus::Queued | RunStatus::Waiting) {
+                state.run.status = RunStatus::Skipped;
+                state.run.ended_at = Some(now);
+                state.run.reason = Some(reason.clone());
+                out.run_changed = true;
+                for i in 0..state.tasks.len() {
+                    if !state.tasks[i].status.is_terminal() {
+                        state.tasks[i].status = TaskStatus::Skipped;
+                        out.touch(i);
+                    }
+                }
+                out.effects.push(event(
+                    job,
+                    state,
+                    None,
+                    None,
+                    EventKind::RunSkipped,
+                    reason,
+                    now,
+                ));
+            }
+        }
         Input::Cancel => cancel(job, state, now, &mut out),
         Input::Recover => recover(job, state, now, &mut out),
         Input::Suspend => {

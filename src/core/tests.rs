@@ -484,3 +484,31 @@ fn suspend_records_interruptions_and_launches_nothing() {
     sim.input(Input::Recover);
     assert_eq!(sim.to_launch, vec![(0, 2)]);
 }
+
+#[test]
+fn a_queued_run_can_wait_then_start_or_be_skipped() {
+    let j = job("j", vec![task("a", &[])]);
+    let now = Timestamp::from_secs(10);
+    let mut s =
+        crate::core::run::RunState::new(&j, 7, crate::core::run::Trigger::Schedule, now, now, 4);
+    crate::core::run::step(&j, &mut s, Input::Wait, now);
+    assert_eq!(s.run.status, RunStatus::Waiting);
+    let mut skipped = s.clone();
+    let step = crate::core::run::step(
+        &j,
+        &mut skipped,
+        Input::Skip {
+            reason: "dependency unmet".into(),
+        },
+        now,
+    );
+    assert_eq!(skipped.run.status, RunStatus::Skipped);
+    assert_eq!(skipped.run.reason.as_deref(), Some("dependency unmet"));
+    assert!(!step.effects.is_empty());
+    let step = crate::core::run::step(&j, &mut s, Input::Start, now);
+    assert_eq!(s.run.status, RunStatus::Running);
+    assert!(step
+        .effects
+        .iter()
+        .any(|e| matches!(e, crate::core::run::Effect::Launch { .. })));
+}

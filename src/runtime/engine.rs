@@ -98,9 +98,9 @@ struct Child {
     pgid: i32,
 }
 
-/// An attempt's process ended.
+/// An attempt's process ended; fed back with [`Engine::on_exit`].
 #[derive(Debug)]
-struct ExitReport {
+pub struct ExitReport {
     run: u64,
     task: usize,
     attempt: u32,
@@ -319,40 +319,18 @@ impl Engine {
         mut commands: Option<&mut mpsc::Receiver<Command>>,
     ) -> Result<(), EngineError> {
         loop {
-            self.drain_inputs()?;
-            self.forget_finished();
+            self.process_inputs()?;
+            self.take_finished();
             if self.runs.is_empty() {
                 return Ok(());
             }
             if self.shutting_down {
                 return self.shutdown().await;
             }
-            let deadline = self
-                .runs
-                .values()
-                .filter_map(|a| run::next_deadline(&a.state))
-                .min();
-            let sleep_until = deadline
-                .map(|d| self.clock.instant_of(d))
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
-            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_until));
+            let sleep = self.sleep_until(self.next_deadline());
             tokio::select! {
-                Some(exit) = self.exit_rx.recv() => {
-                    self.children.remove(&(exit.run, exit.task, exit.attempt));
-                    self.inputs.push_back((exit.run, Input::Exited {
-                        task: exit.task,
-                        attempt: exit.attempt,
-                        code: exit.code,
-                        signal: exit.signal,
-                        outputs: exit.outputs,
-                    }));
-                }
-                _ = sleep => {
-                    let ids: Vec<u64> = self.runs.keys().copied().collect();
-                    for id in ids {
-                        self.inputs.push_back((id, Input::Tick));
-                    }
-                }
+                Some(exit) = self.exit_rx.recv() => self.on_exit(exit),
+                _ = sleep => self.on_tick(),
                 Some(cmd) = recv_opt(&mut commands) => match cmd {
                     Command::Cancel(id) => { self.cancel(id); }
                     Command::Shutdown => self.shutting_down = true,
@@ -361,20 +339,102 @@ impl Engine {
         }
     }
 
-    fn forget_finished(&mut self) {
+    /// A sleep until engine time `deadline` (a day if none; callers re-arm after waking).
+    pub fn sleep_until(&self, deadline: Option<Timestamp>) -> tokio::time::Sleep {
+        let at = deadline
+            .map(|d| self.clock.instant_of(d))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at))
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> EngineClock {
+        self.clock
+    }
+
+    /// The earliest deadline of any run this engine drives (engine time).
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.runs
+            .values()
+            .filter_map(|a| run::next_deadline(&a.state))
+            .min()
+    }
+
+    /// The next exit of a child process.
+    pub async fn next_exit(&mut self) -> Option<ExitReport> {
+        self.exit_rx.recv().await
+    }
+
+    /// Queues an exit for its run.
+    pub fn on_exit(&mut self, exit: ExitReport) {
+        self.children.remove(&(exit.run, exit.task, exit.attempt));
+        self.inputs.push_back((
+            exit.run,
+            Input::Exited {
+                task: exit.task,
+                attempt: exit.attempt,
+                code: exit.code,
+                signal: exit.signal,
+                outputs: exit.outputs,
+            },
+        ));
+    }
+
+    /// Queues a `Tick` for every run (deadlines may be due).
+    pub fn on_tick(&mut self) {
+        let ids: Vec<u64> = self.runs.keys().copied().collect();
+        for id in ids {
+            self.inputs.push_back((id, Input::Tick));
+        }
+    }
+
+    /// Queues an input for a run this engine drives.
+    pub fn feed(&mut self, id: u64, input: Input) {
+        self.inputs.push_back((id, input));
+    }
+
+    /// Takes over a run whose records are already committed (a queued firing, a waiting run).
+    pub fn adopt(&mut self, job: Job, state: RunState) {
+        self.runs.insert(
+            state.run.id,
+            Active {
+                job,
+                state,
+                run_dirty: false,
+                tasks_dirty: BTreeSet::new(),
+            },
+        );
+    }
+
+    /// Number of runs in state `running`.
+    pub fn n_running_runs(&self) -> usize {
+        self.runs
+            .values()
+            .filter(|a| a.state.run.status == run::RunStatus::Running)
+            .count()
+    }
+
+    /// Runs that finished and whose last transition is committed: removed from the engine and
+    /// returned, so the caller can react (dependencies, queues, retention).
+    pub fn take_finished(&mut self) -> Vec<run::Run> {
         let done: Vec<u64> = self
             .runs
             .iter()
             .filter(|(_, a)| a.state.is_terminal() && !a.run_dirty && a.tasks_dirty.is_empty())
             .map(|(id, _)| *id)
             .collect();
-        for id in done {
-            self.runs.remove(&id);
-        }
+        done.into_iter()
+            .filter_map(|id| self.runs.remove(&id).map(|a| a.state.run))
+            .collect()
+    }
+
+    /// Requests a graceful stop: the next [`Engine::shutdown`] call performs it.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
     }
 
     /// Applies queued inputs one by one: step, commit, act.
-    fn drain_inputs(&mut self) -> Result<(), EngineError> {
+    pub fn process_inputs(&mut self) -> Result<(), EngineError> {
         while let Some((id, input)) = self.inputs.pop_front() {
             let now = self.clock.now();
             let Some(active) = self.runs.get_mut(&id) else {
@@ -625,7 +685,7 @@ impl Engine {
 
     /// Graceful stop: SIGTERM every running process group, wait up to the grace, SIGKILL the
     /// rest, then record in-flight attempts as interrupted (`Suspend`).
-    async fn shutdown(&mut self) -> Result<(), EngineError> {
+    pub async fn shutdown(&mut self) -> Result<(), EngineError> {
         let pgids: Vec<i32> = self.children.values().map(|c| c.pgid).collect();
         for &pgid in &pgids {
             let _ = process::signal_group(pgid, process::Signal::Term);

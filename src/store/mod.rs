@@ -11,12 +11,14 @@
 
 pub mod records;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::core::run::{Run, RunState, TaskState};
+use crate::core::run::{Run, RunState, RunStatus, TaskState};
+use crate::time::Timestamp;
 use records::{DecodeError, Snapshot};
 
 /// The schema version this binary writes. A database with a newer one is refused.
@@ -37,7 +39,15 @@ const ACTIVE: TableDefinition<u64, ()> = TableDefinition::new("active_runs");
 /// Index: `(job id, run id)` for every run.
 const JOB_RUNS: TableDefinition<(&str, u64), ()> = TableDefinition::new("job_runs");
 
+/// Scheduler cursor per job: firings at or before it are accounted for (ms since the epoch).
+const CURSORS: TableDefinition<&str, i64> = TableDefinition::new("cursors");
+/// `(job id, firing instant ms) -> run id`: each firing is materialised exactly once.
+const FIRINGS: TableDefinition<(&str, i64), u64> = TableDefinition::new("firings");
+/// Paused jobs.
+const PAUSED: TableDefinition<&str, ()> = TableDefinition::new("paused");
+
 const KEY_SCHEMA: &str = "schema_version";
+const KEY_HIGH_WATER: &str = "high_water";
 const KEY_NEXT_RUN: &str = "next_run_id";
 
 /// What can go wrong with the state database, each a different thing for the caller to do.
@@ -149,6 +159,9 @@ impl Store {
             t.open_table(SNAPSHOTS)?;
             t.open_table(ACTIVE)?;
             t.open_table(JOB_RUNS)?;
+            t.open_table(CURSORS)?;
+            t.open_table(FIRINGS)?;
+            t.open_table(PAUSED)?;
             let mut meta = t.open_table(META)?;
             meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())?;
             meta.insert(KEY_NEXT_RUN, 1u64.to_le_bytes().as_slice())?;
@@ -291,6 +304,93 @@ impl Store {
         Ok(out)
     }
 
+    /// The scheduler cursor of `job_id`, if it has one.
+    pub fn cursor(&self, job_id: &str) -> Result<Option<Timestamp>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = rx.open_table(CURSORS).map_err(|e| self.err(e))?;
+        Ok(t.get(job_id)
+            .map_err(|e| self.err(e))?
+            .map(|v| Timestamp(v.value())))
+    }
+
+    /// The run a firing was materialised as, if it was.
+    pub fn firing(&self, job_id: &str, at: Timestamp) -> Result<Option<u64>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = rx.open_table(FIRINGS).map_err(|e| self.err(e))?;
+        Ok(t.get((job_id, at.0))
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value()))
+    }
+
+    /// Every paused job.
+    pub fn paused_jobs(&self) -> Result<BTreeSet<String>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = rx.open_table(PAUSED).map_err(|e| self.err(e))?;
+        let mut out = BTreeSet::new();
+        for item in t.iter().map_err(|e| self.err(e))? {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            out.insert(k.value().to_string());
+        }
+        Ok(out)
+    }
+
+    /// The latest wall-clock time Petit has recorded (0 if none).
+    pub fn high_water(&self) -> Result<Timestamp, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = rx.open_table(META).map_err(|e| self.err(e))?;
+        let v = t.get(KEY_HIGH_WATER).map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map(|b| Timestamp(i64::from_le_bytes(b)))
+            .unwrap_or_default())
+    }
+
+    /// Ids of every run of `job_id`, oldest first (an index range).
+    pub fn run_ids_of_job(&self, job_id: &str) -> Result<Vec<u64>, StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let idx = rx.open_table(JOB_RUNS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in idx
+            .range((job_id, 0u64)..=(job_id, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            out.push(k.value().1);
+        }
+        Ok(out)
+    }
+
+    /// The newest run of `job_id` that finished, and the newest that succeeded (for
+    /// cross-job dependencies). Walks the job's runs newest first and stops at both answers.
+    pub fn latest_finished(&self, job_id: &str) -> Result<(Option<Run>, Option<Run>), StoreError> {
+        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let idx = rx.open_table(JOB_RUNS).map_err(|e| self.err(e))?;
+        let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
+        let mut finished: Option<Run> = None;
+        let mut succeeded: Option<Run> = None;
+        let range = idx
+            .range((job_id, 0u64)..=(job_id, u64::MAX))
+            .map_err(|e| self.err(e))?;
+        for item in range.rev() {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            let Some(b) = runs.get(k.value().1).map_err(|e| self.err(e))? else {
+                continue;
+            };
+            let run = records::decode_run(b.value()).map_err(|e| self.rec(e))?;
+            let counts = matches!(
+                run.status,
+                RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+            );
+            if counts && finished.is_none() {
+                finished = Some(run.clone());
+            }
+            if run.status == RunStatus::Succeeded {
+                succeeded = Some(run);
+                break;
+            }
+        }
+        Ok((finished, succeeded))
+    }
+
     fn rec(&self, e: DecodeError) -> StoreError {
         StoreError::Record {
             path: self.path.clone(),
@@ -340,6 +440,84 @@ impl WriteTx {
             active.remove(run.id)?;
         } else {
             active.insert(run.id, ())?;
+        }
+        Ok(())
+    }
+
+    /// Writes a run that never executes (a `skipped`/`missed` firing record): no tasks, no
+    /// snapshot.
+    pub fn insert_record_run(&mut self, run: &Run) -> Result<(), redb::Error> {
+        self.put_run(run)?;
+        let mut idx = self.tx.open_table(JOB_RUNS)?;
+        idx.insert((run.job_id.as_str(), run.id), ())?;
+        Ok(())
+    }
+
+    /// Records that firing `at` of `job_id` became run `run_id`. A firing materialised twice is
+    /// a broken invariant: the transaction fails instead.
+    pub fn record_firing(
+        &mut self,
+        job_id: &str,
+        at: Timestamp,
+        run_id: u64,
+    ) -> Result<(), redb::Error> {
+        let mut t = self.tx.open_table(FIRINGS)?;
+        let previous = t.insert((job_id, at.0), run_id)?.map(|v| v.value());
+        if let Some(prev) = previous {
+            return Err(redb::Error::Corrupted(format!(
+                "firing {at} of {job_id} was already materialised as run {prev}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Moves the scheduler cursor of `job_id`.
+    pub fn set_cursor(&mut self, job_id: &str, cursor: Timestamp) -> Result<(), redb::Error> {
+        let mut t = self.tx.open_table(CURSORS)?;
+        t.insert(job_id, cursor.0)?;
+        Ok(())
+    }
+
+    /// Pauses or unpauses `job_id`.
+    pub fn set_paused(&mut self, job_id: &str, paused: bool) -> Result<(), redb::Error> {
+        let mut t = self.tx.open_table(PAUSED)?;
+        if paused {
+            t.insert(job_id, ())?;
+        } else {
+            t.remove(job_id)?;
+        }
+        Ok(())
+    }
+
+    /// Raises the recorded high-water time to `now` (never lowers it).
+    pub fn raise_high_water(&mut self, now: Timestamp) -> Result<(), redb::Error> {
+        let mut meta = self.tx.open_table(META)?;
+        let current = meta
+            .get(KEY_HIGH_WATER)?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map(i64::from_le_bytes)
+            .unwrap_or(i64::MIN);
+        if now.0 > current {
+            meta.insert(KEY_HIGH_WATER, now.0.to_le_bytes().as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a finished run: its record, task records, snapshot and index entries.
+    pub fn delete_run(&mut self, run: &Run) -> Result<(), redb::Error> {
+        self.tx.open_table(RUNS)?.remove(run.id)?;
+        self.tx.open_table(SNAPSHOTS)?.remove(run.id)?;
+        self.tx.open_table(ACTIVE)?.remove(run.id)?;
+        self.tx
+            .open_table(JOB_RUNS)?
+            .remove((run.job_id.as_str(), run.id))?;
+        let mut tasks = self.tx.open_table(TASKS)?;
+        let keys: Vec<(u64, u32)> = tasks
+            .range((run.id, 0u32)..=(run.id, u32::MAX))?
+            .filter_map(|i| i.ok().map(|(k, _)| k.value()))
+            .collect();
+        for k in keys {
+            tasks.remove(k)?;
         }
         Ok(())
     }
