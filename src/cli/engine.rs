@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::state::{store_error, StateLocation};
 use super::{CliError, ErrorKind};
 use crate::core::run::RunStatus;
-use crate::core::{Event, EventKind};
+use crate::core::Event;
 use crate::runtime::engine::{Command, Engine, EngineConfig, EngineError};
 
 /// A current-thread tokio runtime: one thread, no per-task threads.
@@ -20,12 +20,48 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 /// Opens the state and builds an engine over it.
 pub fn build_engine(location: &StateLocation, max_tasks: u32) -> Result<Engine, CliError> {
-    let store = location.open()?;
+    build_engine_with(location, max_tasks, Duration::from_secs(10))
+}
+
+/// [`build_engine`] with the shutdown grace given. A database held by a running `pt run`
+/// is exit 3, naming that process.
+pub fn build_engine_with(
+    location: &StateLocation,
+    max_tasks: u32,
+    shutdown_grace: Duration,
+) -> Result<Engine, CliError> {
+    let store = match location.open() {
+        Ok(s) => s,
+        Err(e) if e.kind == ErrorKind::Locked => {
+            let holder = location
+                .socket
+                .as_ref()
+                .map(|s| s.with_extension("pid"))
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(|t| {
+                    let mut lines = t.lines();
+                    let pid = lines.next().unwrap_or("?").to_string();
+                    let since = lines.next().unwrap_or("?").to_string();
+                    format!(" by pt run (pid {pid}, started {since})")
+                })
+                .unwrap_or_default();
+            let what = location
+                .db
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            return Err(CliError::new(
+                ErrorKind::Locked,
+                format!("{what} is in use{holder}; stop it first, or talk to it with pt status/trigger/cancel"),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     let config = EngineConfig {
         logs_dir: location.logs_dir.clone(),
         default_max_tasks: max_tasks.max(1),
         env: std::env::vars().collect::<BTreeMap<_, _>>(),
-        shutdown_grace: Duration::from_secs(10),
+        shutdown_grace,
     };
     Ok(Engine::new(store, config))
 }
@@ -38,28 +74,34 @@ pub fn engine_error(e: EngineError) -> CliError {
     }
 }
 
-fn print_event(e: &Event) {
-    let who = e.task.as_deref().unwrap_or("");
-    let line = match e.kind {
-        EventKind::RunStarted => {
-            format!("run #{} of {} started ({})", e.run_id, e.job_id, e.detail)
-        }
-        EventKind::RunSucceeded => format!("run #{} succeeded", e.run_id),
-        EventKind::RunFailed => format!("run #{} failed: {}", e.run_id, e.detail),
-        EventKind::RunCancelled => format!("run #{} cancelled", e.run_id),
-        EventKind::RunSkipped => format!("run #{} skipped: {}", e.run_id, e.detail),
-        EventKind::TaskStarted => format!("  {who}: started ({})", e.detail),
-        EventKind::TaskSucceeded => format!("  {who}: succeeded"),
-        EventKind::TaskFailed => format!("  {who}: failed ({})", e.detail),
-        EventKind::TaskRetrying => format!("  {who}: {}", e.detail),
-        EventKind::TaskSkipped => format!("  {who}: skipped ({})", e.detail),
-        EventKind::TaskCancelled => format!("  {who}: cancelled"),
-        EventKind::AttemptInterrupted => {
-            format!("  {who}: attempt {} interrupted", e.attempt.unwrap_or(0))
-        }
-        EventKind::FiringMissed | EventKind::FiringSkipped => {
-            format!("{}: {}", e.kind.name(), e.detail)
-        }
+/// Prints one event as a progress line.
+pub fn print_event(e: &Event) {
+    print_event_json(&crate::runtime::control::event_json(e));
+}
+
+/// Prints one event, in its JSON form (as the daemon streams it), as a progress line.
+pub fn print_event_json(e: &serde_json::Value) {
+    let str_of = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let who = str_of("task");
+    let run = e.get("run").and_then(|v| v.as_u64()).unwrap_or(0);
+    let detail = str_of("detail");
+    let line = match str_of("kind") {
+        "run_started" => format!("run #{run} of {} started ({detail})", str_of("job")),
+        "run_succeeded" => format!("run #{run} succeeded"),
+        "run_failed" => format!("run #{run} failed: {detail}"),
+        "run_cancelled" => format!("run #{run} cancelled"),
+        "run_skipped" => format!("run #{run} skipped: {detail}"),
+        "task_started" => format!("  {who}: started ({detail})"),
+        "task_succeeded" => format!("  {who}: succeeded"),
+        "task_failed" => format!("  {who}: failed ({detail})"),
+        "task_retrying" => format!("  {who}: {detail}"),
+        "task_skipped" => format!("  {who}: skipped ({detail})"),
+        "task_cancelled" => format!("  {who}: cancelled"),
+        "attempt_interrupted" => format!(
+            "  {who}: attempt {} interrupted",
+            e.get("attempt").and_then(|v| v.as_u64()).unwrap_or(0)
+        ),
+        other => format!("{other}: {detail}"),
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

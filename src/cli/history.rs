@@ -1,12 +1,18 @@
 //! `pt history`: the runs of a job, newest first, or every task and attempt of one run.
+//!
+//! The JSON built here is the stable `--json` interface and also what a running daemon answers
+//! over its socket; the human output is rendered from the same JSON, so both paths agree.
+
+use std::path::Path;
 
 use serde_json::{json, Value};
 
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
 use crate::core::run::{Run, RunState, TaskStatus};
+use crate::runtime::control::Request;
 use crate::runtime::engine::Engine;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 
 /// Show the runs of a job, newest first, or one run in detail (--run)
@@ -30,103 +36,87 @@ pub struct HistoryArgs {
 
 pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
     let location = args.state.locate()?;
-    let store = location.open_existing()?;
-    if let Some(id) = args.run {
-        let Some(state) = store.load_run(id).map_err(store_error)? else {
-            return Err(CliError::new(ErrorKind::BadInput, format!("no run #{id}")));
-        };
-        let job = store.snapshot(id).map_err(store_error)?;
-        let task_ids = task_ids(&job.map(|s| s.text).unwrap_or_default(), state.tasks.len());
-        let value = run_detail_json(&state, &task_ids, &location.logs_dir);
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            );
-        } else {
-            print_run_detail(&state, &task_ids, &location.logs_dir);
+    let value = if let Some(id) = args.run {
+        let request = Request::Run { id };
+        match super::client::ask(&location, &request)? {
+            Some(v) => v,
+            None => {
+                let store = location.open_existing()?;
+                run_json(&store, id, &location.logs_dir)
+                    .map_err(store_error)?
+                    .ok_or_else(|| CliError::new(ErrorKind::BadInput, format!("no run #{id}")))?
+            }
         }
-        return Ok(());
-    }
-    let job_id = args.job_id.unwrap_or_default();
-    let runs = store
-        .runs_of_job(&job_id, args.limit)
-        .map_err(store_error)?;
-    let rows: Vec<(Run, Counts)> = runs
-        .into_iter()
-        .map(|r| {
-            let counts = counts(&store, r.id);
-            (r, counts)
-        })
-        .collect();
+    } else {
+        let job = args.job_id.clone().unwrap_or_default();
+        let request = Request::History {
+            job: job.clone(),
+            limit: args.limit,
+        };
+        match super::client::ask(&location, &request)? {
+            Some(v) => v,
+            None => {
+                let store = location.open_existing()?;
+                history_json(&store, &job, args.limit).map_err(store_error)?
+            }
+        }
+    };
     if args.json {
-        let arr: Vec<Value> = rows.iter().map(|(r, c)| run_summary_json(r, c)).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default()
-        );
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!("no runs of {job_id}");
-        return Ok(());
-    }
-    println!(
-        "{:<6} {:<10} {:<20} {:<10} {:<20} {:>9}  TASKS ok/failed/skipped",
-        "RUN", "TRIGGER", "SCHEDULED", "STATUS", "STARTED", "DURATION"
-    );
-    for (r, c) in &rows {
-        println!(
-            "{:<6} {:<10} {:<20} {:<10} {:<20} {:>9}  {}/{}/{}",
-            format!("#{}", r.id),
-            r.trigger.name(),
-            r.scheduled_at.rfc3339(),
-            r.status.name(),
-            r.started_at
-                .map(|t| t.rfc3339())
-                .unwrap_or_else(|| "-".into()),
-            duration(r.started_at, r.ended_at),
-            c.succeeded,
-            c.failed,
-            c.skipped
-        );
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    } else if args.run.is_some() {
+        print_run_detail(&value);
+    } else {
+        print_history(args.job_id.as_deref().unwrap_or(""), &value);
     }
     Ok(())
 }
 
-/// Task counts of one run by status.
-#[derive(Default, Debug)]
-struct Counts {
-    succeeded: u32,
-    failed: u32,
-    skipped: u32,
-    cancelled: u32,
-    running: u32,
-    pending: u32,
+/// `pt history JOB --json`: the newest `limit` runs of `job_id`, newest first.
+pub fn history_json(store: &Store, job_id: &str, limit: usize) -> Result<Value, StoreError> {
+    let runs = store.runs_of_job(job_id, limit)?;
+    let mut out = Vec::with_capacity(runs.len());
+    for r in runs {
+        let state = store.load_run(r.id)?;
+        let tasks = state.as_ref().map(|s| s.tasks.as_slice()).unwrap_or(&[]);
+        out.push(run_summary_json(&r, &counts(tasks)));
+    }
+    Ok(Value::Array(out))
 }
 
-fn counts(store: &Store, id: u64) -> Counts {
-    let mut c = Counts::default();
-    if let Ok(Some(s)) = store.load_run(id) {
-        for t in &s.tasks {
-            match t.status {
-                TaskStatus::Succeeded => c.succeeded += 1,
-                TaskStatus::Failed => c.failed += 1,
-                TaskStatus::Skipped => c.skipped += 1,
-                TaskStatus::Cancelled => c.cancelled += 1,
-                TaskStatus::Running => c.running += 1,
-                TaskStatus::Pending | TaskStatus::RetryWait { .. } => c.pending += 1,
-            }
+/// `pt history --run N --json`: one run with every task and attempt.
+pub fn run_json(store: &Store, id: u64, logs_dir: &Path) -> Result<Option<Value>, StoreError> {
+    let Some(state) = store.load_run(id)? else {
+        return Ok(None);
+    };
+    let snapshot = store.snapshot(id)?;
+    let ids = task_ids(snapshot.map(|s| s.text).as_deref().unwrap_or(""), state.tasks.len());
+    Ok(Some(run_detail_json(&state, &ids, logs_dir)))
+}
+
+fn counts(tasks: &[crate::core::run::TaskState]) -> Value {
+    let (mut ok, mut failed, mut skipped, mut cancelled, mut running, mut pending) =
+        (0, 0, 0, 0, 0, 0);
+    for t in tasks {
+        match t.status {
+            TaskStatus::Succeeded => ok += 1,
+            TaskStatus::Failed => failed += 1,
+            TaskStatus::Skipped => skipped += 1,
+            TaskStatus::Cancelled => cancelled += 1,
+            TaskStatus::Running => running += 1,
+            TaskStatus::Pending | TaskStatus::RetryWait { .. } => pending += 1,
         }
     }
-    c
+    json!({
+        "succeeded": ok, "failed": failed, "skipped": skipped,
+        "cancelled": cancelled, "running": running, "pending": pending,
+    })
 }
 
 fn opt_time(t: Option<Timestamp>) -> Value {
     t.map_or(Value::Null, |t| Value::String(t.rfc3339()))
 }
 
-fn run_summary_json(r: &Run, c: &Counts) -> Value {
+fn run_summary_json(r: &Run, counts: &Value) -> Value {
     json!({
         "id": r.id,
         "job_id": r.job_id,
@@ -136,40 +126,21 @@ fn run_summary_json(r: &Run, c: &Counts) -> Value {
         "started_at": opt_time(r.started_at),
         "ended_at": opt_time(r.ended_at),
         "reason": r.reason,
-        "tasks": {
-            "succeeded": c.succeeded, "failed": c.failed, "skipped": c.skipped,
-            "cancelled": c.cancelled, "running": c.running, "pending": c.pending,
-        },
+        "tasks": counts,
     })
 }
 
-/// Task ids of a run, from its snapshot (falling back to indices if it does not parse).
+/// Task ids of a run, from its snapshot (falling back to positions if it does not parse).
 fn task_ids(snapshot_text: &str, n: usize) -> Vec<String> {
-    let parsed = crate::spec::parse_job(
-        std::path::Path::new("snapshot.yaml"),
-        std::path::Path::new("."),
-        snapshot_text,
-    );
+    let parsed = crate::spec::parse_job(Path::new("snapshot.yaml"), Path::new("."), snapshot_text);
     match parsed {
         Ok(job) if job.tasks.len() == n => job.tasks.into_iter().map(|t| t.id).collect(),
         _ => (0..n).map(|i| format!("task{i}")).collect(),
     }
 }
 
-fn run_detail_json(s: &RunState, task_ids: &[String], logs_dir: &std::path::Path) -> Value {
-    let c = {
-        let mut c = Counts::default();
-        for t in &s.tasks {
-            match t.status {
-                TaskStatus::Succeeded => c.succeeded += 1,
-                TaskStatus::Failed => c.failed += 1,
-                TaskStatus::Skipped => c.skipped += 1,
-                _ => {}
-            }
-        }
-        c
-    };
-    let mut v = run_summary_json(&s.run, &c);
+fn run_detail_json(s: &RunState, task_ids: &[String], logs_dir: &Path) -> Value {
+    let mut v = run_summary_json(&s.run, &counts(&s.tasks));
     let tasks: Vec<Value> = s
         .tasks
         .iter()
@@ -196,56 +167,90 @@ fn run_detail_json(s: &RunState, task_ids: &[String], logs_dir: &std::path::Path
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                 .collect();
-            json!({
-                "id": id,
-                "status": t.status.name(),
-                "attempts": attempts,
-                "outputs": outputs,
-            })
+            json!({ "id": id, "status": t.status.name(), "attempts": attempts, "outputs": outputs })
         })
         .collect();
     v["tasks"] = Value::Array(tasks);
     v
 }
 
-fn print_run_detail(s: &RunState, task_ids: &[String], logs_dir: &std::path::Path) {
-    let r = &s.run;
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("-")
+}
+
+fn time_of(v: &Value, k: &str) -> Option<Timestamp> {
+    v.get(k).and_then(Value::as_str).and_then(Timestamp::parse_rfc3339)
+}
+
+fn print_history(job: &str, v: &Value) {
+    let rows = v.as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if rows.is_empty() {
+        println!("no runs of {job}");
+        return;
+    }
+    println!(
+        "{:<6} {:<10} {:<20} {:<10} {:<20} {:>9}  TASKS ok/failed/skipped",
+        "RUN", "TRIGGER", "SCHEDULED", "STATUS", "STARTED", "DURATION"
+    );
+    for r in rows {
+        let t = &r["tasks"];
+        let n = |k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let mut line = format!(
+            "{:<6} {:<10} {:<20} {:<10} {:<20} {:>9}  {}/{}/{}",
+            format!("#{}", r["id"].as_u64().unwrap_or(0)),
+            s(r, "trigger"),
+            s(r, "scheduled_at"),
+            s(r, "status"),
+            s(r, "started_at"),
+            duration(time_of(r, "started_at"), time_of(r, "ended_at")),
+            n("succeeded"),
+            n("failed"),
+            n("skipped"),
+        );
+        if let Some(reason) = r.get("reason").and_then(Value::as_str) {
+            if matches!(s(r, "status"), "skipped" | "missed") {
+                line.push_str(&format!("  ({reason})"));
+            }
+        }
+        println!("{line}");
+    }
+}
+
+fn print_run_detail(v: &Value) {
     println!(
         "run #{} of {} ({}), scheduled {}: {}{}",
-        r.id,
-        r.job_id,
-        r.trigger.name(),
-        r.scheduled_at.rfc3339(),
-        r.status.name(),
-        r.reason
-            .as_ref()
+        v["id"].as_u64().unwrap_or(0),
+        s(v, "job_id"),
+        s(v, "trigger"),
+        s(v, "scheduled_at"),
+        s(v, "status"),
+        v.get("reason")
+            .and_then(Value::as_str)
             .map(|m| format!(" ({m})"))
             .unwrap_or_default()
     );
     println!(
         "started {}, duration {}",
-        r.started_at
-            .map(|t| t.rfc3339())
-            .unwrap_or_else(|| "-".into()),
-        duration(r.started_at, r.ended_at)
+        s(v, "started_at"),
+        duration(time_of(v, "started_at"), time_of(v, "ended_at"))
     );
-    for (t, id) in s.tasks.iter().zip(task_ids) {
-        println!("  {id}: {}", t.status.name());
-        for a in &t.attempts {
-            let exit = match (a.exit_code, a.signal) {
+    for t in v["tasks"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        println!("  {}: {}", s(t, "id"), s(t, "status"));
+        for a in t["attempts"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let exit = match (a["exit_code"].as_i64(), a["signal"].as_i64()) {
                 (_, Some(sig)) => format!("signal {sig}"),
                 (Some(c), None) => format!("exit {c}"),
                 (None, None) => "-".into(),
             };
             println!(
                 "    attempt {}: {:<11} {:<9} {:>9}  {}{}",
-                a.no,
-                a.status.name(),
+                a["attempt"].as_u64().unwrap_or(0),
+                s(a, "status"),
                 exit,
-                duration(Some(a.started_at), a.ended_at),
-                Engine::log_path(logs_dir, r.id, id, a.no).display(),
-                a.message
-                    .as_ref()
+                duration(time_of(a, "started_at"), time_of(a, "ended_at")),
+                s(a, "log"),
+                a.get("message")
+                    .and_then(Value::as_str)
                     .map(|m| format!("  ({m})"))
                     .unwrap_or_default()
             );

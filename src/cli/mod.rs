@@ -3,13 +3,18 @@
 //! Subcommands turn arguments into calls on the library and print the result. Errors carry a
 //! [`ErrorKind`] that maps to the exit codes of the spec in one place, [`CliError::exit_code`].
 
+pub mod client;
+pub mod control;
 pub mod engine;
+pub mod events;
 pub mod history;
 pub mod list;
 pub mod logs;
 pub mod next;
 pub mod resume;
+pub mod run;
 pub mod state;
+pub mod status;
 pub mod trigger;
 pub mod validate;
 
@@ -32,6 +37,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Show the next firings of a job's schedule
     Next(next::NextArgs),
+    /// Run the scheduler: fire jobs, resume interrupted runs, serve the other commands
+    Run(run::RunArgs),
     /// Run a job now and follow it to the end (exit 0 if it succeeded)
     Trigger(trigger::TriggerArgs),
     /// Finish runs a crash interrupted, without starting schedules, then exit
@@ -40,6 +47,16 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Print the output of a task's attempt
     Logs(logs::LogsArgs),
+    /// Show the daemon, the clock, unfinished runs and next firings
+    Status(status::StatusArgs),
+    /// Cancel a run
+    Cancel(control::CancelArgs),
+    /// Pause a job's schedule (persisted)
+    Pause(control::PauseArgs),
+    /// Unpause a job's schedule
+    Unpause(control::PauseArgs),
+    /// Show lifecycle events of a running daemon
+    Events(events::EventsArgs),
 }
 
 /// What went wrong, as far as the exit code is concerned (spec section 5).
@@ -110,16 +127,42 @@ pub fn main() -> i32 {
     }
 }
 
+/// Sets up `tracing` on stderr: `RUST_LOG` if set, else `default`; JSON lines if asked.
+pub fn init_logging(default: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if !matches!(cli.command, Command::Run(_)) {
+        init_logging("warn", false);
+    }
     match cli.command {
         Command::Validate(a) => validate::cmd_validate(a),
         Command::List(a) => list::cmd_list(a),
         Command::Next(a) => next::cmd_next(a),
+        Command::Run(a) => run::cmd_run(a),
         Command::Trigger(a) => trigger::cmd_trigger(a),
         Command::Resume(a) => resume::cmd_resume(a),
         Command::History(a) => history::cmd_history(a),
         Command::Logs(a) => logs::cmd_logs(a),
+        Command::Status(a) => status::cmd_status(a),
+        Command::Cancel(a) => control::cmd_cancel(a),
+        Command::Pause(a) => control::cmd_pause(a),
+        Command::Unpause(a) => control::cmd_unpause(a),
+        Command::Events(a) => events::cmd_events(a),
     }
 }
 

@@ -27,8 +27,10 @@ pub struct StateLocation {
     /// The database file; `None` for `--in-memory`.
     pub db: Option<PathBuf>,
     pub logs_dir: PathBuf,
-    /// The state directory, where the control socket lives; `None` with `--db`/`--in-memory`.
+    /// The state directory; `None` with `--db`/`--in-memory`.
     pub dir: Option<PathBuf>,
+    /// The control socket of a daemon on this state; `None` for `--in-memory`.
+    pub socket: Option<PathBuf>,
 }
 
 /// The default state directory.
@@ -56,20 +58,26 @@ impl StateArgs {
                 db: None,
                 logs_dir: logs,
                 dir: None,
+                socket: None,
             });
         }
         if let Some(db) = &self.db {
-            let logs_dir = if db.file_name().is_some_and(|n| n == "petit.redb") {
-                db.parent().unwrap_or(Path::new(".")).join("logs")
-            } else {
+            let beside = |suffix: &str| {
                 let mut s = db.as_os_str().to_owned();
-                s.push(".logs");
+                s.push(suffix);
                 PathBuf::from(s)
+            };
+            let (logs_dir, socket) = if db.file_name().is_some_and(|n| n == "petit.redb") {
+                let parent = db.parent().unwrap_or(Path::new("."));
+                (parent.join("logs"), parent.join(crate::runtime::control::SOCKET_NAME))
+            } else {
+                (beside(".logs"), beside(".sock"))
             };
             return Ok(StateLocation {
                 db: Some(db.clone()),
                 logs_dir,
                 dir: None,
+                socket: Some(socket),
             });
         }
         let dir = match &self.state {
@@ -84,6 +92,7 @@ impl StateArgs {
         Ok(StateLocation {
             db: Some(dir.join("petit.redb")),
             logs_dir: dir.join("logs"),
+            socket: Some(dir.join(crate::runtime::control::SOCKET_NAME)),
             dir: Some(dir),
         })
     }

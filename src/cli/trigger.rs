@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use super::engine::{build_engine, follow_runs};
+use super::engine::{build_engine, follow_runs, print_event_json};
+use crate::runtime::control::Request;
 use super::state::StateArgs;
 use super::{CliError, ErrorKind};
 use crate::core::run::Trigger;
@@ -25,22 +26,43 @@ pub struct TriggerArgs {
 
 pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
     let (jobs_dir, job_id) = match args.args.as_slice() {
-        [dir, job] => (PathBuf::from(dir), job.clone()),
-        [job] => {
-            return Err(CliError::new(
-                ErrorKind::BadInput,
-                format!(
-                    "no Petit daemon to trigger `{job}` on; give the jobs directory: \
-                     pt trigger JOBS_DIR {job}"
-                ),
-            ))
-        }
+        [dir, job] => (Some(PathBuf::from(dir)), job.clone()),
+        [job] => (None, job.clone()),
         _ => {
             return Err(CliError::new(
                 ErrorKind::BadInput,
                 "usage: pt trigger [JOBS_DIR] JOB_ID",
             ))
         }
+    };
+    let location = args.state.locate()?;
+    // A running daemon executes the run, under its concurrency limits.
+    let request = Request::Trigger {
+        job: job_id.clone(),
+        follow: !args.detach,
+    };
+    if let Some(answer) = super::client::ask_streaming(&location, &request, print_event_json)? {
+        let run = answer.get("run").and_then(|v| v.as_u64()).unwrap_or(0);
+        if args.detach {
+            println!("run #{run} of {job_id} started");
+            return Ok(());
+        }
+        return match answer.get("status").and_then(|v| v.as_str()) {
+            Some("succeeded") => Ok(()),
+            other => Err(CliError::new(
+                ErrorKind::RunFailed,
+                format!("run #{run} {}", other.unwrap_or("failed")),
+            )),
+        };
+    }
+    let Some(jobs_dir) = jobs_dir else {
+        return Err(CliError::new(
+            ErrorKind::BadInput,
+            format!(
+                "no pt run is running on this state to trigger `{job_id}`; give the jobs \
+                 directory to run it here: pt trigger JOBS_DIR {job_id}"
+            ),
+        ));
     };
     if args.detach {
         return Err(CliError::new(
@@ -49,11 +71,9 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
         ));
     }
     let job = super::load_one_job(&jobs_dir, &job_id)?;
-    let location = args.state.locate()?;
     let mut engine = build_engine(&location, args.max_tasks)?;
     let rt = super::engine::runtime()?;
     rt.block_on(async {
-        // Finish anything a crash left behind first, so it does not collide with this run.
         let id = engine
             .start_run(&job, Trigger::Manual, None)
             .map_err(super::engine::engine_error)?;

@@ -406,6 +406,81 @@ impl Engine {
         );
     }
 
+    /// The sender of the event channel (for the control socket's subscribers).
+    pub fn events_sender(&self) -> broadcast::Sender<Event> {
+        self.events.clone()
+    }
+
+    /// Reports an event that no run transition produced (a firing recorded skipped or missed;
+    /// its record is already committed).
+    pub fn emit(&mut self, event: Event) {
+        if let Some(f) = self.observer.as_mut() {
+            f(&event);
+        }
+        let _ = self.events.send(event);
+    }
+
+    /// `-t`: concurrent tasks per run unless the job says otherwise.
+    pub fn default_max_tasks(&self) -> u32 {
+        self.config.default_max_tasks
+    }
+
+    /// The unfinished runs of `job_id` this engine holds, ascending by id.
+    pub fn runs_of_job(&self, job_id: &str) -> Vec<(u64, run::RunStatus)> {
+        self.runs
+            .iter()
+            .filter(|(_, a)| a.state.run.job_id == job_id && !a.state.is_terminal())
+            .map(|(id, a)| (*id, a.state.run.status))
+            .collect()
+    }
+
+    /// Runs waiting for their dependencies: (id, job id, created at).
+    pub fn waiting_run_ids(&self) -> Vec<(u64, String, Timestamp)> {
+        self.runs
+            .iter()
+            .filter(|(_, a)| a.state.run.status == run::RunStatus::Waiting)
+            .map(|(id, a)| (*id, a.state.run.job_id.clone(), a.state.run.created_at))
+            .collect()
+    }
+
+    /// Waiting runs as (job id, created at), for computing their timeouts.
+    pub fn waiting_runs(&self) -> Vec<(String, Timestamp)> {
+        self.waiting_run_ids()
+            .into_iter()
+            .map(|(_, j, t)| (j, t))
+            .collect()
+    }
+
+    /// Queued runs, oldest first: (id, job id).
+    pub fn queued_run_ids(&self) -> Vec<(u64, String)> {
+        self.runs
+            .iter()
+            .filter(|(_, a)| a.state.run.status == run::RunStatus::Queued)
+            .map(|(id, a)| (*id, a.state.run.job_id.clone()))
+            .collect()
+    }
+
+    /// The job definition (snapshot) a run executes with.
+    pub fn job_of(&self, id: u64) -> Option<Job> {
+        self.runs.get(&id).map(|a| a.job.clone())
+    }
+
+    /// Every unfinished run: (id, job id, status, started at).
+    pub fn active_summaries(&self) -> Vec<(u64, String, run::RunStatus, Option<Timestamp>)> {
+        self.runs
+            .iter()
+            .filter(|(_, a)| !a.state.is_terminal())
+            .map(|(id, a)| {
+                (
+                    *id,
+                    a.state.run.job_id.clone(),
+                    a.state.run.status,
+                    a.state.run.started_at,
+                )
+            })
+            .collect()
+    }
+
     /// Number of runs in state `running`.
     pub fn n_running_runs(&self) -> usize {
         self.runs

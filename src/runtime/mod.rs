@@ -8,6 +8,8 @@
 //! Everything works on a tokio current-thread runtime without a thread per task.
 
 pub mod clocksync;
+pub mod control;
+pub mod daemon;
 pub mod engine;
 pub mod ident;
 pub mod logfile;

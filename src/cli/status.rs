@@ -1,0 +1,86 @@
+//! `pt status`: is the daemon alive, is the clock trusted, what runs, what fires next.
+
+use serde_json::Value;
+
+use super::state::StateArgs;
+use super::CliError;
+use crate::runtime::control::Request;
+
+/// Show the daemon, the clock-trust state, running runs and next firings
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
+    let location = args.state.locate()?;
+    let value = match super::client::ask(&location, &Request::Status)? {
+        Some(v) => v,
+        None => {
+            // No daemon: what the database says.
+            let store = location.open_existing()?;
+            let mut running = Vec::new();
+            for id in store.active_runs().map_err(super::state::store_error)? {
+                if let Some(r) = store.run(id).map_err(super::state::store_error)? {
+                    running.push(serde_json::json!({
+                        "run": r.id, "job": r.job_id, "status": r.status.name(),
+                        "started_at": r.started_at.map(|t| t.rfc3339()),
+                    }));
+                }
+            }
+            serde_json::json!({
+                "daemon": Value::Null,
+                "clock": Value::Null,
+                "running": running,
+                "next": [],
+            })
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return Ok(());
+    }
+    let d = &value["daemon"];
+    if d.is_null() {
+        println!("daemon: not running");
+    } else {
+        println!(
+            "daemon: running (pid {}, since {}, {} jobs from {})",
+            d["pid"], d["started_at"].as_str().unwrap_or("-"), d["jobs"],
+            d["jobs_dir"].as_str().unwrap_or("-")
+        );
+        println!("clock: {}", value["clock"]["state"].as_str().unwrap_or("-"));
+    }
+    let running = value["running"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if running.is_empty() {
+        println!("running: nothing");
+    } else {
+        println!("unfinished runs:");
+        for r in running {
+            println!(
+                "  #{} {} {} (started {})",
+                r["run"], r["job"].as_str().unwrap_or("-"), r["status"].as_str().unwrap_or("-"),
+                r["started_at"].as_str().unwrap_or("-")
+            );
+        }
+    }
+    let next = value["next"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if !next.is_empty() {
+        println!("next firings:");
+        for n in next {
+            let when = if n["paused"].as_bool() == Some(true) {
+                "paused".to_string()
+            } else if n["enabled"].as_bool() == Some(false) {
+                "disabled".to_string()
+            } else {
+                n["next"].as_str().unwrap_or("-").to_string()
+            };
+            println!("  {:<24} {when}", n["job"].as_str().unwrap_or("-"));
+        }
+    }
+    Ok(())
+}

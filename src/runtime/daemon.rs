@@ -1,0 +1,759 @@
+//! The scheduler daemon, `pt run`: fires jobs on their schedules, drives their runs with the
+//! [`Engine`], and answers the control socket.
+//!
+//! One task owns everything: the engine, the store, the job definitions. It sleeps until the
+//! next due moment (a firing, a deadline of a run, a dependency timeout), wakes, decides with the
+//! pure functions of [`crate::core::scheduler`], commits, then acts. A firing's run (or its
+//! `skipped`/`missed` record) is created in the same transaction that advances the job's
+//! schedule cursor, so a crash can neither lose a firing nor run it twice.
+//!
+//! Time: schedules are evaluated against the wall clock ([`crate::clock::now`]) and only while
+//! the clock is trusted (spec section 4); runs use the engine's monotonic-anchored clock.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::core::run::{Input, Run, RunState, RunStatus, Trigger};
+use crate::core::scheduler::{self, Admission, ClockTrust, FiringKind, UpstreamFacts};
+use crate::core::{Event, EventKind};
+use crate::runtime::control::{self, Envelope, Request, Response};
+use crate::runtime::engine::{snapshot_of, Engine, EngineError};
+use crate::runtime::{clocksync, sdnotify, watch};
+use crate::spec::Job;
+use crate::store::{Store, StoreError};
+use crate::time::Timestamp;
+
+/// How often the clock's sync state is re-read while schedules wait for it. The only periodic
+/// wake-up besides the systemd watchdog, and only until the clock is trusted.
+const CLOCK_POLL: Duration = Duration::from_secs(2);
+/// Runs deleted per retention transaction, so pruning never holds up firing.
+const PRUNE_BATCH: usize = 100;
+/// Recent events kept for `pt events` without `--follow`.
+const RECENT_EVENTS: usize = 200;
+
+/// How the daemon is set up.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    pub jobs_dir: PathBuf,
+    /// Where the control socket goes; `None` runs without one (`--db`, `--in-memory`).
+    pub socket: Option<PathBuf>,
+    /// `-j`: concurrent runs across all jobs.
+    pub max_jobs: Option<u32>,
+    /// `--clock-sync-timeout` (0 = don't wait for the kernel's sync flag).
+    pub clock_sync_timeout_secs: u64,
+    /// Where attempt logs are, for pruning.
+    pub logs_dir: PathBuf,
+}
+
+/// Why the daemon stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The daemon's state; see the module doc.
+pub struct Daemon {
+    engine: Engine,
+    config: DaemonConfig,
+    jobs: BTreeMap<String, Job>,
+    paused: BTreeSet<String>,
+    started_at: Timestamp,
+    trust: ClockTrust,
+    recent: VecDeque<Event>,
+    notifier: sdnotify::Notifier,
+    /// Scheduler cursors, as committed (a cache of the `cursors` table).
+    cursors: BTreeMap<String, Timestamp>,
+}
+
+impl Daemon {
+    /// A daemon over `engine` with the jobs of `config.jobs_dir`.
+    pub fn new(engine: Engine, config: DaemonConfig) -> Result<Self, DaemonError> {
+        let paused = engine.store().paused_jobs()?;
+        let now = crate::clock::now();
+        let mut d = Daemon {
+            engine,
+            config,
+            jobs: BTreeMap::new(),
+            paused,
+            started_at: now,
+            trust: ClockTrust::WaitingForSync { since: now },
+            recent: VecDeque::new(),
+            notifier: sdnotify::Notifier::from_env(),
+            cursors: BTreeMap::new(),
+        };
+        d.reload();
+        Ok(d)
+    }
+
+    /// Re-reads the jobs directory. A file with problems keeps its previous definition in
+    /// force; its problems are logged with file and line.
+    pub fn reload(&mut self) {
+        let loaded = crate::spec::load_dir(&self.config.jobs_dir);
+        let bad_files: BTreeSet<PathBuf> =
+            loaded.diagnostics.iter().map(|d| d.file.clone()).collect();
+        for d in &loaded.diagnostics {
+            tracing::error!("{d}");
+        }
+        let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
+        for job in loaded.jobs {
+            jobs.insert(job.id.clone(), job);
+        }
+        for (id, old) in &self.jobs {
+            if bad_files.contains(&old.source.path) && !jobs.contains_key(id) {
+                tracing::warn!(job = %id, "keeping the previous definition of {id}");
+                jobs.insert(id.clone(), old.clone());
+            }
+        }
+        tracing::info!("{} jobs loaded from {}", jobs.len(), self.config.jobs_dir.display());
+        self.jobs = jobs;
+    }
+
+    fn store(&self) -> &Store {
+        self.engine.store()
+    }
+
+    /// Recovers unfinished runs, then serves until SIGTERM/SIGINT. Returns after a graceful
+    /// stop.
+    pub async fn run(mut self) -> Result<(), DaemonError> {
+        // Recovery first: everything `pt resume` does, before any new firing.
+        self.engine.recover(None).await?;
+        self.engine.process_inputs()?;
+        let events_tx = self.engine.events_sender();
+        let listener = match &self.config.socket {
+            Some(path) => Some(control::bind(path).map_err(|source| DaemonError::Socket {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let (req_tx, mut req_rx) = mpsc::channel::<Envelope>(64);
+        let mut watcher = match watch::JobsWatcher::new(&self.config.jobs_dir) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("not watching {} for changes: {e}", self.config.jobs_dir.display());
+                None
+            }
+        };
+        let mut term = signal(tokio::signal::unix::SignalKind::terminate());
+        let mut int = signal(tokio::signal::unix::SignalKind::interrupt());
+        let mut hup = signal(tokio::signal::unix::SignalKind::hangup());
+        let mut events_rx = self.engine.subscribe();
+        let watchdog = sdnotify::watchdog_interval();
+        self.notifier.ready();
+        self.notifier.status("running");
+        tracing::info!("petit is running");
+        loop {
+            self.engine.process_inputs()?;
+            self.after_step()?;
+            while let Ok(e) = events_rx.try_recv() {
+                self.remember(e);
+            }
+            let now = crate::clock::now();
+            self.update_trust(now)?;
+            if self.trust == ClockTrust::Trusted {
+                self.evaluate_schedules(now)?;
+                self.engine.process_inputs()?;
+                self.after_step()?;
+            }
+            let wake = self.next_wake(now, watchdog);
+            tokio::select! {
+                Some(exit) = self.engine.next_exit() => self.engine.on_exit(exit),
+                _ = tokio::time::sleep(wake) => self.engine.on_tick(),
+                Some(conn) = accept(&listener) => {
+                    tokio::spawn(control::serve_connection(conn, req_tx.clone(), events_tx.clone()));
+                }
+                Some(env) = req_rx.recv() => {
+                    let response = self.handle(env.request).await;
+                    let _ = env.reply.send(response);
+                }
+                Ok(e) = events_rx.recv() => self.remember(e),
+                _ = recv_signal(&mut hup) => {
+                    self.notifier.reloading();
+                    self.reload();
+                    self.notifier.ready();
+                }
+                changed = changed(&mut watcher) => {
+                    if let Err(e) = changed {
+                        tracing::warn!("stopped watching the jobs directory: {e}");
+                        watcher = None;
+                    } else {
+                        self.reload();
+                    }
+                }
+                _ = recv_signal(&mut term) => break,
+                _ = recv_signal(&mut int) => break,
+            }
+            if watchdog.is_some() {
+                self.notifier.watchdog();
+            }
+        }
+        tracing::info!("stopping: interrupting running tasks");
+        self.notifier.stopping();
+        self.engine.shutdown().await?;
+        if let Some(path) = &self.config.socket {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, e: Event) {
+        if self.recent.len() >= RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(e);
+    }
+
+    /// How long to sleep: until the next firing, run deadline, dependency timeout, clock
+    /// re-check or watchdog ping, whichever is first.
+    fn next_wake(&self, now: Timestamp, watchdog: Option<Duration>) -> Duration {
+        let mut wake = Duration::from_secs(24 * 3600);
+        let mut consider = |d: Duration| wake = wake.min(d);
+        if let Some(d) = self.engine.next_deadline() {
+            let engine_now = self.engine.clock().now();
+            consider(Duration::from_millis(d.millis_since(engine_now)));
+        }
+        match self.trust {
+            ClockTrust::Trusted => {
+                for job in self.jobs.values() {
+                    let cursor = self.cursors.get(&job.id).copied().unwrap_or(now);
+                    if let Some(at) = scheduler::next_firing(job, cursor) {
+                        consider(Duration::from_millis(at.millis_since(now)));
+                    }
+                }
+            }
+            ClockTrust::WaitingForSync { .. } => consider(CLOCK_POLL),
+            ClockTrust::BehindHighWater { high_water } => {
+                consider(Duration::from_millis(high_water.millis_since(now)).max(CLOCK_POLL))
+            }
+        }
+        let engine_now = self.engine.clock().now();
+        for (job, since) in self.engine.waiting_runs() {
+            if let Some(j) = self.jobs.get(&job) {
+                let deadline = scheduler::dependency_deadline(j, since);
+                consider(Duration::from_millis(deadline.millis_since(engine_now)));
+            }
+        }
+        if let Some(w) = watchdog {
+            consider(w);
+        }
+        wake
+    }
+
+    fn update_trust(&mut self, now: Timestamp) -> Result<(), DaemonError> {
+        let high_water = self.store().high_water()?;
+        let synced = clocksync::kernel_clock_synchronized();
+        let trust = scheduler::clock_trust(
+            now,
+            synced,
+            self.started_at,
+            self.config.clock_sync_timeout_secs,
+            high_water,
+        );
+        if trust != self.trust {
+            match trust {
+                ClockTrust::Trusted => tracing::info!("clock trusted; schedules are active"),
+                ClockTrust::WaitingForSync { .. } => {
+                    tracing::info!("waiting for the clock to be synchronized")
+                }
+                ClockTrust::BehindHighWater { high_water } => tracing::warn!(
+                    "the clock is behind the latest time Petit recorded ({high_water}); \
+                     schedules wait until it catches up"
+                ),
+            }
+            self.notifier.status(&trust_text(trust));
+            self.trust = trust;
+        }
+        Ok(())
+    }
+
+    /// Materialises every due firing of every job, one transaction per job.
+    fn evaluate_schedules(&mut self, now: Timestamp) -> Result<(), DaemonError> {
+        let ids: Vec<String> = self.jobs.keys().cloned().collect();
+        for id in ids {
+            let Some(job) = self.jobs.get(&id).cloned() else { continue };
+            let stored = match self.cursors.get(&id) {
+                Some(c) => Some(*c),
+                None => self.store().cursor(&id)?,
+            };
+            let cursor = match stored {
+                Some(c) => c,
+                None => {
+                    let c = scheduler::initial_cursor(now);
+                    self.store().write(|tx| {
+                        tx.set_cursor(&id, c)?;
+                        tx.raise_high_water(now)
+                    })?;
+                    self.cursors.insert(id.clone(), c);
+                    c
+                }
+            };
+            self.cursors.insert(id.clone(), cursor);
+            let plan = scheduler::plan_firings(&job, cursor, now, self.paused.contains(&id));
+            if plan.firings.is_empty() && plan.summary.is_none() && plan.cursor == cursor {
+                continue;
+            }
+            self.materialise(&job, plan, now)?;
+        }
+        Ok(())
+    }
+
+    fn materialise(
+        &mut self,
+        job: &Job,
+        plan: scheduler::FiringPlan,
+        now: Timestamp,
+    ) -> Result<(), DaemonError> {
+        let engine_now = self.engine.clock().now();
+        let snapshot = snapshot_of(job);
+        let max_tasks = self.engine.default_max_tasks();
+        let mut active = self.engine.runs_of_job(&job.id);
+        let mut created: Vec<(RunState, Option<u64>)> = Vec::new();
+        let mut notices: Vec<Event> = Vec::new();
+        self.store().write(|tx| {
+            if let Some(s) = &plan.summary {
+                let id = tx.next_run_id()?;
+                let status = if s.status_missed { RunStatus::Missed } else { RunStatus::Skipped };
+                let reason = format!(
+                    "{} firings from {} to {}: {}",
+                    s.count,
+                    s.from.rfc3339(),
+                    s.to.rfc3339(),
+                    s.reason
+                );
+                tx.insert_record_run(&record_run(job, id, Trigger::Schedule, s.to, engine_now, status, &reason))?;
+                notices.push(firing_event(job, id, s.to, status, &reason, engine_now));
+            }
+            for f in &plan.firings {
+                let id = tx.next_run_id()?;
+                let (trigger, record) = match &f.kind {
+                    FiringKind::OnTime => (Trigger::Schedule, None),
+                    FiringKind::CatchUp => (Trigger::Catchup, None),
+                    FiringKind::Missed { reason } => (Trigger::Schedule, Some((RunStatus::Missed, reason.clone()))),
+                    FiringKind::Skipped { reason } => (Trigger::Schedule, Some((RunStatus::Skipped, reason.clone()))),
+                };
+                let record = match record {
+                    Some(r) => Some(r),
+                    None => match scheduler::admit(job, &active) {
+                        Admission::Skip { reason } => Some((RunStatus::Skipped, reason)),
+                        Admission::Start | Admission::Queue => None,
+                        Admission::Replace { cancel } => {
+                            let s = RunState::new(job, id, trigger, f.at, engine_now, max_tasks);
+                            tx.insert_run(&s, &snapshot)?;
+                            tx.record_firing(&job.id, f.at, id)?;
+                            active.push((id, RunStatus::Queued));
+                            created.push((s, Some(cancel)));
+                            continue;
+                        }
+                    },
+                };
+                match record {
+                    Some((status, reason)) => {
+                        tx.insert_record_run(&record_run(job, id, trigger, f.at, engine_now, status, &reason))?;
+                        notices.push(firing_event(job, id, f.at, status, &reason, engine_now));
+                    }
+                    None => {
+                        let s = RunState::new(job, id, trigger, f.at, engine_now, max_tasks);
+                        tx.insert_run(&s, &snapshot)?;
+                        active.push((id, RunStatus::Queued));
+                        created.push((s, None));
+                    }
+                }
+                tx.record_firing(&job.id, f.at, id)?;
+            }
+            tx.set_cursor(&job.id, plan.cursor)?;
+            tx.raise_high_water(now)
+        })?;
+        self.cursors.insert(job.id.clone(), plan.cursor);
+        for e in notices {
+            self.engine.emit(e);
+        }
+        for (state, cancel) in created {
+            self.engine.adopt(job.clone(), state);
+            if let Some(old) = cancel {
+                self.engine.cancel(old);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reacts to finished runs and starts what may start: dependency triggers, queued runs,
+    /// waiting runs whose dependencies are now met or timed out, retention.
+    fn after_step(&mut self) -> Result<(), DaemonError> {
+        loop {
+            let finished = self.engine.take_finished();
+            let mut changed = !finished.is_empty();
+            for run in &finished {
+                self.on_finished(run)?;
+            }
+            changed |= self.start_ready()?;
+            if !changed {
+                return Ok(());
+            }
+            self.engine.process_inputs()?;
+        }
+    }
+
+    fn on_finished(&mut self, run: &Run) -> Result<(), DaemonError> {
+        let dependents: Vec<Job> = {
+            let jobs: Vec<Job> = self.jobs.values().cloned().collect();
+            scheduler::dependents_to_trigger(&jobs, &run.job_id, run.status)
+                .into_iter()
+                .cloned()
+                .collect()
+        };
+        for job in dependents {
+            if !job.enabled || self.paused.contains(&job.id) {
+                continue;
+            }
+            self.create_run(&job, Trigger::Dependency)?;
+        }
+        if let Some(job) = self.jobs.get(&run.job_id).cloned() {
+            self.prune(&job)?;
+        }
+        Ok(())
+    }
+
+    /// Creates a queued run of `job` (manual or dependency trigger). Returns its id.
+    fn create_run(&mut self, job: &Job, trigger: Trigger) -> Result<u64, DaemonError> {
+        let now = self.engine.clock().now();
+        let snapshot = snapshot_of(job);
+        let max_tasks = self.engine.default_max_tasks();
+        let state = self.store().write(|tx| {
+            let id = tx.next_run_id()?;
+            let s = RunState::new(job, id, trigger, now, now, max_tasks);
+            tx.insert_run(&s, &snapshot)?;
+            Ok(s)
+        })?;
+        let id = state.run.id;
+        self.engine.adopt(job.clone(), state);
+        Ok(id)
+    }
+
+    /// Starts queued runs while the job's and the daemon's limits allow; re-checks waiting
+    /// runs. Returns whether it fed anything.
+    fn start_ready(&mut self) -> Result<bool, DaemonError> {
+        let mut fed = false;
+        let engine_now = self.engine.clock().now();
+        let max_jobs = self.config.max_jobs.map_or(usize::MAX, |n| n as usize);
+        let mut running = self.engine.n_running_runs();
+        // Waiting runs first: dependency met -> start, timed out -> skipped.
+        for (id, _job_id, since) in self.engine.waiting_run_ids() {
+            // A run keeps the definition it was created with.
+            let Some(job) = self.engine.job_of(id) else { continue };
+            if self.deps_met(&job, engine_now)? {
+                if running < max_jobs {
+                    self.engine.feed(id, Input::Start);
+                    running += 1;
+                    fed = true;
+                }
+            } else if scheduler::dependency_deadline(&job, since) <= engine_now {
+                self.engine.feed(
+                    id,
+                    Input::Skip {
+                        reason: "dependency unmet".into(),
+                    },
+                );
+                fed = true;
+            }
+        }
+        for (id, job_id) in self.engine.queued_run_ids() {
+            if running >= max_jobs {
+                break;
+            }
+            let Some(job) = self.engine.job_of(id) else {
+                continue;
+            };
+            let active = self.engine.runs_of_job(&job_id);
+            if scheduler::next_queued(&job, &active) != Some(id) {
+                continue;
+            }
+            if !job.depends_on.is_empty() && !self.deps_met(&job, engine_now)? {
+                self.engine.feed(id, Input::Wait);
+            } else {
+                self.engine.feed(id, Input::Start);
+                running += 1;
+            }
+            fed = true;
+        }
+        Ok(fed)
+    }
+
+    fn deps_met(&self, job: &Job, now: Timestamp) -> Result<bool, DaemonError> {
+        let mut facts: BTreeMap<String, UpstreamFacts> = BTreeMap::new();
+        for dep in &job.depends_on {
+            let (finished, succeeded) = self.store().latest_finished(&dep.job_id)?;
+            facts.insert(
+                dep.job_id.clone(),
+                UpstreamFacts {
+                    latest_finished: finished.map(|r| (r.status, r.ended_at.unwrap_or(r.created_at))),
+                    latest_success_at: succeeded.map(|r| r.ended_at.unwrap_or(r.created_at)),
+                },
+            );
+        }
+        Ok(scheduler::dependencies_met(
+            job,
+            &|id: &str| facts.get(id).cloned().unwrap_or_default(),
+            now,
+        ))
+    }
+
+    /// Deletes the job's oldest finished runs beyond its retention, a batch at a time.
+    fn prune(&mut self, job: &Job) -> Result<(), DaemonError> {
+        let ids = self.store().run_ids_of_job(&job.id)?;
+        let now = self.engine.clock().now();
+        let keep_runs = job.history.keep_runs.map_or(usize::MAX, |n| n as usize);
+        let cutoff = job
+            .history
+            .keep_days
+            .map(|d| Timestamp(now.0.saturating_sub(i64::from(d) * 86_400_000)));
+        let excess = ids.len().saturating_sub(keep_runs);
+        let mut doomed = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if doomed.len() >= PRUNE_BATCH {
+                break;
+            }
+            let Some(run) = self.store().run(*id)? else { continue };
+            if !run.status.is_terminal() {
+                continue;
+            }
+            let old = cutoff.is_some_and(|c| run.ended_at.unwrap_or(run.created_at) < c);
+            if i < excess || old {
+                doomed.push(run);
+            } else if cutoff.is_none() {
+                break;
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        self.store().write(|tx| {
+            for run in &doomed {
+                tx.delete_run(run)?;
+            }
+            Ok(())
+        })?;
+        for run in &doomed {
+            let _ = std::fs::remove_dir_all(self.config.logs_dir.join(run.id.to_string()));
+        }
+        tracing::debug!(job = %job.id, "pruned {} runs", doomed.len());
+        Ok(())
+    }
+
+    async fn handle(&mut self, request: Request) -> Response {
+        match self.handle_inner(request) {
+            Ok(r) => r,
+            Err(e) => Response::error(4, e.to_string()),
+        }
+    }
+
+    fn handle_inner(&mut self, request: Request) -> Result<Response, DaemonError> {
+        Ok(match request {
+            Request::Status => Response::ok(self.status_json()?),
+            Request::Trigger { job, .. } => match self.jobs.get(&job).cloned() {
+                Some(j) => {
+                    let id = self.create_run(&j, Trigger::Manual)?;
+                    self.start_ready()?;
+                    Response::ok(json!({ "run": id }))
+                }
+                None => Response::error(
+                    2,
+                    format!(
+                        "no job `{job}` in {} (known: {})",
+                        self.config.jobs_dir.display(),
+                        self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+            },
+            Request::Cancel { run } => {
+                if self.engine.cancel(run) {
+                    Response::ok(json!({ "run": run, "cancelling": true }))
+                } else {
+                    match self.store().run(run)? {
+                        Some(r) => Response::error(
+                            2,
+                            format!("run #{run} is not running (it is {})", r.status.name()),
+                        ),
+                        None => Response::error(2, format!("no run #{run}")),
+                    }
+                }
+            }
+            Request::Pause { job } | Request::Unpause { job }
+                if !self.jobs.contains_key(&job) =>
+            {
+                Response::error(2, format!("no job `{job}`"))
+            }
+            Request::Pause { job } => {
+                self.store().write(|tx| tx.set_paused(&job, true))?;
+                self.paused.insert(job.clone());
+                Response::ok(json!({ "job": job, "paused": true }))
+            }
+            Request::Unpause { job } => {
+                self.store().write(|tx| tx.set_paused(&job, false))?;
+                self.paused.remove(&job);
+                Response::ok(json!({ "job": job, "paused": false }))
+            }
+            Request::History { job, limit } => {
+                Response::ok(crate::cli::history::history_json(self.store(), &job, limit)?)
+            }
+            Request::Run { id } => {
+                match crate::cli::history::run_json(self.store(), id, &self.config.logs_dir)? {
+                    Some(v) => Response::ok(v),
+                    None => Response::error(2, format!("no run #{id}")),
+                }
+            }
+            Request::Events { .. } => Response::ok(Value::Array(
+                self.recent.iter().map(control::event_json).collect(),
+            )),
+        })
+    }
+
+    fn status_json(&self) -> Result<Value, DaemonError> {
+        let now = crate::clock::now();
+        let running: Vec<Value> = self
+            .engine
+            .active_summaries()
+            .into_iter()
+            .map(|(id, job, status, started)| {
+                json!({
+                    "run": id, "job": job, "status": status.name(),
+                    "started_at": started.map(|t| t.rfc3339()),
+                })
+            })
+            .collect();
+        let mut next = Vec::new();
+        for job in self.jobs.values() {
+            let cursor = match self.cursors.get(&job.id) {
+                Some(c) => *c,
+                None => self.store().cursor(&job.id)?.unwrap_or(now),
+            };
+            let at = if self.paused.contains(&job.id) {
+                None
+            } else {
+                scheduler::next_firing(job, cursor)
+            };
+            next.push(json!({
+                "job": job.id,
+                "schedule": job.schedule.as_ref().map(|s| s.expr().to_string()),
+                "next": at.map(|t| t.rfc3339()),
+                "paused": self.paused.contains(&job.id),
+                "enabled": job.enabled,
+            }));
+        }
+        Ok(json!({
+            "daemon": {
+                "pid": std::process::id(),
+                "started_at": self.started_at.rfc3339(),
+                "jobs_dir": self.config.jobs_dir.display().to_string(),
+                "jobs": self.jobs.len(),
+            },
+            "clock": { "trusted": self.trust == ClockTrust::Trusted, "state": trust_text(self.trust) },
+            "running": running,
+            "next": next,
+        }))
+    }
+}
+
+/// A human description of the clock-trust state.
+pub fn trust_text(t: ClockTrust) -> String {
+    match t {
+        ClockTrust::Trusted => "trusted".into(),
+        ClockTrust::WaitingForSync { since } => {
+            format!("waiting for the kernel to report a synchronized clock (since {since})")
+        }
+        ClockTrust::BehindHighWater { high_water } => {
+            format!("the clock is behind the latest recorded time {high_water}")
+        }
+    }
+}
+
+fn record_run(
+    job: &Job,
+    id: u64,
+    trigger: Trigger,
+    at: Timestamp,
+    now: Timestamp,
+    status: RunStatus,
+    reason: &str,
+) -> Run {
+    Run {
+        id,
+        job_id: job.id.clone(),
+        trigger,
+        scheduled_at: at,
+        created_at: now,
+        started_at: None,
+        ended_at: Some(now),
+        status,
+        max_tasks: 0,
+        deadline: None,
+        stop: None,
+        reason: Some(reason.to_string()),
+    }
+}
+
+fn firing_event(
+    job: &Job,
+    id: u64,
+    at: Timestamp,
+    status: RunStatus,
+    reason: &str,
+    now: Timestamp,
+) -> Event {
+    Event {
+        at: now,
+        run_id: id,
+        job_id: job.id.clone(),
+        task: None,
+        attempt: None,
+        kind: if status == RunStatus::Missed {
+            EventKind::FiringMissed
+        } else {
+            EventKind::FiringSkipped
+        },
+        detail: format!("firing {}: {reason}", at.rfc3339()),
+    }
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).ok()
+}
+
+async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept(listener: &Option<tokio::net::UnixListener>) -> Option<tokio::net::UnixStream> {
+    match listener {
+        Some(l) => l.accept().await.ok().map(|(s, _)| s),
+        None => std::future::pending().await,
+    }
+}
+
+async fn changed(w: &mut Option<watch::JobsWatcher>) -> Result<(), watch::WatchError> {
+    match w {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Information about the daemon holding a state directory, for "in use" errors.
+pub fn pid_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("pt.pid")
+}
