@@ -126,6 +126,10 @@ impl JobsWatcher {
             dir: dir.to_owned(),
             source,
         };
+        // `AsyncFd` panics without a reactor; report it instead.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(setup(io::Error::other("not within a tokio runtime")));
+        }
         // SAFETY: inotify_init1 takes flags and returns a new descriptor or -1.
         let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if raw < 0 {
@@ -147,7 +151,10 @@ impl JobsWatcher {
         if wd < 0 {
             return Err(setup(io::Error::last_os_error()));
         }
-        let fd = AsyncFd::with_interest(fd, tokio::io::Interest::READABLE).map_err(setup)?;
+        // SAFETY: an `OwnedFd` keeps its descriptor open, and returns that same descriptor, until
+        // it is dropped together with the `AsyncFd`.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+            .map_err(|err| setup(err.into()))?;
         Ok(JobsWatcher {
             fd,
             dir: dir.to_owned(),
