@@ -14,3 +14,5 @@ pub mod engine;
 pub mod ident;
 pub mod logfile;
 pub mod process;
+pub mod sdnotify;
+pub mod watch;
