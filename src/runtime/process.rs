@@ -193,7 +193,12 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
     let mut command = tokio::process::Command::new(&req.program);
     command
         .args(&req.args)
-        .current_dir(&req.working_dir)
+        .current_dir(&req.working_dir);
+    // systemd's notify variables belong to Petit; a task must not talk to systemd as us.
+    for var in crate::runtime::sdnotify::PROTOCOL_VARS {
+        command.env_remove(var);
+    }
+    command
         .envs(req.env.iter().map(|(k, v)| (k, v)))
         .env("PETIT_OUTPUT", &req.output_path)
         .stdin(Stdio::null())
