@@ -68,7 +68,7 @@ use crate::time::Timestamp;
 pub const SUMMARY_THRESHOLD: usize = 100;
 
 /// Most walking steps (one firing, or one block of a local day or hour) spent on one gap.
-pub const MAX_WALK_STEPS: u64 = 200_000;
+pub const MAX_WALK_STEPS: u64 = 100_000;
 
 /// When a gap needs more than [`MAX_WALK_STEPS`], the part of it older than this many seconds
 /// before `now` is folded without being fully counted.

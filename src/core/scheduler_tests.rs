@@ -602,3 +602,26 @@ fn extreme_inputs_do_not_panic() {
     let e = scheduled("@every 365d");
     let _ = plan_firings(&e, Timestamp(i64::MIN), Timestamp(i64::MAX), false);
 }
+
+#[test]
+fn a_gap_too_long_to_walk_is_cut_into_a_lower_bound_summary() {
+    // Six centuries of a daily job: more day blocks than MAX_WALK_STEPS.
+    let j = scheduled("@daily");
+    let cursor = Timestamp::parse_rfc3339("1400-01-01T00:00:00Z").unwrap_or_default();
+    let now = at(3600);
+    let plan = plan_firings(&j, cursor, now, false);
+    let s = plan.summary.unwrap_or_else(|| panic!("no summary"));
+    assert!(s.reason.contains("lower bound"), "{}", s.reason);
+    assert_eq!(
+        s.from,
+        Timestamp::parse_rfc3339("1400-01-02T00:00:00Z").unwrap_or_default()
+    );
+    assert!(s.count >= MAX_WALK_STEPS);
+    assert_eq!(plan.firings.len(), SUMMARY_THRESHOLD + 1);
+    assert!(s.to < plan.firings[0].at);
+    assert_eq!(plan.cursor, at(0));
+    assert_eq!(
+        plan.firings.last().map(|f| f.kind.clone()),
+        Some(FiringKind::CatchUp)
+    );
+}
