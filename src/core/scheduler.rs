@@ -42,11 +42,11 @@
 //! them one by one: `@every` firings are counted arithmetically, and cron firings are counted in
 //! blocks of whole local days and hours. On a local day (or hour) with no UTC-offset change at
 //! or around it, a cron expression fires at the same times of day on every day that matches, so
-//! the daemon scans one such day once (hour by hour, each hour scanned once) and then counts
+//! the walk scans one such day once (hour by hour, each hour scanned once) and then counts
 //! every other matching day with a couple of `next_after` calls, checking that the block's first
 //! and last firings are where the pattern says. Days and hours touched by a DST transition are
 //! walked firing by firing. The walk is capped at [`MAX_WALK_STEPS`] steps; a gap that needs
-//! more (centuries of an hourly schedule) is cut: all but the last [`JUMP_KEEP_SECS`] of it is
+//! more (a gap of centuries) is cut: all but the last [`JUMP_KEEP_SECS`] of it is
 //! folded into the summary with the count made so far, which is then a lower bound, and the
 //! summary's reason says so.
 //!
