@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod run;
+pub mod scheduler;
 
 pub use event::{Event, EventKind};
 pub use run::{
