@@ -40,7 +40,12 @@ impl Setup {
     fn start(&self) -> Daemon {
         let log = std::fs::File::create(self.root.join("daemon.log")).unwrap();
         let child = pt()
-            .args(["run", self.jobs.to_str().unwrap(), "--state", self.state.to_str().unwrap()])
+            .args([
+                "run",
+                self.jobs.to_str().unwrap(),
+                "--state",
+                self.state.to_str().unwrap(),
+            ])
             .args(["--clock-sync-timeout", "0", "--shutdown-grace-secs", "2"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -50,7 +55,8 @@ impl Setup {
         let d = Daemon { child: Some(child) };
         let sock = self.state.join("petit.sock");
         assert!(
-            wait_until(Duration::from_secs(20), || sock.exists() && self.status().is_some()),
+            wait_until(Duration::from_secs(20), || sock.exists()
+                && self.status().is_some()),
             "daemon did not come up: {}",
             self.daemon_log()
         );
@@ -133,7 +139,7 @@ fn every_second_firings_survive_kill_9_exactly_once() {
         "tick",
         &format!(
             "id: tick\nschedule: \"* * * * * *\"\ntimezone: UTC\ncatchup: latest\nmax_concurrency: 5\n\
-             tasks:\n  - id: mark\n    type: shell\n    script: 'echo \"$PETIT_SCHEDULED_AT $PETIT_TRIGGER\" >> {}'\n",
+             tasks:\n  - id: mark\n    type: shell\n    script: 'echo \"$PETIT_SCHEDULED_AT $PETIT_ATTEMPT\" >> {}'\n",
             marker.display()
         ),
     );
@@ -148,14 +154,20 @@ fn every_second_firings_survive_kill_9_exactly_once() {
     std::thread::sleep(Duration::from_millis(3500));
     let d = s.start();
     let n_before = s.history("tick").len();
-    assert!(wait_until(Duration::from_secs(20), || s.history("tick").len() >= n_before + 2));
+    assert!(wait_until(Duration::from_secs(20), || s
+        .history("tick")
+        .len()
+        >= n_before + 2));
     // Stop cleanly so every run is finished before we look.
     assert!(d.sigterm().success());
 
     let runs = s.history("tick");
     let mut by_slot: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for r in &runs {
-        by_slot.entry(r["scheduled_at"].as_str().unwrap().to_string()).or_default().push(r);
+        by_slot
+            .entry(r["scheduled_at"].as_str().unwrap().to_string())
+            .or_default()
+            .push(r);
     }
     // No firing materialised twice.
     for (slot, rs) in &by_slot {
@@ -167,24 +179,47 @@ fn every_second_firings_survive_kill_9_exactly_once() {
         .map(|k| chrono::DateTime::parse_from_rfc3339(k).unwrap().timestamp())
         .collect();
     for w in slots.windows(2) {
-        assert_eq!(w[1] - w[0], 1, "gap between {} and {}: {:?}", w[0], w[1], by_slot.keys());
+        assert_eq!(
+            w[1] - w[0],
+            1,
+            "gap between {} and {}: {:?}",
+            w[0],
+            w[1],
+            by_slot.keys()
+        );
     }
-    // The outage shows as missed firings plus one catch-up run (catchup: latest).
+    // The outage shows as missed firings; with `catchup: latest` at most one of them ran as a
+    // catch-up (none if the newest due firing was on time at restart, which then covers it).
     let missed = runs.iter().filter(|r| r["status"] == "missed").count();
     let catchup = runs.iter().filter(|r| r["trigger"] == "catchup").count();
-    assert!(missed >= 1, "no missed firings recorded: {runs:#?}");
-    assert_eq!(catchup, 1, "{runs:#?}");
-    // Side effects: each slot at most once, and exactly once for each succeeded run.
+    assert!(missed >= 2, "missed firings not recorded: {runs:#?}");
+    assert!(catchup <= 1, "{runs:#?}");
+    // Side effects: at most once per attempt (an attempt a crash interrupted after it did its
+    // work runs again as a new attempt: at-least-once), every one belongs to a recorded run,
+    // and every succeeded run's work happened.
     let lines = marker_lines(&marker);
-    let mut seen = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
     for l in &lines {
-        *seen.entry(l.split_whitespace().next().unwrap().to_string()).or_insert(0) += 1;
+        let mut parts = l.split_whitespace();
+        let slot = parts.next().unwrap().to_string();
+        let attempt = parts.next().unwrap().to_string();
+        assert!(
+            by_slot.contains_key(&slot),
+            "marker {l:?} has no run record"
+        );
+        *seen.entry((slot, attempt)).or_insert(0) += 1;
     }
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "an attempt ran twice: {lines:?}"
+    );
     for r in runs.iter().filter(|r| r["status"] == "succeeded") {
         let slot = r["scheduled_at"].as_str().unwrap();
-        assert_eq!(seen.get(slot), Some(&1), "slot {slot} ran {:?} times", seen.get(slot));
+        assert!(
+            seen.keys().any(|(s, _)| s == slot),
+            "succeeded run of {slot} left no mark"
+        );
     }
-    assert!(seen.values().all(|&n| n == 1), "a firing ran twice: {lines:?}");
 }
 
 #[test]
@@ -206,11 +241,20 @@ fn control_through_the_socket_trigger_cancel_pause_and_a_second_daemon() {
 
     // A second daemon on the same state is refused with exit 3, naming the first.
     let second = pt()
-        .args(["run", s.jobs.to_str().unwrap(), "--state", s.state.to_str().unwrap()])
+        .args([
+            "run",
+            s.jobs.to_str().unwrap(),
+            "--state",
+            s.state.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
-    assert!(stderr(&second).contains(&format!("pid {}", d.pid())), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!("pid {}", d.pid())),
+        "{}",
+        stderr(&second)
+    );
 
     // trigger through the daemon (no jobs dir needed), followed to the end.
     let o = s.pt(&["trigger", "quick"]);
@@ -224,7 +268,13 @@ fn control_through_the_socket_trigger_cancel_pause_and_a_second_daemon() {
     // cancel a running run.
     let o = s.pt(&["trigger", "slow", "--detach"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let run: u64 = stdout(&o).split_whitespace().nth(1).unwrap().trim_start_matches('#').parse().unwrap();
+    let run: u64 = stdout(&o)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches('#')
+        .parse()
+        .unwrap();
     assert!(wait_until(Duration::from_secs(10), || {
         s.pt(&["history", "--run", &run.to_string(), "--json"])
             .stdout
@@ -233,23 +283,40 @@ fn control_through_the_socket_trigger_cancel_pause_and_a_second_daemon() {
     }));
     let c = s.pt(&["cancel", &run.to_string()]);
     assert!(c.status.success(), "{}", stderr(&c));
-    assert!(wait_until(Duration::from_secs(10), || s.history("slow")[0]["status"] == "cancelled"));
+    assert!(wait_until(Duration::from_secs(10), || s.history("slow")[0]
+        ["status"]
+        == "cancelled"));
 
     // pause is persisted and shows in status; firings while paused are recorded skipped.
     assert!(s.pt(&["pause", "sched"]).status.success());
     let st = s.status().unwrap();
-    let entry = st["next"].as_array().unwrap().iter().find(|n| n["job"] == "sched").unwrap().clone();
+    let entry = st["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["job"] == "sched")
+        .unwrap()
+        .clone();
     assert_eq!(entry["paused"], true);
     let before = s.history("sched").len();
     assert!(wait_until(Duration::from_secs(10), || {
-        s.history("sched").iter().take(s.history("sched").len() - before).any(|r| r["status"] == "skipped")
+        s.history("sched")
+            .iter()
+            .take(s.history("sched").len() - before)
+            .any(|r| r["status"] == "skipped")
     }));
     assert!(s.pt(&["unpause", "sched"]).status.success());
     d.kill9();
     // Paused state survives a restart of the daemon... it was unpaused, so it fires again.
     let _d = s.start();
     let st = s.status().unwrap();
-    let entry = st["next"].as_array().unwrap().iter().find(|n| n["job"] == "sched").unwrap().clone();
+    let entry = st["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["job"] == "sched")
+        .unwrap()
+        .clone();
     assert_eq!(entry["paused"], false);
 }
 
@@ -268,17 +335,24 @@ fn sigterm_mid_run_then_restart_resumes_the_run() {
     let o = s.pt(&["trigger", "long", "--detach"]);
     assert!(o.status.success());
     assert!(wait_until(Duration::from_secs(10), || {
-        s.pt(&["history", "--run", "1", "--json"]).stdout.windows(7).any(|w| w == b"running")
+        s.pt(&["history", "--run", "1", "--json"])
+            .stdout
+            .windows(7)
+            .any(|w| w == b"running")
     }));
     let status = d.sigterm();
     assert!(status.success(), "SIGTERM should be a clean exit");
     // Without a daemon: the attempt is recorded interrupted, the run unfinished.
-    let v: Value = serde_json::from_slice(&s.pt(&["history", "--run", "1", "--json"]).stdout).unwrap();
+    let v: Value =
+        serde_json::from_slice(&s.pt(&["history", "--run", "1", "--json"]).stdout).unwrap();
     assert_eq!(v["status"], "running");
     assert_eq!(v["tasks"][0]["attempts"][0]["status"], "interrupted");
     write(&gate, "");
     let _d = s.start();
-    assert!(wait_until(Duration::from_secs(20), || s.history("long")[0]["status"] == "succeeded"));
-    let v: Value = serde_json::from_slice(&s.pt(&["history", "--run", "1", "--json"]).stdout).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || s.history("long")[0]
+        ["status"]
+        == "succeeded"));
+    let v: Value =
+        serde_json::from_slice(&s.pt(&["history", "--run", "1", "--json"]).stdout).unwrap();
     assert_eq!(v["tasks"][0]["attempts"][1]["status"], "succeeded");
 }

@@ -50,9 +50,13 @@ pub fn cmd_cancel(args: CancelArgs) -> Result<(), CliError> {
 fn set_paused(args: PauseArgs, paused: bool) -> Result<(), CliError> {
     let location = args.state.locate()?;
     let request = if paused {
-        Request::Pause { job: args.job_id.clone() }
+        Request::Pause {
+            job: args.job_id.clone(),
+        }
     } else {
-        Request::Unpause { job: args.job_id.clone() }
+        Request::Unpause {
+            job: args.job_id.clone(),
+        }
     };
     if super::client::ask(&location, &request)?.is_none() {
         let store = location.open()?;
@@ -60,7 +64,11 @@ fn set_paused(args: PauseArgs, paused: bool) -> Result<(), CliError> {
             .write(|tx| tx.set_paused(&args.job_id, paused))
             .map_err(store_error)?;
     }
-    println!("{} {}", args.job_id, if paused { "paused" } else { "unpaused" });
+    println!(
+        "{} {}",
+        args.job_id,
+        if paused { "paused" } else { "unpaused" }
+    );
     Ok(())
 }
 

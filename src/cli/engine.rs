@@ -30,7 +30,7 @@ pub fn build_engine_with(
     max_tasks: u32,
     shutdown_grace: Duration,
 ) -> Result<Engine, CliError> {
-    let store = match location.open() {
+    let store = match location.open_patiently(Duration::from_secs(5)) {
         Ok(s) => s,
         Err(e) if e.kind == ErrorKind::Locked => {
             let holder = location
@@ -38,13 +38,16 @@ pub fn build_engine_with(
                 .as_ref()
                 .map(|s| s.with_extension("pid"))
                 .and_then(|p| std::fs::read_to_string(p).ok())
-                .map(|t| {
+                .and_then(|t| {
                     let mut lines = t.lines();
                     let pid = lines.next().unwrap_or("?").to_string();
                     let since = lines.next().unwrap_or("?").to_string();
-                    format!(" by pt run (pid {pid}, started {since})")
+                    // A pid file left by a daemon that was killed names nobody.
+                    std::path::Path::new(&format!("/proc/{pid}"))
+                        .exists()
+                        .then(|| format!(" by pt run (pid {pid}, started {since})"))
                 })
-                .unwrap_or_default();
+                .unwrap_or_else(|| " by another pt process".to_string());
             let what = location
                 .db
                 .as_ref()

@@ -23,7 +23,10 @@ fn print(e: &Value, json: bool) {
     if json {
         println!("{}", serde_json::to_string(e).unwrap_or_default());
     } else {
-        let task = e["task"].as_str().map(|t| format!(" {t}")).unwrap_or_default();
+        let task = e["task"]
+            .as_str()
+            .map(|t| format!(" {t}"))
+            .unwrap_or_default();
         println!(
             "{} #{} {}{task}: {} {}",
             e["at"].as_str().unwrap_or("-"),
@@ -37,7 +40,9 @@ fn print(e: &Value, json: bool) {
 
 pub fn cmd_events(args: EventsArgs) -> Result<(), CliError> {
     let location = args.state.locate()?;
-    let request = Request::Events { follow: args.follow };
+    let request = Request::Events {
+        follow: args.follow,
+    };
     let json = args.json;
     match super::client::ask_streaming(&location, &request, |e| print(e, json))? {
         Some(v) => {

@@ -62,7 +62,10 @@ pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
     } else if args.run.is_some() {
         print_run_detail(&value);
     } else {
@@ -89,7 +92,10 @@ pub fn run_json(store: &Store, id: u64, logs_dir: &Path) -> Result<Option<Value>
         return Ok(None);
     };
     let snapshot = store.snapshot(id)?;
-    let ids = task_ids(snapshot.map(|s| s.text).as_deref().unwrap_or(""), state.tasks.len());
+    let ids = task_ids(
+        snapshot.map(|s| s.text).as_deref().unwrap_or(""),
+        state.tasks.len(),
+    );
     Ok(Some(run_detail_json(&state, &ids, logs_dir)))
 }
 
@@ -179,7 +185,9 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 fn time_of(v: &Value, k: &str) -> Option<Timestamp> {
-    v.get(k).and_then(Value::as_str).and_then(Timestamp::parse_rfc3339)
+    v.get(k)
+        .and_then(Value::as_str)
+        .and_then(Timestamp::parse_rfc3339)
 }
 
 fn print_history(job: &str, v: &Value) {

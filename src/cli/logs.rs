@@ -1,11 +1,17 @@
 //! `pt logs`: print (or follow) the output of one attempt.
+//!
+//! Which attempt and where its log is come from the run's record (through a running daemon, or
+//! the database); the log file itself is read directly.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::state::{store_error, StateArgs};
+use serde_json::Value;
+
+use super::state::{store_error, StateArgs, StateLocation};
 use super::{CliError, ErrorKind};
-use crate::runtime::engine::Engine;
+use crate::runtime::control::Request;
 
 /// Print the output of a task's attempt (the latest unless --attempt)
 #[derive(Debug, clap::Args)]
@@ -22,63 +28,62 @@ pub struct LogsArgs {
     pub state: StateArgs,
 }
 
-pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
-    let location = args.state.locate()?;
+/// The run's detail JSON, from the daemon if one runs, else from the database.
+fn run_detail(location: &StateLocation, id: u64) -> Result<Value, CliError> {
+    if let Some(v) = super::client::ask(location, &Request::Run { id })? {
+        return Ok(v);
+    }
     let store = location.open_existing()?;
-    let Some(state) = store.load_run(args.run_id).map_err(store_error)? else {
-        return Err(CliError::new(
-            ErrorKind::BadInput,
-            format!("no run #{}", args.run_id),
-        ));
-    };
-    let snapshot = store.snapshot(args.run_id).map_err(store_error)?;
-    let job = snapshot.and_then(|s| {
-        crate::spec::parse_job(
-            std::path::Path::new(&s.path),
-            std::path::Path::new(&s.base_dir),
-            &s.text,
-        )
-        .ok()
-    });
-    let Some(idx) = job.as_ref().and_then(|j| j.task_index(&args.task_id)) else {
+    super::history::run_json(&store, id, &location.logs_dir)
+        .map_err(store_error)?
+        .ok_or_else(|| CliError::new(ErrorKind::BadInput, format!("no run #{id}")))
+}
+
+/// (log path, whether the attempt is still running) of the chosen attempt.
+fn locate_attempt(v: &Value, args: &LogsArgs) -> Result<Option<(PathBuf, bool)>, CliError> {
+    let tasks = v["tasks"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let Some(task) = tasks.iter().find(|t| t["id"] == args.task_id.as_str()) else {
         return Err(CliError::new(
             ErrorKind::BadInput,
             format!("run #{} has no task `{}`", args.run_id, args.task_id),
         ));
     };
-    let task = &state.tasks[idx];
+    let attempts = task["attempts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let attempt = match args.attempt {
-        Some(n) if task.attempts.iter().any(|a| a.no == n) => n,
-        Some(n) => {
-            return Err(CliError::new(
-                ErrorKind::BadInput,
-                format!(
-                    "task `{}` of run #{} has no attempt {n}",
-                    args.task_id, args.run_id
-                ),
-            ))
-        }
-        None => match task.attempts.last() {
-            Some(a) => a.no,
-            None => {
-                println!("task `{}` has not started", args.task_id);
-                return Ok(());
-            }
-        },
+        Some(n) => attempts
+            .iter()
+            .find(|a| a["attempt"].as_u64() == Some(u64::from(n))),
+        None => attempts.last(),
     };
-    let in_flight = task
-        .attempts
-        .iter()
-        .find(|a| a.no == attempt)
-        .is_some_and(|a| a.status.is_in_flight());
-    drop(store);
-    let path = Engine::log_path(&location.logs_dir, args.run_id, &args.task_id, attempt);
+    match (attempt, args.attempt) {
+        (Some(a), _) => Ok(Some((
+            PathBuf::from(a["log"].as_str().unwrap_or_default()),
+            a["status"] == "running",
+        ))),
+        (None, Some(n)) => Err(CliError::new(
+            ErrorKind::BadInput,
+            format!(
+                "task `{}` of run #{} has no attempt {n}",
+                args.task_id, args.run_id
+            ),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
+    let location = args.state.locate()?;
+    let detail = run_detail(&location, args.run_id)?;
+    let Some((path, running)) = locate_attempt(&detail, &args)? else {
+        println!("task `{}` has not started", args.task_id);
+        return Ok(());
+    };
     let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("(no output)");
-            return Ok(());
-        }
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             return Err(CliError::new(
                 ErrorKind::Other,
@@ -87,41 +92,33 @@ pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
         }
     };
     let mut out = std::io::stdout().lock();
-    copy_all(&mut file, &mut out)?;
-    if args.follow && in_flight {
-        // Follow like `tail -f` until the attempt ends (its record is no longer in flight).
-        loop {
-            std::thread::sleep(Duration::from_millis(250));
-            copy_all(&mut file, &mut out)?;
-            let still = match location.open_existing() {
-                Ok(s) => s
-                    .load_run(args.run_id)
-                    .ok()
-                    .flatten()
-                    .and_then(|st| {
-                        st.tasks[idx]
-                            .attempts
-                            .iter()
-                            .find(|a| a.no == attempt)
-                            .map(|a| a.status.is_in_flight())
-                    })
-                    .unwrap_or(false),
-                // Held by the process running it: still going.
-                Err(e) if e.kind == ErrorKind::Locked => true,
-                Err(_) => false,
-            };
-            if !still {
-                copy_all(&mut file, &mut out)?;
-                break;
+    if let Some(f) = file.as_mut() {
+        copy_all(f, &mut out)?;
+    }
+    if !(args.follow && running) {
+        return Ok(());
+    }
+    // Follow like `tail -f`: print what the attempt appends until its record says it ended.
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        if file.is_none() {
+            file = std::fs::File::open(&path).ok();
+        }
+        if let Some(f) = file.as_mut() {
+            copy_all(f, &mut out)?;
+        }
+        let detail = run_detail(&location, args.run_id)?;
+        let still = locate_attempt(&detail, &args)?.is_some_and(|(_, r)| r);
+        if !still {
+            if let Some(f) = file.as_mut() {
+                copy_all(f, &mut out)?;
             }
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 fn copy_all(file: &mut std::fs::File, out: &mut impl Write) -> Result<(), CliError> {
-    let pos = file.stream_position().unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(pos));
     let mut buf = [0u8; 64 * 1024];
     loop {
         let n = file

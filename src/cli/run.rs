@@ -41,7 +41,11 @@ pub fn cmd_run(args: RunArgs) -> Result<(), CliError> {
     if args.tick_interval.is_some() {
         tracing::info!("--tick-interval is ignored: Petit sleeps until the next due moment");
     }
-    let jobs_dir = match args.jobs_dir.clone().or_else(|| std::env::var_os("PETIT_JOBS").map(PathBuf::from)) {
+    let jobs_dir = match args
+        .jobs_dir
+        .clone()
+        .or_else(|| std::env::var_os("PETIT_JOBS").map(PathBuf::from))
+    {
         Some(d) => d,
         None => {
             return Err(CliError::new(
@@ -64,7 +68,11 @@ pub fn cmd_run(args: RunArgs) -> Result<(), CliError> {
     )?;
     let pid_file = location.socket.as_ref().map(|s| s.with_extension("pid"));
     if let Some(p) = &pid_file {
-        let text = format!("{}\n{}\n", std::process::id(), crate::clock::now().rfc3339());
+        let text = format!(
+            "{}\n{}\n",
+            std::process::id(),
+            crate::clock::now().rfc3339()
+        );
         if let Err(e) = std::fs::write(p, text) {
             tracing::warn!("cannot write {}: {e}", p.display());
         }

@@ -69,7 +69,10 @@ impl StateArgs {
             };
             let (logs_dir, socket) = if db.file_name().is_some_and(|n| n == "petit.redb") {
                 let parent = db.parent().unwrap_or(Path::new("."));
-                (parent.join("logs"), parent.join(crate::runtime::control::SOCKET_NAME))
+                (
+                    parent.join("logs"),
+                    parent.join(crate::runtime::control::SOCKET_NAME),
+                )
             } else {
                 (beside(".logs"), beside(".sock"))
             };
@@ -119,6 +122,20 @@ impl StateLocation {
         Store::open(db).map_err(store_error)
     }
 
+    /// Like [`StateLocation::open`], retrying for up to `patience` while another `pt` holds the
+    /// database: a command reading it holds it only for a moment.
+    pub fn open_patiently(&self, patience: std::time::Duration) -> Result<Store, CliError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match self.open() {
+                Err(e) if e.kind == ErrorKind::Locked && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Opens an existing database for reading commands; a missing one is a clear error.
     pub fn open_existing(&self) -> Result<Store, CliError> {
         match &self.db {
@@ -130,7 +147,7 @@ impl StateLocation {
                 ErrorKind::BadInput,
                 "--in-memory keeps no history to read",
             )),
-            Some(_) => self.open(),
+            Some(_) => self.open_patiently(std::time::Duration::from_secs(2)),
         }
     }
 }

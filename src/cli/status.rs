@@ -41,7 +41,10 @@ pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
         return Ok(());
     }
     let d = &value["daemon"];
@@ -50,12 +53,17 @@ pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
     } else {
         println!(
             "daemon: running (pid {}, since {}, {} jobs from {})",
-            d["pid"], d["started_at"].as_str().unwrap_or("-"), d["jobs"],
+            d["pid"],
+            d["started_at"].as_str().unwrap_or("-"),
+            d["jobs"],
             d["jobs_dir"].as_str().unwrap_or("-")
         );
         println!("clock: {}", value["clock"]["state"].as_str().unwrap_or("-"));
     }
-    let running = value["running"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let running = value["running"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     if running.is_empty() {
         println!("running: nothing");
     } else {
@@ -63,7 +71,9 @@ pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
         for r in running {
             println!(
                 "  #{} {} {} (started {})",
-                r["run"], r["job"].as_str().unwrap_or("-"), r["status"].as_str().unwrap_or("-"),
+                r["run"],
+                r["job"].as_str().unwrap_or("-"),
+                r["status"].as_str().unwrap_or("-"),
                 r["started_at"].as_str().unwrap_or("-")
             );
         }

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use super::engine::{build_engine, follow_runs, print_event_json};
-use crate::runtime::control::Request;
 use super::state::StateArgs;
 use super::{CliError, ErrorKind};
 use crate::core::run::Trigger;
+use crate::runtime::control::Request;
 
 /// Run a job now and follow it to the end (exit 0 if it succeeded)
 #[derive(Debug, clap::Args)]

@@ -34,18 +34,34 @@ pub enum Request {
     /// Daemon, clock trust, running runs, next firings.
     Status,
     /// Start a run of `job` now; with `follow`, stream its events until it ends.
-    Trigger { job: String, follow: bool },
+    Trigger {
+        job: String,
+        follow: bool,
+    },
     /// Cancel a run.
-    Cancel { run: u64 },
+    Cancel {
+        run: u64,
+    },
     /// Pause (persisted) or unpause a job's schedule.
-    Pause { job: String },
-    Unpause { job: String },
+    Pause {
+        job: String,
+    },
+    Unpause {
+        job: String,
+    },
     /// The newest runs of a job, as `pt history JOB --json`.
-    History { job: String, limit: usize },
+    History {
+        job: String,
+        limit: usize,
+    },
     /// One run in detail, as `pt history --run N --json`.
-    Run { id: u64 },
+    Run {
+        id: u64,
+    },
     /// The lifecycle event stream (recent events, then live ones with `follow`).
-    Events { follow: bool },
+    Events {
+        follow: bool,
+    },
 }
 
 /// The final answer to a request.
@@ -114,7 +130,8 @@ pub async fn serve_connection(
         Ok(_) => match serde_json::from_str::<Request>(line.trim()) {
             Ok(r) => r,
             Err(e) => {
-                let _ = write_line(&mut write, &Response::error(2, format!("bad request: {e}"))).await;
+                let _ =
+                    write_line(&mut write, &Response::error(2, format!("bad request: {e}"))).await;
                 return;
             }
         },
@@ -127,7 +144,11 @@ pub async fn serve_connection(
         reply: reply_tx,
     };
     if to_daemon.send(envelope).await.is_err() {
-        let _ = write_line(&mut write, &Response::error(1, "the daemon is shutting down")).await;
+        let _ = write_line(
+            &mut write,
+            &Response::error(1, "the daemon is shutting down"),
+        )
+        .await;
         return;
     }
     let response = reply_rx
@@ -159,7 +180,8 @@ pub async fn serve_connection(
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => {
-                        let _ = write_line(&mut write, &Response::error(1, "the daemon stopped")).await;
+                        let _ =
+                            write_line(&mut write, &Response::error(1, "the daemon stopped")).await;
                         return;
                     }
                 }
@@ -188,7 +210,10 @@ pub async fn serve_connection(
 pub fn is_run_end(kind: EventKind) -> bool {
     matches!(
         kind,
-        EventKind::RunSucceeded | EventKind::RunFailed | EventKind::RunCancelled | EventKind::RunSkipped
+        EventKind::RunSucceeded
+            | EventKind::RunFailed
+            | EventKind::RunCancelled
+            | EventKind::RunSkipped
     )
 }
 
@@ -201,20 +226,14 @@ fn run_end_status(kind: EventKind) -> &'static str {
     }
 }
 
-async fn write_event(
-    w: &mut tokio::net::unix::OwnedWriteHalf,
-    e: &Event,
-) -> std::io::Result<()> {
-    let mut s = serde_json::to_string(&serde_json::json!({ "event": event_json(e) }))
-        .unwrap_or_default();
+async fn write_event(w: &mut tokio::net::unix::OwnedWriteHalf, e: &Event) -> std::io::Result<()> {
+    let mut s =
+        serde_json::to_string(&serde_json::json!({ "event": event_json(e) })).unwrap_or_default();
     s.push('\n');
     w.write_all(s.as_bytes()).await
 }
 
-async fn write_line(
-    w: &mut tokio::net::unix::OwnedWriteHalf,
-    r: &Response,
-) -> std::io::Result<()> {
+async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, r: &Response) -> std::io::Result<()> {
     let mut s = serde_json::to_string(r).unwrap_or_default();
     s.push('\n');
     w.write_all(s.as_bytes()).await
@@ -254,24 +273,25 @@ pub enum Connect {
 impl Client {
     /// Connects and sends `request`.
     pub async fn send(socket: &Path, request: &Request) -> std::io::Result<Connect> {
-        let stream = match tokio::time::timeout(Duration::from_secs(5), UnixStream::connect(socket)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                return Ok(Connect::NoDaemon)
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the daemon did not accept the connection within 5 s",
-                ))
-            }
-        };
+        let stream =
+            match tokio::time::timeout(Duration::from_secs(5), UnixStream::connect(socket)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+                {
+                    return Ok(Connect::NoDaemon)
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the daemon did not accept the connection within 5 s",
+                    ))
+                }
+            };
         let (read, mut write) = stream.into_split();
         let mut line = serde_json::to_string(request).unwrap_or_default();
         line.push('\n');

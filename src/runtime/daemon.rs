@@ -116,7 +116,11 @@ impl Daemon {
                 jobs.insert(id.clone(), old.clone());
             }
         }
-        tracing::info!("{} jobs loaded from {}", jobs.len(), self.config.jobs_dir.display());
+        tracing::info!(
+            "{} jobs loaded from {}",
+            jobs.len(),
+            self.config.jobs_dir.display()
+        );
         self.jobs = jobs;
     }
 
@@ -142,7 +146,10 @@ impl Daemon {
         let mut watcher = match watch::JobsWatcher::new(&self.config.jobs_dir) {
             Ok(w) => Some(w),
             Err(e) => {
-                tracing::warn!("not watching {} for changes: {e}", self.config.jobs_dir.display());
+                tracing::warn!(
+                    "not watching {} for changes: {e}",
+                    self.config.jobs_dir.display()
+                );
                 None
             }
         };
@@ -282,7 +289,9 @@ impl Daemon {
     fn evaluate_schedules(&mut self, now: Timestamp) -> Result<(), DaemonError> {
         let ids: Vec<String> = self.jobs.keys().cloned().collect();
         for id in ids {
-            let Some(job) = self.jobs.get(&id).cloned() else { continue };
+            let Some(job) = self.jobs.get(&id).cloned() else {
+                continue;
+            };
             let stored = match self.cursors.get(&id) {
                 Some(c) => Some(*c),
                 None => self.store().cursor(&id)?,
@@ -324,7 +333,11 @@ impl Daemon {
         self.store().write(|tx| {
             if let Some(s) = &plan.summary {
                 let id = tx.next_run_id()?;
-                let status = if s.status_missed { RunStatus::Missed } else { RunStatus::Skipped };
+                let status = if s.status_missed {
+                    RunStatus::Missed
+                } else {
+                    RunStatus::Skipped
+                };
                 let reason = format!(
                     "{} firings from {} to {}: {}",
                     s.count,
@@ -332,7 +345,15 @@ impl Daemon {
                     s.to.rfc3339(),
                     s.reason
                 );
-                tx.insert_record_run(&record_run(job, id, Trigger::Schedule, s.to, engine_now, status, &reason))?;
+                tx.insert_record_run(&record_run(
+                    job,
+                    id,
+                    Trigger::Schedule,
+                    s.to,
+                    engine_now,
+                    status,
+                    &reason,
+                ))?;
                 notices.push(firing_event(job, id, s.to, status, &reason, engine_now));
             }
             for f in &plan.firings {
@@ -340,8 +361,13 @@ impl Daemon {
                 let (trigger, record) = match &f.kind {
                     FiringKind::OnTime => (Trigger::Schedule, None),
                     FiringKind::CatchUp => (Trigger::Catchup, None),
-                    FiringKind::Missed { reason } => (Trigger::Schedule, Some((RunStatus::Missed, reason.clone()))),
-                    FiringKind::Skipped { reason } => (Trigger::Schedule, Some((RunStatus::Skipped, reason.clone()))),
+                    FiringKind::Missed { reason } => {
+                        (Trigger::Schedule, Some((RunStatus::Missed, reason.clone())))
+                    }
+                    FiringKind::Skipped { reason } => (
+                        Trigger::Schedule,
+                        Some((RunStatus::Skipped, reason.clone())),
+                    ),
                 };
                 let record = match record {
                     Some(r) => Some(r),
@@ -360,7 +386,9 @@ impl Daemon {
                 };
                 match record {
                     Some((status, reason)) => {
-                        tx.insert_record_run(&record_run(job, id, trigger, f.at, engine_now, status, &reason))?;
+                        tx.insert_record_run(&record_run(
+                            job, id, trigger, f.at, engine_now, status, &reason,
+                        ))?;
                         notices.push(firing_event(job, id, f.at, status, &reason, engine_now));
                     }
                     None => {
@@ -451,7 +479,9 @@ impl Daemon {
         // Waiting runs first: dependency met -> start, timed out -> skipped.
         for (id, _job_id, since) in self.engine.waiting_run_ids() {
             // A run keeps the definition it was created with.
-            let Some(job) = self.engine.job_of(id) else { continue };
+            let Some(job) = self.engine.job_of(id) else {
+                continue;
+            };
             if self.deps_met(&job, engine_now)? {
                 if running < max_jobs {
                     self.engine.feed(id, Input::Start);
@@ -497,7 +527,8 @@ impl Daemon {
             facts.insert(
                 dep.job_id.clone(),
                 UpstreamFacts {
-                    latest_finished: finished.map(|r| (r.status, r.ended_at.unwrap_or(r.created_at))),
+                    latest_finished: finished
+                        .map(|r| (r.status, r.ended_at.unwrap_or(r.created_at))),
                     latest_success_at: succeeded.map(|r| r.ended_at.unwrap_or(r.created_at)),
                 },
             );
@@ -524,7 +555,9 @@ impl Daemon {
             if doomed.len() >= PRUNE_BATCH {
                 break;
             }
-            let Some(run) = self.store().run(*id)? else { continue };
+            let Some(run) = self.store().run(*id)? else {
+                continue;
+            };
             if !run.status.is_terminal() {
                 continue;
             }
@@ -589,9 +622,7 @@ impl Daemon {
                     }
                 }
             }
-            Request::Pause { job } | Request::Unpause { job }
-                if !self.jobs.contains_key(&job) =>
-            {
+            Request::Pause { job } | Request::Unpause { job } if !self.jobs.contains_key(&job) => {
                 Response::error(2, format!("no job `{job}`"))
             }
             Request::Pause { job } => {
@@ -604,9 +635,11 @@ impl Daemon {
                 self.paused.remove(&job);
                 Response::ok(json!({ "job": job, "paused": false }))
             }
-            Request::History { job, limit } => {
-                Response::ok(crate::cli::history::history_json(self.store(), &job, limit)?)
-            }
+            Request::History { job, limit } => Response::ok(crate::cli::history::history_json(
+                self.store(),
+                &job,
+                limit,
+            )?),
             Request::Run { id } => {
                 match crate::cli::history::run_json(self.store(), id, &self.config.logs_dir)? {
                     Some(v) => Response::ok(v),

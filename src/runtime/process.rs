@@ -191,9 +191,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
     })?;
 
     let mut command = tokio::process::Command::new(&req.program);
-    command
-        .args(&req.args)
-        .current_dir(&req.working_dir);
+    command.args(&req.args).current_dir(&req.working_dir);
     // systemd's notify variables belong to Petit; a task must not talk to systemd as us.
     for var in crate::runtime::sdnotify::PROTOCOL_VARS {
         command.env_remove(var);
