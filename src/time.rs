@@ -61,9 +61,17 @@ impl Timestamp {
         Timestamp(t.timestamp_millis())
     }
 
-    /// RFC 3339 in UTC with second precision (`2026-11-26T07:25:54Z`), the form of every time
-    /// Petit prints or passes to a task.
+    /// RFC 3339 in UTC (`2026-11-26T07:25:54Z`, with milliseconds when there are any:
+    /// `2026-11-26T07:25:54.021Z`), the form of every time Petit prints or passes to a task.
     pub fn rfc3339(self) -> String {
+        match self.to_utc() {
+            Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            None => format!("@{}ms", self.0),
+        }
+    }
+
+    /// RFC 3339 in UTC truncated to whole seconds, for tables.
+    pub fn rfc3339_secs(self) -> String {
         match self.to_utc() {
             Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             None => format!("@{}ms", self.0),
@@ -100,5 +108,7 @@ mod tests {
     fn rfc3339_round_trips() {
         let t = Timestamp::parse_rfc3339("2026-03-29T01:30:00+01:00").unwrap();
         assert_eq!(t.rfc3339(), "2026-03-29T00:30:00Z");
+        assert_eq!(t.plus_millis(21).rfc3339(), "2026-03-29T00:30:00.021Z");
+        assert_eq!(t.plus_millis(21).rfc3339_secs(), "2026-03-29T00:30:00Z");
     }
 }

@@ -184,6 +184,11 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("-")
 }
 
+/// A time field shortened to whole seconds for tables.
+fn short(v: &Value, k: &str) -> String {
+    time_of(v, k).map_or_else(|| "-".to_string(), Timestamp::rfc3339_secs)
+}
+
 fn time_of(v: &Value, k: &str) -> Option<Timestamp> {
     v.get(k)
         .and_then(Value::as_str)
@@ -207,9 +212,9 @@ fn print_history(job: &str, v: &Value) {
             "{:<6} {:<10} {:<20} {:<10} {:<20} {:>9}  {}/{}/{}",
             format!("#{}", r["id"].as_u64().unwrap_or(0)),
             s(r, "trigger"),
-            s(r, "scheduled_at"),
+            short(r, "scheduled_at"),
             s(r, "status"),
-            s(r, "started_at"),
+            short(r, "started_at"),
             duration(time_of(r, "started_at"), time_of(r, "ended_at")),
             n("succeeded"),
             n("failed"),
@@ -230,7 +235,7 @@ fn print_run_detail(v: &Value) {
         v["id"].as_u64().unwrap_or(0),
         s(v, "job_id"),
         s(v, "trigger"),
-        s(v, "scheduled_at"),
+        short(v, "scheduled_at"),
         s(v, "status"),
         v.get("reason")
             .and_then(Value::as_str)
@@ -239,7 +244,7 @@ fn print_run_detail(v: &Value) {
     );
     println!(
         "started {}, duration {}",
-        s(v, "started_at"),
+        short(v, "started_at"),
         duration(time_of(v, "started_at"), time_of(v, "ended_at"))
     );
     for t in v["tasks"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
