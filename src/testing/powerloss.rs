@@ -282,8 +282,14 @@ impl StorageBackend for PowerLossBackend {
                 return Err(power_lost());
             }
         }
-        s.durable = s.live.clone();
-        s.pending.clear();
+        // Replaying the pending operations is cheaper than copying the whole live image.
+        let pending = std::mem::take(&mut s.pending);
+        for op in &pending {
+            match op {
+                Pending::SetLen(len) => s.durable.resize(to_usize(*len), 0),
+                Pending::Write { offset, data } => apply(&mut s.durable, *offset, data),
+            }
+        }
         s.syncs += 1;
         Ok(())
     }
