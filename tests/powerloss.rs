@@ -184,9 +184,9 @@ fn trial(k: u64, seed: u64) -> Result<Outcome, String> {
     }
     out.cuts = 1;
     let mut image = disk.crash_image().unwrap_or_default();
-    let mut rng = Rng::new(seed ^ 0x5EC0_4D);
+    let mut rng = Rng::new(seed ^ 0x005E_C04D);
     // Some trials cut the power again while recovering.
-    let mut second_cut = seed % 3 == 0;
+    let mut second_cut = seed.is_multiple_of(3);
     loop {
         let disk = Disk::from_image(image);
         if second_cut {

@@ -189,7 +189,12 @@ fn check<T: PartialEq + std::fmt::Debug>(
 #[test]
 fn run_v1_golden_bytes() {
     let v = golden_run();
-    check("run_v1.hex", &v, records::encode_run(&v), records::decode_run);
+    check(
+        "run_v1.hex",
+        &v,
+        records::encode_run(&v),
+        records::decode_run,
+    );
 }
 
 #[test]
