@@ -1,0 +1,232 @@
+//! Golden bytes of the V1 record envelopes (`tests/data/records/*_v1.hex`).
+//!
+//! Databases on real boards hold these bytes. Each test decodes a committed hex file and
+//! compares it with the value it was made from, then checks that encoding that value today
+//! gives the same bytes. If either fails, the shape of `Run`, `TaskState` or `Snapshot` (or
+//! of a type inside them) changed: existing databases would no longer decode. Do not
+//! regenerate the file; freeze the old shape in `src/store/records.rs` as a `V1` struct,
+//! append a `V2` variant, upgrade with `From`, and add a `*_v2.hex` golden file next to this
+//! one (`PETIT_BLESS=1 cargo test --test records_golden` writes missing or changed files; use
+//! it only for a new version's file).
+
+use std::path::PathBuf;
+
+use petit::core::run::{
+    Attempt, AttemptStatus, ProcessRef, Run, RunStatus, RunStop, Stop, StopReason, TaskState,
+    TaskStatus, Trigger,
+};
+use petit::store::records::{self, Snapshot};
+use petit::time::Timestamp;
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_secs(1_767_225_600 + secs).plus_millis(123)
+}
+
+fn golden_run() -> Run {
+    Run {
+        id: 42,
+        job_id: "nightly_backup".into(),
+        trigger: Trigger::Schedule,
+        scheduled_at: t(0),
+        created_at: t(1),
+        started_at: Some(t(2)),
+        ended_at: Some(t(3_600)),
+        status: RunStatus::Failed,
+        max_tasks: 2,
+        deadline: Some(t(3_602)),
+        stop: Some(RunStop::TimedOut),
+        reason: Some("run timed out".into()),
+    }
+}
+
+fn golden_task() -> TaskState {
+    TaskState {
+        status: TaskStatus::Running,
+        attempts: vec![
+            Attempt {
+                no: 1,
+                status: AttemptStatus::Failed,
+                started_at: t(10),
+                ended_at: Some(t(11)),
+                deadline: None,
+                process: Some(ProcessRef {
+                    boot_id: "7c5f2a1e-0b4d-4c3a-9e8f-1a2b3c4d5e6f".into(),
+                    pid: 4242,
+                    start_ticks: 987_654,
+                }),
+                stop: None,
+                exit_code: Some(1),
+                signal: None,
+                message: None,
+            },
+            Attempt {
+                no: 2,
+                status: AttemptStatus::TimedOut,
+                started_at: t(20),
+                ended_at: Some(t(95)),
+                deadline: Some(t(80)),
+                process: Some(ProcessRef {
+                    boot_id: "7c5f2a1e-0b4d-4c3a-9e8f-1a2b3c4d5e6f".into(),
+                    pid: 4300,
+                    start_ticks: 1_000_000,
+                }),
+                stop: Some(Stop {
+                    reason: StopReason::Timeout,
+                    kill_at: t(90),
+                    killed: true,
+                }),
+                exit_code: None,
+                signal: Some(9),
+                message: Some("interrupted by a crash while being stopped".into()),
+            },
+            Attempt {
+                no: 3,
+                status: AttemptStatus::Running,
+                started_at: t(100),
+                ended_at: None,
+                deadline: Some(t(160)),
+                process: Some(ProcessRef {
+                    boot_id: "7c5f2a1e-0b4d-4c3a-9e8f-1a2b3c4d5e6f".into(),
+                    pid: 4400,
+                    start_ticks: 1_100_000,
+                }),
+                stop: None,
+                exit_code: None,
+                signal: None,
+                message: None,
+            },
+        ],
+        retries_used: 2,
+        interrupts: 1,
+        outputs: vec![
+            ("rows".into(), "1200".into()),
+            ("path".into(), "/srv/backup/2026-01-01.tar".into()),
+        ],
+    }
+}
+
+fn golden_snapshot() -> Snapshot {
+    Snapshot {
+        path: "/etc/petit/jobs/nightly_backup.yaml".into(),
+        base_dir: "/etc/petit/jobs".into(),
+        text: "id: nightly_backup\nschedule: \"0 2 * * *\"\ntasks:\n  - id: dump\n    command: pg_dump\n".into(),
+    }
+}
+
+fn path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/records")
+        .join(name)
+}
+
+/// Lowercase hex, 64 digits a line.
+pub fn to_hex(bytes: &[u8]) -> String {
+    let digits: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut out = String::new();
+    for chunk in digits.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push('\n');
+    }
+    out
+}
+
+fn from_hex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
+    digits
+        .chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+        .collect()
+}
+
+const HOWTO: &str = "The record shape changed, so databases already written would no longer \
+decode. Do NOT regenerate this file: freeze the old shape in src/store/records.rs as a V1 \
+struct, append a V2 envelope variant that wraps the new type, upgrade V1 with a From impl, \
+and add a *_v2.hex golden file (PETIT_BLESS=1 writes it).";
+
+/// Checks `name` against `encoded`, the encoding of the golden value today, and decodes it
+/// with `decode` to compare with the golden value.
+fn check<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    expected: &T,
+    encoded: Vec<u8>,
+    decode: impl Fn(&[u8]) -> Result<T, records::DecodeError>,
+) {
+    let file = path(name);
+    let bless = std::env::var("PETIT_BLESS").is_ok_and(|v| v == "1");
+    let stored = match std::fs::read_to_string(&file) {
+        Ok(s) => from_hex(&s),
+        Err(_) if bless => {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, to_hex(&encoded)).unwrap();
+            eprintln!("wrote {}", file.display());
+            return;
+        }
+        Err(e) => panic!(
+            "{}: {e}; golden files are committed (PETIT_BLESS=1 writes a missing one)",
+            file.display()
+        ),
+    };
+    let decoded = decode(&stored);
+    assert!(
+        decoded.as_ref() == Ok(expected),
+        "{} no longer decodes to the golden value.\n{HOWTO}\ndecoded: {decoded:#?}\nexpected: {expected:#?}",
+        file.display()
+    );
+    if stored != encoded {
+        if bless {
+            std::fs::write(&file, to_hex(&encoded)).unwrap();
+            eprintln!("rewrote {} (PETIT_BLESS=1)", file.display());
+            return;
+        }
+        panic!(
+            "{} decodes, but encoding the same value now gives different bytes.\n{HOWTO}\nnow:\n{}",
+            file.display(),
+            to_hex(&encoded)
+        );
+    }
+}
+
+#[test]
+fn run_v1_golden_bytes() {
+    let v = golden_run();
+    check(
+        "run_v1.hex",
+        &v,
+        records::encode_run(&v),
+        records::decode_run,
+    );
+}
+
+#[test]
+fn task_v1_golden_bytes() {
+    let v = golden_task();
+    check(
+        "task_v1.hex",
+        &v,
+        records::encode_task(&v),
+        records::decode_task,
+    );
+}
+
+#[test]
+fn snapshot_v1_golden_bytes() {
+    let v = golden_snapshot();
+    check(
+        "snapshot_v1.hex",
+        &v,
+        records::encode_snapshot(&v),
+        records::decode_snapshot,
+    );
+}
+
+/// A record of one kind never decodes as another, and trailing bytes are refused.
+#[test]
+fn golden_bytes_are_not_confused_and_trailing_bytes_are_refused() {
+    let run = records::encode_run(&golden_run());
+    assert!(records::decode_task(&run).is_err());
+    let mut longer = run.clone();
+    longer.push(0);
+    let err = records::decode_run(&longer).unwrap_err();
+    assert!(err.0.contains("trailing"), "{}", err.0);
+    assert!(records::decode_run(&run[..run.len() - 1]).is_err());
+}

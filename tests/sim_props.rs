@@ -1,0 +1,290 @@
+//! Deterministic simulation of the core driven like the engine, over the real store.
+//!
+//! proptest generates small jobs (DAGs with random conditions, retries with delays and
+//! backoff, timeouts, `on_interrupt`, run timeouts, `max_tasks`) and random operation
+//! sequences: spawns and spawn failures, exits (0, 1, 3, 75, signals, bad output files), jumps
+//! to the next deadline, random clock jumps forwards and backwards, cancels, crashes between
+//! and inside steps, graceful shutdowns. `petit::testing::model::Shell` commits exactly as the
+//! engine does (on the real `Store` over redb's in-memory backend) and checks the invariants
+//! after every step (see its module docs). At the end the world calms down and every run must
+//! finish within a bounded number of steps.
+//!
+//! `PROPTEST_CASES=5000 cargo test --test sim_props` soaks; failing cases are kept by
+//! proptest under `proptest-regressions/` and replayed first on the next run.
+
+use petit::core::run::{AttemptStatus, RunStatus};
+use petit::spec::model::{Backoff, Condition, Job, OnInterrupt, RetryCondition};
+use petit::store::Store;
+use petit::testing::model::{CrashPoint, Op, Shell};
+use petit::testing::{job, task};
+use petit::time::Timestamp;
+use proptest::prelude::*;
+
+/// Default number of cases; `PROPTEST_CASES` overrides it.
+const DEFAULT_CASES: u32 = 400;
+
+/// Steps allowed for every run to finish once the world stops misbehaving.
+const QUIET_BOUND: u64 = 2_000;
+
+/// A crash between a run's creation and its start strands it `Queued` (see
+/// `queued_run_stranded_by_a_crash_is_started_on_recovery`). Until that is fixed the property
+/// tolerates exactly that case; set to `true` once the fix lands.
+const STRICT_QUEUED: bool = false;
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_CASES)
+}
+
+#[derive(Clone, Debug)]
+struct TaskGen {
+    deps: u8,
+    condition: Condition,
+    max_retries: u32,
+    delay_secs: u64,
+    backoff: Backoff,
+    max_delay_secs: Option<u64>,
+    retry_condition: RetryCondition,
+    extra_code: bool,
+    timeout_secs: Option<u64>,
+    kill_grace_secs: u64,
+    on_interrupt: OnInterrupt,
+    max_interrupts: u32,
+}
+
+fn task_gen() -> impl Strategy<Value = TaskGen> {
+    (
+        (
+            any::<u8>(),
+            prop_oneof![
+                Just(Condition::AllSuccess),
+                Just(Condition::OnFailure),
+                Just(Condition::AllDone),
+                Just(Condition::NoneFailed)
+            ],
+            0u32..=3,
+            0u64..=20,
+            prop_oneof![Just(Backoff::Fixed), Just(Backoff::Exponential)],
+            proptest::option::of(1u64..=15),
+        ),
+        (
+            prop_oneof![
+                Just(RetryCondition::Always),
+                Just(RetryCondition::TransientOnly),
+                Just(RetryCondition::Never)
+            ],
+            any::<bool>(),
+            proptest::option::of(1u64..=30),
+            0u64..=5,
+            prop_oneof![Just(OnInterrupt::Retry), Just(OnInterrupt::Fail)],
+            0u32..=2,
+        ),
+    )
+        .prop_map(
+            |(
+                (deps, condition, max_retries, delay_secs, backoff, max_delay_secs),
+                (
+                    retry_condition,
+                    extra_code,
+                    timeout_secs,
+                    kill_grace_secs,
+                    on_interrupt,
+                    max_interrupts,
+                ),
+            )| TaskGen {
+                deps,
+                condition,
+                max_retries,
+                delay_secs,
+                backoff,
+                max_delay_secs,
+                retry_condition,
+                extra_code,
+                timeout_secs,
+                kill_grace_secs,
+                on_interrupt,
+                max_interrupts,
+            },
+        )
+}
+
+fn build_job(tasks: &[TaskGen], timeout_secs: Option<u64>, max_tasks: Option<u32>) -> Job {
+    let ids: Vec<String> = (0..tasks.len()).map(|i| format!("t{i}")).collect();
+    let specs = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let deps: Vec<&str> = (0..i)
+                .filter(|&d| g.deps & (1 << d) != 0)
+                .map(|d| ids[d].as_str())
+                .collect();
+            let (mut t, d) = task(&ids[i], &deps);
+            t.condition = g.condition;
+            t.retry.max_retries = g.max_retries;
+            t.retry.delay_secs = g.delay_secs;
+            t.retry.backoff = g.backoff;
+            t.retry.max_delay_secs = g.max_delay_secs;
+            t.retry.condition = g.retry_condition;
+            if g.extra_code {
+                t.retry.exit_codes = vec![3];
+            }
+            t.timeout_secs = g.timeout_secs;
+            t.kill_grace_secs = g.kill_grace_secs;
+            t.on_interrupt = g.on_interrupt;
+            t.max_interrupts = g.max_interrupts;
+            (t, d)
+        })
+        .collect();
+    let mut j = job("prop", specs);
+    j.timeout_secs = timeout_secs;
+    j.max_tasks = max_tasks;
+    j
+}
+
+fn job_strategy() -> impl Strategy<Value = Job> {
+    (
+        proptest::collection::vec(task_gen(), 1..=4),
+        proptest::option::weighted(0.3, 5u64..=120),
+        proptest::option::of(1u32..=3),
+    )
+        .prop_map(|(tasks, timeout, max_tasks)| build_job(&tasks, timeout, max_tasks))
+}
+
+fn exit_strategy() -> impl Strategy<Value = Op> {
+    (
+        0usize..8,
+        prop_oneof![
+            4 => Just((Some(0), None)),
+            2 => Just((Some(1), None)),
+            1 => Just((Some(3), None)),
+            2 => Just((Some(75), None)),
+            1 => Just((None, Some(9))),
+            1 => Just((None, Some(15))),
+        ],
+        proptest::bool::weighted(0.1),
+    )
+        .prop_map(|(pick, (code, signal), bad_outputs)| Op::Exit {
+            pick,
+            code,
+            signal,
+            bad_outputs,
+        })
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => Just(Op::Create),
+        8 => (0usize..8, proptest::option::weighted(0.1, any::<bool>()))
+            .prop_map(|(pick, fail)| Op::Spawn { pick, fail }),
+        8 => exit_strategy(),
+        4 => Just(Op::Advance),
+        3 => (-120i64..=120).prop_map(Op::Jump),
+        1 => (0usize..4).prop_map(|pick| Op::Cancel { pick }),
+        1 => Just(Op::Crash),
+        2 => prop_oneof![
+            Just(CrashPoint::BeforeCommit),
+            Just(CrashPoint::BeforeEffects),
+            (1usize..4).prop_map(CrashPoint::MidEffects),
+        ]
+        .prop_map(Op::CrashDuringNext),
+        1 => Just(Op::Shutdown),
+    ]
+}
+
+fn run_case(job: Job, ops: &[Op]) -> Result<Shell, String> {
+    let store = Store::in_memory().map_err(|e| e.to_string())?;
+    let mut shell = Shell::new(store, job, Timestamp::from_secs(1_000_000));
+    shell.apply(&Op::Create).map_err(|e| e.to_string())?;
+    for (i, op) in ops.iter().enumerate() {
+        shell
+            .apply(op)
+            .map_err(|e| format!("op #{i} {op:?}: {e}"))?;
+    }
+    shell
+        .finish(QUIET_BOUND, STRICT_QUEUED)
+        .map_err(|e| format!("after all ops: {e}"))?;
+    Ok(shell)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        max_shrink_iters: 2_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// Every invariant of `Shell` holds after every step of random jobs and operation
+    /// sequences, and every run finishes once the world calms down.
+    #[test]
+    fn random_jobs_and_inputs_keep_every_invariant(
+        job in job_strategy(),
+        ops in proptest::collection::vec(op_strategy(), 0..80),
+    ) {
+        if let Err(e) = run_case(job.clone(), &ops) {
+            prop_assert!(false, "{e}\njob tasks: {:#?}", job.tasks);
+        }
+    }
+}
+
+/// A minimal job: `a` retried once, then `b` after it.
+fn small_job() -> Job {
+    let (mut a, da) = task("a", &[]);
+    a.retry.max_retries = 1;
+    a.retry.delay_secs = 5;
+    let b = task("b", &["a"]);
+    job("small", vec![(a, da), b])
+}
+
+/// The simulator itself: a clean run succeeds with one launch per task and no crash.
+#[test]
+fn clean_run_succeeds() {
+    let shell = run_case(small_job(), &[]).unwrap();
+    let runs = shell.committed();
+    assert_eq!(runs.len(), 1);
+    let s = &runs[&1];
+    assert_eq!(s.run.status, RunStatus::Succeeded);
+    assert!(s
+        .tasks
+        .iter()
+        .all(|t| t.attempts.len() == 1 && t.attempts[0].status == AttemptStatus::Succeeded));
+}
+
+/// A crash after `a`'s `Launching` was committed but before it was spawned: recovery records
+/// the attempt interrupted and launches attempt 2; attempt 1 is never launched again.
+#[test]
+fn crash_before_spawn_interrupts_and_relaunches() {
+    let ops = [Op::Crash];
+    let shell = run_case(small_job(), &ops).unwrap();
+    let a = &shell.committed()[&1].tasks[0];
+    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
+    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+    assert_eq!(a.interrupts, 1);
+}
+
+/// A crash between a run's creation and the commit of its start leaves the run `Queued` in
+/// the store. The engine's recovery feeds only `Input::Recover`, which does nothing for a
+/// `Queued` run, so the run never starts and never ends: a manual trigger is silently lost
+/// (spec section 4: "continues the DAG from its frontier"; section 7: "every run eventually
+/// terminal").
+///
+/// KNOWN BUG (reported to the lead, owner of `src/core` and `src/runtime`): this test fails
+/// until recovery starts such runs (e.g. `Recover` on a `Queued` run behaves like `Start`, or
+/// the engine feeds `Start` to reloaded `Queued` runs). Then flip `STRICT_QUEUED` above.
+#[test]
+fn queued_run_stranded_by_a_crash_is_started_on_recovery() {
+    let store = Store::in_memory().unwrap();
+    let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
+    shell
+        .apply(&Op::CrashDuringNext(CrashPoint::BeforeCommit))
+        .unwrap();
+    shell.apply(&Op::Create).unwrap();
+    assert_eq!(shell.crashes, 1);
+    let result = shell.finish(QUIET_BOUND, true);
+    assert!(
+        result.is_ok(),
+        "a run created just before a crash never finishes: {}",
+        result.err().map(|e| e.to_string()).unwrap_or_default()
+    );
+}
