@@ -112,7 +112,7 @@ fn workload(shell: &mut Shell) -> Result<(), Halt> {
     for op in script() {
         shell.apply(&op)?;
     }
-    shell.finish(500, false)
+    shell.finish(500)
 }
 
 fn new_shell(store: Store) -> Shell {
@@ -204,9 +204,7 @@ fn trial(k: u64, seed: u64) -> Result<Outcome, String> {
                 _ => return Err(format!("the crashed image does not open: {e}")),
             },
         };
-        let result = shell
-            .restart_on(store)
-            .and_then(|()| shell.finish(500, false));
+        let result = shell.restart_on(store).and_then(|()| shell.finish(500));
         match result {
             Ok(()) if disk.crashed() => {
                 return Err("the shell finished although the power was cut".into());
@@ -221,7 +219,7 @@ fn trial(k: u64, seed: u64) -> Result<Outcome, String> {
         }
     }
     for (id, s) in shell.committed() {
-        if !s.is_terminal() && !shell.stranded_queued.contains(id) {
+        if !s.is_terminal() {
             return Err(format!("run {id} did not finish: {:?}", s.run.status));
         }
     }

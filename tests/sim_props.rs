@@ -29,7 +29,6 @@ const QUIET_BOUND: u64 = 2_000;
 /// A crash between a run's creation and its start strands it `Queued` (see
 /// `queued_run_stranded_by_a_crash_is_started_on_recovery`). Until that is fixed the property
 /// tolerates exactly that case; set to `true` once the fix lands.
-const STRICT_QUEUED: bool = false;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -203,7 +202,7 @@ fn run_case(job: Job, ops: &[Op]) -> Result<Shell, String> {
             .map_err(|e| format!("op #{i} {op:?}: {e}"))?;
     }
     shell
-        .finish(QUIET_BOUND, STRICT_QUEUED)
+        .finish(QUIET_BOUND)
         .map_err(|e| format!("after all ops: {e}"))?;
     Ok(shell)
 }
@@ -264,14 +263,10 @@ fn crash_before_spawn_interrupts_and_relaunches() {
 }
 
 /// A crash between a run's creation and the commit of its start leaves the run `Queued` in
-/// the store. The engine's recovery feeds only `Input::Recover`, which does nothing for a
-/// `Queued` run, so the run never starts and never ends: a manual trigger is silently lost
-/// (spec section 4: "continues the DAG from its frontier"; section 7: "every run eventually
-/// terminal").
-///
-/// KNOWN BUG (reported to the lead, owner of `src/core` and `src/runtime`): this test fails
-/// until recovery starts such runs (e.g. `Recover` on a `Queued` run behaves like `Start`, or
-/// the engine feeds `Start` to reloaded `Queued` runs). Then flip `STRICT_QUEUED` above.
+/// the store. Recovery must start it (`pt resume` feeds `Start` to reloaded `Queued` runs;
+/// `pt run` starts them under its concurrency limits), or a manual trigger would be silently
+/// lost (spec section 7: "every run eventually terminal"). Found by this simulation; the
+/// regression test for it.
 #[test]
 fn queued_run_stranded_by_a_crash_is_started_on_recovery() {
     let store = Store::in_memory().unwrap();
@@ -281,7 +276,7 @@ fn queued_run_stranded_by_a_crash_is_started_on_recovery() {
         .unwrap();
     shell.apply(&Op::Create).unwrap();
     assert_eq!(shell.crashes, 1);
-    let result = shell.finish(QUIET_BOUND, true);
+    let result = shell.finish(QUIET_BOUND);
     assert!(
         result.is_ok(),
         "a run created just before a crash never finishes: {}",

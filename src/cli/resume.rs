@@ -27,7 +27,7 @@ pub fn cmd_resume(args: ResumeArgs) -> Result<(), CliError> {
             Some(args.runs.as_slice())
         };
         let ids = engine
-            .recover(only)
+            .recover(only, true)
             .await
             .map_err(super::engine::engine_error)?;
         for id in &args.runs {

@@ -132,7 +132,7 @@ impl Daemon {
     /// stop.
     pub async fn run(mut self) -> Result<(), DaemonError> {
         // Recovery first: everything `pt resume` does, before any new firing.
-        self.engine.recover(None).await?;
+        self.engine.recover(None, false).await?;
         self.engine.process_inputs()?;
         let events_tx = self.engine.events_sender();
         let listener = match &self.config.socket {

@@ -217,7 +217,14 @@ impl Engine {
 
     /// Loads every unfinished run (or only `only`, if given) from the store, makes sure no
     /// process of an in-flight attempt survived the previous Petit, and feeds `Recover`.
-    pub async fn recover(&mut self, only: Option<&[u64]>) -> Result<Vec<u64>, EngineError> {
+    /// With `start_queued`, runs that were created but not yet started (a crash came between
+    /// the two commits) are started too; the daemon passes false and starts them under its
+    /// concurrency limits instead.
+    pub async fn recover(
+        &mut self,
+        only: Option<&[u64]>,
+        start_queued: bool,
+    ) -> Result<Vec<u64>, EngineError> {
         let mut ids = self.store.active_runs()?;
         if let Some(only) = only {
             ids.retain(|id| only.contains(id));
@@ -254,6 +261,7 @@ impl Engine {
                 });
             }
             self.fence_survivors(&job, &state).await;
+            let queued = state.run.status == run::RunStatus::Queued;
             self.runs.insert(
                 id,
                 Active {
@@ -264,6 +272,9 @@ impl Engine {
                 },
             );
             self.inputs.push_back((id, Input::Recover));
+            if queued && start_queued {
+                self.inputs.push_back((id, Input::Start));
+            }
         }
         Ok(ids)
     }

@@ -132,9 +132,11 @@ impl Store {
         backend: impl redb::StorageBackend,
         label: &Path,
     ) -> Result<Store, StoreError> {
-        let db = builder()
-            .create_with_backend(backend)
-            .map_err(|e| map_db_error(label, e.into()))?;
+        let db = guard_panic(label, || {
+            builder()
+                .create_with_backend(backend)
+                .map_err(|e| map_db_error(label, e.into()))
+        })?;
         let store = Store {
             db,
             path: label.to_path_buf(),
@@ -533,6 +535,26 @@ impl WriteTx {
         let idx = u32::try_from(idx).unwrap_or(u32::MAX);
         tasks.insert((run_id, idx), records::encode_task(task).as_slice())?;
         Ok(())
+    }
+}
+
+/// redb can panic on a badly damaged file instead of returning an error (seen with a disk that
+/// ignored fsync, in the power-loss tests). A damaged file is bad input, not a bug of ours: it
+/// becomes [`StoreError::Corrupt`], never a crash. (This is why the release profile unwinds.)
+fn guard_panic<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the database library gave up on it".into());
+            Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail,
+            })
+        }
     }
 }
 

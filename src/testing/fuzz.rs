@@ -257,7 +257,7 @@ pub fn core_step(data: &[u8]) {
     }
     // Runs stranded `Queued` by a crash before their start are tolerated here; see
     // `Shell::finish` and `tests/sim_props.rs`.
-    let result = result.and_then(|()| shell.finish(2_000, false));
+    let result = result.and_then(|()| shell.finish(2_000));
     if let Err(e) = result {
         panic!("{e}\nops: {ops:?}");
     }

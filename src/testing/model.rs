@@ -150,9 +150,6 @@ pub struct Shell {
     pub commits: u64,
     /// Crashes and restarts.
     pub crashes: u64,
-    /// Runs left `Queued` by a crash between their creation and their start (see
-    /// `Shell::finish`).
-    pub stranded_queued: BTreeSet<u64>,
 }
 
 /// The snapshot a run of `job` keeps (as the engine writes it).
@@ -178,7 +175,6 @@ impl Shell {
             steps: 0,
             commits: 0,
             crashes: 0,
-            stranded_queued: BTreeSet::new(),
         }
     }
 
@@ -624,10 +620,8 @@ impl Shell {
             if job.tasks.len() != state.tasks.len() {
                 return violation(format!("run {id}: snapshot and task records disagree"));
             }
-            if state.run.status == RunStatus::Queued {
-                // The engine feeds only `Recover` to reloaded runs; see `finish`.
-                self.stranded_queued.insert(id);
-            }
+            // As `pt resume` does: a run created just before the crash starts now.
+            let queued = state.run.status == RunStatus::Queued;
             self.runs.insert(
                 id,
                 Active {
@@ -638,6 +632,9 @@ impl Shell {
                 },
             );
             self.inputs.push_back((id, Input::Recover));
+            if queued {
+                self.inputs.push_back((id, Input::Start));
+            }
         }
         self.drain()
     }
@@ -697,11 +694,7 @@ impl Shell {
     /// Stops misbehaving: spawns every pending process, lets every live one exit (0, or by
     /// the signal it was sent), jumps to every deadline, until nothing is left or `bound`
     /// steps passed. Then every run must be terminal.
-    ///
-    /// Runs in [`Shell::stranded_queued`] are reported separately by `Err` only when
-    /// `strict_queued` is set: a crash between a run's creation and its start leaves it
-    /// `Queued`, and recovery feeds `Recover`, which does not start it.
-    pub fn finish(&mut self, bound: u64, strict_queued: bool) -> Result<(), Halt> {
+    pub fn finish(&mut self, bound: u64) -> Result<(), Halt> {
         let start = self.steps;
         while self.steps - start < bound {
             if let Some(i) = self.procs.iter().position(|p| !p.alive) {
@@ -719,12 +712,6 @@ impl Shell {
         }
         for (id, a) in &self.runs {
             if a.state.is_terminal() {
-                continue;
-            }
-            if a.state.run.status == RunStatus::Queued
-                && self.stranded_queued.contains(id)
-                && !strict_queued
-            {
                 continue;
             }
             return violation(format!(
