@@ -26,10 +26,6 @@ const DEFAULT_CASES: u32 = 400;
 /// Steps allowed for every run to finish once the world stops misbehaving.
 const QUIET_BOUND: u64 = 2_000;
 
-/// A crash between a run's creation and its start strands it `Queued` (see
-/// `queued_run_stranded_by_a_crash_is_started_on_recovery`). Until that is fixed the property
-/// tolerates exactly that case; set to `true` once the fix lands.
-
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
