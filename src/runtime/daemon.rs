@@ -161,20 +161,30 @@ impl Daemon {
         self.notifier.ready();
         self.notifier.status("running");
         tracing::info!("petit is running");
+        let mut backoff = Duration::from_millis(500);
         loop {
-            self.engine.process_inputs()?;
-            self.after_step()?;
             while let Ok(e) = events_rx.try_recv() {
                 self.remember(e);
             }
             let now = crate::clock::now();
-            self.update_trust(now)?;
-            if self.trust == ClockTrust::Trusted {
-                self.evaluate_schedules(now)?;
-                self.engine.process_inputs()?;
-                self.after_step()?;
+            let healthy = match self.pump(now) {
+                Ok(()) => {
+                    backoff = Duration::from_millis(500);
+                    true
+                }
+                Err(e) => {
+                    // A full disk or another failed write: nothing decided is lost (the engine
+                    // holds it back, the firing is not committed), so report it and try again.
+                    tracing::error!("{e}; retrying in {:.1}s", backoff.as_secs_f32());
+                    self.notifier.status(&format!("error: {e}"));
+                    false
+                }
+            };
+            let mut wake = self.next_wake(now, watchdog);
+            if !healthy {
+                wake = wake.min(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
-            let wake = self.next_wake(now, watchdog);
             tokio::select! {
                 Some(exit) = self.engine.next_exit() => self.engine.on_exit(exit),
                 _ = tokio::time::sleep(wake) => self.engine.on_tick(),
@@ -211,6 +221,19 @@ impl Daemon {
         self.engine.shutdown().await?;
         if let Some(path) = &self.config.socket {
             let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// One round of work: apply queued inputs, react to finished runs, fire what is due.
+    fn pump(&mut self, now: Timestamp) -> Result<(), DaemonError> {
+        self.engine.process_inputs()?;
+        self.after_step()?;
+        self.update_trust(now)?;
+        if self.trust == ClockTrust::Trusted {
+            self.evaluate_schedules(now)?;
+            self.engine.process_inputs()?;
+            self.after_step()?;
         }
         Ok(())
     }

@@ -130,6 +130,8 @@ pub struct Engine {
     events: broadcast::Sender<Event>,
     observer: Option<Observer>,
     shutting_down: bool,
+    /// Effects decided by committed-in-memory steps whose commit has not succeeded yet.
+    held_effects: Vec<(u64, Effect, Timestamp)>,
 }
 
 impl Engine {
@@ -150,6 +152,7 @@ impl Engine {
             events,
             observer: None,
             shutting_down: false,
+            held_effects: Vec::new(),
         }
     }
 
@@ -329,8 +332,16 @@ impl Engine {
         &mut self,
         mut commands: Option<&mut mpsc::Receiver<Command>>,
     ) -> Result<(), EngineError> {
+        let mut backoff = Duration::from_millis(500);
         loop {
-            self.process_inputs()?;
+            if let Err(e) = self.process_inputs() {
+                // A full disk: keep going, retry the commit after a pause.
+                tracing::error!("{e}; retrying in {}s", backoff.as_secs_f32());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+            backoff = Duration::from_millis(500);
             self.take_finished();
             if self.runs.is_empty() {
                 return Ok(());
@@ -520,7 +531,15 @@ impl Engine {
     }
 
     /// Applies queued inputs one by one: step, commit, act.
+    ///
+    /// If a commit fails (a full disk), the steps already taken stay in memory with their
+    /// records marked dirty and their effects held back; nothing is spawned, killed or reported
+    /// until a later call commits them. The error is returned so the caller can report it and
+    /// call again after a pause ([`Engine::has_uncommitted`]).
     pub fn process_inputs(&mut self) -> Result<(), EngineError> {
+        if !self.held_effects.is_empty() {
+            self.commit_and_act()?;
+        }
         while let Some((id, input)) = self.inputs.pop_front() {
             let now = self.clock.now();
             let Some(active) = self.runs.get_mut(&id) else {
@@ -535,16 +554,35 @@ impl Engine {
                 // Nothing to act on: the change rides along with the next commit.
                 continue;
             }
-            if let Err(e) = self.commit() {
-                tracing::error!("commit failed, reloading from the database: {e}");
-                self.reload_after_failed_commit()?;
-                return Err(e.into());
-            }
-            for effect in step.effects {
-                self.perform(id, effect, now);
-            }
+            self.held_effects
+                .extend(step.effects.into_iter().map(|e| (id, e, now)));
+            self.commit_and_act()?;
         }
         Ok(())
+    }
+
+    /// Commits, then performs the effects held for that commit.
+    fn commit_and_act(&mut self) -> Result<(), EngineError> {
+        if let Err(e) = self.commit() {
+            tracing::error!(
+                "commit failed; holding back {} effects: {e}",
+                self.held_effects.len()
+            );
+            return Err(e.into());
+        }
+        for (id, effect, now) in std::mem::take(&mut self.held_effects) {
+            self.perform(id, effect, now);
+        }
+        Ok(())
+    }
+
+    /// Whether decided transitions wait for a commit that failed.
+    pub fn has_uncommitted(&self) -> bool {
+        !self.held_effects.is_empty()
+            || self
+                .runs
+                .values()
+                .any(|a| a.state.is_terminal() && (a.run_dirty || !a.tasks_dirty.is_empty()))
     }
 
     /// Commits every pending change of every run in one write transaction.
@@ -569,17 +607,6 @@ impl Engine {
             Ok(())
         })?;
         for a in self.runs.values_mut() {
-            a.run_dirty = false;
-            a.tasks_dirty.clear();
-        }
-        Ok(())
-    }
-
-    fn reload_after_failed_commit(&mut self) -> Result<(), EngineError> {
-        for (id, a) in self.runs.iter_mut() {
-            if let Some(s) = self.store.load_run(*id)? {
-                a.state = s;
-            }
             a.run_dirty = false;
             a.tasks_dirty.clear();
         }

@@ -11,6 +11,7 @@
 
 pub mod records;
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,8 +89,11 @@ pub enum StoreError {
 
 /// The database of one state directory.
 pub struct Store {
-    db: Database,
+    /// `None` after a failed commit closed it; reopened on next use.
+    db: RefCell<Option<Database>>,
     path: PathBuf,
+    /// Whether `path` is a file that can be reopened.
+    file_backed: bool,
 }
 
 fn describe_path(path: &Path) -> PathBuf {
@@ -112,11 +116,52 @@ impl Store {
             .open(path)
             .map_err(|e| map_db_error(path, e.into()))?;
         let store = Store {
-            db,
+            db: RefCell::new(Some(db)),
             path: path.to_path_buf(),
+            file_backed: true,
         };
         store.check_schema()?;
         Ok(store)
+    }
+
+    fn reopen_if_closed(&self) -> Result<(), StoreError> {
+        if self.db.borrow().is_some() {
+            return Ok(());
+        }
+        let path = &self.path;
+        let db = guard_panic(path, || {
+            builder()
+                .open(path)
+                .map_err(|e| map_db_error(path, e.into()))
+        })?;
+        tracing::info!("reopened {}", path.display());
+        *self.db.borrow_mut() = Some(db);
+        Ok(())
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.reopen_if_closed()?;
+        let db = self.db.borrow();
+        match db.as_ref() {
+            Some(db) => db.begin_read().map_err(|e| self.err(e)),
+            None => Err(self.closed()),
+        }
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        self.reopen_if_closed()?;
+        let db = self.db.borrow();
+        match db.as_ref() {
+            Some(db) => db.begin_write().map_err(|e| self.err(e)),
+            None => Err(self.closed()),
+        }
+    }
+
+    fn closed(&self) -> StoreError {
+        StoreError::Db {
+            path: self.path.clone(),
+            detail: "the database is closed after an earlier failure".into(),
+        }
     }
 
     /// A database that lives in memory only (`--in-memory`).
@@ -138,8 +183,9 @@ impl Store {
                 .map_err(|e| map_db_error(label, e.into()))
         })?;
         let store = Store {
-            db,
+            db: RefCell::new(Some(db)),
             path: label.to_path_buf(),
+            file_backed: false,
         };
         if store.schema_version()?.is_none() {
             store.init()?;
@@ -172,7 +218,7 @@ impl Store {
     }
 
     fn schema_version(&self) -> Result<Option<u32>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let meta = match rx.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -213,17 +259,32 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<R, redb::Error>,
     ) -> Result<R, StoreError> {
-        let mut tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write()?;
         tx.set_quick_repair(true);
         let mut w = WriteTx { tx };
-        let r = f(&mut w).map_err(|e| self.err(e))?;
-        w.tx.commit().map_err(|e| self.err(e))?;
-        Ok(r)
+        let result = f(&mut w).and_then(|r| w.tx.commit().map(|()| r).map_err(redb::Error::from));
+        match result {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let err = self.err(e);
+                if self.file_backed && matches!(err, StoreError::Io { .. } | StoreError::Db { .. })
+                {
+                    // After a failed write (a full disk), redb refuses further work until the
+                    // file is reopened; the next call reopens it, which repairs it.
+                    tracing::warn!(
+                        "closing {} after a failed commit: {err}",
+                        self.path.display()
+                    );
+                    *self.db.borrow_mut() = None;
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Reads one run with its tasks.
     pub fn load_run(&self, id: u64) -> Result<Option<RunState>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
         let Some(bytes) = runs.get(id).map_err(|e| self.err(e))? else {
             return Ok(None);
@@ -250,7 +311,7 @@ impl Store {
 
     /// Reads one run record without its tasks.
     pub fn run(&self, id: u64) -> Result<Option<Run>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
         match runs.get(id).map_err(|e| self.err(e))? {
             Some(b) => Ok(Some(
@@ -262,7 +323,7 @@ impl Store {
 
     /// The job definition a run started with.
     pub fn snapshot(&self, id: u64) -> Result<Option<Snapshot>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let t = rx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
         match t.get(id).map_err(|e| self.err(e))? {
             Some(b) => Ok(Some(
@@ -274,7 +335,7 @@ impl Store {
 
     /// Ids of every run that is not terminal, ascending (an index lookup).
     pub fn active_runs(&self) -> Result<Vec<u64>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let t = rx.open_table(ACTIVE).map_err(|e| self.err(e))?;
         let mut ids = Vec::new();
         for item in t.iter().map_err(|e| self.err(e))? {
@@ -286,7 +347,7 @@ impl Store {
 
     /// The newest `limit` runs of `job_id`, newest first (an index range, not a scan).
     pub fn runs_of_job(&self, job_id: &str, limit: usize) -> Result<Vec<Run>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let idx = rx.open_table(JOB_RUNS).map_err(|e| self.err(e))?;
         let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -308,7 +369,7 @@ impl Store {
 
     /// The scheduler cursor of `job_id`, if it has one.
     pub fn cursor(&self, job_id: &str) -> Result<Option<Timestamp>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let t = rx.open_table(CURSORS).map_err(|e| self.err(e))?;
         Ok(t.get(job_id)
             .map_err(|e| self.err(e))?
@@ -317,7 +378,7 @@ impl Store {
 
     /// The run a firing was materialised as, if it was.
     pub fn firing(&self, job_id: &str, at: Timestamp) -> Result<Option<u64>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let t = rx.open_table(FIRINGS).map_err(|e| self.err(e))?;
         Ok(t.get((job_id, at.0))
             .map_err(|e| self.err(e))?
@@ -326,7 +387,7 @@ impl Store {
 
     /// Every paused job.
     pub fn paused_jobs(&self) -> Result<BTreeSet<String>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let t = rx.open_table(PAUSED).map_err(|e| self.err(e))?;
         let mut out = BTreeSet::new();
         for item in t.iter().map_err(|e| self.err(e))? {
@@ -338,7 +399,7 @@ impl Store {
 
     /// The latest wall-clock time Petit has recorded (0 if none).
     pub fn high_water(&self) -> Result<Timestamp, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let t = rx.open_table(META).map_err(|e| self.err(e))?;
         let v = t.get(KEY_HIGH_WATER).map_err(|e| self.err(e))?;
         Ok(v.and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
@@ -348,7 +409,7 @@ impl Store {
 
     /// Ids of every run of `job_id`, oldest first (an index range).
     pub fn run_ids_of_job(&self, job_id: &str) -> Result<Vec<u64>, StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let idx = rx.open_table(JOB_RUNS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for item in idx
@@ -364,7 +425,7 @@ impl Store {
     /// The newest run of `job_id` that finished, and the newest that succeeded (for
     /// cross-job dependencies). Walks the job's runs newest first and stops at both answers.
     pub fn latest_finished(&self, job_id: &str) -> Result<(Option<Run>, Option<Run>), StoreError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let rx = self.begin_read()?;
         let idx = rx.open_table(JOB_RUNS).map_err(|e| self.err(e))?;
         let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
         let mut finished: Option<Run> = None;
@@ -613,8 +674,9 @@ fn create_atomically(path: &Path) -> Result<(), StoreError> {
             .create(&tmp)
             .map_err(|e| map_db_error(&tmp, e.into()))?;
         let store = Store {
-            db,
+            db: RefCell::new(Some(db)),
             path: tmp.clone(),
+            file_backed: false,
         };
         store.init()?;
     }
