@@ -73,6 +73,42 @@ pub struct Task {
     pub max_interrupts: u32,
     /// Per-attempt log cap; defaults to the job's `max_log_bytes`.
     pub max_log_bytes: u64,
+    /// Where its attempts run: a local process group, or a Slurm batch job.
+    pub executor: Executor,
+}
+
+/// Where a task's attempts run. The one seam between "run it here" and "run it on the cluster".
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Executor {
+    /// A process group on this machine (`type: command` / `type: shell`).
+    #[default]
+    Local,
+    /// One Slurm batch job per attempt (`type: slurm`).
+    Slurm(SlurmOptions),
+}
+
+/// The `slurm:` block of a `type: slurm` task, merged over the job's `slurm:` defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SlurmOptions {
+    /// `-p`
+    pub partition: Option<String>,
+    /// `-N`
+    pub nodes: Option<u32>,
+    /// `-n`
+    pub ntasks: Option<u32>,
+    /// `-c`
+    pub cpus_per_task: Option<u32>,
+    /// `--mem`, as validated Slurm syntax (`512M`, `2G`).
+    pub mem: Option<String>,
+    /// `--time` in whole minutes (rounded up).
+    pub time_minutes: Option<u64>,
+    /// `--constraint`
+    pub constraint: Option<String>,
+    /// Working directory of the job and home of its script, output and log files; must be on
+    /// the cluster's shared filesystem, at the same path on every node and on Petit's host.
+    pub workdir: PathBuf,
+    /// Extra `sbatch` arguments, validated against a deny list (`-J`, `-o`, `--wait`, ...).
+    pub extra_args: Vec<String>,
 }
 
 /// What an attempt executes.

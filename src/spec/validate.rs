@@ -906,6 +906,7 @@ fn task(
                 LOG_BYTES_RANGE.1,
             )
             .unwrap_or(job_max_log_bytes),
+        executor: crate::spec::model::Executor::Local,
     }
 }
 

@@ -15,9 +15,9 @@ use crate::core::run::{
     self, Effect, Input, ProcessRef, RunState, Signal, Step, TaskStatus, Trigger,
 };
 use crate::spec::model::{
-    Action, Catchup, Condition, Job, JobSource, OnInterrupt, Overlap, Retention, RetryPolicy, Task,
-    DEFAULT_DEPENDENCY_TIMEOUT_SECS, DEFAULT_KILL_GRACE_SECS, DEFAULT_MAX_INTERRUPTS,
-    DEFAULT_MAX_LOG_BYTES,
+    Action, Catchup, Condition, Executor, Job, JobSource, OnInterrupt, Overlap, Retention,
+    RetryPolicy, Task, DEFAULT_DEPENDENCY_TIMEOUT_SECS, DEFAULT_KILL_GRACE_SECS,
+    DEFAULT_MAX_INTERRUPTS, DEFAULT_MAX_LOG_BYTES,
 };
 use crate::spec::template::Template;
 use crate::time::Timestamp;
@@ -42,6 +42,7 @@ pub fn task(id: &str, deps: &[&str]) -> (Task, Vec<String>) {
             on_interrupt: OnInterrupt::Retry,
             max_interrupts: DEFAULT_MAX_INTERRUPTS,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            executor: Executor::Local,
         },
         deps.iter().map(|s| s.to_string()).collect(),
     )
