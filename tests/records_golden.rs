@@ -1,4 +1,4 @@
-//! Golden bytes of the V1 record envelopes (`tests/data/records/*_v1.hex`).
+//! Golden bytes of every record envelope version (`tests/data/records/*_vN.hex`).
 //!
 //! Databases on real boards hold these bytes. Each test decodes a committed hex file and
 //! compares it with the value it was made from, then checks that encoding that value today
@@ -12,10 +12,10 @@
 use std::path::PathBuf;
 
 use petit::core::run::{
-    Attempt, AttemptStatus, ProcessRef, Run, RunStatus, RunStop, Stop, StopReason, TaskState,
-    TaskStatus, Trigger,
+    AttemptStatus, ProcessRef, Run, RunStatus, RunStop, Stop, StopReason, TaskState, TaskStatus,
+    Trigger,
 };
-use petit::store::records::{self, Snapshot};
+use petit::store::records::{self, AttemptV1, Snapshot, TaskStateV1};
 use petit::time::Timestamp;
 
 fn t(secs: i64) -> Timestamp {
@@ -39,11 +39,11 @@ fn golden_run() -> Run {
     }
 }
 
-fn golden_task() -> TaskState {
-    TaskState {
+fn golden_task_v1() -> TaskStateV1 {
+    TaskStateV1 {
         status: TaskStatus::Running,
         attempts: vec![
-            Attempt {
+            AttemptV1 {
                 no: 1,
                 status: AttemptStatus::Failed,
                 started_at: t(10),
@@ -59,7 +59,7 @@ fn golden_task() -> TaskState {
                 signal: None,
                 message: None,
             },
-            Attempt {
+            AttemptV1 {
                 no: 2,
                 status: AttemptStatus::TimedOut,
                 started_at: t(20),
@@ -79,7 +79,7 @@ fn golden_task() -> TaskState {
                 signal: Some(9),
                 message: Some("interrupted by a crash while being stopped".into()),
             },
-            Attempt {
+            AttemptV1 {
                 no: 3,
                 status: AttemptStatus::Running,
                 started_at: t(100),
@@ -103,6 +103,14 @@ fn golden_task() -> TaskState {
             ("path".into(), "/srv/backup/2026-01-01.tar".into()),
         ],
     }
+}
+
+/// Version 2: the same task, its last attempt a Slurm job.
+fn golden_task() -> TaskState {
+    let mut t = TaskState::from(golden_task_v1());
+    t.attempts[2].remote_job = Some(1234);
+    t.attempts[2].process = None;
+    t
 }
 
 fn golden_snapshot() -> Snapshot {
@@ -198,10 +206,21 @@ fn run_v1_golden_bytes() {
 }
 
 #[test]
-fn task_v1_golden_bytes() {
-    let v = golden_task();
+fn task_v1_golden_bytes_decode_and_upgrade() {
+    let v1 = golden_task_v1();
     check(
         "task_v1.hex",
+        &TaskState::from(v1.clone()),
+        records::encode_task_v1(&v1),
+        records::decode_task,
+    );
+}
+
+#[test]
+fn task_v2_golden_bytes() {
+    let v = golden_task();
+    check(
+        "task_v2.hex",
         &v,
         records::encode_task(&v),
         records::decode_task,

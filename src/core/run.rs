@@ -224,6 +224,8 @@ pub struct Attempt {
     /// Per-attempt deadline (`timeout_secs`).
     pub deadline: Option<Timestamp>,
     pub process: Option<ProcessRef>,
+    /// The Slurm job id of a `type: slurm` attempt, once `sbatch` returned it.
+    pub remote_job: Option<u64>,
     pub stop: Option<Stop>,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
@@ -293,6 +295,22 @@ pub enum Input {
         task: usize,
         attempt: u32,
         process: ProcessRef,
+    },
+    /// A remote (Slurm) attempt was submitted; this is its job id.
+    Submitted {
+        task: usize,
+        attempt: u32,
+        job_id: u64,
+    },
+    /// A remote attempt's job hit its time limit on the cluster.
+    RemoteTimedOut { task: usize, attempt: u32 },
+    /// A remote attempt's job was lost without a result (node failure, cancelled by someone
+    /// else, held after a failed launch, vanished): recorded `interrupted`; the retry policy
+    /// decides what follows, as for a transient failure.
+    Lost {
+        task: usize,
+        attempt: u32,
+        reason: String,
     },
     /// The shell could not spawn the attempt.
     LaunchFailed {
@@ -480,6 +498,65 @@ pub fn step(job: &Job, state: &mut RunState, input: Input, now: Timestamp) -> St
                     a.process = Some(process);
                     out.touch(task);
                 }
+            }
+        }
+        Input::Submitted {
+            task,
+            attempt,
+            job_id,
+        } => {
+            if let Some(a) = in_flight_mut(state, task, attempt) {
+                if a.remote_job.is_none() {
+                    a.status = AttemptStatus::Running;
+                    a.remote_job = Some(job_id);
+                    out.touch(task);
+                }
+            }
+        }
+        Input::RemoteTimedOut { task, attempt } => {
+            if let Some(a) = in_flight_mut(state, task, attempt) {
+                a.status = AttemptStatus::TimedOut;
+                a.ended_at = Some(now);
+                a.message = Some("the Slurm time limit was reached".into());
+                let stopped = a.stop.map(|s| s.reason);
+                out.touch(task);
+                after_attempt(
+                    job,
+                    state,
+                    task,
+                    stopped,
+                    true,
+                    "timed out on the cluster",
+                    now,
+                    &mut out,
+                );
+            }
+        }
+        Input::Lost {
+            task,
+            attempt,
+            reason,
+        } => {
+            if let Some(a) = in_flight_mut(state, task, attempt) {
+                let stopped = a.stop.map(|s| s.reason);
+                a.status = if stopped == Some(StopReason::Cancel) {
+                    AttemptStatus::Cancelled
+                } else {
+                    AttemptStatus::Interrupted
+                };
+                a.ended_at = Some(now);
+                a.message = Some(reason.clone());
+                out.touch(task);
+                out.effects.push(event(
+                    job,
+                    state,
+                    Some(task),
+                    Some(attempt),
+                    EventKind::AttemptInterrupted,
+                    reason.clone(),
+                    now,
+                ));
+                after_attempt(job, state, task, stopped, true, &reason, now, &mut out);
             }
         }
         Input::LaunchFailed {
@@ -887,6 +964,18 @@ fn recover(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
         else {
             continue;
         };
+        if job.tasks[i].executor.is_remote() {
+            // A cluster job does not die with Petit: it is adopted, not interrupted. A stop
+            // that was in progress is asked for again.
+            if a.stop.is_some() {
+                out.effects.push(Effect::Signal {
+                    task: i,
+                    attempt: a.no,
+                    signal: Signal::Term,
+                });
+            }
+            continue;
+        }
         let no = a.no;
         let stopped = a.stop.map(|s| s.reason);
         a.ended_at = Some(now);
@@ -993,6 +1082,19 @@ fn topological_order(job: &Job) -> Vec<usize> {
     order
 }
 
+/// When Petit gives up on an attempt: its `timeout_secs`; for a cluster job, which Slurm itself
+/// limits with `--time`, a backstop two minutes after that limit.
+fn attempt_deadline(spec: &crate::spec::model::Task, now: Timestamp) -> Option<Timestamp> {
+    match &spec.executor {
+        crate::spec::model::Executor::Slurm(opts) => opts
+            .time_minutes
+            .map(|m| m.saturating_mul(60).saturating_add(120))
+            .or(spec.timeout_secs)
+            .map(|s| now.plus_secs(s)),
+        crate::spec::model::Executor::Local => spec.timeout_secs.map(|s| now.plus_secs(s)),
+    }
+}
+
 /// Resolves pending tasks whose upstreams are terminal, launches what fits in the task
 /// slots, and finishes the run when every task is terminal.
 fn advance(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
@@ -1056,8 +1158,9 @@ fn advance(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
             status: AttemptStatus::Launching,
             started_at: now,
             ended_at: None,
-            deadline: spec.timeout_secs.map(|s| now.plus_secs(s)),
+            deadline: attempt_deadline(spec, now),
             process: None,
+            remote_job: None,
             stop: None,
             exit_code: None,
             signal: None,

@@ -512,3 +512,105 @@ fn a_queued_run_can_wait_then_start_or_be_skipped() {
         .iter()
         .any(|e| matches!(e, crate::core::run::Effect::Launch { .. })));
 }
+
+fn slurm_task(id: &str, deps: &[&str]) -> (crate::spec::model::Task, Vec<String>) {
+    let (mut t, d) = task(id, deps);
+    t.executor = crate::spec::model::Executor::Slurm(crate::spec::model::SlurmOptions {
+        workdir: "/shared".into(),
+        time_minutes: Some(1),
+        ..Default::default()
+    });
+    (t, d)
+}
+
+#[test]
+fn a_submitted_cluster_job_is_adopted_not_interrupted_after_a_crash() {
+    let mut sim = Sim::new(job(
+        "j",
+        vec![slurm_task("big", &[]), task("after", &["big"])],
+    ));
+    assert_eq!(sim.to_launch, vec![(0, 1)]);
+    sim.to_launch.clear();
+    sim.input(Input::Submitted {
+        task: 0,
+        attempt: 1,
+        job_id: 77,
+    });
+    sim.crash_and_recover();
+    let a = &sim.state.tasks[0].attempts[0];
+    assert_eq!(a.status, AttemptStatus::Running);
+    assert_eq!(a.remote_job, Some(77));
+    assert!(sim.to_launch.is_empty(), "nothing is resubmitted");
+    // Its result is collected later, as for any attempt.
+    sim.input(Input::Exited {
+        task: 0,
+        attempt: 1,
+        code: Some(0),
+        signal: None,
+        outputs: Ok(vec![]),
+    });
+    assert_eq!(sim.status("big"), TaskStatus::Succeeded);
+    assert_eq!(sim.status("after"), TaskStatus::Running);
+}
+
+#[test]
+fn a_lost_cluster_job_is_interrupted_and_retried_by_policy() {
+    let mut t = slurm_task("big", &[]);
+    t.0.retry.max_retries = 1;
+    t.0.retry.condition = RetryCondition::TransientOnly;
+    let mut sim = Sim::new(job("j", vec![t]));
+    sim.input(Input::Submitted {
+        task: 0,
+        attempt: 1,
+        job_id: 5,
+    });
+    sim.input(Input::Lost {
+        task: 0,
+        attempt: 1,
+        reason: "NODE_FAIL".into(),
+    });
+    assert_eq!(
+        sim.state.tasks[0].attempts[0].status,
+        AttemptStatus::Interrupted
+    );
+    assert!(matches!(sim.status("big"), TaskStatus::RetryWait { .. }));
+    sim.advance();
+    sim.input(Input::Submitted {
+        task: 0,
+        attempt: 2,
+        job_id: 6,
+    });
+    sim.input(Input::RemoteTimedOut {
+        task: 0,
+        attempt: 2,
+    });
+    assert_eq!(
+        sim.state.tasks[0].attempts[1].status,
+        AttemptStatus::TimedOut
+    );
+    assert_eq!(sim.status("big"), TaskStatus::Failed);
+}
+
+#[test]
+fn a_cluster_job_gets_a_backstop_after_its_slurm_time_limit() {
+    let mut sim = Sim::new(job("j", vec![slurm_task("big", &[])]));
+    sim.input(Input::Submitted {
+        task: 0,
+        attempt: 1,
+        job_id: 5,
+    });
+    // time: 1 minute, plus two minutes of backstop.
+    assert_eq!(
+        crate::core::run::next_deadline(&sim.state),
+        Some(Timestamp::from_secs(1000 + 180))
+    );
+    sim.advance();
+    assert!(sim.trace_text().contains("signal TERM big#1"));
+    // A crash while the cancel is in progress asks again instead of interrupting.
+    sim.crash_and_recover();
+    assert_eq!(sim.trace_text().matches("signal TERM big#1").count(), 2);
+    assert_eq!(
+        sim.state.tasks[0].attempts[0].status,
+        AttemptStatus::Running
+    );
+}

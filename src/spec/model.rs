@@ -87,6 +87,13 @@ pub enum Executor {
     Slurm(SlurmOptions),
 }
 
+impl Executor {
+    /// Whether attempts run outside this machine and survive a crash of Petit.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Executor::Slurm(_))
+    }
+}
+
 /// The `slurm:` block of a `type: slurm` task, merged over the job's `slurm:` defaults.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct SlurmOptions {

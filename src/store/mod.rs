@@ -22,8 +22,12 @@ use crate::core::run::{Run, RunState, RunStatus, TaskState};
 use crate::time::Timestamp;
 use records::{DecodeError, Snapshot};
 
-/// The schema version this binary writes. A database with a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version this binary writes. A database with a newer one is refused; an older one
+/// is upgraded on open (records are decoded from every older envelope version, and rewritten in
+/// the newest one when they next change).
+///
+/// History: 1 — first release; 2 — task records V2 (Slurm job ids in attempts).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// redb's page cache, bounded for small boards (redb's default is 1 GiB).
 pub const CACHE_BYTES: usize = 16 << 20;
@@ -245,6 +249,17 @@ impl Store {
                 found: v,
                 supported: SCHEMA_VERSION,
             }),
+            Some(v) if v < SCHEMA_VERSION => {
+                tracing::info!(
+                    "upgrading {} from schema {v} to {SCHEMA_VERSION}",
+                    self.path.display()
+                );
+                self.write(|tx| {
+                    let mut meta = tx.tx.open_table(META)?;
+                    meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())?;
+                    Ok(())
+                })
+            }
             Some(_) => Ok(()),
         }
     }

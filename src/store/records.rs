@@ -12,7 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::run::{Run, TaskState};
+use crate::core::run::{Attempt, AttemptStatus, ProcessRef, Run, Stop, TaskState, TaskStatus};
+use crate::time::Timestamp;
 
 /// What a run was started from: the job file's text, so recovery re-derives the same job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,15 +34,72 @@ enum RunRecordRef<'a> {
     V1(&'a Run),
 }
 
-/// Encoded form of a [`TaskState`].
+/// Encoded form of a [`TaskState`]. V2 added `Attempt::remote_job` (Slurm job ids).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum TaskRecord {
-    V1(TaskState),
+    V1(TaskStateV1),
+    V2(TaskState),
 }
 
 #[derive(Serialize)]
 enum TaskRecordRef<'a> {
-    V1(&'a TaskState),
+    V1(&'a TaskStateV1),
+    V2(&'a TaskState),
+}
+
+/// The task record as version 1 wrote it (frozen: never edit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStateV1 {
+    pub status: TaskStatus,
+    pub attempts: Vec<AttemptV1>,
+    pub retries_used: u32,
+    pub interrupts: u32,
+    pub outputs: Vec<(String, String)>,
+}
+
+/// An attempt as version 1 wrote it (frozen: never edit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptV1 {
+    pub no: u32,
+    pub status: AttemptStatus,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub deadline: Option<Timestamp>,
+    pub process: Option<ProcessRef>,
+    pub stop: Option<Stop>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub message: Option<String>,
+}
+
+impl From<AttemptV1> for Attempt {
+    fn from(a: AttemptV1) -> Self {
+        Attempt {
+            no: a.no,
+            status: a.status,
+            started_at: a.started_at,
+            ended_at: a.ended_at,
+            deadline: a.deadline,
+            process: a.process,
+            remote_job: None,
+            stop: a.stop,
+            exit_code: a.exit_code,
+            signal: a.signal,
+            message: a.message,
+        }
+    }
+}
+
+impl From<TaskStateV1> for TaskState {
+    fn from(t: TaskStateV1) -> Self {
+        TaskState {
+            status: t.status,
+            attempts: t.attempts.into_iter().map(Attempt::from).collect(),
+            retries_used: t.retries_used,
+            interrupts: t.interrupts,
+            outputs: t.outputs,
+        }
+    }
 }
 
 /// Encoded form of a [`Snapshot`].
@@ -87,12 +145,18 @@ pub fn decode_run(bytes: &[u8]) -> Result<Run, DecodeError> {
 }
 
 pub fn encode_task(task: &TaskState) -> Vec<u8> {
+    encode(&TaskRecordRef::V2(task))
+}
+
+/// Encodes a task record in the old version-1 form (for upgrade tests).
+pub fn encode_task_v1(task: &TaskStateV1) -> Vec<u8> {
     encode(&TaskRecordRef::V1(task))
 }
 
 pub fn decode_task(bytes: &[u8]) -> Result<TaskState, DecodeError> {
     match decode::<TaskRecord>("task", bytes)? {
-        TaskRecord::V1(t) => Ok(t),
+        TaskRecord::V1(t) => Ok(t.into()),
+        TaskRecord::V2(t) => Ok(t),
     }
 }
 

@@ -136,3 +136,36 @@ fn records_reject_trailing_bytes_and_garbage() {
     assert!(records::decode_task(&[0xff, 0xff, 0xff]).is_err());
     assert_eq!(records::decode_any(&[]), 0);
 }
+
+#[test]
+fn an_older_schema_is_upgraded_and_its_records_still_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("petit.redb");
+    let v1_task = records::TaskStateV1 {
+        status: crate::core::run::TaskStatus::Succeeded,
+        attempts: vec![],
+        retries_used: 0,
+        interrupts: 0,
+        outputs: vec![("k".into(), "v".into())],
+    };
+    {
+        let store = Store::open(&path).unwrap();
+        let s = new_run(&store, "j");
+        store
+            .write(|tx| {
+                let mut meta = tx.tx.open_table(META)?;
+                meta.insert(KEY_SCHEMA, 1u32.to_le_bytes().as_slice())?;
+                let mut tasks = tx.tx.open_table(TASKS)?;
+                tasks.insert(
+                    (s.run.id, 0u32),
+                    records::encode_task_v1(&v1_task).as_slice(),
+                )?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
+    let s = store.load_run(1).unwrap().unwrap();
+    assert_eq!(s.tasks[0].output("k"), Some("v"));
+}
