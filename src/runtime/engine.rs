@@ -537,28 +537,35 @@ impl Engine {
     /// until a later call commits them. The error is returned so the caller can report it and
     /// call again after a pause ([`Engine::has_uncommitted`]).
     pub fn process_inputs(&mut self) -> Result<(), EngineError> {
-        if !self.held_effects.is_empty() {
-            self.commit_and_act()?;
-        }
-        while let Some((id, input)) = self.inputs.pop_front() {
-            let now = self.clock.now();
-            let Some(active) = self.runs.get_mut(&id) else {
-                continue;
-            };
-            let step = run::step(&active.job, &mut active.state, input, now);
-            active.run_dirty |= step.run_changed;
-            active
-                .tasks_dirty
-                .extend(step.tasks_changed.iter().copied());
-            if step.effects.is_empty() && !active.state.is_terminal() {
-                // Nothing to act on: the change rides along with the next commit.
+        loop {
+            // Whatever already happened joins this batch: every transition decided from it
+            // shares one commit (one fsync), then all their effects are performed.
+            while let Ok(report) = self.exit_rx.try_recv() {
+                self.on_exit(report);
+            }
+            if self.inputs.is_empty() {
+                if self.held_effects.is_empty() {
+                    return Ok(());
+                }
+                // Performing effects can queue inputs (a spawn's pid, a spawn failure).
+                self.commit_and_act()?;
                 continue;
             }
-            self.held_effects
-                .extend(step.effects.into_iter().map(|e| (id, e, now)));
-            self.commit_and_act()?;
+            while let Some((id, input)) = self.inputs.pop_front() {
+                let now = self.clock.now();
+                let Some(active) = self.runs.get_mut(&id) else {
+                    continue;
+                };
+                let step = run::step(&active.job, &mut active.state, input, now);
+                active.run_dirty |= step.run_changed;
+                active
+                    .tasks_dirty
+                    .extend(step.tasks_changed.iter().copied());
+                // A step without effects (a recorded pid) rides along with the next commit.
+                self.held_effects
+                    .extend(step.effects.into_iter().map(|e| (id, e, now)));
+            }
         }
-        Ok(())
     }
 
     /// Commits, then performs the effects held for that commit.
