@@ -137,7 +137,7 @@ fn daemon_killed_at_random_moments_loses_nothing_and_runs_nothing_twice() {
                 );
                 triggered += 1;
             }
-            std::thread::sleep(Duration::from_millis(rng.below(1500)));
+            std::thread::sleep(Duration::from_millis(rng.below(1000)));
         }
         if let Some(st) = d.exited() {
             panic!("{}", ctx(&format!("daemon {i} exited by itself: {st}")));
