@@ -116,3 +116,217 @@ pub fn write(path: &Path, text: &str) {
         panic!("cannot write {}: {e}", path.display());
     }
 }
+
+/// A temporary root with `jobs/` and a state directory, and `pt` commands on that state. The
+/// state directory is `root/state` unless [`Bench::with_state`] puts it elsewhere (a tmpfs).
+pub struct Bench {
+    _tmp: tempfile::TempDir,
+    pub root: std::path::PathBuf,
+    pub jobs: std::path::PathBuf,
+    pub state: std::path::PathBuf,
+}
+
+impl Bench {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let jobs = root.join("jobs");
+        std::fs::create_dir_all(&jobs).unwrap();
+        Bench {
+            state: root.join("state"),
+            jobs,
+            root,
+            _tmp: tmp,
+        }
+    }
+
+    pub fn job(&self, name: &str, yaml: &str) {
+        write(&self.jobs.join(format!("{name}.yaml")), yaml);
+    }
+
+    /// `pt args... --state STATE`.
+    pub fn pt(&self, args: &[&str]) -> Output {
+        let mut all = args.to_vec();
+        all.extend(["--state", self.state.to_str().unwrap()]);
+        pt_run(&all)
+    }
+
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.root.join("daemon.log")
+    }
+
+    /// Everything the daemons of this bench wrote to stderr.
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Spawns `pt run JOBS --state STATE --clock-sync-timeout 0` with `env`, stderr appended to
+    /// the bench's daemon log; does not wait for it to come up.
+    pub fn spawn_daemon(&self, env: &[(&str, &str)]) -> DaemonProc {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut cmd = pt();
+        cmd.args([
+            "run",
+            self.jobs.to_str().unwrap(),
+            "--state",
+            self.state.to_str().unwrap(),
+        ])
+        .args(["--clock-sync-timeout", "0", "--shutdown-grace-secs", "2"])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        DaemonProc {
+            child: Some(cmd.spawn().unwrap()),
+        }
+    }
+
+    /// Spawns a daemon and waits until it answers `pt status`.
+    pub fn start_daemon(&self, env: &[(&str, &str)]) -> DaemonProc {
+        let mut d = self.spawn_daemon(env);
+        let up = wait_until(Duration::from_secs(30), || {
+            d.exited().is_none() && self.status().is_some()
+        });
+        assert!(up, "daemon did not come up:\n{}", self.daemon_log());
+        d
+    }
+
+    /// `pt status --json` of a running daemon; `None` if no daemon answers.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let o = self.pt(&["status", "--json"]);
+        if !o.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        (!v["daemon"].is_null()).then_some(v)
+    }
+
+    /// `pt history JOB --json --limit 100000`, newest first.
+    pub fn history(&self, job: &str) -> Vec<serde_json::Value> {
+        let o = self.pt(&["history", job, "--json", "--limit", "100000"]);
+        assert!(o.status.success(), "history {job}: {}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `pt history --run ID --json`.
+    pub fn run_json(&self, id: u64) -> serde_json::Value {
+        let o = self.pt(&["history", "--run", &id.to_string(), "--json"]);
+        assert!(o.status.success(), "history --run {id}: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+/// A `pt run` child process; killed with SIGKILL when dropped.
+pub struct DaemonProc {
+    child: Option<std::process::Child>,
+}
+
+impl DaemonProc {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn sigterm(mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        c.wait().unwrap()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+}
+
+impl Drop for DaemonProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Whether the tests run as root (mounts need it).
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A tmpfs mounted for a test; unmounted (lazily, so a busy mount cannot wedge the test) when
+/// dropped, also when the test fails.
+pub struct TmpfsMount {
+    pub path: std::path::PathBuf,
+}
+
+impl TmpfsMount {
+    /// `mount -t tmpfs -o OPTIONS tmpfs PATH`, creating `path`.
+    pub fn new(path: &Path, options: &str) -> Self {
+        std::fs::create_dir_all(path).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "mount -t tmpfs -o {options} {}: {}",
+            path.display(),
+            stderr(&o)
+        );
+        TmpfsMount {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// `mount -o remount,OPTIONS PATH`.
+    pub fn remount(&self, options: &str) {
+        let o = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "remount: {}", stderr(&o));
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).output();
+    }
+}
+
+/// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
+pub fn proc_kib(pid: i32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
