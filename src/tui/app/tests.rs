@@ -1,0 +1,3 @@
+//! Key handling and refresh decisions of the view-model, without a terminal.
+
+use super::*;
