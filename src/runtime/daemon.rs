@@ -653,8 +653,9 @@ impl Daemon {
         })
     }
 
-    /// The answer to [`Request::Jobs`]: `{jobs: [...], runs: [{run, tasks: [{id, max_attempts,
-    /// retry_at}]}]}`; `runs` covers the unfinished runs, with each run's own definition.
+    /// The answer to [`Request::Jobs`]: `{jobs: [{..., tasks: [{id, max_attempts}]}], runs:
+    /// [{run, tasks: [{id, max_attempts, retry_at}]}]}`; `runs` covers the unfinished runs, with
+    /// each run's own definition.
     fn jobs_json(&self) -> Result<Value, DaemonError> {
         let now = crate::clock::now();
         let active = self.engine.active_summaries();
@@ -691,6 +692,9 @@ impl Daemon {
                     "ended_at": r.ended_at.map(|t| t.rfc3339()),
                 })),
                 "running": running,
+                "tasks": job.tasks.iter().map(|t| json!({
+                    "id": t.id, "max_attempts": t.retry.max_retries.saturating_add(1),
+                })).collect::<Vec<_>>(),
             }));
         }
         let mut runs = Vec::new();

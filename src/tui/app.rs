@@ -167,6 +167,8 @@ pub struct JobRow {
     pub enabled: bool,
     pub last: Option<LastRun>,
     pub running: Vec<u64>,
+    /// Attempts each task may make, by the current definition: (task id, attempts).
+    pub max_attempts: Vec<(String, u32)>,
 }
 
 /// Per-task facts of an unfinished run that the run's JSON does not carry.
@@ -330,6 +332,10 @@ pub fn job_row(v: &Value) -> JobRow {
         running: array(&v["running"])
             .iter()
             .filter_map(Value::as_u64)
+            .collect(),
+        max_attempts: array(&v["tasks"])
+            .iter()
+            .filter_map(|t| Some((text(t, "id"), t["max_attempts"].as_u64()? as u32)))
             .collect(),
     }
 }
@@ -582,9 +588,9 @@ impl App {
     fn ask(&mut self, action: Option<Action>) {
         if self.mode != Mode::Live {
             self.message = Some(match self.mode {
-                Mode::Snapshot => "snapshot: no daemon runs, so nothing can be triggered, \
-                                   cancelled or paused from here"
-                    .into(),
+                Mode::Snapshot => {
+                    "snapshot: without a daemon, trigger, cancel and pause are off".into()
+                }
                 _ => "the daemon is gone: controls are disabled".into(),
             });
             return;
@@ -888,9 +894,13 @@ impl App {
             return;
         };
         let Some((_, tasks)) = self.extras.iter().find(|(id, _)| *id == detail.run.id) else {
-            // A finished run waits for nothing; keep what was known of its attempts allowed.
+            // A finished run waits for nothing; the attempts allowed are the current
+            // definition's (the run's own is only known while it is unfinished).
+            let job = self.jobs.iter().find(|j| j.id == detail.run.job_id);
             for t in &mut detail.tasks {
                 t.extra.retry_at = None;
+                let allowed = job.and_then(|j| j.max_attempts.iter().find(|(id, _)| *id == t.id));
+                t.extra.max_attempts = allowed.map(|(_, n)| *n);
             }
             return;
         };

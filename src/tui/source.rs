@@ -324,6 +324,9 @@ fn snapshot_overview(
             "enabled": definition.as_ref().is_none_or(|j| j.enabled),
             "last": last.map(|r| json!({"id": r.id, "status": r.status.name()})),
             "running": running_ids,
+            "tasks": definition.as_ref().map(|j| j.tasks.iter().map(|t| json!({
+                "id": t.id, "max_attempts": t.retry.max_retries.saturating_add(1),
+            })).collect::<Vec<_>>()),
         }));
     }
     let status = json!({"daemon": null, "clock": null, "running": running, "next": []});

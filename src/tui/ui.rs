@@ -199,13 +199,22 @@ fn table_state(app: &App) -> TableState {
     state
 }
 
-/// A firing in the job's zone, short: `Sun 03-29 03:00 CEST`.
+/// A firing in the job's zone, short: `03-29 03:00 CEST`.
 pub fn local_short(t: Timestamp, zone: &str) -> String {
+    let tz: Tz = zone.parse().unwrap_or(chrono_tz::UTC);
+    match t.to_utc() {
+        Some(utc) => utc.with_timezone(&tz).format("%m-%d %H:%M %Z").to_string(),
+        None => t.rfc3339(),
+    }
+}
+
+/// A firing in the job's zone, long: `Fri 2026-11-27 07:30 CET`.
+fn local_long(t: Timestamp, zone: &str) -> String {
     let tz: Tz = zone.parse().unwrap_or(chrono_tz::UTC);
     match t.to_utc() {
         Some(utc) => utc
             .with_timezone(&tz)
-            .format("%a %m-%d %H:%M %Z")
+            .format("%a %Y-%m-%d %H:%M %Z")
             .to_string(),
         None => t.rfc3339(),
     }
@@ -229,9 +238,9 @@ fn elapsed(start: Option<Timestamp>, end: Option<Timestamp>, now: Timestamp) -> 
 
 fn draw_jobs(frame: &mut Frame, app: &App, area: Rect, st: &Styles) {
     let [table_area, detail] =
-        Layout::vertical([Constraint::Fill(1), Constraint::Length(2)]).areas(area);
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(3)]).areas(area);
     let header =
-        Row::new(["JOB", "SCHEDULE", "NEXT (job's zone)", "LAST RUN", "STATE"]).style(st.header());
+        Row::new(["JOB", "SCHEDULE", "NEXT (zone)", "LAST RUN", "STATE"]).style(st.header());
     let rows: Vec<Row> = app
         .jobs
         .iter()
@@ -275,9 +284,9 @@ fn draw_jobs(frame: &mut Frame, app: &App, area: Rect, st: &Styles) {
         [
             Constraint::Length(14),
             Constraint::Fill(1),
-            Constraint::Length(20),
-            Constraint::Length(15),
-            Constraint::Length(12),
+            Constraint::Length(16),
+            Constraint::Length(14),
+            Constraint::Length(11),
         ],
     )
     .header(header)
@@ -291,14 +300,24 @@ fn draw_jobs(frame: &mut Frame, app: &App, area: Rect, st: &Styles) {
         frame.render_stateful_widget(table, table_area, &mut table_state(app));
     }
     if let Some(j) = app.jobs.get(app.selected()) {
-        let schedule = match &j.schedule {
-            Some(s) => format!("`{s}` in {}", j.timezone),
-            None => "no schedule (manual or dependency)".into(),
+        let schedule = match (&j.schedule, &j.schedule_text) {
+            (Some(s), Some(words)) => format!("`{s}` in {}: {words}", j.timezone),
+            (Some(s), None) => format!("`{s}` in {}", j.timezone),
+            (None, _) => "no schedule (manual or dependency)".into(),
         };
-        let next = j.next.map_or_else(|| "-".into(), Timestamp::rfc3339_secs);
+        let next = match j.next {
+            Some(t) => format!(
+                "next firing {} ({})",
+                local_long(t, &j.timezone),
+                t.rfc3339_secs()
+            ),
+            None if j.paused => "paused: no firing until unpaused".into(),
+            None => "no next firing".into(),
+        };
         let lines = vec![
             Line::styled(format!(" {}: {}", j.id, j.name), st.dim()),
-            Line::styled(format!(" {schedule}; next {next}"), st.dim()),
+            Line::styled(format!(" {schedule}"), st.dim()),
+            Line::styled(format!(" {next}"), st.dim()),
         ];
         frame.render_widget(Paragraph::new(lines), detail);
     }
@@ -484,8 +503,7 @@ fn draw_events(frame: &mut Frame, app: &App, area: Rect, st: &Styles) {
         frame.render_widget(Paragraph::new(text), area);
         return;
     }
-    let header =
-        Row::new(["TIME (UTC)", "RUN", "JOB", "TASK", "EVENT / DETAIL"]).style(st.header());
+    let header = Row::new(["TIME", "RUN", "JOB", "TASK", "EVENT / DETAIL"]).style(st.header());
     let rows: Vec<Row> = app
         .events
         .iter()
