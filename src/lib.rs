@@ -13,3 +13,5 @@ pub mod spec;
 pub mod store;
 pub mod testing;
 pub mod time;
+#[cfg(feature = "tui")]
+pub mod tui;

@@ -16,6 +16,8 @@ pub mod run;
 pub mod state;
 pub mod status;
 pub mod trigger;
+#[cfg(feature = "tui")]
+pub mod tui;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +59,9 @@ pub enum Command {
     Unpause(control::PauseArgs),
     /// Show lifecycle events of a running daemon
     Events(events::EventsArgs),
+    /// A terminal dashboard: jobs, runs, tasks, logs and events, live
+    #[cfg(feature = "tui")]
+    Tui(tui::TuiArgs),
 }
 
 /// What went wrong, as far as the exit code is concerned (spec section 5).
@@ -163,6 +168,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pause(a) => control::cmd_pause(a),
         Command::Unpause(a) => control::cmd_unpause(a),
         Command::Events(a) => events::cmd_events(a),
+        #[cfg(feature = "tui")]
+        Command::Tui(a) => tui::cmd_tui(a),
     }
 }
 

@@ -62,6 +62,10 @@ pub enum Request {
     Events {
         follow: bool,
     },
+    /// Every job with its schedule (expression, words, zone, next firing), paused and enabled
+    /// flags, last run and running runs; and for each unfinished run, per task, the attempts
+    /// its definition allows and when a waiting retry is due (for `pt tui`).
+    Jobs,
 }
 
 /// The final answer to a request.

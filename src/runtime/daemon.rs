@@ -672,7 +672,79 @@ impl Daemon {
             Request::Events { .. } => Response::ok(Value::Array(
                 self.recent.iter().map(control::event_json).collect(),
             )),
+            Request::Jobs => Response::ok(self.jobs_json()?),
         })
+    }
+
+    /// The answer to [`Request::Jobs`]: `{jobs: [{..., tasks: [{id, max_attempts}]}], runs:
+    /// [{run, tasks: [{id, max_attempts, retry_at}]}]}`; `runs` covers the unfinished runs, with
+    /// each run's own definition.
+    fn jobs_json(&self) -> Result<Value, DaemonError> {
+        let now = crate::clock::now();
+        let active = self.engine.active_summaries();
+        let mut jobs = Vec::new();
+        for job in self.jobs.values() {
+            let paused = self.paused.contains(&job.id);
+            let cursor = match self.cursors.get(&job.id) {
+                Some(c) => *c,
+                None => self.store().cursor(&job.id)?.unwrap_or(now),
+            };
+            let next = if paused {
+                None
+            } else {
+                scheduler::next_firing(job, cursor)
+            };
+            let last = self.store().runs_of_job(&job.id, 1)?.into_iter().next();
+            let running: Vec<u64> = active
+                .iter()
+                .filter(|(_, j, _, _)| *j == job.id)
+                .map(|(id, ..)| *id)
+                .collect();
+            jobs.push(json!({
+                "id": job.id,
+                "name": job.name,
+                "schedule": job.schedule.as_ref().map(|s| s.expr().to_string()),
+                "schedule_text": job.schedule.as_ref().map(|s| s.describe()),
+                "timezone": job.timezone.name(),
+                "next": next.map(|t| t.rfc3339()),
+                "paused": paused,
+                "enabled": job.enabled,
+                "last": last.map(|r| json!({
+                    "id": r.id, "status": r.status.name(), "trigger": r.trigger.name(),
+                    "started_at": r.started_at.map(|t| t.rfc3339()),
+                    "ended_at": r.ended_at.map(|t| t.rfc3339()),
+                })),
+                "running": running,
+                "tasks": job.tasks.iter().map(|t| json!({
+                    "id": t.id, "max_attempts": t.retry.max_retries.saturating_add(1),
+                })).collect::<Vec<_>>(),
+            }));
+        }
+        let mut runs = Vec::new();
+        for (id, ..) in &active {
+            let (Some(job), Some(state)) = (self.engine.job_of(*id), self.engine.run_state(*id))
+            else {
+                continue;
+            };
+            let tasks: Vec<Value> = job
+                .tasks
+                .iter()
+                .zip(&state.tasks)
+                .map(|(t, s)| {
+                    let retry_at = match s.status {
+                        crate::core::run::TaskStatus::RetryWait { until } => Some(until.rfc3339()),
+                        _ => None,
+                    };
+                    json!({
+                        "id": t.id,
+                        "max_attempts": t.retry.max_retries.saturating_add(1),
+                        "retry_at": retry_at,
+                    })
+                })
+                .collect();
+            runs.push(json!({ "run": id, "tasks": tasks }));
+        }
+        Ok(json!({ "jobs": jobs, "runs": runs }))
     }
 
     fn status_json(&self) -> Result<Value, DaemonError> {

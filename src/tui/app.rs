@@ -1,0 +1,941 @@
+//! The dashboard's view-model: what is on screen, what each key does, what to fetch next.
+//!
+//! Pure: [`App`] takes keys ([`Key`]), data ([`Update`]) and lifecycle events, and answers
+//! with [`Effect`]s for the shell (`tui::mod`) to perform: fetch something, ask the daemon to
+//! act, quit. It does no I/O and reads no clock (`now` is passed to what needs it), so every
+//! key binding and every refresh decision is tested without a terminal or a daemon.
+
+use serde_json::Value;
+
+use crate::time::Timestamp;
+
+/// Most lifecycle events kept for the Events view.
+pub const EVENTS_MAX: usize = 500;
+/// Runs of a job shown in the Runs view.
+pub const HISTORY_LIMIT: usize = 100;
+/// Lines of a log kept in memory (the tail).
+pub const LOG_LINES_MAX: usize = 5_000;
+
+/// A key press, independent of the terminal library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    Char(char),
+    /// A letter pressed with Ctrl (`Ctrl(c)` for Ctrl-C).
+    Ctrl(char),
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    Enter,
+    Esc,
+    Backspace,
+    Tab,
+}
+
+/// One screen of the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum View {
+    /// Every job: schedule, next firing, last run, paused, running.
+    Jobs,
+    /// The runs of one job, newest first.
+    Runs { job: String },
+    /// The tasks and attempts of one run.
+    Run { id: u64 },
+    /// The output of one attempt.
+    Logs {
+        run: u64,
+        task: String,
+        attempt: u32,
+    },
+    /// The live lifecycle event stream.
+    Events,
+}
+
+impl View {
+    /// The tab this view belongs to, for the title bar.
+    pub fn tab(&self) -> &'static str {
+        match self {
+            View::Jobs => "Jobs",
+            View::Runs { .. } => "Runs",
+            View::Run { .. } => "Run",
+            View::Logs { .. } => "Logs",
+            View::Events => "Events",
+        }
+    }
+}
+
+/// A view on the navigation stack with its cursor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Screen {
+    pub view: View,
+    /// The selected row (clamped to the rows present when drawn).
+    pub selected: usize,
+}
+
+/// What the shell should fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    /// The daemon's status and the job list.
+    Overview,
+    /// The runs of a job.
+    History { job: String },
+    /// One run in detail.
+    Run { id: u64 },
+    /// The tail of a log file.
+    Log {
+        run: u64,
+        task: String,
+        attempt: u32,
+        path: String,
+    },
+}
+
+/// What the user asked the daemon to do (after confirming).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Trigger { job: String },
+    Cancel { run: u64 },
+    Pause { job: String },
+    Unpause { job: String },
+}
+
+impl Action {
+    /// The confirmation question.
+    pub fn question(&self) -> String {
+        match self {
+            Action::Trigger { job } => format!("Trigger a run of {job} now?"),
+            Action::Cancel { run } => format!("Cancel run #{run}?"),
+            Action::Pause { job } => format!("Pause the schedule of {job}?"),
+            Action::Unpause { job } => format!("Unpause the schedule of {job}?"),
+        }
+    }
+}
+
+/// A command for the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Fetch(Query),
+    Act(Action),
+    Quit,
+}
+
+/// Where the data comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A running daemon, pushing events.
+    Live,
+    /// The database, read once; no daemon runs.
+    Snapshot,
+    /// The daemon's connection closed; what is shown is stale.
+    Disconnected,
+}
+
+/// The status line's facts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// `pid N` of the daemon, if one answers.
+    pub daemon_pid: Option<u64>,
+    /// The clock-trust state in words (`trusted`, `waiting for ...`).
+    pub clock: Option<String>,
+    /// Unfinished runs: (run id, job id).
+    pub running: Vec<(u64, String)>,
+}
+
+/// The newest run of a job, as the Jobs view shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastRun {
+    pub id: u64,
+    pub status: String,
+}
+
+/// One row of the Jobs view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRow {
+    pub id: String,
+    pub name: String,
+    /// The expression as written.
+    pub schedule: Option<String>,
+    /// The schedule in words.
+    pub schedule_text: Option<String>,
+    pub timezone: String,
+    pub next: Option<Timestamp>,
+    pub paused: bool,
+    pub enabled: bool,
+    pub last: Option<LastRun>,
+    pub running: Vec<u64>,
+    /// Attempts each task may make, by the current definition: (task id, attempts).
+    pub max_attempts: Vec<(String, u32)>,
+}
+
+/// Per-task facts of an unfinished run that the run's JSON does not carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskExtra {
+    pub max_attempts: Option<u32>,
+    pub retry_at: Option<Timestamp>,
+}
+
+/// One row of the Runs view (and the head of the Run view).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: u64,
+    pub job_id: String,
+    pub trigger: String,
+    pub scheduled_at: Option<Timestamp>,
+    pub status: String,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub reason: Option<String>,
+    /// Tasks (succeeded, failed, skipped).
+    pub counts: (u64, u64, u64),
+}
+
+/// One attempt of a task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub no: u32,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub message: Option<String>,
+    pub log: String,
+}
+
+/// One task of the Run view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskRow {
+    pub id: String,
+    pub status: String,
+    pub attempts: Vec<AttemptRow>,
+    pub extra: TaskExtra,
+}
+
+/// A run with its tasks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunDetail {
+    pub run: RunRow,
+    pub tasks: Vec<TaskRow>,
+}
+
+/// One lifecycle event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    pub at: Option<Timestamp>,
+    pub kind: String,
+    pub run: u64,
+    pub job: String,
+    pub task: Option<String>,
+    pub attempt: Option<u64>,
+    pub detail: String,
+}
+
+/// The log of one attempt, as far as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogText {
+    pub run: u64,
+    pub task: String,
+    pub attempt: u32,
+    pub lines: Vec<String>,
+    /// The file does not exist (yet).
+    pub missing: bool,
+}
+
+/// Data the shell fetched, or something it has to tell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    /// The answers to [`Query::Overview`]: `pt status --json` and the `Jobs` request.
+    Overview { status: Value, jobs: Value },
+    /// `pt history JOB --json`.
+    History { job: String, runs: Value },
+    /// `pt history --run N --json`.
+    Run { detail: Value },
+    /// The tail of a log.
+    Log(LogText),
+    /// A lifecycle event (`pt events --json` shape).
+    Event(Value),
+    /// The result of an action, in words.
+    Done(Result<String, String>),
+    /// A fetch failed.
+    Failed(String),
+    /// The event stream closed: the daemon stopped.
+    Disconnected,
+}
+
+/// The dashboard's whole state.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub mode: Mode,
+    /// Colours allowed (off with `NO_COLOR`).
+    pub color: bool,
+    /// The navigation stack; never empty, the bottom is Jobs or Events.
+    pub stack: Vec<Screen>,
+    pub header: Header,
+    pub jobs: Vec<JobRow>,
+    /// Per unfinished run id, per task id.
+    pub extras: Vec<(u64, Vec<(String, TaskExtra)>)>,
+    /// The runs of `runs_job`.
+    pub runs: Vec<RunRow>,
+    pub runs_job: Option<String>,
+    pub run: Option<RunDetail>,
+    pub log: Option<LogText>,
+    /// Lines scrolled up from the bottom of the log (0: the end).
+    pub log_scroll: usize,
+    /// Keep the log at its end as it grows.
+    pub follow: bool,
+    pub events: std::collections::VecDeque<EventRow>,
+    pub help: bool,
+    pub confirm: Option<Action>,
+    /// The message line: results, errors, hints.
+    pub message: Option<String>,
+    /// Lines a page moves (set by the shell from the terminal height).
+    pub page: usize,
+}
+
+fn time(v: &Value, k: &str) -> Option<Timestamp> {
+    v.get(k)
+        .and_then(Value::as_str)
+        .and_then(Timestamp::parse_rfc3339)
+}
+
+fn text(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or("-").to_string()
+}
+
+fn opt_text(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+fn array(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Parses one job of the `Jobs` answer.
+pub fn job_row(v: &Value) -> JobRow {
+    JobRow {
+        id: text(v, "id"),
+        name: text(v, "name"),
+        schedule: opt_text(v, "schedule"),
+        schedule_text: opt_text(v, "schedule_text"),
+        timezone: v["timezone"].as_str().unwrap_or("UTC").to_string(),
+        next: time(v, "next"),
+        paused: v["paused"].as_bool().unwrap_or(false),
+        enabled: v["enabled"].as_bool().unwrap_or(true),
+        last: v.get("last").filter(|l| !l.is_null()).map(|l| LastRun {
+            id: l["id"].as_u64().unwrap_or(0),
+            status: text(l, "status"),
+        }),
+        running: array(&v["running"])
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect(),
+        max_attempts: array(&v["tasks"])
+            .iter()
+            .filter_map(|t| Some((text(t, "id"), t["max_attempts"].as_u64()? as u32)))
+            .collect(),
+    }
+}
+
+/// Parses a run summary (`pt history --json` element).
+pub fn run_row(v: &Value) -> RunRow {
+    let n = |k: &str| v["tasks"].get(k).and_then(Value::as_u64).unwrap_or(0);
+    let counts = if v["tasks"].is_array() {
+        let count = |s: &str| {
+            array(&v["tasks"])
+                .iter()
+                .filter(|t| t["status"] == s)
+                .count() as u64
+        };
+        (count("succeeded"), count("failed"), count("skipped"))
+    } else {
+        (n("succeeded"), n("failed"), n("skipped"))
+    };
+    RunRow {
+        id: v["id"].as_u64().unwrap_or(0),
+        job_id: text(v, "job_id"),
+        trigger: text(v, "trigger"),
+        scheduled_at: time(v, "scheduled_at"),
+        status: text(v, "status"),
+        started_at: time(v, "started_at"),
+        ended_at: time(v, "ended_at"),
+        reason: opt_text(v, "reason"),
+        counts,
+    }
+}
+
+/// Parses a run in detail (`pt history --run N --json`).
+pub fn run_detail(v: &Value) -> RunDetail {
+    let tasks = array(&v["tasks"])
+        .iter()
+        .map(|t| TaskRow {
+            id: text(t, "id"),
+            status: text(t, "status"),
+            attempts: array(&t["attempts"])
+                .iter()
+                .map(|a| AttemptRow {
+                    no: a["attempt"].as_u64().unwrap_or(0) as u32,
+                    status: text(a, "status"),
+                    exit_code: a["exit_code"].as_i64(),
+                    signal: a["signal"].as_i64(),
+                    started_at: time(a, "started_at"),
+                    ended_at: time(a, "ended_at"),
+                    message: opt_text(a, "message"),
+                    log: a["log"].as_str().unwrap_or_default().to_string(),
+                })
+                .collect(),
+            extra: TaskExtra::default(),
+        })
+        .collect();
+    RunDetail {
+        run: run_row(v),
+        tasks,
+    }
+}
+
+/// Parses one event (`pt events --json` line).
+pub fn event_row(v: &Value) -> EventRow {
+    EventRow {
+        at: time(v, "at"),
+        kind: text(v, "kind"),
+        run: v["run"].as_u64().unwrap_or(0),
+        job: text(v, "job"),
+        task: opt_text(v, "task"),
+        attempt: v["attempt"].as_u64(),
+        detail: v["detail"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+impl App {
+    /// A dashboard on the Jobs view with nothing loaded yet. Returns the first fetches.
+    pub fn new(mode: Mode, color: bool) -> (App, Vec<Effect>) {
+        let app = App {
+            mode,
+            color,
+            stack: vec![Screen {
+                view: View::Jobs,
+                selected: 0,
+            }],
+            header: Header::default(),
+            jobs: Vec::new(),
+            extras: Vec::new(),
+            runs: Vec::new(),
+            runs_job: None,
+            run: None,
+            log: None,
+            log_scroll: 0,
+            follow: true,
+            events: std::collections::VecDeque::new(),
+            help: false,
+            confirm: None,
+            message: None,
+            page: 10,
+        };
+        (app, vec![Effect::Fetch(Query::Overview)])
+    }
+
+    /// The screen on top of the stack.
+    pub fn screen(&self) -> &Screen {
+        // The stack is never empty: `back` keeps the bottom screen.
+        &self.stack[self.stack.len() - 1]
+    }
+
+    fn screen_mut(&mut self) -> &mut Screen {
+        let n = self.stack.len();
+        &mut self.stack[n - 1]
+    }
+
+    /// The view on top of the stack.
+    pub fn view(&self) -> &View {
+        &self.screen().view
+    }
+
+    /// Rows in the current view (for moving the cursor).
+    pub fn n_rows(&self) -> usize {
+        match self.view() {
+            View::Jobs => self.jobs.len(),
+            View::Runs { .. } => self.runs.len(),
+            View::Run { .. } => self.run.as_ref().map_or(0, |r| r.tasks.len()),
+            View::Logs { .. } => self.log.as_ref().map_or(0, |l| l.lines.len()),
+            View::Events => self.events.len(),
+        }
+    }
+
+    /// The selected row, clamped to the rows present.
+    pub fn selected(&self) -> usize {
+        self.screen().selected.min(self.n_rows().saturating_sub(1))
+    }
+
+    /// The job the cursor is on (Jobs view) or whose runs are shown (Runs view).
+    pub fn current_job(&self) -> Option<&JobRow> {
+        match self.view() {
+            View::Jobs => self.jobs.get(self.selected()),
+            View::Runs { job } => self.jobs.iter().find(|j| &j.id == job),
+            _ => None,
+        }
+    }
+
+    /// The run the cursor is on (Runs view) or that is shown (Run and Logs views).
+    fn current_run(&self) -> Option<u64> {
+        match self.view() {
+            View::Runs { .. } => self.runs.get(self.selected()).map(|r| r.id),
+            View::Run { id } => Some(*id),
+            View::Logs { run, .. } => Some(*run),
+            _ => None,
+        }
+    }
+
+    /// Whether the shell should wake periodically: only while a log is followed and its
+    /// attempt still runs (a file offers no event to await), or while a shown run is unfinished
+    /// (its durations and retry countdowns advance). Otherwise the dashboard sleeps.
+    pub fn wants_tick(&self) -> Option<std::time::Duration> {
+        match self.view() {
+            View::Logs { .. } if self.follow && self.shown_attempt_running() => {
+                Some(std::time::Duration::from_millis(250))
+            }
+            View::Run { id }
+                if self
+                    .run
+                    .as_ref()
+                    .is_some_and(|r| r.run.id == *id && r.run.ended_at.is_none()) =>
+            {
+                Some(std::time::Duration::from_secs(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// What a periodic wake-up re-reads: the followed log, else nothing (a redraw suffices).
+    pub fn on_tick(&self) -> Vec<Effect> {
+        match self.view() {
+            View::Logs { .. } if self.follow => self.log_query().into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn shown_attempt(&self) -> Option<&AttemptRow> {
+        let View::Logs { run, task, attempt } = self.view() else {
+            return None;
+        };
+        let detail = self.run.as_ref().filter(|d| d.run.id == *run)?;
+        let t = detail.tasks.iter().find(|t| &t.id == task)?;
+        t.attempts.iter().find(|a| a.no == *attempt)
+    }
+
+    /// Whether the attempt of the Logs view is still running.
+    pub fn shown_attempt_running(&self) -> bool {
+        self.shown_attempt().is_some_and(|a| a.status == "running")
+    }
+
+    fn log_query(&self) -> Option<Effect> {
+        let View::Logs { run, task, attempt } = self.view() else {
+            return None;
+        };
+        let a = self.shown_attempt()?;
+        Some(Effect::Fetch(Query::Log {
+            run: *run,
+            task: task.clone(),
+            attempt: *attempt,
+            path: a.log.clone(),
+        }))
+    }
+
+    /// What the current view shows, fetched anew.
+    pub fn refresh(&self) -> Vec<Effect> {
+        let mut out = vec![Effect::Fetch(Query::Overview)];
+        match self.view() {
+            View::Jobs | View::Events => {}
+            View::Runs { job } => out.push(Effect::Fetch(Query::History { job: job.clone() })),
+            View::Run { id } => out.push(Effect::Fetch(Query::Run { id: *id })),
+            View::Logs { run, .. } => {
+                out.push(Effect::Fetch(Query::Run { id: *run }));
+                out.extend(self.log_query());
+            }
+        }
+        out
+    }
+
+    fn push(&mut self, view: View) -> Vec<Effect> {
+        self.stack.push(Screen { view, selected: 0 });
+        self.message = None;
+        self.refresh()
+    }
+
+    fn back(&mut self) {
+        if self.stack.len() > 1 {
+            self.stack.pop();
+        }
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        let n = self.n_rows();
+        if matches!(self.view(), View::Logs { .. }) {
+            // Logs scroll from the bottom; moving down approaches the end.
+            let max = n.saturating_sub(1);
+            let s = self.log_scroll as isize - delta;
+            self.log_scroll = s.clamp(0, max as isize) as usize;
+            self.follow = self.log_scroll == 0 && self.follow;
+            return;
+        }
+        let cur = self.selected() as isize;
+        let last = n.saturating_sub(1) as isize;
+        self.screen_mut().selected = (cur + delta).clamp(0, last.max(0)) as usize;
+    }
+
+    fn ask(&mut self, action: Option<Action>) {
+        if self.mode != Mode::Live {
+            self.message = Some(match self.mode {
+                Mode::Snapshot => {
+                    "snapshot: without a daemon, trigger, cancel and pause are off".into()
+                }
+                _ => "the daemon is gone: controls are disabled".into(),
+            });
+            return;
+        }
+        match action {
+            Some(a) => self.confirm = Some(a),
+            None => self.message = Some("nothing selected for that key here".into()),
+        }
+    }
+
+    /// Handles one key press.
+    pub fn on_key(&mut self, key: Key) -> Vec<Effect> {
+        if let Some(action) = self.confirm.take() {
+            return match key {
+                Key::Char('y') | Key::Char('Y') | Key::Enter => {
+                    self.message = Some(format!("{}…", action.question().trim_end_matches('?')));
+                    vec![Effect::Act(action)]
+                }
+                _ => {
+                    self.message = Some("not done".into());
+                    Vec::new()
+                }
+            };
+        }
+        if self.help {
+            self.help = false;
+            if matches!(key, Key::Char('q') | Key::Ctrl('c')) {
+                return vec![Effect::Quit];
+            }
+            return Vec::new();
+        }
+        match key {
+            Key::Char('q') | Key::Ctrl('c') => return vec![Effect::Quit],
+            Key::Char('?') => self.help = true,
+            Key::Char('j') | Key::Down => self.move_by(1),
+            Key::Char('k') | Key::Up => self.move_by(-1),
+            Key::PageDown | Key::Ctrl('d') | Key::Ctrl('f') => self.move_by(self.page as isize),
+            Key::PageUp | Key::Ctrl('u') | Key::Ctrl('b') => self.move_by(-(self.page as isize)),
+            Key::Char('g') | Key::Home => {
+                if matches!(self.view(), View::Logs { .. }) {
+                    self.log_scroll = self.n_rows().saturating_sub(1);
+                    self.follow = false;
+                } else {
+                    self.screen_mut().selected = 0;
+                }
+            }
+            Key::Char('G') | Key::End => {
+                if matches!(self.view(), View::Logs { .. }) {
+                    self.log_scroll = 0;
+                } else {
+                    self.screen_mut().selected = self.n_rows().saturating_sub(1);
+                }
+            }
+            Key::Enter | Key::Char('l') | Key::Right => return self.open(),
+            Key::Esc | Key::Char('h') | Key::Left | Key::Backspace => self.back(),
+            Key::Tab | Key::Char('e') => {
+                let target = if matches!(self.view(), View::Events) {
+                    View::Jobs
+                } else {
+                    View::Events
+                };
+                self.stack = vec![Screen {
+                    view: target,
+                    selected: 0,
+                }];
+                return self.refresh();
+            }
+            Key::Char('1') => {
+                self.stack.truncate(1);
+                self.stack[0] = Screen {
+                    view: View::Jobs,
+                    selected: 0,
+                };
+                return self.refresh();
+            }
+            Key::Char('r') => {
+                self.message = None;
+                return self.refresh();
+            }
+            Key::Char('f') if matches!(self.view(), View::Logs { .. }) => {
+                self.follow = !self.follow;
+                if self.follow {
+                    self.log_scroll = 0;
+                }
+                self.message = Some(
+                    if self.follow {
+                        "following"
+                    } else {
+                        "not following"
+                    }
+                    .into(),
+                );
+            }
+            Key::Char('[') | Key::Char(']') if matches!(self.view(), View::Logs { .. }) => {
+                return self.other_attempt(key == Key::Char(']'));
+            }
+            Key::Char('t') => {
+                let a = self
+                    .current_job()
+                    .map(|j| Action::Trigger { job: j.id.clone() });
+                self.ask(a);
+            }
+            Key::Char('p') => {
+                let a = self.current_job().map(|j| {
+                    if j.paused {
+                        Action::Unpause { job: j.id.clone() }
+                    } else {
+                        Action::Pause { job: j.id.clone() }
+                    }
+                });
+                self.ask(a);
+            }
+            Key::Char('c') => {
+                let a = self.current_run().map(|run| Action::Cancel { run });
+                self.ask(a);
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Enter: Jobs -> Runs of the job, Runs -> Run, Run -> Logs of the task's latest attempt,
+    /// Events -> the event's run.
+    fn open(&mut self) -> Vec<Effect> {
+        let next = match self.view() {
+            View::Jobs => self
+                .jobs
+                .get(self.selected())
+                .map(|j| View::Runs { job: j.id.clone() }),
+            View::Runs { .. } => self
+                .runs
+                .get(self.selected())
+                .map(|r| View::Run { id: r.id }),
+            View::Run { id } => {
+                let id = *id;
+                let task = self.run.as_ref().and_then(|r| r.tasks.get(self.selected()));
+                match task {
+                    Some(t) => match t.attempts.last() {
+                        Some(a) => Some(View::Logs {
+                            run: id,
+                            task: t.id.clone(),
+                            attempt: a.no,
+                        }),
+                        None => {
+                            self.message = Some(format!("task {} has not started", t.id));
+                            None
+                        }
+                    },
+                    None => None,
+                }
+            }
+            View::Events => self
+                .events
+                .iter()
+                .rev()
+                .nth(self.selected())
+                .map(|e| View::Run { id: e.run }),
+            View::Logs { .. } => None,
+        };
+        match next {
+            Some(v) => {
+                if matches!(v, View::Logs { .. }) {
+                    self.log = None;
+                    self.log_scroll = 0;
+                    self.follow = true;
+                }
+                self.push(v)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn other_attempt(&mut self, later: bool) -> Vec<Effect> {
+        let View::Logs { run, task, attempt } = self.view().clone() else {
+            return Vec::new();
+        };
+        let Some(t) = self
+            .run
+            .as_ref()
+            .and_then(|d| d.tasks.iter().find(|t| t.id == task))
+        else {
+            return Vec::new();
+        };
+        let target = if later {
+            t.attempts.iter().map(|a| a.no).find(|n| *n > attempt)
+        } else {
+            t.attempts.iter().map(|a| a.no).rev().find(|n| *n < attempt)
+        };
+        let Some(no) = target else {
+            self.message = Some(format!(
+                "no {} attempt",
+                if later { "later" } else { "earlier" }
+            ));
+            return Vec::new();
+        };
+        self.screen_mut().view = View::Logs {
+            run,
+            task,
+            attempt: no,
+        };
+        self.log = None;
+        self.log_scroll = 0;
+        self.log_query().into_iter().collect()
+    }
+
+    /// Takes in fetched data or a pushed event; returns what to fetch because of it.
+    pub fn on_update(&mut self, update: Update) -> Vec<Effect> {
+        match update {
+            Update::Overview { status, jobs } => {
+                self.header = Header {
+                    daemon_pid: status["daemon"]["pid"].as_u64(),
+                    clock: status["clock"]["state"].as_str().map(str::to_string),
+                    running: array(&status["running"])
+                        .iter()
+                        .map(|r| (r["run"].as_u64().unwrap_or(0), text(r, "job")))
+                        .collect(),
+                };
+                self.jobs = array(&jobs["jobs"]).iter().map(job_row).collect();
+                self.extras = array(&jobs["runs"])
+                    .iter()
+                    .map(|r| {
+                        let tasks = array(&r["tasks"])
+                            .iter()
+                            .map(|t| {
+                                (
+                                    text(t, "id"),
+                                    TaskExtra {
+                                        max_attempts: t["max_attempts"].as_u64().map(|n| n as u32),
+                                        retry_at: time(t, "retry_at"),
+                                    },
+                                )
+                            })
+                            .collect();
+                        (r["run"].as_u64().unwrap_or(0), tasks)
+                    })
+                    .collect();
+                self.apply_extras();
+                Vec::new()
+            }
+            Update::History { job, runs } => {
+                self.runs = array(&runs).iter().map(run_row).collect();
+                self.runs_job = Some(job);
+                Vec::new()
+            }
+            Update::Run { detail } => {
+                let was_running = self.shown_attempt_running();
+                self.run = Some(run_detail(&detail));
+                self.apply_extras();
+                // A log whose attempt just ended is read once more, to its end.
+                if was_running && !self.shown_attempt_running() {
+                    return self.log_query().into_iter().collect();
+                }
+                if matches!(self.view(), View::Logs { .. }) && self.log.is_none() {
+                    return self.log_query().into_iter().collect();
+                }
+                Vec::new()
+            }
+            Update::Log(mut log) => {
+                if let View::Logs { run, task, attempt } = self.view() {
+                    if log.run == *run && &log.task == task && log.attempt == *attempt {
+                        if log.lines.len() > LOG_LINES_MAX {
+                            log.lines.drain(..log.lines.len() - LOG_LINES_MAX);
+                        }
+                        if !self.follow {
+                            // Keep the same lines in view while the log grows below them.
+                            let grown = log
+                                .lines
+                                .len()
+                                .saturating_sub(self.log.as_ref().map_or(0, |l| l.lines.len()));
+                            self.log_scroll = self.log_scroll.saturating_add(grown);
+                        }
+                        self.log = Some(log);
+                    }
+                }
+                Vec::new()
+            }
+            Update::Event(v) => self.on_event(event_row(&v)),
+            Update::Done(Ok(m)) => {
+                self.message = Some(m);
+                self.refresh()
+            }
+            Update::Done(Err(m)) | Update::Failed(m) => {
+                self.message = Some(m);
+                Vec::new()
+            }
+            Update::Disconnected => {
+                if self.mode == Mode::Live {
+                    self.mode = Mode::Disconnected;
+                    self.message = Some(
+                        "the daemon closed the connection; what is shown is no longer live".into(),
+                    );
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Copies the per-task extras of unfinished runs into the shown run.
+    fn apply_extras(&mut self) {
+        let Some(detail) = self.run.as_mut() else {
+            return;
+        };
+        let Some((_, tasks)) = self.extras.iter().find(|(id, _)| *id == detail.run.id) else {
+            // A finished run waits for nothing; the attempts allowed are the current
+            // definition's (the run's own is only known while it is unfinished).
+            let job = self.jobs.iter().find(|j| j.id == detail.run.job_id);
+            for t in &mut detail.tasks {
+                t.extra.retry_at = None;
+                let allowed = job.and_then(|j| j.max_attempts.iter().find(|(id, _)| *id == t.id));
+                t.extra.max_attempts = allowed.map(|(_, n)| *n);
+            }
+            return;
+        };
+        for t in &mut detail.tasks {
+            if let Some((_, e)) = tasks.iter().find(|(id, _)| *id == t.id) {
+                t.extra = e.clone();
+            }
+        }
+    }
+
+    /// A lifecycle event arrived: remember it and re-fetch only what it changed.
+    pub fn on_event(&mut self, e: EventRow) -> Vec<Effect> {
+        let (run, job) = (e.run, e.job.clone());
+        if self.events.len() >= EVENTS_MAX {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+        if matches!(self.view(), View::Events) && self.screen().selected > 0 {
+            // Keep the selected event under the cursor as new ones arrive on top.
+            self.screen_mut().selected += 1;
+        }
+        let mut out = Vec::new();
+        // Task events can change a retry time shown in the Run view, run events the Jobs view
+        // and the status line: both come with the overview.
+        out.push(Effect::Fetch(Query::Overview));
+        match self.view() {
+            View::Runs { job: j } if *j == job => out.push(Effect::Fetch(Query::History { job })),
+            View::Run { id } | View::Logs { run: id, .. } if *id == run => {
+                out.push(Effect::Fetch(Query::Run { id: run }))
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

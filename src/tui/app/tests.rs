@@ -1,0 +1,156 @@
+//! Key handling and refresh decisions of the view-model, without a terminal.
+
+use super::*;
+use serde_json::json;
+
+fn overview(paused: bool) -> Update {
+    Update::Overview {
+        status: json!({"daemon": {"pid": 1}, "clock": {"state": "trusted"}, "running": []}),
+        jobs: json!({"jobs": [
+            {"id": "a", "name": "A", "timezone": "UTC", "paused": false, "enabled": true, "running": []},
+            {"id": "b", "name": "B", "timezone": "UTC", "paused": paused, "enabled": true, "running": []},
+        ], "runs": []}),
+    }
+}
+
+fn live() -> App {
+    let (mut app, _) = App::new(Mode::Live, false);
+    app.on_update(overview(false));
+    app
+}
+
+#[test]
+fn vi_keys_and_arrows_move_within_bounds() {
+    let mut app = live();
+    assert_eq!(app.selected(), 0);
+    app.on_key(Key::Char('k'));
+    assert_eq!(app.selected(), 0);
+    app.on_key(Key::Down);
+    assert_eq!(app.selected(), 1);
+    app.on_key(Key::Char('j'));
+    assert_eq!(app.selected(), 1, "the last row stays selected");
+    app.on_key(Key::Char('g'));
+    assert_eq!(app.selected(), 0);
+    app.on_key(Key::End);
+    assert_eq!(app.selected(), 1);
+}
+
+#[test]
+fn trigger_asks_for_confirmation_first() {
+    let mut app = live();
+    assert!(app.on_key(Key::Char('t')).is_empty());
+    assert_eq!(app.confirm, Some(Action::Trigger { job: "a".into() }));
+    assert_eq!(
+        app.on_key(Key::Char('y')),
+        vec![Effect::Act(Action::Trigger { job: "a".into() })]
+    );
+    assert_eq!(app.confirm, None);
+}
+
+#[test]
+fn declining_a_confirmation_does_nothing() {
+    let mut app = live();
+    app.on_key(Key::Char('c'));
+    assert_eq!(app.confirm, None, "no run selected on the Jobs view");
+    app.on_key(Key::Char('p'));
+    assert_eq!(app.confirm, Some(Action::Pause { job: "a".into() }));
+    assert!(app.on_key(Key::Char('n')).is_empty());
+    assert_eq!(app.confirm, None);
+}
+
+#[test]
+fn pause_toggles_to_unpause_for_a_paused_job() {
+    let mut app = live();
+    app.on_update(overview(true));
+    app.on_key(Key::Char('j'));
+    app.on_key(Key::Char('p'));
+    assert_eq!(app.confirm, Some(Action::Unpause { job: "b".into() }));
+}
+
+#[test]
+fn snapshot_disables_controls_with_a_message() {
+    let (mut app, _) = App::new(Mode::Snapshot, false);
+    app.on_update(overview(false));
+    app.on_key(Key::Char('t'));
+    assert_eq!(app.confirm, None);
+    assert!(app.message.as_deref().unwrap_or("").contains("snapshot"));
+}
+
+#[test]
+fn enter_opens_runs_and_escape_goes_back() {
+    let mut app = live();
+    let effects = app.on_key(Key::Enter);
+    assert_eq!(app.view(), &View::Runs { job: "a".into() });
+    assert!(effects.contains(&Effect::Fetch(Query::History { job: "a".into() })));
+    app.on_key(Key::Esc);
+    assert_eq!(app.view(), &View::Jobs);
+    app.on_key(Key::Esc);
+    assert_eq!(app.view(), &View::Jobs, "the bottom screen stays");
+}
+
+#[test]
+fn an_event_refetches_only_what_the_view_shows() {
+    let mut app = live();
+    let event = json!({"kind": "task_started", "run": 3, "job": "a", "task": "x", "attempt": 1});
+    assert_eq!(
+        app.on_update(Update::Event(event.clone())),
+        vec![Effect::Fetch(Query::Overview)]
+    );
+    app.stack.push(Screen {
+        view: View::Run { id: 3 },
+        selected: 0,
+    });
+    assert_eq!(
+        app.on_update(Update::Event(event.clone())),
+        vec![
+            Effect::Fetch(Query::Overview),
+            Effect::Fetch(Query::Run { id: 3 })
+        ]
+    );
+    app.stack.pop();
+    app.stack.push(Screen {
+        view: View::Runs { job: "b".into() },
+        selected: 0,
+    });
+    assert_eq!(
+        app.on_update(Update::Event(event)),
+        vec![Effect::Fetch(Query::Overview)],
+        "another job's runs are not refetched"
+    );
+}
+
+#[test]
+fn no_timer_unless_a_log_is_followed_or_a_run_is_unfinished() {
+    let mut app = live();
+    assert_eq!(app.wants_tick(), None);
+    app.on_key(Key::Char('e'));
+    assert_eq!(app.wants_tick(), None);
+}
+
+#[test]
+fn the_events_list_is_bounded() {
+    let mut app = live();
+    for i in 0..(EVENTS_MAX + 10) {
+        app.on_event(EventRow {
+            at: None,
+            kind: "run_started".into(),
+            run: i as u64,
+            job: "a".into(),
+            task: None,
+            attempt: None,
+            detail: String::new(),
+        });
+    }
+    assert_eq!(app.events.len(), EVENTS_MAX);
+}
+
+#[test]
+fn quit_and_help() {
+    let mut app = live();
+    app.on_key(Key::Char('?'));
+    assert!(app.help);
+    assert!(app.on_key(Key::Char('j')).is_empty());
+    assert!(!app.help, "any key closes the help");
+    assert_eq!(app.on_key(Key::Char('q')), vec![Effect::Quit]);
+    assert_eq!(app.on_key(Key::Ctrl('c')), vec![Effect::Quit]);
+}

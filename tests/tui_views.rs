@@ -1,0 +1,428 @@
+//! Screens of `pt tui` at 80x24, drawn by ratatui's test backend from a view-model fed with
+//! the JSON a daemon answers: one text snapshot per view, with `NO_COLOR` styling.
+#![cfg(feature = "tui")]
+
+use petit::time::Timestamp;
+use petit::tui::app::{App, Effect, Key, LogText, Mode, Query, Update};
+use petit::tui::ui;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use serde_json::json;
+
+fn at(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).unwrap()
+}
+
+const NOW: &str = "2026-11-26T07:42:00Z";
+
+/// Every row of the screen, trailing blanks trimmed.
+fn screen(app: &App) -> String {
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    term.draw(|f| ui::draw(f, app, at(NOW))).unwrap();
+    let buf = term.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn overview() -> Update {
+    Update::Overview {
+        status: json!({
+            "daemon": {"pid": 4242, "started_at": "2026-11-26T07:00:00Z", "jobs": 3, "jobs_dir": "examples"},
+            "clock": {"trusted": true, "state": "trusted"},
+            "running": [{"run": 7, "job": "retry_demo", "status": "running", "started_at": "2026-11-26T07:41:50Z"}],
+            "next": [],
+        }),
+        jobs: json!({
+            "jobs": [
+                {"id": "berlin_morning", "name": "Morning in Berlin", "schedule": "30 7 * * 1-5",
+                 "schedule_text": "At 07:30, Monday through Friday", "timezone": "Europe/Berlin",
+                 "next": "2026-11-27T06:30:00Z", "paused": false, "enabled": true,
+                 "last": {"id": 3, "status": "succeeded"}, "running": [],
+                 "tasks": [{"id": "greet", "max_attempts": 1}]},
+                {"id": "pipeline", "name": "Every-minute pipeline", "schedule": "* * * * *",
+                 "schedule_text": "Every minute", "timezone": "UTC", "next": null,
+                 "paused": true, "enabled": true, "last": {"id": 6, "status": "failed"},
+                 "running": [], "tasks": []},
+                {"id": "retry_demo", "name": "Retry with exponential backoff", "schedule": null,
+                 "schedule_text": null, "timezone": "UTC", "next": null, "paused": false,
+                 "enabled": true, "last": {"id": 7, "status": "running"}, "running": [7],
+                 "tasks": [{"id": "flaky", "max_attempts": 4}, {"id": "done", "max_attempts": 1}]},
+            ],
+            "runs": [{"run": 7, "tasks": [
+                {"id": "flaky", "max_attempts": 4, "retry_at": "2026-11-26T07:42:04Z"},
+                {"id": "done", "max_attempts": 1, "retry_at": null},
+            ]}],
+        }),
+    }
+}
+
+fn run_seven() -> Update {
+    Update::Run {
+        detail: json!({
+            "id": 7, "job_id": "retry_demo", "trigger": "manual",
+            "scheduled_at": "2026-11-26T07:41:50Z", "status": "running",
+            "started_at": "2026-11-26T07:41:50Z", "ended_at": null, "reason": null,
+            "tasks": [
+                {"id": "flaky", "status": "retry_wait", "outputs": {}, "attempts": [
+                    {"attempt": 1, "status": "failed", "exit_code": 1, "signal": null,
+                     "started_at": "2026-11-26T07:41:50Z", "ended_at": "2026-11-26T07:41:51Z",
+                     "message": null, "log": "/st/logs/7/flaky.1.log"},
+                ]},
+                {"id": "done", "status": "pending", "outputs": {}, "attempts": []},
+            ],
+        }),
+    }
+}
+
+fn live_app() -> App {
+    let (mut app, effects) = App::new(Mode::Live, false);
+    assert_eq!(effects, vec![Effect::Fetch(Query::Overview)]);
+    app.on_update(overview());
+    app
+}
+
+#[test]
+fn jobs_view_shows_schedule_in_words_next_in_zone_last_run_and_state() {
+    let app = live_app();
+    assert_eq!(
+        screen(&app),
+        concat!(
+            " Petit  Jobs                                                             ? help\n",
+            "JOB            SCHEDULE              NEXT (zone)      LAST RUN       STATE\n",
+            "berlin_morning At 07:30, Monday thro 11-27 07:30 CET  #3 succeeded\n",
+            "pipeline       Every minute          -                #6 failed      paused\n",
+            "retry_demo     manual                -                #7 running     running #7\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            " berlin_morning: Morning in Berlin\n",
+            " `30 7 * * 1-5` in Europe/Berlin: At 07:30, Monday through Friday\n",
+            " next firing Fri 2026-11-27 07:30 CET (2026-11-27T06:30:00Z)\n",
+            " Enter runs  t trigger  p pause/unpause  e events  ? help  q quit\n",
+            " daemon pid 4242 │ clock trusted │ running #7 retry_demo\n",
+        )
+    );
+}
+
+#[test]
+fn runs_view_shows_history_of_a_job() {
+    let mut app = live_app();
+    app.on_key(Key::Char('j'));
+    app.on_key(Key::Char('j'));
+    let effects = app.on_key(Key::Enter);
+    assert!(effects.contains(&Effect::Fetch(Query::History {
+        job: "retry_demo".into()
+    })));
+    app.on_update(Update::History {
+        job: "retry_demo".into(),
+        runs: json!([
+            {"id": 7, "job_id": "retry_demo", "trigger": "manual", "scheduled_at": "2026-11-26T07:41:50Z",
+             "status": "running", "started_at": "2026-11-26T07:41:50Z", "ended_at": null, "reason": null,
+             "tasks": {"succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 0, "running": 0, "pending": 2}},
+            {"id": 5, "job_id": "retry_demo", "trigger": "manual", "scheduled_at": "2026-11-26T07:30:00Z",
+             "status": "succeeded", "started_at": "2026-11-26T07:30:00Z", "ended_at": "2026-11-26T07:30:01.020Z",
+             "reason": null, "tasks": {"succeeded": 2, "failed": 0, "skipped": 0}},
+            {"id": 2, "job_id": "retry_demo", "trigger": "schedule", "scheduled_at": "2026-11-26T07:00:00Z",
+             "status": "cancelled", "started_at": "2026-11-26T07:00:00Z", "ended_at": "2026-11-26T07:04:05Z",
+             "reason": null, "tasks": {"succeeded": 0, "failed": 0, "skipped": 1}},
+        ]),
+    });
+    assert_eq!(
+        screen(&app),
+        concat!(
+            " Petit  Jobs › Runs of retry_demo                                        ? help\n",
+            "RUN     TRIGGER    SCHEDULED (UTC)     STATUS     DURATION  TASKS\n",
+            "#7      manual     2026-11-26 07:41:50 running       10.00s 0/0/0\n",
+            "#5      manual     2026-11-26 07:30:00 succeeded      1.02s 2/0/0\n",
+            "#2      schedule   2026-11-26 07:00:00 cancelled      4m05s 0/0/1\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            " Enter run  t trigger  c cancel  p pause  Esc back  ? help\n",
+            " daemon pid 4242 │ clock trusted │ running #7 retry_demo\n",
+        )
+    );
+}
+
+fn run_app() -> App {
+    let mut app = live_app();
+    app.on_key(Key::Char('G'));
+    app.on_key(Key::Enter);
+    app.on_update(Update::History {
+        job: "retry_demo".into(),
+        runs: json!([{"id": 7, "job_id": "retry_demo", "trigger": "manual", "status": "running",
+                      "scheduled_at": "2026-11-26T07:41:50Z", "tasks": {}}]),
+    });
+    let effects = app.on_key(Key::Enter);
+    assert!(effects.contains(&Effect::Fetch(Query::Run { id: 7 })));
+    app.on_update(run_seven());
+    app
+}
+
+#[test]
+fn run_view_shows_tasks_attempts_and_retry_countdown() {
+    let app = run_app();
+    assert_eq!(
+        screen(&app),
+        concat!(
+            " Petit  Jobs › Runs of retry_demo › Run #7                               ? help\n",
+            " run #7 of retry_demo (manual): running\n",
+            " scheduled 2026-11-26 07:41:50  started 2026-11-26 07:41:50  duration 10.00s\n",
+            "TASK             STATUS      ATTEMPT  DURATION  EXIT   NOTE\n",
+            "flaky            retry_wait  1/4          1.00s 1      retry in 4s\n",
+            "done             pending     0/1              - -\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            " Enter logs  c cancel  Esc back  ? help\n",
+            " daemon pid 4242 │ clock trusted │ running #7 retry_demo\n",
+        )
+    );
+}
+
+#[test]
+fn logs_view_shows_the_tail_of_an_attempt() {
+    let mut app = run_app();
+    let effects = app.on_key(Key::Enter);
+    assert!(effects.contains(&Effect::Fetch(Query::Run { id: 7 })));
+    app.on_update(run_seven());
+    app.on_update(Update::Log(LogText {
+        run: 7,
+        task: "flaky".into(),
+        attempt: 1,
+        lines: (1..=30)
+            .map(|i| format!("line {i} of the first attempt"))
+            .collect(),
+        missing: false,
+    }));
+    assert_eq!(
+        screen(&app),
+        concat!(
+            " Petit  Jobs › Runs of retry_demo › Run #7 › Logs flaky.1                ? help\n",
+            " run #7 flaky attempt 1 (failed) ───────────────────────────────────────────────\n",
+            "line 11 of the first attempt\n",
+            "line 12 of the first attempt\n",
+            "line 13 of the first attempt\n",
+            "line 14 of the first attempt\n",
+            "line 15 of the first attempt\n",
+            "line 16 of the first attempt\n",
+            "line 17 of the first attempt\n",
+            "line 18 of the first attempt\n",
+            "line 19 of the first attempt\n",
+            "line 20 of the first attempt\n",
+            "line 21 of the first attempt\n",
+            "line 22 of the first attempt\n",
+            "line 23 of the first attempt\n",
+            "line 24 of the first attempt\n",
+            "line 25 of the first attempt\n",
+            "line 26 of the first attempt\n",
+            "line 27 of the first attempt\n",
+            "line 28 of the first attempt\n",
+            "line 29 of the first attempt\n",
+            "line 30 of the first attempt\n",
+            " f follow  [ ] attempt  j k PgUp PgDn g G scroll  Esc back\n",
+            " daemon pid 4242 │ clock trusted │ running #7 retry_demo\n",
+        )
+    );
+}
+
+#[test]
+fn events_view_lists_newest_first() {
+    let mut app = live_app();
+    for (kind, task, attempt, detail) in [
+        ("run_started", None, None, "manual"),
+        ("task_started", Some("flaky"), Some(1), "attempt 1"),
+        (
+            "task_retrying",
+            Some("flaky"),
+            Some(1),
+            "exit 1; retry 1 of 3 at 2026-11-26T07:42:04Z",
+        ),
+    ] {
+        app.on_update(Update::Event(json!({
+            "at": "2026-11-26T07:41:51Z", "kind": kind, "run": 7, "job": "retry_demo",
+            "task": task, "attempt": attempt, "detail": detail,
+        })));
+    }
+    app.on_key(Key::Char('e'));
+    assert_eq!(
+        screen(&app),
+        concat!(
+            " Petit  Events                                                           ? help\n",
+            "TIME     RUN    JOB          TASK       EVENT / DETAIL\n",
+            "07:41:51 #7     retry_demo   flaky.1    task_retrying exit 1; retry 1 of 3 at 20\n",
+            "07:41:51 #7     retry_demo   flaky.1    task_started attempt 1\n",
+            "07:41:51 #7     retry_demo              run_started manual\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            " Enter the event's run  Tab jobs  ? help  q quit\n",
+            " daemon pid 4242 │ clock trusted │ running #7 retry_demo\n",
+        )
+    );
+}
+
+#[test]
+fn help_overlay_and_confirmation_are_drawn_over_the_view() {
+    let mut app = live_app();
+    app.on_key(Key::Char('?'));
+    assert_eq!(
+        screen(&app),
+        concat!(
+            " Petit  Jobs                                                             ? help\n",
+            "JOB            SCHEDULE              NEXT (zone)      LAST RUN       STATE\n",
+            "berlin_morning At 07:30, Monday thro 11-27 07:30 CET  #3 succeeded\n",
+            "pipeline      ┌ keys ────────────────────────────────────────────┐   paused\n",
+            "retry_demo    │ j k  ↓ ↑         move                            │   running #7\n",
+            "              │ PgDn PgUp ^d ^u  move a page                     │\n",
+            "              │ g G  Home End    first, last                     │\n",
+            "              │ Enter l →        open: job → runs → run → log    │\n",
+            "              │ Esc h ← Bksp     back                            │\n",
+            "              │ Tab e            events ⇄ jobs                   │\n",
+            "              │ 1                jobs                            │\n",
+            "              │ t                trigger the job                 │\n",
+            "              │ c                cancel the run                  │\n",
+            "              │ p                pause / unpause the job         │\n",
+            "              │ f                log: follow on/off              │\n",
+            "              │ [ ]              log: earlier / later attempt    │\n",
+            "              │ r                refresh                         │\n",
+            "              │ ?                this help                       │\n",
+            "              │ q ^c             quit                            │\n",
+            " berlin_mornin│ any key closes this help                         │\n",
+            " `30 7 * * 1-5└──────────────────────────────────────────────────┘\n",
+            " next firing Fri 2026-11-27 07:30 CET (2026-11-27T06:30:00Z)\n",
+            " Enter runs  t trigger  p pause/unpause  e events  ? help  q quit\n",
+            " daemon pid 4242 │ clock trusted │ running #7 retry_demo\n",
+        )
+    );
+    app.on_key(Key::Esc);
+    app.on_key(Key::Char('t'));
+    assert_eq!(
+        screen(&app),
+        concat!(
+            " Petit  Jobs                                                             ? help\n",
+            "JOB            SCHEDULE              NEXT (zone)      LAST RUN       STATE\n",
+            "berlin_morning At 07:30, Monday thro 11-27 07:30 CET  #3 succeeded\n",
+            "pipeline       Every minute          -                #6 failed      paused\n",
+            "retry_demo     manual                -                #7 running     running #7\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "               ┌ confirm ──────────────────────────────────────┐\n",
+            "               │Trigger a run of berlin_morning now?  (y / n)  │\n",
+            "               └───────────────────────────────────────────────┘\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            " berlin_morning: Morning in Berlin\n",
+            " `30 7 * * 1-5` in Europe/Berlin: At 07:30, Monday through Friday\n",
+            " next firing Fri 2026-11-27 07:30 CET (2026-11-27T06:30:00Z)\n",
+            " Enter runs  t trigger  p pause/unpause  e events  ? help  q quit\n",
+            " daemon pid 4242 │ clock trusted │ running #7 retry_demo\n",
+        )
+    );
+}
+
+#[test]
+fn snapshot_mode_says_so_in_the_status_line() {
+    let (mut app, _) = App::new(Mode::Snapshot, false);
+    app.on_update(Update::Overview {
+        status: json!({"daemon": null, "clock": null, "running": [], "next": []}),
+        jobs: json!({"jobs": [], "runs": []}),
+    });
+    app.on_key(Key::Char('t'));
+    assert_eq!(
+        screen(&app),
+        concat!(
+            " Petit  Jobs                                                             ? help\n",
+            "\n",
+            " no jobs yet\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            "\n",
+            " snapshot: without a daemon, trigger, cancel and pause are off\n",
+            " snapshot (no daemon; read only) │ clock - │ idle\n",
+        )
+    );
+}
