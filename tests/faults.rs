@@ -362,12 +362,10 @@ fn new_job_file_is_picked_up_without_a_restart() {
     assert!(d.sigterm().success());
 }
 
-// BUG: fails. A job file written while clients talk to the control socket is never loaded:
-// `JobsWatcher::changed` consumes the inotify event, then waits out its quiet period inside
-// the daemon's `tokio::select!`; a socket request completes another branch first, the
-// `changed()` future is dropped with the event already read, and no reload ever happens
-// (until the next edit or SIGHUP). Repro by hand: start `pt run jobs --state st`, loop
-// `pt status --state st` every 20 ms, write `jobs/fresh.yaml`: it never appears.
+// Regression: a job file written while clients talk to the control socket was never loaded:
+// `JobsWatcher::changed` consumed the inotify event, then waited out its quiet period inside
+// the daemon's `tokio::select!`; a socket request completed another branch first and the
+// dropped future lost the event. `changed()` now keeps a pending change in the watcher.
 #[test]
 fn new_job_file_is_picked_up_while_the_socket_is_busy() {
     let b = Bench::new();
@@ -379,8 +377,8 @@ fn new_job_file_is_picked_up_while_the_socket_is_busy() {
     });
     assert!(
         picked,
-        "BUG: a job file created while the control socket is busy was never loaded (the \
-         watcher's event is lost when its future is cancelled):\n{}",
+        "a job file created while the control socket is busy was never loaded (the \
+         watcher's event was lost when its future was cancelled):\n{}",
         b.daemon_log()
     );
     assert!(d.sigterm().success());
@@ -449,13 +447,14 @@ fn full_disk_during_a_commit_is_reported_and_work_continues_when_space_returns()
         "the full disk was never reported: triggers {trigger_errors:?}\n{}",
         b.daemon_log()
     );
-    // BUG: the daemon exits (status 4) on a failed commit instead of reporting it and
-    // carrying on. The test goes on with a restarted daemon to check that nothing committed
-    // was lost, then fails with this message.
+    // Regression: the daemon used to exit (status 4) on a failed commit instead of reporting
+    // it and carrying on (redb refuses a handle after an I/O error; the store now reopens it).
+    // Should it exit again, the test still checks with a restarted daemon that nothing
+    // committed was lost, then fails with this message.
     let mut bug = None;
     if let Some(status) = d.exited() {
         bug = Some(format!(
-            "BUG: the daemon exited ({status}) on a full disk instead of carrying on; \
+            "the daemon exited ({status}) on a full disk instead of carrying on; \
              triggers while full: {trigger_errors:?}\n--- daemon log ---\n{}",
             b.daemon_log()
         ));
@@ -469,7 +468,7 @@ fn full_disk_during_a_commit_is_reported_and_work_continues_when_space_returns()
     assert!(
         wait_until(Duration::from_secs(30), || b.run_json(2)["status"]
             == "succeeded"),
-        "BUG: run 2 did not finish after space returned: {:#}\n{}",
+        "run 2 did not finish after space returned: {:#}\n{}",
         b.run_json(2),
         b.daemon_log()
     );

@@ -11,7 +11,7 @@
 //! the clock is trusted (spec section 4); runs use the engine's monotonic-anchored clock.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -879,9 +879,4 @@ async fn changed(w: &mut Option<watch::JobsWatcher>) -> Result<(), watch::WatchE
         Some(w) => w.changed().await,
         None => std::future::pending().await,
     }
-}
-
-/// Information about the daemon holding a state directory, for "in use" errors.
-pub fn pid_file(state_dir: &Path) -> PathBuf {
-    state_dir.join("pt.pid")
 }

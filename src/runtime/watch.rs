@@ -105,6 +105,8 @@ pub struct JobsWatcher {
     dir: PathBuf,
     buf: Vec<u8>,
     gone: bool,
+    /// A change was seen and is settling: (latest report time, end of the quiet period).
+    pending: Option<(Instant, Instant)>,
 }
 
 /// What one read of the inotify descriptor brought.
@@ -160,6 +162,7 @@ impl JobsWatcher {
             dir: dir.to_owned(),
             buf: vec![0; READ_BUFFER_BYTES],
             gone: false,
+            pending: None,
         })
     }
 
@@ -173,19 +176,28 @@ impl JobsWatcher {
     ///
     /// After `Gone`, every further call returns `Gone` at once. Cancel-safe: dropping the future
     /// loses only the events read so far, and a new call waits for the next change.
+    ///
+    /// Cancel-safe: the daemon awaits this inside `select!`, which drops it whenever another
+    /// branch wins. An event already read is remembered in the watcher (`pending`), so the
+    /// next call finishes its quiet period and reports it instead of losing it.
     pub async fn changed(&mut self) -> Result<(), WatchError> {
-        loop {
-            let batch = self.read_batch().await?;
-            if batch.gone {
-                return Err(self.mark_gone());
-            }
-            if batch.relevant {
-                break;
+        if self.pending.is_none() {
+            loop {
+                let batch = self.read_batch().await?;
+                if batch.gone {
+                    return Err(self.mark_gone());
+                }
+                if batch.relevant {
+                    let now = Instant::now();
+                    self.pending = Some((now + SETTLE_MAX, now + QUIET_PERIOD));
+                    break;
+                }
             }
         }
-        let settle_deadline = Instant::now() + SETTLE_MAX;
         loop {
-            let quiet_deadline = (Instant::now() + QUIET_PERIOD).min(settle_deadline);
+            let Some((settle_deadline, quiet_deadline)) = self.pending else {
+                return Ok(());
+            };
             // Wait for the next event that counts; events that do not count are read (so the
             // descriptor does not stay readable) without restarting the quiet period.
             let next_relevant = async {
@@ -196,12 +208,22 @@ impl JobsWatcher {
                     }
                 }
             };
-            match tokio::time::timeout_at(quiet_deadline, next_relevant).await {
-                Err(_elapsed) => return Ok(()),
+            match tokio::time::timeout_at(quiet_deadline.min(settle_deadline), next_relevant).await
+            {
+                Err(_elapsed) => {
+                    self.pending = None;
+                    return Ok(());
+                }
                 Ok(Err(err)) => return Err(err),
                 Ok(Ok(batch)) if batch.gone => return Err(self.mark_gone()),
-                Ok(Ok(_)) if Instant::now() >= settle_deadline => return Ok(()),
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) if Instant::now() >= settle_deadline => {
+                    self.pending = None;
+                    return Ok(());
+                }
+                Ok(Ok(_)) => {
+                    let quiet = (Instant::now() + QUIET_PERIOD).min(settle_deadline);
+                    self.pending = Some((settle_deadline, quiet));
+                }
             }
         }
     }
