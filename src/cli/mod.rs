@@ -151,7 +151,13 @@ pub fn init_logging(default: &str, json: bool) {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    if !matches!(cli.command, Command::Run(_)) {
+    // `pt run` sets up its own logging; the dashboard owns the screen, so nothing may print
+    // over it.
+    #[cfg(feature = "tui")]
+    let quiet = matches!(cli.command, Command::Run(_) | Command::Tui(_));
+    #[cfg(not(feature = "tui"))]
+    let quiet = matches!(cli.command, Command::Run(_));
+    if !quiet {
         init_logging("warn", false);
     }
     match cli.command {
