@@ -333,7 +333,7 @@ pub async fn find_by_name(name: &str) -> Result<Option<u64>, SlurmError> {
         .stdout
         .lines()
         .filter_map(|l| l.trim().parse::<u64>().ok())
-        .last()
+        .next_back()
     {
         return Ok(Some(id));
     }
