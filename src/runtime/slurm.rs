@@ -131,7 +131,8 @@ fn is_shell_name(name: &str) -> bool {
 /// wins) and `PETIT_OUTPUT=<output>`, then `exec` the program with its arguments, so the job's
 /// exit code is the program's (no `set -e`). For a shell task, `program` is the shell and the
 /// script is the last of `args`. Every word is shell-quoted. Variables whose names a shell
-/// cannot export (`A-B`) are passed through `env` on the `exec` line instead.
+/// cannot export (`A-B`) are passed through `env` on the `exec` line instead (then a program
+/// whose name contains `=` would be taken for a variable: use a path such as `./a=b`).
 pub fn render_script(
     program: &str,
     args: &[String],
@@ -162,12 +163,12 @@ pub fn render_script(
     ));
     s.push_str("exec ");
     if !odd_names.is_empty() {
-        s.push_str("env ");
+        // `env` takes `NAME=VALUE` words until the first word without `=`: the program.
+        s.push_str("env -- ");
         for pair in &odd_names {
             s.push_str(pair);
             s.push(' ');
         }
-        s.push_str("-- ");
     }
     s.push_str(&shell_quote(program));
     for a in args {
