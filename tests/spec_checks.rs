@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use petit::spec::model::{Action, Condition, DependencyCondition, OnInterrupt, Overlap};
+use petit::spec::model::{Action, Condition, DependencyCondition, Executor, OnInterrupt, Overlap};
 use petit::spec::template::Part;
+use petit::spec::validate::parse_slurm_time;
 use petit::spec::{load_dir_in_zone, parse_job_in_zone, Diagnostic, Job};
 
 fn parse(text: &str) -> Result<Job, Vec<Diagnostic>> {
@@ -146,10 +147,189 @@ fn outputs_of_transitive_upstreams_are_visible() {
 }
 
 #[test]
-fn slurm_is_not_supported_yet() {
-    let e = errors("id: a\ntasks: [{id: t, type: slurm, command: x}]\n");
-    assert_eq!(e.len(), 1);
-    assert!(e[0].contains("`type: slurm` is not supported yet"), "{e:?}");
+fn slurm_task_merges_its_block_over_the_jobs() {
+    let job = parse(
+        "id: a\nslurm: {partition: pis, workdir: /cluster/w, mem: 1G, time: 30m, \
+         extra_args: ['--nice=5']}\ntasks:\n  \
+         - {id: l, command: echo}\n  \
+         - {id: s, type: slurm, command: ./sim, args: [x], timeout_secs: 3601, \
+            slurm: {mem: 2G, cpus_per_task: 4, extra_args: ['--gres=gpu:1']}}\n  \
+         - {id: t, type: slurm, script: 'echo hi', working_dir: sub}\n",
+    )
+    .unwrap();
+    assert_eq!(job.tasks[0].executor, Executor::Local);
+    let Executor::Slurm(s) = &job.tasks[1].executor else {
+        panic!("{:?}", job.tasks[1].executor)
+    };
+    assert_eq!(s.partition.as_deref(), Some("pis"));
+    assert_eq!(s.mem.as_deref(), Some("2G"));
+    assert_eq!(s.cpus_per_task, Some(4));
+    // The task's timeout wins over the job's `time`, rounded up to whole minutes.
+    assert_eq!(s.time_minutes, Some(61));
+    assert_eq!(s.workdir, Path::new("/cluster/w"));
+    assert_eq!(s.extra_args, ["--gres=gpu:1"]);
+    assert!(matches!(job.tasks[1].action, Action::Command { .. }));
+    let literal = |t: &petit::spec::template::Template| match &t.parts[..] {
+        [Part::Literal(l)] => l.clone(),
+        other => panic!("{other:?}"),
+    };
+    // No `working_dir`: the job runs in the workdir, not in the jobs directory.
+    assert_eq!(
+        literal(job.tasks[1].working_dir.as_ref().unwrap()),
+        "/cluster/w"
+    );
+    let Executor::Slurm(t) = &job.tasks[2].executor else {
+        panic!()
+    };
+    assert_eq!(t.time_minutes, Some(30));
+    assert_eq!(t.extra_args, ["--nice=5"]);
+    assert!(matches!(job.tasks[2].action, Action::Shell { .. }));
+    assert_eq!(
+        literal(job.tasks[2].working_dir.as_ref().unwrap()),
+        "/cluster/w/sub"
+    );
+}
+
+#[test]
+fn slurm_timeout_becomes_the_time_limit() {
+    let job = parse(
+        "id: a\ntasks: [{id: s, type: slurm, command: x, timeout_secs: 90, \
+         slurm: {workdir: /w}}]\n",
+    )
+    .unwrap();
+    let Executor::Slurm(s) = &job.tasks[0].executor else {
+        panic!()
+    };
+    assert_eq!(s.time_minutes, Some(2));
+    let job =
+        parse("id: a\ntasks: [{id: s, type: slurm, command: x, slurm: {workdir: /w}}]\n").unwrap();
+    let Executor::Slurm(s) = &job.tasks[0].executor else {
+        panic!()
+    };
+    assert_eq!(s.time_minutes, None);
+}
+
+#[test]
+fn slurm_time_accepts_durations_and_slurm_forms() {
+    for (text, secs) in [
+        ("90s", 90),
+        ("30m", 1800),
+        ("2h", 7200),
+        ("1d", 86_400),
+        ("1h30m", 5400),
+        ("45", 2700),
+        ("10:30", 630),
+        ("01:00:00", 3600),
+        ("1-0", 86_400),
+        ("1-02:30", 95_400),
+        ("2-00:00:01", 172_801),
+    ] {
+        assert_eq!(parse_slurm_time(text), Ok(secs), "{text}");
+    }
+    for bad in [
+        "",
+        "1x",
+        "m",
+        "30m1h",
+        "1:2:3:4",
+        "1-2:3:4:5",
+        "a:b",
+        "99999999999999999999",
+    ] {
+        assert!(parse_slurm_time(bad).is_err(), "{bad}");
+    }
+    // Rounded up to whole minutes; zero (Slurm's "no limit") is rejected.
+    let minutes = |t: &str| {
+        let job = parse(&format!(
+            "id: a\ntasks: [{{id: s, type: slurm, command: x, slurm: {{workdir: /w, time: '{t}'}}}}]\n"
+        ));
+        job.map(|j| match &j.tasks[0].executor {
+            Executor::Slurm(s) => s.time_minutes,
+            Executor::Local => None,
+        })
+        .map_err(|e| e[0].message.clone())
+    };
+    assert_eq!(minutes("61s"), Ok(Some(2)));
+    assert_eq!(minutes("0-00:00:30"), Ok(Some(1)));
+    assert!(minutes("0").unwrap_err().contains("out of range"));
+}
+
+#[test]
+fn slurm_extra_args_that_petit_sets_are_denied() {
+    let errs = |arg: &str| {
+        errors(&format!(
+            "id: a\ntasks: [{{id: s, type: slurm, command: x, \
+             slurm: {{workdir: /w, extra_args: ['{arg}']}}}}]\n"
+        ))
+    };
+    let ok = |arg: &str| {
+        parse(&format!(
+            "id: a\ntasks: [{{id: s, type: slurm, command: x, \
+             slurm: {{workdir: /w, extra_args: ['{arg}']}}}}]\n"
+        ))
+        .is_ok()
+    };
+    for arg in [
+        "-J",
+        "-Jname",
+        "--job-name=x",
+        "--job=x",
+        "-o",
+        "-ofile",
+        "--output=o",
+        "-e",
+        "--error=e",
+        "--wait",
+        "-W",
+        "-vW",
+        "--requeue",
+        "--no-requeue",
+        "--parsable",
+        "--export=ALL",
+        "--chdir=/x",
+        "-D/x",
+        "--wrap=true",
+        "--array=1-3",
+        "-a1-3",
+        "--dependency=afterok:1",
+        "-dafterok:1",
+        "--comment=x",
+        "--open-mode=truncate",
+        "--",
+        "positional",
+    ] {
+        assert_eq!(errs(arg).len(), 1, "{arg}");
+    }
+    assert!(errs("--export=ALL")[0].contains("environment"));
+    for arg in [
+        "--gres=gpu:1",
+        "--nice=10",
+        "--exclusive",
+        "-pdebug",
+        "--export-file=f",
+        "--wait-all-nodes=1",
+        "--signal=B:TERM@60",
+        "--qos=low",
+        "-v",
+    ] {
+        assert!(ok(arg), "{arg}");
+    }
+}
+
+#[test]
+fn slurm_mem_is_digits_and_a_unit() {
+    let mem_ok = |m: &str| {
+        parse(&format!(
+            "id: a\ntasks: [{{id: s, type: slurm, command: x, slurm: {{workdir: /w, mem: '{m}'}}}}]\n"
+        ))
+        .is_ok()
+    };
+    for m in ["512", "512K", "512M", "2G", "1T"] {
+        assert!(mem_ok(m), "{m}");
+    }
+    for m in ["", "2GB", "2g", "G", "-1G", "1.5G", "2 G"] {
+        assert!(!mem_ok(m), "{m}");
+    }
 }
 
 fn write(dir: &Path, name: &str, text: &str) {

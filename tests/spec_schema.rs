@@ -137,6 +137,16 @@ fn schema_and_parser_know_the_same_fields() {
             object_of(&s, &s["properties"]["history"]),
             "id: a\nhistory: {zz_unknown: 1}\ntasks: [{id: t}]\n".into(),
         ),
+        (
+            "slurm",
+            object_of(&s, &s["properties"]["slurm"]),
+            "id: a\nslurm: {zz_unknown: 1}\ntasks: [{id: t}]\n".into(),
+        ),
+        (
+            "task slurm",
+            object_of(&s, &task["properties"]["slurm"]),
+            "id: a\ntasks: [{id: t, slurm: {zz_unknown: 1}}]\n".into(),
+        ),
     ];
     for (what, node, doc) in cases {
         assert_eq!(property_names(node), parser_fields(&doc), "{what}");

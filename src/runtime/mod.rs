@@ -3,8 +3,10 @@
 //! This module owns every interaction with the operating system that a task attempt needs, as
 //! mechanism only: [`process`] spawns an attempt and collects its exit, [`logfile`] caps its
 //! output, [`ident`] identifies and finds processes across restarts through `/proc`, and
-//! [`clocksync`] asks the kernel whether the clock is synchronized. None of it decides what to
-//! spawn, kill or retry, or when; that policy belongs to the engine that calls these functions.
+//! [`clocksync`] asks the kernel whether the clock is synchronized. [`slurm`] submits, polls and
+//! cancels the batch jobs of `type: slurm` tasks through the Slurm clients. None of it decides
+//! what to spawn, kill or retry, or when; that policy belongs to the engine that calls these
+//! functions.
 //! Everything works on a tokio current-thread runtime without a thread per task.
 
 pub mod clocksync;
@@ -15,4 +17,5 @@ pub mod ident;
 pub mod logfile;
 pub mod process;
 pub mod sdnotify;
+pub mod slurm;
 pub mod watch;

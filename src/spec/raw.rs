@@ -48,6 +48,8 @@ pub struct RawJob {
     pub max_tasks: Option<Spanned<u32>>,
     pub max_log_bytes: Option<Spanned<u64>>,
     pub history: Option<Spanned<RawHistory>>,
+    /// Defaults for the `slurm:` blocks of the job's `type: slurm` tasks.
+    pub slurm: Option<Spanned<RawSlurm>>,
     pub tasks: Spanned<Vec<Spanned<RawTask>>>,
 }
 
@@ -179,6 +181,26 @@ pub struct RawTask {
     pub on_interrupt: Option<RawOnInterrupt>,
     pub max_interrupts: Option<Spanned<u32>>,
     pub max_log_bytes: Option<Spanned<u64>>,
+    /// Only with `type: slurm`; its fields override the job's `slurm:` block.
+    pub slurm: Option<Spanned<RawSlurm>>,
+}
+
+/// A `slurm:` block, on a job (defaults) or on a `type: slurm` task. Strings are kept as
+/// written: `mem`, `time` and `extra_args` are checked by validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlurm {
+    pub partition: Option<Spanned<String>>,
+    pub nodes: Option<Spanned<u32>>,
+    pub ntasks: Option<Spanned<u32>>,
+    pub cpus_per_task: Option<Spanned<u32>>,
+    /// `512M`, `2G`; a bare number is megabytes, as in Slurm.
+    pub mem: Option<Spanned<String>>,
+    /// A duration (`30m`, `1h30m`) or Slurm's `MM`, `MM:SS`, `HH:MM:SS`, `D-HH[:MM[:SS]]`.
+    pub time: Option<Spanned<String>>,
+    pub constraint: Option<Spanned<String>>,
+    pub workdir: Option<Spanned<String>>,
+    pub extra_args: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `type:` of a task.
@@ -187,8 +209,7 @@ pub struct RawTask {
 pub enum RawTaskType {
     Command,
     Shell,
-    /// Accepted by the parser so that validation can say "not supported yet" instead of
-    /// "unknown variant".
+    /// `command`+`args` or `script`, submitted to a Slurm cluster as one batch job per attempt.
     Slurm,
 }
 
