@@ -375,9 +375,16 @@ async fn find_by_env_finds_a_child_by_a_unique_value() {
     let mut req = request(dir.path(), "sleep", &["1000"]);
     req.env = vec![("PETIT_ATTEMPT_ID".into(), value.clone())];
     let running = start(&req);
-    assert_eq!(
-        ident::find_by_env("PETIT_ATTEMPT_ID", &value),
-        vec![running.pid()]
+    // Right after the spawn returns, a loaded machine may not show the new environment in
+    // /proc yet (recovery looks much later, after a restart); wait for it with a deadline.
+    assert!(
+        wait_until(Duration::from_secs(10), || ident::find_by_env(
+            "PETIT_ATTEMPT_ID",
+            &value
+        ) == vec![running.pid()])
+        .await,
+        "find_by_env never found the child {}",
+        running.pid()
     );
     assert!(ident::find_by_env("PETIT_ATTEMPT_ID", &value[..value.len() - 1]).is_empty());
     assert!(process::signal_group(running.pgid(), Signal::Kill).is_ok());

@@ -92,11 +92,11 @@ pub fn run_json(store: &Store, id: u64, logs_dir: &Path) -> Result<Option<Value>
         return Ok(None);
     };
     let snapshot = store.snapshot(id)?;
-    let ids = task_ids(
+    let job = snapshot_job(
         snapshot.map(|s| s.text).as_deref().unwrap_or(""),
         state.tasks.len(),
     );
-    Ok(Some(run_detail_json(&state, &ids, logs_dir)))
+    Ok(Some(run_detail_json(&state, job.as_ref(), logs_dir)))
 }
 
 fn counts(tasks: &[crate::core::run::TaskState]) -> Value {
@@ -136,22 +136,25 @@ fn run_summary_json(r: &Run, counts: &Value) -> Value {
     })
 }
 
-/// Task ids of a run, from its snapshot (falling back to positions if it does not parse).
-fn task_ids(snapshot_text: &str, n: usize) -> Vec<String> {
-    let parsed = crate::spec::parse_job(Path::new("snapshot.yaml"), Path::new("."), snapshot_text);
-    match parsed {
-        Ok(job) if job.tasks.len() == n => job.tasks.into_iter().map(|t| t.id).collect(),
-        _ => (0..n).map(|i| format!("task{i}")).collect(),
-    }
+/// The job a run was started with, from its snapshot (if it still parses and matches).
+fn snapshot_job(snapshot_text: &str, n: usize) -> Option<crate::spec::Job> {
+    crate::spec::parse_job(Path::new("snapshot.yaml"), Path::new("."), snapshot_text)
+        .ok()
+        .filter(|job| job.tasks.len() == n)
 }
 
-fn run_detail_json(s: &RunState, task_ids: &[String], logs_dir: &Path) -> Value {
+fn run_detail_json(s: &RunState, job: Option<&crate::spec::Job>, logs_dir: &Path) -> Value {
     let mut v = run_summary_json(&s.run, &counts(&s.tasks));
     let tasks: Vec<Value> = s
         .tasks
         .iter()
-        .zip(task_ids)
-        .map(|(t, id)| {
+        .enumerate()
+        .map(|(i, t)| {
+            let id = job.map_or_else(|| format!("task{i}"), |j| j.tasks[i].id.clone());
+            let log = |no: u32| match job {
+                Some(j) => Engine::attempt_log_path(j, logs_dir, s.run.id, i, no),
+                None => Engine::log_path(logs_dir, s.run.id, &id, no),
+            };
             let attempts: Vec<Value> = t
                 .attempts
                 .iter()
@@ -164,7 +167,8 @@ fn run_detail_json(s: &RunState, task_ids: &[String], logs_dir: &Path) -> Value 
                         "started_at": a.started_at.rfc3339(),
                         "ended_at": opt_time(a.ended_at),
                         "message": a.message,
-                        "log": Engine::log_path(logs_dir, s.run.id, id, a.no).display().to_string(),
+                        "slurm_job": a.remote_job,
+                        "log": log(a.no).display().to_string(),
                     })
                 })
                 .collect();

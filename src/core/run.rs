@@ -1082,17 +1082,17 @@ fn topological_order(job: &Job) -> Vec<usize> {
     order
 }
 
-/// When Petit gives up on an attempt: its `timeout_secs`; for a cluster job, which Slurm itself
-/// limits with `--time`, a backstop two minutes after that limit.
+/// When Petit gives up on an attempt: its `timeout_secs`. A cluster job without one is still
+/// limited by Slurm's `--time` (which also holds while Petit is down); Petit's backstop for it
+/// is two minutes after that limit.
 fn attempt_deadline(spec: &crate::spec::model::Task, now: Timestamp) -> Option<Timestamp> {
-    match &spec.executor {
+    let backstop = match &spec.executor {
         crate::spec::model::Executor::Slurm(opts) => opts
             .time_minutes
-            .map(|m| m.saturating_mul(60).saturating_add(120))
-            .or(spec.timeout_secs)
-            .map(|s| now.plus_secs(s)),
-        crate::spec::model::Executor::Local => spec.timeout_secs.map(|s| now.plus_secs(s)),
-    }
+            .map(|m| m.saturating_mul(60).saturating_add(120)),
+        crate::spec::model::Executor::Local => None,
+    };
+    spec.timeout_secs.or(backstop).map(|s| now.plus_secs(s))
 }
 
 /// Resolves pending tasks whose upstreams are terminal, launches what fits in the task

@@ -21,7 +21,9 @@ use crate::core::run::{self, Effect, Input, ProcessRef, RunState, Signal, Trigge
 use crate::core::Event;
 use crate::runtime::ident;
 use crate::runtime::process::{self, SpawnRequest};
-use crate::spec::model::{Action, Job};
+use crate::runtime::remote::{Remote, SubmitPlan};
+use crate::runtime::slurm;
+use crate::spec::model::{Action, Executor, Job};
 use crate::spec::template::{Context, Reference};
 use crate::store::records::Snapshot;
 use crate::store::{Store, StoreError};
@@ -98,15 +100,35 @@ struct Child {
     pgid: i32,
 }
 
-/// An attempt's process ended; fed back with [`Engine::on_exit`].
+/// News about an attempt from outside the loop (a process exited, a cluster job changed);
+/// fed back with [`Engine::on_exit`].
 #[derive(Debug)]
 pub struct ExitReport {
-    run: u64,
-    task: usize,
-    attempt: u32,
-    code: Option<i32>,
-    signal: Option<i32>,
-    outputs: Result<Vec<(String, String)>, String>,
+    pub(crate) run: u64,
+    pub(crate) task: usize,
+    pub(crate) attempt: u32,
+    pub(crate) outcome: Outcome,
+}
+
+/// What happened to an attempt.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Its process (or cluster job) ended.
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+        outputs: Result<Vec<(String, String)>, String>,
+    },
+    /// Its cluster job was submitted.
+    Submitted { job_id: u64 },
+    /// It could not be submitted, for good.
+    SubmitFailed { message: String },
+    /// Its cluster job hit the Slurm time limit.
+    RemoteTimedOut,
+    /// Its cluster job is gone without a result.
+    Lost { reason: String },
+    /// A poll of the cluster finished (whatever it found was reported separately).
+    PollDone,
 }
 
 /// A request from outside the loop.
@@ -132,6 +154,10 @@ pub struct Engine {
     shutting_down: bool,
     /// Effects decided by committed-in-memory steps whose commit has not succeeded yet.
     held_effects: Vec<(u64, Effect, Timestamp)>,
+    /// Cluster (Slurm) jobs of remote attempts.
+    remote: Remote,
+    /// A change that must be committed even though it implies no effect.
+    commit_now: bool,
 }
 
 impl Engine {
@@ -153,6 +179,8 @@ impl Engine {
             observer: None,
             shutting_down: false,
             held_effects: Vec::new(),
+            remote: Remote::default(),
+            commit_now: false,
         }
     }
 
@@ -265,6 +293,16 @@ impl Engine {
             }
             self.fence_survivors(&job, &state).await;
             let queued = state.run.status == run::RunStatus::Queued;
+            let remote_in_flight: Vec<(usize, u32, Option<u64>, bool)> = state
+                .tasks
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| job.tasks[*i].executor.is_remote())
+                .filter_map(|(i, t)| {
+                    t.current()
+                        .map(|a| (i, a.no, a.remote_job, a.stop.is_some()))
+                })
+                .collect();
             self.runs.insert(
                 id,
                 Active {
@@ -274,6 +312,32 @@ impl Engine {
                     tasks_dirty: BTreeSet::new(),
                 },
             );
+            // Cluster jobs live on without Petit: adopt them (look up by name those whose job
+            // id was not committed; submit only if Slurm never saw them).
+            for (task, attempt, job_id, stopping) in remote_in_flight {
+                let plan = match self.runs.get(&id) {
+                    Some(active) => self.submit_plan(active, task, attempt),
+                    None => continue,
+                };
+                match plan {
+                    Ok(plan) => self.remote.adopt(
+                        (id, task, attempt),
+                        plan,
+                        job_id,
+                        stopping,
+                        self.clock.now(),
+                        &self.exit_tx,
+                    ),
+                    Err(message) => self.inputs.push_back((
+                        id,
+                        Input::Lost {
+                            task,
+                            attempt,
+                            reason: format!("cannot adopt the cluster job: {message}"),
+                        },
+                    )),
+                }
+            }
             self.inputs.push_back((id, Input::Recover));
             if queued && start_queued {
                 self.inputs.push_back((id, Input::Start));
@@ -286,6 +350,9 @@ impl Engine {
     /// whose identity was committed, and the ones found by their attempt key.
     async fn fence_survivors(&self, job: &Job, state: &RunState) {
         for (i, t) in state.tasks.iter().enumerate() {
+            if job.tasks[i].executor.is_remote() {
+                continue;
+            }
             let Some(a) = t.current() else { continue };
             let grace = Duration::from_secs(job.tasks[i].kill_grace_secs);
             let mut pgids = BTreeSet::new();
@@ -376,10 +443,15 @@ impl Engine {
 
     /// The earliest deadline of any run this engine drives (engine time).
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.runs
+        let runs = self
+            .runs
             .values()
             .filter_map(|a| run::next_deadline(&a.state))
-            .min()
+            .min();
+        match (runs, self.remote.next_poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next exit of a child process.
@@ -387,23 +459,66 @@ impl Engine {
         self.exit_rx.recv().await
     }
 
-    /// Queues an exit for its run.
+    /// Queues the input a report means for its run.
     pub fn on_exit(&mut self, exit: ExitReport) {
-        self.children.remove(&(exit.run, exit.task, exit.attempt));
-        self.inputs.push_back((
-            exit.run,
-            Input::Exited {
-                task: exit.task,
-                attempt: exit.attempt,
-                code: exit.code,
-                signal: exit.signal,
-                outputs: exit.outputs,
-            },
-        ));
+        let key = (exit.run, exit.task, exit.attempt);
+        let (task, attempt) = (exit.task, exit.attempt);
+        let input = match exit.outcome {
+            Outcome::Exited {
+                code,
+                signal,
+                outputs,
+            } => {
+                self.children.remove(&key);
+                self.remote.forget(key);
+                Input::Exited {
+                    task,
+                    attempt,
+                    code,
+                    signal,
+                    outputs,
+                }
+            }
+            Outcome::Submitted { job_id } => {
+                self.remote.submitted(key, job_id);
+                Input::Submitted {
+                    task,
+                    attempt,
+                    job_id,
+                }
+            }
+            Outcome::SubmitFailed { message } => {
+                self.remote.forget(key);
+                Input::LaunchFailed {
+                    task,
+                    attempt,
+                    message,
+                    transient: false,
+                }
+            }
+            Outcome::RemoteTimedOut => {
+                self.remote.forget(key);
+                Input::RemoteTimedOut { task, attempt }
+            }
+            Outcome::Lost { reason } => {
+                self.remote.forget(key);
+                Input::Lost {
+                    task,
+                    attempt,
+                    reason,
+                }
+            }
+            Outcome::PollDone => {
+                self.remote.poll_done(self.clock.now());
+                return;
+            }
+        };
+        self.inputs.push_back((exit.run, input));
     }
 
-    /// Queues a `Tick` for every run (deadlines may be due).
+    /// Queues a `Tick` for every run (deadlines may be due), and polls the cluster if due.
     pub fn on_tick(&mut self) {
+        self.remote.poll_if_due(self.clock.now(), &self.exit_tx);
         let ids: Vec<u64> = self.runs.keys().copied().collect();
         for id in ids {
             self.inputs.push_back((id, Input::Tick));
@@ -544,7 +659,7 @@ impl Engine {
                 self.on_exit(report);
             }
             if self.inputs.is_empty() {
-                if self.held_effects.is_empty() {
+                if self.held_effects.is_empty() && !self.commit_now {
                     return Ok(());
                 }
                 // Performing effects can queue inputs (a spawn's pid, a spawn failure).
@@ -556,6 +671,9 @@ impl Engine {
                 let Some(active) = self.runs.get_mut(&id) else {
                     continue;
                 };
+                // A cluster job's id is committed as soon as sbatch returns it (spec section 8),
+                // not only with the next transition.
+                self.commit_now |= matches!(input, Input::Submitted { .. });
                 let step = run::step(&active.job, &mut active.state, input, now);
                 active.run_dirty |= step.run_changed;
                 active
@@ -570,7 +688,9 @@ impl Engine {
 
     /// Commits, then performs the effects held for that commit.
     fn commit_and_act(&mut self) -> Result<(), EngineError> {
+        self.commit_now = false;
         if let Err(e) = self.commit() {
+            self.commit_now = true;
             tracing::error!(
                 "commit failed; holding back {} effects: {e}",
                 self.held_effects.len()
@@ -628,7 +748,10 @@ impl Engine {
                 attempt,
                 signal,
             } => {
-                if let Some(child) = self.children.get(&(id, task, attempt)) {
+                if self.remote.tracks((id, task, attempt)) {
+                    // A cluster job: scancel (SIGTERM, then SIGKILL after Slurm's KillWait).
+                    self.remote.cancel((id, task, attempt));
+                } else if let Some(child) = self.children.get(&(id, task, attempt)) {
                     let sig = match signal {
                         Signal::Term => process::Signal::Term,
                         Signal::Kill => process::Signal::Kill,
@@ -649,6 +772,24 @@ impl Engine {
         }
     }
 
+    /// Where an attempt's log is: under the state's `logs/`, or for a cluster job on the
+    /// cluster's shared filesystem.
+    pub fn attempt_log_path(
+        job: &Job,
+        logs_dir: &Path,
+        run: u64,
+        task: usize,
+        attempt: u32,
+    ) -> PathBuf {
+        let spec = &job.tasks[task];
+        match &spec.executor {
+            Executor::Slurm(opts) => {
+                slurm::attempt_files(&opts.workdir, run, &spec.id, attempt).log
+            }
+            Executor::Local => Self::log_path(logs_dir, run, &spec.id, attempt),
+        }
+    }
+
     /// Path of an attempt's log file.
     pub fn log_path(logs_dir: &Path, run: u64, task_id: &str, attempt: u32) -> PathBuf {
         logs_dir
@@ -656,10 +797,27 @@ impl Engine {
             .join(format!("{task_id}.{attempt}.log"))
     }
 
-    fn launch(&mut self, id: u64, task: usize, attempt: u32, _now: Timestamp) {
+    fn launch(&mut self, id: u64, task: usize, attempt: u32, now: Timestamp) {
         let Some(active) = self.runs.get(&id) else {
             return;
         };
+        if active.job.tasks[task].executor.is_remote() {
+            match self.submit_plan(active, task, attempt) {
+                Ok(plan) => self
+                    .remote
+                    .launch((id, task, attempt), plan, now, &self.exit_tx),
+                Err(message) => self.inputs.push_back((
+                    id,
+                    Input::LaunchFailed {
+                        task,
+                        attempt,
+                        message,
+                        transient: false,
+                    },
+                )),
+            }
+            return;
+        }
         let req = match self.spawn_request(active, task, attempt) {
             Ok(r) => r,
             Err(message) => {
@@ -709,9 +867,11 @@ impl Engine {
                         run: id,
                         task,
                         attempt,
-                        code: outcome.code,
-                        signal: outcome.signal,
-                        outputs,
+                        outcome: Outcome::Exited {
+                            code: outcome.code,
+                            signal: outcome.signal,
+                            outputs,
+                        },
                     });
                 });
             }
@@ -727,6 +887,48 @@ impl Engine {
                 ));
             }
         }
+    }
+
+    /// The Slurm job name of an attempt: unique per state directory, run, task and attempt,
+    /// so a lookup by name after a crash finds exactly this attempt's job.
+    fn job_name(&self, run: u64, task: usize, attempt: u32) -> String {
+        // FNV-1a of the database path: a short, stable tag of this state directory.
+        let mut h: u32 = 0x811c_9dc5;
+        for b in self.store.path().as_os_str().as_encoded_bytes() {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        format!("petit-{h:08x}-{run}.{task}.{attempt}")
+    }
+
+    /// What to submit for a `type: slurm` attempt: the rendered command in a batch script.
+    fn submit_plan(
+        &self,
+        active: &Active,
+        task: usize,
+        attempt: u32,
+    ) -> Result<SubmitPlan, String> {
+        let spec = &active.job.tasks[task];
+        let Executor::Slurm(options) = &spec.executor else {
+            return Err("not a Slurm task".into());
+        };
+        let req = self.spawn_request(active, task, attempt)?;
+        let run = active.state.run.id;
+        let files = slurm::attempt_files(&options.workdir, run, &spec.id, attempt);
+        let script = slurm::render_script(
+            &req.program,
+            &req.args,
+            &req.working_dir,
+            &req.env,
+            &files.output,
+        );
+        Ok(SubmitPlan {
+            name: self.job_name(run, task, attempt),
+            options: options.clone(),
+            files,
+            script,
+            comment: format!("{}/{}/{}/{}", active.job.id, run, spec.id, attempt),
+        })
     }
 
     fn spawn_request(

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod ident;
 pub mod logfile;
 pub mod process;
+pub mod remote;
 pub mod sdnotify;
 pub mod slurm;
 pub mod watch;
