@@ -356,3 +356,66 @@ fn sigterm_mid_run_then_restart_resumes_the_run() {
         serde_json::from_slice(&s.pt(&["history", "--run", "1", "--json"]).stdout).unwrap();
     assert_eq!(v["tasks"][0]["attempts"][1]["status"], "succeeded");
 }
+
+#[test]
+fn retention_dependency_triggers_and_dependency_waits() {
+    let s = Setup::new();
+    s.job(
+        "keep",
+        "id: keep\nhistory:\n  keep_runs: 2\ntasks:\n  - id: a\n    command: echo\n    args: [kept]\n",
+    );
+    s.job("up", "id: up\ntasks:\n  - id: a\n    command: \"true\"\n");
+    s.job(
+        "down",
+        "id: down\ndepends_on: [up]\ntasks:\n  - id: a\n    command: echo\n    args: [after up]\n",
+    );
+    let _d = s.start();
+
+    // Retention: only the newest two runs of `keep` and their logs remain.
+    for _ in 0..4 {
+        let o = s.pt(&["trigger", "keep"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert!(wait_until(Duration::from_secs(10), || s
+        .history("keep")
+        .len()
+        == 2));
+    let ids: Vec<u64> = s
+        .history("keep")
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![4, 3]);
+    assert!(
+        !s.state.join("logs/1").exists(),
+        "the pruned run's logs are gone"
+    );
+    assert!(s.state.join("logs/4").exists());
+
+    // `down` has no schedule and depends on `up`: a triggered `down` waits for `up`, and each
+    // new successful run of `up` also starts a run of `down`.
+    let o = s.pt(&["trigger", "down", "--detach"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(wait_until(Duration::from_secs(10), || s
+        .history("down")
+        .first()
+        .is_some_and(|r| r["status"] == "waiting")));
+    let o = s.pt(&["trigger", "up"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let runs = s.history("down");
+            runs.len() == 2 && runs.iter().all(|r| r["status"] == "succeeded")
+        }),
+        "{:#?}\n{}",
+        s.history("down"),
+        s.daemon_log()
+    );
+    let triggers: Vec<String> = s
+        .history("down")
+        .iter()
+        .map(|r| r["trigger"].as_str().unwrap().to_string())
+        .collect();
+    assert!(triggers.contains(&"dependency".to_string()), "{triggers:?}");
+    assert!(triggers.contains(&"manual".to_string()), "{triggers:?}");
+}

@@ -675,6 +675,8 @@ impl Engine {
                 // not only with the next transition.
                 self.commit_now |= matches!(input, Input::Submitted { .. });
                 let step = run::step(&active.job, &mut active.state, input, now);
+                // A run's own status (waiting, say) is what `pt history` shows: commit it now.
+                self.commit_now |= step.run_changed;
                 active.run_dirty |= step.run_changed;
                 active
                     .tasks_dirty
