@@ -129,8 +129,8 @@ class Ctx:
         self.args = args
         self.tmp = tmp
         self.pt = os.path.abspath(args.pt)
-        self.measure_bin = os.path.join(args.tools, "measure")
-        self.histgen_bin = os.path.join(args.tools, "histgen")
+        self.measure_bin = os.path.abspath(os.path.join(args.tools, "measure"))
+        self.histgen_bin = os.path.abspath(os.path.join(args.tools, "histgen"))
         self.n = 0
         # pt never reads these; keep the environment of every tool the same and quiet.
         self.env = {k: v for k, v in os.environ.items()
@@ -206,6 +206,46 @@ def run_tool(ctx, tool, dag_dir, job_id, jobs_n, keep_footprint):
     return m
 
 
+def fsync_probe(tmp, n=30):
+    """Median latency (ms) of a 4 KiB pwrite + fdatasync in tmp: the floor of one durable commit."""
+    fn = os.path.join(tmp, "fsync.probe")
+    fd = os.open(fn, os.O_RDWR | os.O_CREAT, 0o600)
+    samples = []
+    try:
+        for i in range(n):
+            os.pwrite(fd, os.urandom(4096), (i % 16) * 4096)
+            t0 = time.perf_counter()
+            os.fdatasync(fd)
+            samples.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        os.remove(fn)
+    return round(med(samples), 2)
+
+
+def syscall_counts(ctx, dag_dir, job_id):
+    """Syscalls of one untimed `pt trigger` under `strace -f -c` ({name: calls}), or None."""
+    if not shutil.which("strace"):
+        return None
+    state = ctx.fresh_dir("strace-state-")
+    out = os.path.join(ctx.tmp, "strace.txt")
+    r = subprocess.run(["strace", "-f", "-c", "-o", out, ctx.pt, "trigger",
+                        os.path.join(dag_dir, "jobs"), job_id, "-t", str(ctx.args.jobs),
+                        "--state", state], env=ctx.env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    shutil.rmtree(state)
+    if r.returncode != 0:
+        log(f"strace of pt failed ({r.returncode}), no syscall counts: {r.stderr[-300:]}")
+        return None
+    counts = {}
+    with open(out) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                counts[parts[-1]] = int(parts[3])
+    return counts
+
+
 def bench_dags(ctx):
     args = ctx.args
     tools = ["make", "ninja", "pt"]
@@ -223,7 +263,8 @@ def bench_dags(ctx):
                 runs[t].append(run_tool(ctx, t, dag_dir, dag_id, args.jobs, keep_footprint=True))
             log(f"{title}: round {r + 1}/{args.rounds}: "
                 + ", ".join(f"{t} {runs[t][-1]['wall_s']:.3f}s" for t in order))
-        results[dag_id] = {"title": title, "tasks": n_tasks, "runs": runs}
+        results[dag_id] = {"title": title, "tasks": n_tasks, "runs": runs,
+                           "syscalls": syscall_counts(ctx, dag_dir, dag_id)}
         shutil.rmtree(dag_dir)
     return results
 
@@ -523,7 +564,19 @@ def fmt_mib(kib):
     return f"{kib / 1024:.1f}"
 
 
-def machine():
+def mount_of(path):
+    """'DEVICE FSTYPE' of the mount holding path, from /proc/mounts."""
+    path = os.path.realpath(path)
+    best = ("", "?", "?")
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, mnt, fstype = line.split()[:3]
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[0]):
+                best = (mnt, dev, fstype)
+    return f"{best[1]} ({best[2]})"
+
+
+def machine(tmp):
     cpu = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -534,7 +587,7 @@ def machine():
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "kernel": platform.release(),
-        "tmp_fs": sh_out(["stat", "-f", "-c", "%T", ROOT]),
+        "tmp_fs": mount_of(tmp),
         "load_avg": os.getloadavg(),
         "pt_version": sh_out([os.path.join(ROOT, "target", "release", "pt"), "--version"]),
         "git": sh_out(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
@@ -568,6 +621,17 @@ def report(ctx, res):
             p(f"{dag_id:<9} {tool:<6} {med(walls):>8.3f}s {min(walls):>6.3f}-{max(walls):<6.3f} "
               f"{med(walls) / d['tasks'] * 1000:>7.2f}ms {cpu:>7.2f}s {own:>7.2f}s "
               f"{fmt_mib(rss):>5} MiB {ratio:>8}")
+    p("")
+    p(f"disk: 4 KiB pwrite + fdatasync takes {res['fsync_ms_before']} ms (median) before the "
+      f"DAG rounds, {res['fsync_ms_after']} ms after")
+    for dag_id, d in res["dags"].items():
+        sc = d.get("syscalls")
+        if sc:
+            n = d["tasks"]
+            p(f"pt syscalls per attempt ({dag_id}, strace -f, untimed run): "
+              f"fdatasync {sc.get('fdatasync', 0) / n:.2f}, fsync {sc.get('fsync', 0) / n:.2f}, "
+              f"pwrite64 {sc.get('pwrite64', 0) / n:.1f}, openat {sc.get('openat', 0) / n:.1f} "
+              f"(with the children), execve {sc.get('execve', 0) / n:.1f}")
     p("")
     p("pt trigger footprint (median over rounds)")
     p(f"{'DAG':<9} {'attempts':>8} {'written/attempt':>16} {'wchar/attempt':>14} "
@@ -670,9 +734,11 @@ def main():
     os.makedirs(args.tmp_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="run-", dir=args.tmp_dir)
     ctx = Ctx(args, tmp)
-    res = {"machine": machine()}
+    res = {"machine": machine(tmp)}
     try:
+        res["fsync_ms_before"] = fsync_probe(tmp)
         res["dags"] = bench_dags(ctx)
+        res["fsync_ms_after"] = fsync_probe(tmp)
         if "idle" not in skip:
             log(f"idle pt run for {args.idle_secs} s")
             res["idle"] = bench_idle(ctx)

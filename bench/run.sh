@@ -3,9 +3,9 @@
 #
 #   bash bench/run.sh [--quick] [--rounds N] [--json-out FILE] [--skip idle,history,binary]
 #
-# 1. Installs the peers if missing (make, ninja-build, binutils for strip, python3) with apt-get
-#    on Debian; needs root or sudo for that, else install them yourself. (Peak RSS and I/O come
-#    from wait4 and /proc, through bench/tools/src/bin/measure.rs, not from GNU time.)
+# 1. Installs the peers if missing (make, ninja-build, binutils for strip, python3, strace) with
+#    apt-get on Debian; needs root or sudo for that, else install them yourself. (Peak RSS and I/O
+#    come from wait4 and /proc, through bench/tools/src/bin/measure.rs, not GNU time.)
 # 2. Builds `pt` in release (cargo build --release) and the harness's helper programs
 #    (bench/tools: `measure`, `histgen`; a crate of its own that shares target/ with pt).
 # 3. Runs bench/bench.py: the same DAGs under make -j4, ninja -j4 and pt trigger -t 4,
@@ -28,6 +28,7 @@ command -v make >/dev/null || need+=(make)
 command -v ninja >/dev/null || need+=(ninja-build)
 command -v strip >/dev/null || need+=(binutils)
 command -v python3 >/dev/null || need+=(python3)
+command -v strace >/dev/null || need+=(strace)  # optional: syscall counts per attempt
 if [ ${#need[@]} -gt 0 ]; then
     echo "bench: installing ${need[*]}" >&2
     sudo=""
