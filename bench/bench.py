@@ -135,6 +135,8 @@ class Ctx:
         # pt never reads these; keep the environment of every tool the same and quiet.
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("RUST_LOG", "PETIT_STATE", "PETIT_NOW", "MAKEFLAGS", "MFLAGS")}
+        # The same short PATH for every tool: make and pt look `true` up in it per task.
+        self.env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
 
     def fresh_dir(self, prefix):
         self.n += 1
