@@ -352,7 +352,15 @@ def bench_idle(ctx):
                  30, "the daemon's control socket")
         if p.poll() is not None:
             raise BenchError(f"pt run exited {p.returncode} at start")
-        status = json.loads(ctx.pt_cmd("status", "--json", "--state", state))
+        # The socket file can exist a moment before the daemon accepts on it; then `pt status`
+        # falls back to opening the database, which the daemon holds (exit 3). Retry.
+        def ask_status():
+            out = ctx.pt_cmd("status", "--json", "--state", state, check=False)
+            try:
+                return json.loads(out)
+            except ValueError:
+                return None
+        status = wait_for(ask_status, 30, "pt status to answer", poll=0.1)
         time.sleep(2)  # let start-up work (first schedule evaluation, jobs watcher) settle
         first = ctxt_switches(p.pid)
         last = dict(first)
