@@ -9,7 +9,8 @@
 #
 # Checks, in order (each failure names itself and exits non-zero):
 #   1. dpkg -i installs it; the files dpkg -L lists are there (binary, unit, conffile, man page,
-#      docs); /usr/bin/pt is static, at most 6 MiB, and prints the package's version;
+#      docs); /usr/bin/pt is static and prints the package's version (its size is printed; the
+#      6 MiB budget is checked by build-pi.sh on the arm64 binary);
 #   2. the postinst made the system user petit (home /var/lib/petit, nologin), /etc/petit and
 #      /etc/petit/jobs root:petit 0750, /var/lib/petit petit:petit 0700;
 #   3. the unit: systemd-analyze verify (says plainly when systemd-analyze is missing) and the
@@ -19,7 +20,8 @@
 #      answers pt status, runs pt trigger hello_world, and exits 0 on SIGTERM;
 #   6. systemctl enable petit (offline) creates the enablement link; dpkg -i again (an upgrade
 #      in place) keeps user, state and enablement;
-#   7. dpkg -r: binary and unit gone; conffile, user and state kept; the unit masked;
+#   7. dpkg -r: binary and unit gone; conffile, user and state kept; the unit masked; installing
+#      again unmasks it and restores the enablement (then it is removed again);
 #   8. dpkg --purge: /etc/petit and every systemd link gone; /var/lib/petit and the user kept
 #      (by design, see docs/install-pi.md), then removed by this script.
 set -euo pipefail
@@ -57,6 +59,7 @@ cleanup() {
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill -9 "$daemon_pid" 2>/dev/null || true
     fi
+    rm -f /tmp/petit-test-deb.$$.log
     dpkg --purge petit >/dev/null 2>&1 || true
     rm -rf /var/lib/petit /etc/petit
     rm -f /etc/systemd/system/petit.service /etc/systemd/system/multi-user.target.wants/petit.service
@@ -81,8 +84,8 @@ dpkg-query -W -f='${Conffiles}\n' petit | grep -q '/etc/petit/jobs/hello.yaml' \
 [ -x /usr/bin/pt ] || die "/usr/bin/pt is not executable"
 readelf -l /usr/bin/pt | grep -q 'Requesting program interpreter' && die "/usr/bin/pt is not static"
 size=$(stat -c %s /usr/bin/pt)
-[ "$size" -le $((6 * 1024 * 1024)) ] || die "/usr/bin/pt is $size bytes, over the 6 MiB budget"
 [ "$(/usr/bin/pt --version)" = "pt ${version%-*}" ] || die "pt --version: '$(/usr/bin/pt --version)', expected 'pt ${version%-*}'"
+[ ! -e /etc/systemd/system/multi-user.target.wants/petit.service ] || die "dpkg -i enabled the service (it must not)"
 ok "installed $(basename "$deb"): $(wc -l <<<"$files") paths; /usr/bin/pt static, $size bytes, $(/usr/bin/pt --version)"
 
 # 2. User, group, directories.
@@ -128,7 +131,9 @@ fi
 execstart=$(sed -n 's/^ExecStart=//p' "$unit")
 as_petit() { setpriv --reuid=petit --regid=petit --init-groups env HOME=/var/lib/petit "$@"; }
 # shellcheck disable=SC2086 # ExecStart is split into words as systemd does (no quotes in it).
-as_petit $execstart --clock-sync-timeout 0 >/tmp/petit-test-deb.$$.log 2>&1 &
+# Started directly, not through the function, so that $! is pt itself (setpriv and env exec).
+setpriv --reuid=petit --regid=petit --init-groups env HOME=/var/lib/petit \
+    $execstart --clock-sync-timeout 0 >/tmp/petit-test-deb.$$.log 2>&1 &
 daemon_pid=$!
 up=
 for _ in $(seq 1 50); do
@@ -171,6 +176,13 @@ if command -v deb-systemd-helper >/dev/null; then
     [ "$(readlink /etc/systemd/system/petit.service)" = /dev/null ] || die "dpkg -r did not mask petit.service"
 fi
 ok "dpkg -r: binary and unit gone; conffile, user, state kept; unit masked"
+if command -v deb-systemd-helper >/dev/null; then
+    dpkg -i "$deb" >/dev/null || die "dpkg -i after dpkg -r failed"
+    [ ! -L /etc/systemd/system/petit.service ] || die "reinstall after dpkg -r left the unit masked"
+    [ -L "$wants" ] || die "reinstall after dpkg -r did not restore the enablement"
+    dpkg -r petit >/dev/null || die "second dpkg -r petit failed"
+    ok "dpkg -i after dpkg -r: unmasked, enablement restored"
+fi
 
 # 8. Purge.
 dpkg --purge petit >/dev/null || die "dpkg --purge petit failed"
