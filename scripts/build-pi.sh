@@ -38,7 +38,8 @@ command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (h
 command -v dpkg-deb >/dev/null || die "dpkg-deb not found: the packages are built with dpkg (Debian, Ubuntu)"
 if ! command -v readelf >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binutils >/dev/null || die "cannot install binutils (readelf)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binutils >/dev/null; } \
+            || die "cannot install binutils (readelf)"
     else
         die "readelf not found: install binutils"
     fi

@@ -51,8 +51,10 @@ getent group petit >/dev/null && die "a group 'petit' exists; remove it (groupde
 [ -e /var/lib/petit ] && die "/var/lib/petit exists; remove it or run this in a throwaway machine"
 [ -e /etc/petit ] && die "/etc/petit exists; remove it or run this in a throwaway machine"
 
-command -v readelf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binutils >/dev/null \
-    || die "readelf missing and binutils cannot be installed"
+if ! command -v readelf >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binutils >/dev/null; } \
+        || die "readelf missing and binutils cannot be installed"
+fi
 
 daemon_pid=
 cleanup() {
