@@ -13,7 +13,7 @@
 #      libraries); the arm64 one at most 6 MiB (the spec's footprint budget; FAILS if over),
 #      the amd64 one's size is printed, with a NOTE if it is over;
 #   4. builds the Debian package with packaging/build-deb.sh.
-# Results:
+# Results (under Cargo's target directory, target/ unless CARGO_TARGET_DIR says otherwise):
 #   target/aarch64-unknown-linux-musl/release/pt     static pt for 64-bit Pi OS / Ubuntu (Pi 3/4/5, RK1)
 #   target/x86_64-unknown-linux-musl/release/pt      static pt for amd64
 #   target/debian/petit_VERSION-1_arm64.deb, target/debian/petit_VERSION-1_amd64.deb
@@ -45,6 +45,9 @@ if ! command -v readelf >/dev/null; then
     fi
 fi
 
+# Cargo's target directory (honours CARGO_TARGET_DIR and build.target-dir).
+target_dir=$(cargo metadata --no-deps --format-version 1 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+[ -n "$target_dir" ] || target_dir=$PWD/target
 max_bytes=$((6 * 1024 * 1024))
 host_pt=  # a pt that runs here, for the man page
 
@@ -89,10 +92,10 @@ for arch in amd64 arm64; do
     say "cargo build --release --locked --target $t"
     start=$SECONDS
     cargo build --release --locked --target "$t" || die "cargo build for $t failed"
-    bin=target/$t/release/pt
+    bin=$target_dir/$t/release/pt
     say "built $t in $((SECONDS - start)) s"
     check_binary "$arch" "$bin"
-    if [ -z "$host_pt" ] && "$bin" --version >/dev/null 2>&1; then host_pt=$PWD/$bin; fi
+    if [ -z "$host_pt" ] && "$bin" --version >/dev/null 2>&1; then host_pt=$bin; fi
     built+=("$arch")
 done
 
@@ -101,7 +104,7 @@ trap 'rm -rf "$tmp"' EXIT
 if [ -z "$host_pt" ]; then
     # Only the arm64 build, on an x86 machine: write the man page through qemu if it is here.
     if command -v qemu-aarch64-static >/dev/null; then
-        printf '#!/bin/sh\nexec qemu-aarch64-static %q "$@"\n' "$PWD/target/aarch64-unknown-linux-musl/release/pt" >"$tmp/pt"
+        printf '#!/bin/sh\nexec qemu-aarch64-static %q "$@"\n' "$target_dir/aarch64-unknown-linux-musl/release/pt" >"$tmp/pt"
         chmod +x "$tmp/pt"
         host_pt=$tmp/pt
     else
@@ -110,7 +113,7 @@ if [ -z "$host_pt" ]; then
 fi
 
 for arch in "${built[@]}"; do
-    deb=$(packaging/build-deb.sh "$arch" "target/$(target_of "$arch")/release/pt" "$host_pt" target/debian) \
+    deb=$(packaging/build-deb.sh "$arch" "$target_dir/$(target_of "$arch")/release/pt" "$host_pt" "$target_dir/debian") \
         || die "packaging/build-deb.sh $arch failed"
     say "package: $deb ($(stat -c %s "$deb") bytes)"
 done

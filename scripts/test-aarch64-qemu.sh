@@ -24,7 +24,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${1:-$root/target/aarch64-unknown-linux-musl/release/pt}
+target_dir=$(cd "$root" && cargo metadata --no-deps --format-version 1 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p' || true)
+bin=${1:-${target_dir:-$root/target}/aarch64-unknown-linux-musl/release/pt}
 
 die() { echo "test-aarch64-qemu: FAIL: $*" >&2; exit 1; }
 ok() { echo "test-aarch64-qemu: ok: $*"; }

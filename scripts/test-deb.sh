@@ -36,7 +36,8 @@ arch=$(dpkg --print-architecture)
 if [ $# -ge 1 ]; then
     deb=$1
 else
-    deb=$(ls "$root"/target/debian/petit_*_"$arch".deb 2>/dev/null | tail -n 1 || true)
+    target_dir=$(cd "$root" && cargo metadata --no-deps --format-version 1 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p' || true)
+    deb=$(ls "${target_dir:-$root/target}"/debian/petit_*_"$arch".deb 2>/dev/null | tail -n 1 || true)
 fi
 [ -n "$deb" ] && [ -f "$deb" ] || die "no petit package for $arch in target/debian; build it with scripts/build-pi.sh"
 [ "$(dpkg-deb -f "$deb" Architecture)" = "$arch" ] || die "$deb is not for this machine's architecture ($arch)"
