@@ -80,6 +80,16 @@ chmod 0644 "$doc/copyright"
 } | gzip -9n >"$doc/changelog.Debian.gz"
 chmod 0644 "$doc/changelog.Debian.gz"
 
+# pt is static on purpose (one binary for every distribution on the board, no libc to match).
+install -d -m 0755 "$pkg/usr/share/lintian/overrides"
+{
+    echo "# Static on purpose: one binary for any 64-bit distribution, nothing to match."
+    echo "petit: statically-linked-binary [usr/bin/pt]"
+    echo "# amd64: a static-PIE executable, which lintian takes for a shared library."
+    echo "petit: shared-library-lacks-prerequisites [usr/bin/pt]"
+} >"$pkg/usr/share/lintian/overrides/petit"
+chmod 0644 "$pkg/usr/share/lintian/overrides/petit"
+
 install -m 0755 "$root/packaging/deb/postinst" "$root/packaging/deb/prerm" \
     "$root/packaging/deb/postrm" "$pkg/DEBIAN/"
 echo "/etc/petit/jobs/hello.yaml" >"$pkg/DEBIAN/conffiles"

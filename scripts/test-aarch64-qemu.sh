@@ -18,7 +18,8 @@
 #   5. pt run on a jobs directory with an every-second job (`tick`) and a DAG whose first task
 #      sleeps (`slow`): the daemon fires ticks; pt trigger slow --detach goes through its
 #      socket; while `slow` sleeps, the daemon is killed with kill -9; a second pt run resumes:
-#      the slow run succeeds with its first attempt recorded interrupted, ticks fire again, and
+#      the slow run succeeds with its first attempt recorded interrupted (and that attempt's
+#      orphaned process killed), ticks fire again, and
 #      no two tick runs share a scheduled slot; SIGTERM stops the daemon with exit 0, and
 #      pt resume finishes what it interrupted.
 set -euo pipefail
@@ -109,7 +110,9 @@ id: slow
 tasks:
   - id: nap
     type: shell
-    script: sleep 4; echo "slept in $work"
+    # Attempt 1 sleeps long enough to be caught running and killed with the daemon (recovery
+    # kills its orphaned process group); the resumed attempt 2 is short.
+    script: 'if [ "\$PETIT_ATTEMPT" = 1 ]; then sleep 60; else sleep 1; fi; echo "napped in $work"'
   - id: after
     depends_on: [nap]
     command: echo
@@ -159,6 +162,9 @@ wait_for 40 "slow run #$slow_run succeeded after the restart" '.status == "succe
 pt history --run "$slow_run" --state "$run_state" --json \
     | jq -e '.tasks[] | select(.id == "nap") | .attempts[0].status == "interrupted" and .attempts[-1].status == "succeeded"' >/dev/null \
     || { pt history --run "$slow_run" --state "$run_state" >&2; die "slow's nap: expected attempt 1 interrupted and the last succeeded"; }
+if command -v pgrep >/dev/null && pgrep -f -- "napped in $work" >/dev/null; then
+    die "the process of the interrupted attempt survived the restart (recovery must kill its group)"
+fi
 wait_for 20 "new tick firings after the restart" "length >= $((before + 2))" tick --limit 100000
 kill -TERM "$daemon_pid"
 rc=0
