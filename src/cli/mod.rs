@@ -134,18 +134,28 @@ pub fn main() -> i32 {
 
 /// Sets up `tracing` on stderr: `RUST_LOG` if set, else `default`; JSON lines if asked.
 pub fn init_logging(default: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // `RUST_LOG` as a level (`debug`) or `target=level` pairs (`petit=debug,warn`); the
+    // regex-based EnvFilter would add half a megabyte to a binary meant for small boards.
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .or_else(|| default.parse().ok())
+        .unwrap_or_default();
     let ansi = std::env::var_os("NO_COLOR").is_none()
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     let _ = if json {
-        builder.json().try_init()
+        tracing_subscriber::registry()
+            .with(fmt.json().with_filter(filter))
+            .try_init()
     } else {
-        builder.try_init()
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(filter))
+            .try_init()
     };
 }
 

@@ -143,7 +143,6 @@ pub struct Engine {
     store: Store,
     config: EngineConfig,
     clock: EngineClock,
-    boot_id: String,
     runs: BTreeMap<u64, Active>,
     children: BTreeMap<(u64, usize, u32), Child>,
     inputs: VecDeque<(u64, Input)>,
@@ -169,7 +168,6 @@ impl Engine {
             store,
             config,
             clock: EngineClock::start(),
-            boot_id: ident::current_boot_id().unwrap_or_default(),
             runs: BTreeMap::new(),
             children: BTreeMap::new(),
             inputs: VecDeque::new(),
@@ -838,17 +836,11 @@ impl Engine {
         match process::spawn(&req) {
             Ok(running) => {
                 let pid = running.pid();
-                let process = match ident::ident_of(pid) {
-                    Ok(p) => ProcessRef {
-                        boot_id: p.boot_id,
-                        pid: p.pid,
-                        start_ticks: p.start_ticks,
-                    },
-                    Err(_) => ProcessRef {
-                        boot_id: self.boot_id.clone(),
-                        pid,
-                        start_ticks: 0,
-                    },
+                let ident = running.ident();
+                let process = ProcessRef {
+                    boot_id: ident.boot_id.clone(),
+                    pid: ident.pid,
+                    start_ticks: ident.start_ticks,
                 };
                 self.children
                     .insert((id, task, attempt), Child { pgid: pid as i32 });

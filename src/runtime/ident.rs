@@ -25,8 +25,13 @@ pub struct ProcessIdent {
 
 /// The kernel's id of the current boot.
 pub fn current_boot_id() -> io::Result<String> {
+    // The boot id cannot change while this process lives: read it once.
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(id) = BOOT_ID.get() {
+        return Ok(id.clone());
+    }
     let id = fs::read_to_string("/proc/sys/kernel/random/boot_id")?;
-    Ok(id.trim().to_owned())
+    Ok(BOOT_ID.get_or_init(|| id.trim().to_owned()).clone())
 }
 
 /// The identity of the live (or zombie) process `pid`.

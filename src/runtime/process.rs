@@ -148,7 +148,41 @@ pub struct Running {
     /// Readable once the leader has exited, before it is reaped. `None` if `pidfd_open` is not
     /// available (Linux before 5.3, seccomp), see [`Running::wait`].
     exit_watch: Option<AsyncFd<OwnedFd>>,
-    log: CappedLog<File>,
+    log: CappedLog<LazyFile>,
+}
+
+/// The log file, created on the first byte of output: most tasks of a big DAG print nothing,
+/// and on ext4 an inode per attempt is the largest cost of a trivial task (`bench/`).
+#[derive(Debug)]
+pub struct LazyFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl io::Write for LazyFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() {
+            self.file = Some(
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&self.path)?,
+            );
+        }
+        match self.file.as_mut() {
+            Some(f) => f.write(buf),
+            None => Ok(0),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Starts one attempt. Must be called within a tokio runtime with I/O enabled.
@@ -165,8 +199,8 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         ));
     }
     check_working_dir(&req.working_dir)?;
-    let log_file = create_log_file(&req.log_path)?;
-    create_output_file(&req.output_path)?;
+    let log_file = prepare_log(&req.log_path)?;
+    prepare_output_file(&req.output_path)?;
 
     let (reader, writer) = io::pipe().map_err(|err| {
         classify(
@@ -490,35 +524,49 @@ fn check_working_dir(dir: &Path) -> Result<(), SpawnError> {
     }
 }
 
-fn create_log_file(path: &Path) -> Result<File, SpawnError> {
+/// Makes sure the log's directory exists and is a writable directory (a task whose log cannot
+/// be written fails to start, with a clear message); the file itself is created on the first
+/// byte of output ([`LazyFile`]).
+fn prepare_log(path: &Path) -> Result<LazyFile, SpawnError> {
     let context = || format!("cannot create log file {}", path.display());
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)
             .map_err(|err| classify(err, SpawnErrorKind::LogDirUnwritable, context()))?;
+        // access(2) on the directory, so a read-only mount is caught before the task runs.
+        let c = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes()).map_err(|_| {
+            spawn_error(
+                SpawnErrorKind::LogDirUnwritable,
+                context(),
+                io::Error::from(io::ErrorKind::InvalidInput),
+            )
+        })?;
+        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+            return Err(classify(
+                io::Error::last_os_error(),
+                SpawnErrorKind::LogDirUnwritable,
+                context(),
+            ));
+        }
     }
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|err| classify(err, SpawnErrorKind::LogDirUnwritable, context()))
+    Ok(LazyFile {
+        path: path.to_path_buf(),
+        file: None,
+    })
 }
 
-fn create_output_file(path: &Path) -> Result<(), SpawnError> {
-    let context = || format!("cannot create outputs file {}", path.display());
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
-            .map_err(|err| classify(err, SpawnErrorKind::OutputFileUnwritable, context()))?;
+/// `PETIT_OUTPUT` names a file the task may create; none exists before it runs (a stale one
+/// from an earlier Petit is removed). Reading a missing file means "no outputs".
+fn prepare_output_file(path: &Path) -> Result<(), SpawnError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(classify(
+            err,
+            SpawnErrorKind::OutputFileUnwritable,
+            format!("cannot prepare outputs file {}", path.display()),
+        )),
     }
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map(drop)
-        .map_err(|err| classify(err, SpawnErrorKind::OutputFileUnwritable, context()))
 }
 
 /// Maps the error of `Command::spawn`, which reports both exec and `chdir` failures.

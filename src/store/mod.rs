@@ -277,7 +277,7 @@ impl Store {
         // No quick-repair: it costs a second fsync and 12-16 KiB per commit (an SD card pays
         // for both on every task attempt), and a full repair after a crash takes tens of
         // milliseconds at Petit's sizes (`bench/`: restart-to-resumed with 100,000 runs).
-        let mut tx = self.begin_write()?;
+        let tx = self.begin_write()?;
         let mut w = WriteTx { tx };
         let result = f(&mut w).and_then(|r| w.tx.commit().map(|()| r).map_err(redb::Error::from));
         match result {
