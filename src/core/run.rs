@@ -1090,7 +1090,7 @@ fn attempt_deadline(spec: &crate::spec::model::Task, now: Timestamp) -> Option<T
         crate::spec::model::Executor::Slurm(opts) => opts
             .time_minutes
             .map(|m| m.saturating_mul(60).saturating_add(120)),
-        crate::spec::model::Executor::Local => None,
+        crate::spec::model::Executor::Local | crate::spec::model::Executor::InProcess => None,
     };
     spec.timeout_secs.or(backstop).map(|s| now.plus_secs(s))
 }

@@ -23,11 +23,13 @@ use crate::runtime::ident;
 use crate::runtime::process::{self, SpawnRequest};
 use crate::runtime::remote::{Remote, SubmitPlan};
 use crate::runtime::slurm;
+use crate::runtime::task::{Task, TaskContext};
 use crate::spec::model::{Action, Executor, Job};
 use crate::spec::template::{Context, Reference};
 use crate::store::records::Snapshot;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
+use std::sync::Arc;
 
 /// Environment variable carrying an attempt's identity, found by recovery in `/proc`.
 pub const ATTEMPT_KEY_VAR: &str = "PETIT_ATTEMPT_KEY";
@@ -157,6 +159,16 @@ pub struct Engine {
     remote: Remote,
     /// A change that must be committed even though it implies no effect.
     commit_now: bool,
+    /// In-process tasks registered by an embedding program (`type: custom`).
+    tasks: BTreeMap<String, Arc<dyn Task>>,
+    /// Running in-process attempts.
+    in_process: BTreeMap<(u64, usize, u32), InProcess>,
+}
+
+/// A running in-process attempt: its stop request and its abort handle.
+struct InProcess {
+    cancel: tokio::sync::watch::Sender<bool>,
+    abort: tokio::task::AbortHandle,
 }
 
 impl Engine {
@@ -179,7 +191,15 @@ impl Engine {
             held_effects: Vec::new(),
             remote: Remote::default(),
             commit_now: false,
+            tasks: BTreeMap::new(),
+            in_process: BTreeMap::new(),
         }
+    }
+
+    /// Registers an in-process task under `name`, for job tasks with `type: custom` and
+    /// `command: NAME`. Register before recovering or starting runs.
+    pub fn register_task(&mut self, name: impl Into<String>, task: Arc<dyn Task>) {
+        self.tasks.insert(name.into(), task);
     }
 
     /// The store, for reads.
@@ -468,6 +488,7 @@ impl Engine {
                 outputs,
             } => {
                 self.children.remove(&key);
+                self.in_process.remove(&key);
                 self.remote.forget(key);
                 Input::Exited {
                     task,
@@ -748,7 +769,29 @@ impl Engine {
                 attempt,
                 signal,
             } => {
-                if self.remote.tracks((id, task, attempt)) {
+                if let Some(ip) = self.in_process.get(&(id, task, attempt)) {
+                    match signal {
+                        // Ask it to stop; it has the grace period to return.
+                        Signal::Term => {
+                            let _ = ip.cancel.send(true);
+                        }
+                        // Drop its future, as SIGKILL ends a process.
+                        Signal::Kill => {
+                            ip.abort.abort();
+                            self.in_process.remove(&(id, task, attempt));
+                            let _ = self.exit_tx.send(ExitReport {
+                                run: id,
+                                task,
+                                attempt,
+                                outcome: Outcome::Exited {
+                                    code: None,
+                                    signal: Some(libc::SIGKILL),
+                                    outputs: Ok(Vec::new()),
+                                },
+                            });
+                        }
+                    }
+                } else if self.remote.tracks((id, task, attempt)) {
                     // A cluster job: scancel (SIGTERM, then SIGKILL after Slurm's KillWait).
                     self.remote.cancel((id, task, attempt));
                 } else if let Some(child) = self.children.get(&(id, task, attempt)) {
@@ -786,7 +829,9 @@ impl Engine {
             Executor::Slurm(opts) => {
                 slurm::attempt_files(&opts.workdir, run, &spec.id, attempt).log
             }
-            Executor::Local => Self::log_path(logs_dir, run, &spec.id, attempt),
+            Executor::Local | Executor::InProcess => {
+                Self::log_path(logs_dir, run, &spec.id, attempt)
+            }
         }
     }
 
@@ -801,6 +846,21 @@ impl Engine {
         let Some(active) = self.runs.get(&id) else {
             return;
         };
+        if active.job.tasks[task].executor == Executor::InProcess {
+            let result = self.start_in_process(id, task, attempt);
+            if let Err(message) = result {
+                self.inputs.push_back((
+                    id,
+                    Input::LaunchFailed {
+                        task,
+                        attempt,
+                        message,
+                        transient: false,
+                    },
+                ));
+            }
+            return;
+        }
         if active.job.tasks[task].executor.is_remote() {
             match self.submit_plan(active, task, attempt) {
                 Ok(plan) => self
@@ -881,6 +941,73 @@ impl Engine {
                 ));
             }
         }
+    }
+
+    /// Starts an attempt of a registered in-process task on this runtime.
+    fn start_in_process(&mut self, id: u64, task: usize, attempt: u32) -> Result<(), String> {
+        let Some(active) = self.runs.get(&id) else {
+            return Ok(());
+        };
+        let req = self.spawn_request(active, task, attempt)?;
+        let Some(handler) = self.tasks.get(&req.program).cloned() else {
+            return Err(format!(
+                "no in-process task `{}` is registered; `type: custom` tasks run only in \
+                 programs that embed Petit and register them (Engine::register_task)",
+                req.program
+            ));
+        };
+        if let Some(dir) = req.log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
+        }
+        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+        let ctx = TaskContext {
+            job_id: active.job.id.clone(),
+            run_id: id,
+            task_id: active.job.tasks[task].id.clone(),
+            attempt,
+            scheduled_at: active.state.run.scheduled_at,
+            args: req.args.clone(),
+            env: req.env.clone(),
+            working_dir: req.working_dir.clone(),
+            log_path: req.log_path.clone(),
+            cancel: cancel_rx,
+        };
+        let log_path = req.log_path.clone();
+        let tx = self.exit_tx.clone();
+        let handle = tokio::spawn(async move {
+            let result = handler.run(ctx).await;
+            let (code, outputs) = match result {
+                Ok(outputs) => (0, Ok(outputs)),
+                Err(e) => {
+                    let line = format!("error: {}\n", e.message);
+                    let _ = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log_path)
+                        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+                    (if e.code == 0 { 1 } else { e.code }, Ok(Vec::new()))
+                }
+            };
+            let _ = tx.send(ExitReport {
+                run: id,
+                task,
+                attempt,
+                outcome: Outcome::Exited {
+                    code: Some(code),
+                    signal: None,
+                    outputs,
+                },
+            });
+        });
+        self.in_process.insert(
+            (id, task, attempt),
+            InProcess {
+                cancel: cancel_tx,
+                abort: handle.abort_handle(),
+            },
+        );
+        Ok(())
     }
 
     /// The Slurm job name of an attempt: unique per state directory, run, task and attempt,
@@ -1002,6 +1129,10 @@ impl Engine {
     /// Graceful stop: SIGTERM every running process group, wait up to the grace, SIGKILL the
     /// rest, then record in-flight attempts as interrupted (`Suspend`).
     pub async fn shutdown(&mut self) -> Result<(), EngineError> {
+        // In-process tasks end with the process; they are recorded interrupted like the rest.
+        for (_, ip) in std::mem::take(&mut self.in_process) {
+            ip.abort.abort();
+        }
         let pgids: Vec<i32> = self.children.values().map(|c| c.pgid).collect();
         for &pgid in &pgids {
             let _ = process::signal_group(pgid, process::Signal::Term);

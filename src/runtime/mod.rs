@@ -19,4 +19,5 @@ pub mod process;
 pub mod remote;
 pub mod sdnotify;
 pub mod slurm;
+pub mod task;
 pub mod watch;

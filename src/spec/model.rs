@@ -85,6 +85,9 @@ pub enum Executor {
     Local,
     /// One Slurm batch job per attempt (`type: slurm`).
     Slurm(SlurmOptions),
+    /// A Rust task registered with the engine by a program that embeds Petit (`type: custom`;
+    /// `command` names it). It runs inside Petit's process and dies with it, like a local one.
+    InProcess,
 }
 
 impl Executor {

@@ -211,6 +211,8 @@ pub enum RawTaskType {
     Shell,
     /// `command`+`args` or `script`, submitted to a Slurm cluster as one batch job per attempt.
     Slurm,
+    /// An in-process task registered by a program that embeds Petit; `command` is its name.
+    Custom,
 }
 
 /// `shell:` either one string split on whitespace (`bash -eu`) or the argument list.

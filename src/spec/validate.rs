@@ -678,7 +678,7 @@ fn task(
                 p(field),
                 format!("`{field}` cannot be used with `type: {kind}`"),
                 Some(match kind {
-                    "command" => "use `type: shell` to run a `script`".to_string(),
+                    "command" | "custom" => "use `type: shell` to run a `script`".to_string(),
                     _ => "use `type: command` to run a program with `args`".to_string(),
                 }),
             );
@@ -743,19 +743,14 @@ fn task(
                 placeholder
             }
         }
-        RawTaskType::Command => {
-            forbid(
-                ck,
-                t.script.as_ref().map(|s| s.referenced),
-                "script",
-                "command",
-            );
-            forbid(
-                ck,
-                t.shell.as_ref().map(|s| s.referenced),
-                "shell",
-                "command",
-            );
+        RawTaskType::Command | RawTaskType::Custom => {
+            let name = if kind == RawTaskType::Custom {
+                "custom"
+            } else {
+                "command"
+            };
+            forbid(ck, t.script.as_ref().map(|s| s.referenced), "script", name);
+            forbid(ck, t.shell.as_ref().map(|s| s.referenced), "shell", name);
             command_action(ck, t, i, args)
         }
         RawTaskType::Shell => {
@@ -795,6 +790,7 @@ fn task(
             );
             Executor::Local
         }
+        (RawTaskType::Custom, None) => Executor::InProcess,
         (_, None) => Executor::Local,
     };
     // A Slurm task runs in its `workdir` on the cluster: relative `working_dir`s start there,
@@ -804,7 +800,7 @@ fn task(
             o.workdir.as_path(),
             Some(Template::literal(o.workdir.to_string_lossy())),
         ),
-        Executor::Local => (base_dir, None),
+        Executor::Local | Executor::InProcess => (base_dir, None),
     };
     let working_dir = t
         .working_dir

@@ -1,0 +1,152 @@
+//! Petit as a library: load jobs, register in-process tasks (`type: custom`), run the engine,
+//! subscribe to lifecycle events — the way a program that embeds Petit uses it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use petit::core::run::{AttemptStatus, RunStatus, TaskStatus, Trigger};
+use petit::core::EventKind;
+use petit::runtime::engine::{Engine, EngineConfig};
+use petit::runtime::task::{TaskContext, TaskError, TaskResult};
+use petit::store::Store;
+
+const JOB: &str = r#"
+id: embedded
+tasks:
+  - id: double
+    type: custom
+    command: double
+    args: ["21"]
+  - id: show
+    depends_on: [double]
+    type: shell
+    script: 'echo "got ${{ tasks.double.outputs.value }}"'
+  - id: flaky
+    type: custom
+    command: flaky
+    retry:
+      max_attempts: 2
+      condition: transient_only
+  - id: stubborn
+    type: custom
+    command: wait_for_cancel
+    timeout_secs: 1
+    kill_grace_secs: 1
+  - id: missing
+    type: custom
+    command: not_registered
+"#;
+
+async fn double(ctx: TaskContext) -> TaskResult {
+    let n: i64 = ctx
+        .args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| TaskError::new("no number"))?;
+    ctx.log(&format!("doubling {n} in run {}", ctx.run_id));
+    Ok(vec![("value".into(), (n * 2).to_string())])
+}
+
+fn engine(dir: &std::path::Path) -> Engine {
+    let config = EngineConfig {
+        logs_dir: dir.join("logs"),
+        default_max_tasks: 4,
+        env: BTreeMap::new(),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    Engine::new(Store::in_memory().unwrap(), config)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn in_process_tasks_run_with_outputs_retries_timeouts_and_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jobs = tmp.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::fs::write(jobs.join("embedded.yaml"), JOB).unwrap();
+    let loaded = petit::spec::load_dir(&jobs);
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    let job = loaded.jobs.into_iter().next().unwrap();
+
+    let mut engine = engine(tmp.path());
+    engine.register_task("double", Arc::new(double));
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = calls.clone();
+    engine.register_task(
+        "flaky",
+        Arc::new(move |_ctx: TaskContext| {
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err(TaskError::transient("not yet"))
+                } else {
+                    Ok(vec![])
+                }
+            }
+        }),
+    );
+    engine.register_task(
+        "wait_for_cancel",
+        Arc::new(|ctx: TaskContext| async move {
+            // A task that ignores the stop request: dropped after the grace period.
+            std::future::pending::<()>().await;
+            drop(ctx);
+            Ok(vec![])
+        }),
+    );
+    let mut events = engine.subscribe();
+
+    let id = engine.start_run(&job, Trigger::Manual, None).unwrap();
+    engine.run_until_idle(None).await.unwrap();
+
+    let state = engine.store().load_run(id).unwrap().unwrap();
+    let idx = |name: &str| job.task_index(name).unwrap();
+    assert_eq!(
+        state.run.status,
+        RunStatus::Failed,
+        "stubborn and missing fail"
+    );
+    assert_eq!(state.tasks[idx("double")].output("value"), Some("42"));
+    assert_eq!(state.tasks[idx("show")].status, TaskStatus::Succeeded);
+    let show_log =
+        std::fs::read_to_string(tmp.path().join(format!("logs/{id}/show.1.log"))).unwrap();
+    assert_eq!(show_log, "got 42\n");
+    let double_log =
+        std::fs::read_to_string(tmp.path().join(format!("logs/{id}/double.1.log"))).unwrap();
+    assert_eq!(double_log, format!("doubling 21 in run {id}\n"));
+
+    let flaky = &state.tasks[idx("flaky")];
+    assert_eq!(flaky.status, TaskStatus::Succeeded);
+    assert_eq!(flaky.attempts[0].exit_code, Some(75));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    let stubborn = &state.tasks[idx("stubborn")];
+    assert_eq!(stubborn.attempts[0].status, AttemptStatus::TimedOut);
+
+    let missing = &state.tasks[idx("missing")];
+    assert_eq!(missing.status, TaskStatus::Failed);
+    let msg = missing.attempts[0].message.clone().unwrap_or_default();
+    assert!(msg.contains("no in-process task `not_registered`"), "{msg}");
+
+    // Events arrive in order, each after its transition was committed.
+    let mut kinds = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        assert_eq!(e.run_id, id);
+        kinds.push(e.kind);
+    }
+    assert_eq!(kinds.first(), Some(&EventKind::RunStarted));
+    assert_eq!(kinds.last(), Some(&EventKind::RunFailed));
+    assert!(kinds.contains(&EventKind::TaskRetrying));
+}
+
+#[test]
+fn custom_tasks_validate_and_the_cli_explains_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("embedded.yaml"), JOB).unwrap();
+    let pt = env!("CARGO_BIN_EXE_pt");
+    let o = std::process::Command::new(pt)
+        .args(["validate", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
