@@ -842,57 +842,37 @@ impl Engine {
             .join(format!("{task_id}.{attempt}.log"))
     }
 
+    /// Performs a `Launch` effect on the side of the seam the task's executor names: a local
+    /// process group, a Slurm job, or an in-process task.
     fn launch(&mut self, id: u64, task: usize, attempt: u32, now: Timestamp) {
         let Some(active) = self.runs.get(&id) else {
             return;
         };
-        if active.job.tasks[task].executor == Executor::InProcess {
-            let result = self.start_in_process(id, task, attempt);
-            if let Err(message) = result {
-                self.inputs.push_back((
-                    id,
-                    Input::LaunchFailed {
-                        task,
-                        attempt,
-                        message,
-                        transient: false,
-                    },
-                ));
-            }
-            return;
-        }
-        if active.job.tasks[task].executor.is_remote() {
-            match self.submit_plan(active, task, attempt) {
-                Ok(plan) => self
-                    .remote
-                    .launch((id, task, attempt), plan, now, &self.exit_tx),
-                Err(message) => self.inputs.push_back((
-                    id,
-                    Input::LaunchFailed {
-                        task,
-                        attempt,
-                        message,
-                        transient: false,
-                    },
-                )),
-            }
-            return;
-        }
-        let req = match self.spawn_request(active, task, attempt) {
-            Ok(r) => r,
-            Err(message) => {
-                self.inputs.push_back((
-                    id,
-                    Input::LaunchFailed {
-                        task,
-                        attempt,
-                        message,
-                        transient: false,
-                    },
-                ));
-                return;
-            }
+        let started = match &active.job.tasks[task].executor {
+            Executor::InProcess => self.start_in_process(id, task, attempt),
+            Executor::Slurm(_) => self.submit_plan(active, task, attempt).map(|plan| {
+                self.remote
+                    .launch((id, task, attempt), plan, now, &self.exit_tx)
+            }),
+            Executor::Local => self
+                .spawn_request(active, task, attempt)
+                .map(|req| self.spawn_local(id, task, attempt, req)),
         };
+        if let Err(message) = started {
+            self.inputs.push_back((
+                id,
+                Input::LaunchFailed {
+                    task,
+                    attempt,
+                    message,
+                    transient: false,
+                },
+            ));
+        }
+    }
+
+    /// Spawns a local attempt; its pid (or its spawn failure) comes back as an input.
+    fn spawn_local(&mut self, id: u64, task: usize, attempt: u32, req: SpawnRequest) {
         match process::spawn(&req) {
             Ok(running) => {
                 let pid = running.pid();
