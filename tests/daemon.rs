@@ -38,6 +38,10 @@ impl Setup {
     }
 
     fn start(&self) -> Daemon {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, extra: &[&str]) -> Daemon {
         let log = std::fs::File::create(self.root.join("daemon.log")).unwrap();
         let child = pt()
             .args([
@@ -47,6 +51,7 @@ impl Setup {
                 self.state.to_str().unwrap(),
             ])
             .args(["--clock-sync-timeout", "0", "--shutdown-grace-secs", "2"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -418,4 +423,33 @@ fn retention_dependency_triggers_and_dependency_waits() {
         .collect();
     assert!(triggers.contains(&"dependency".to_string()), "{triggers:?}");
     assert!(triggers.contains(&"manual".to_string()), "{triggers:?}");
+}
+
+#[test]
+fn max_jobs_limits_runs_across_jobs_and_queued_runs_start_when_a_slot_frees() {
+    let s = Setup::new();
+    let gate = s.root.join("gate");
+    for name in ["one", "two"] {
+        s.job(
+            name,
+            &format!(
+                "id: {name}\ntasks:\n  - id: wait\n    type: shell\n    script: 'while [ ! -e {} ]; do sleep 0.05; done'\n",
+                gate.display()
+            ),
+        );
+    }
+    let _d = s.start_with(&["-j", "1"]);
+    assert!(s.pt(&["trigger", "one", "--detach"]).status.success());
+    assert!(s.pt(&["trigger", "two", "--detach"]).status.success());
+    assert!(wait_until(Duration::from_secs(10), || {
+        s.history("one")
+            .first()
+            .is_some_and(|r| r["status"] == "running")
+    }));
+    // With -j 1 the second run waits in the queue while the first runs.
+    assert_eq!(s.history("two")[0]["status"], "queued");
+    write(&gate, "");
+    assert!(wait_until(Duration::from_secs(20), || {
+        s.history("one")[0]["status"] == "succeeded" && s.history("two")[0]["status"] == "succeeded"
+    }));
 }
