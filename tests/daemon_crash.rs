@@ -35,13 +35,14 @@ sleep 0.1
 /// attempt is slow and killed by its timeout (then retried).
 fn dag_yaml(m: &Path) -> String {
     let m = m.display();
+    // Tasks are interrupted many times on purpose: max_interrupts is raised above the default.
     let task = |id: &str, deps: &str, extra: &str, body_tail: &str| {
         let body = format!(
             "{TASK}{body_tail}echo \"end $PETIT_RUN_ID $PETIT_TASK_ID $PETIT_ATTEMPT\" >> \"$M/markers\"\n"
         );
         let script: String = body.lines().map(|l| format!("      {l}\n")).collect();
         format!(
-            "  - id: {id}\n    type: shell\n    depends_on: [{deps}]\n{extra}    script: |\n{script}"
+            "  - id: {id}\n    type: shell\n    max_interrupts: 1000\n    depends_on: [{deps}]\n{extra}    script: |\n{script}"
         )
     };
     let mut y =
@@ -66,7 +67,7 @@ fn dag_yaml(m: &Path) -> String {
 fn tick_yaml(m: &Path) -> String {
     format!(
         "id: tick\nschedule: \"* * * * * *\"\ntimezone: UTC\ncatchup: all\nmax_catchup: 1000\n\
-         max_concurrency: 10\ntasks:\n  - id: mark\n    type: shell\n    \
+         max_concurrency: 10\ntasks:\n  - id: mark\n    type: shell\n    max_interrupts: 1000\n    \
          script: 'echo \"$PETIT_SCHEDULED_AT $PETIT_ATTEMPT\" >> \"{}/tick\"'\n",
         m.display()
     )

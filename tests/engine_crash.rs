@@ -28,8 +28,11 @@ fn job_yaml(m: &Path) -> String {
             "{TASK}{body_tail}echo \"end $PETIT_TASK_ID $PETIT_ATTEMPT\" >> \"$M/markers\"\n"
         );
         let script: String = body.lines().map(|l| format!("      {l}\n")).collect();
+        // The sweep interrupts tasks many times on purpose: more than the default
+        // `max_interrupts` (3) would fail them, which is right in production and not the point
+        // here.
         format!(
-            "  - id: {id}\n    type: shell\n    depends_on: [{deps}]\n{extra}    script: |\n{script}"
+            "  - id: {id}\n    type: shell\n    max_interrupts: 100\n    depends_on: [{deps}]\n{extra}    script: |\n{script}"
         )
     };
     let mut y = format!("id: crashy\nmax_tasks: 2\nenvironment:\n  M: \"{m}\"\ntasks:\n");
