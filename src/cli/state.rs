@@ -136,6 +136,23 @@ impl StateLocation {
         }
     }
 
+    /// Like [`StateLocation::open_patiently`], read-only (nothing is written to the file).
+    fn open_read_only_patiently(
+        &self,
+        db: &Path,
+        patience: std::time::Duration,
+    ) -> Result<Store, CliError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match Store::open_read_only(db).map_err(store_error) {
+                Err(e) if e.kind == ErrorKind::Locked && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Opens an existing database for reading commands; a missing one is a clear error.
     pub fn open_existing(&self) -> Result<Store, CliError> {
         match &self.db {
@@ -147,7 +164,7 @@ impl StateLocation {
                 ErrorKind::BadInput,
                 "--in-memory keeps no history to read",
             )),
-            Some(_) => self.open_patiently(std::time::Duration::from_secs(2)),
+            Some(db) => self.open_read_only_patiently(db, std::time::Duration::from_secs(2)),
         }
     }
 }

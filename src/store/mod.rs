@@ -95,6 +95,8 @@ pub enum StoreError {
 pub struct Store {
     /// `None` after a failed commit closed it; reopened on next use.
     db: RefCell<Option<Database>>,
+    /// Set instead of `db` when opened read-only.
+    ro: Option<redb::ReadOnlyDatabase>,
     path: PathBuf,
     /// Whether `path` is a file that can be reopened.
     file_backed: bool,
@@ -116,11 +118,37 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_atomically(path)?,
             Err(e) => return Err(io(e)),
         }
-        let db = builder()
-            .open(path)
-            .map_err(|e| map_db_error(path, e.into()))?;
+        let db = guard_panic(path, || {
+            builder()
+                .open(path)
+                .map_err(|e| map_db_error(path, e.into()))
+        })?;
         let store = Store {
             db: RefCell::new(Some(db)),
+            ro: None,
+            path: path.to_path_buf(),
+            file_backed: true,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database only to read it (`pt history`, `pt logs`, `pt status` with no
+    /// daemon): nothing is written to the file, which spares an SD card a write per command.
+    /// A database left by a crash needs a repair, which only a writable open performs; it is
+    /// then opened writable.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let opened = guard_panic(path, || match builder().open_read_only(path) {
+            Ok(db) => Ok(Some(db)),
+            Err(redb::DatabaseError::RepairAborted) => Ok(None),
+            Err(e) => Err(map_db_error(path, e.into())),
+        })?;
+        let Some(ro) = opened else {
+            return Store::open(path);
+        };
+        let store = Store {
+            db: RefCell::new(None),
+            ro: Some(ro),
             path: path.to_path_buf(),
             file_backed: true,
         };
@@ -129,7 +157,7 @@ impl Store {
     }
 
     fn reopen_if_closed(&self) -> Result<(), StoreError> {
-        if self.db.borrow().is_some() {
+        if self.db.borrow().is_some() || self.ro.is_some() {
             return Ok(());
         }
         let path = &self.path;
@@ -144,6 +172,9 @@ impl Store {
     }
 
     fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        if let Some(ro) = &self.ro {
+            return ro.begin_read().map_err(|e| self.err(e));
+        }
         self.reopen_if_closed()?;
         let db = self.db.borrow();
         match db.as_ref() {
@@ -153,6 +184,12 @@ impl Store {
     }
 
     fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        if self.ro.is_some() {
+            return Err(StoreError::Db {
+                path: self.path.clone(),
+                detail: "opened read-only".into(),
+            });
+        }
         self.reopen_if_closed()?;
         let db = self.db.borrow();
         match db.as_ref() {
@@ -188,6 +225,7 @@ impl Store {
         })?;
         let store = Store {
             db: RefCell::new(Some(db)),
+            ro: None,
             path: label.to_path_buf(),
             file_backed: false,
         };
@@ -249,6 +287,8 @@ impl Store {
                 found: v,
                 supported: SCHEMA_VERSION,
             }),
+            // Read-only: older records decode as they are; the upgrade waits for a writer.
+            Some(v) if v < SCHEMA_VERSION && self.ro.is_some() => Ok(()),
             Some(v) if v < SCHEMA_VERSION => {
                 tracing::info!(
                     "upgrading {} from schema {v} to {SCHEMA_VERSION}",
@@ -692,6 +732,7 @@ fn create_atomically(path: &Path) -> Result<(), StoreError> {
             .map_err(|e| map_db_error(&tmp, e.into()))?;
         let store = Store {
             db: RefCell::new(Some(db)),
+            ro: None,
             path: tmp.clone(),
             file_backed: false,
         };

@@ -169,3 +169,24 @@ fn an_older_schema_is_upgraded_and_its_records_still_decode() {
     let s = store.load_run(1).unwrap().unwrap();
     assert_eq!(s.tasks[0].output("k"), Some("v"));
 }
+
+#[test]
+fn a_read_only_open_reads_without_writing_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("petit.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        new_run(&store, "j");
+    }
+    let before = std::fs::read(&path).unwrap();
+    {
+        let store = Store::open_read_only(&path).unwrap();
+        assert_eq!(store.runs_of_job("j", 5).unwrap().len(), 1);
+        assert!(store.write(|tx| tx.set_paused("j", true)).is_err());
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "a read-only open wrote to the file"
+    );
+}
