@@ -42,7 +42,7 @@ fn dag_yaml(m: &Path) -> String {
         );
         let script: String = body.lines().map(|l| format!("      {l}\n")).collect();
         format!(
-            "  - id: {id}\n    type: shell\n    max_interrupts: 1000\n    depends_on: [{deps}]\n{extra}    script: |\n{script}"
+            "  - id: {id}\n    type: shell\n    max_interrupts: 100\n    depends_on: [{deps}]\n{extra}    script: |\n{script}"
         )
     };
     let mut y =
@@ -67,7 +67,7 @@ fn dag_yaml(m: &Path) -> String {
 fn tick_yaml(m: &Path) -> String {
     format!(
         "id: tick\nschedule: \"* * * * * *\"\ntimezone: UTC\ncatchup: all\nmax_catchup: 1000\n\
-         max_concurrency: 10\ntasks:\n  - id: mark\n    type: shell\n    max_interrupts: 1000\n    \
+         max_concurrency: 10\ntasks:\n  - id: mark\n    type: shell\n    max_interrupts: 100\n    \
          script: 'echo \"$PETIT_SCHEDULED_AT $PETIT_ATTEMPT\" >> \"{}/tick\"'\n",
         m.display()
     )

@@ -1044,42 +1044,13 @@ fn recover(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
     }
 }
 
-fn condition_holds(cond: Condition, upstream: &[TaskStatus]) -> bool {
-    let failed = upstream.contains(&TaskStatus::Failed);
+fn condition_holds(cond: Condition, mut upstream: impl Iterator<Item = TaskStatus>) -> bool {
     match cond {
-        Condition::AllSuccess => upstream.iter().all(|s| *s == TaskStatus::Succeeded),
-        Condition::OnFailure => failed,
+        Condition::AllSuccess => upstream.all(|s| s == TaskStatus::Succeeded),
+        Condition::OnFailure => upstream.any(|s| s == TaskStatus::Failed),
         Condition::AllDone => true,
-        Condition::NoneFailed => !failed,
+        Condition::NoneFailed => !upstream.any(|s| s == TaskStatus::Failed),
     }
-}
-
-/// Tasks in an order where every task comes after its upstreams (validation rejects cycles;
-/// should one slip through, the tasks on it are simply never considered).
-fn topological_order(job: &Job) -> Vec<usize> {
-    let n = job.tasks.len();
-    let mut indegree: Vec<usize> = job.tasks.iter().map(|t| t.depends_on.len()).collect();
-    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, t) in job.tasks.iter().enumerate() {
-        for &d in &t.depends_on {
-            if d < n {
-                downstream[d].push(i);
-            }
-        }
-    }
-    let mut order = Vec::with_capacity(n);
-    let mut ready: std::collections::BTreeSet<usize> =
-        (0..n).filter(|&i| indegree[i] == 0).collect();
-    while let Some(i) = ready.pop_first() {
-        order.push(i);
-        for &j in &downstream[i] {
-            indegree[j] -= 1;
-            if indegree[j] == 0 {
-                ready.insert(j);
-            }
-        }
-    }
-    order
 }
 
 /// When Petit gives up on an attempt: its `timeout_secs`. A cluster job without one is still
@@ -1103,86 +1074,94 @@ fn advance(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
     }
     let stopping = state.run.stop.is_some();
     let mut running = state.n_running();
-    let order = topological_order(job);
-    for &i in &order {
-        let status = state.tasks[i].status;
-        if stopping {
-            if matches!(status, TaskStatus::Pending | TaskStatus::RetryWait { .. }) {
-                state.tasks[i].status = TaskStatus::Cancelled;
+    // Tasks are considered in file order; a skip can unblock a task listed before it, so the
+    // loop goes round again until nothing more is decided (usually once; no allocation).
+    let mut again = true;
+    while again {
+        again = false;
+        for i in 0..state.tasks.len() {
+            let status = state.tasks[i].status;
+            if stopping {
+                if matches!(status, TaskStatus::Pending | TaskStatus::RetryWait { .. }) {
+                    state.tasks[i].status = TaskStatus::Cancelled;
+                    out.touch(i);
+                    out.effects.push(event(
+                        job,
+                        state,
+                        Some(i),
+                        None,
+                        EventKind::TaskCancelled,
+                        "run stopped",
+                        now,
+                    ));
+                }
+                continue;
+            }
+            if status != TaskStatus::Pending {
+                continue;
+            }
+            let upstream = || {
+                job.tasks[i]
+                    .depends_on
+                    .iter()
+                    .filter_map(|&d| state.tasks.get(d).map(|t| t.status))
+            };
+            if !upstream().all(|s| s.is_terminal()) {
+                continue;
+            }
+            if !condition_holds(job.tasks[i].condition, upstream()) {
+                again = true;
+                state.tasks[i].status = TaskStatus::Skipped;
                 out.touch(i);
                 out.effects.push(event(
                     job,
                     state,
                     Some(i),
                     None,
-                    EventKind::TaskCancelled,
-                    "run stopped",
+                    EventKind::TaskSkipped,
+                    "condition not met",
                     now,
                 ));
+                continue;
             }
-            continue;
-        }
-        if status != TaskStatus::Pending {
-            continue;
-        }
-        let upstream: Vec<TaskStatus> = job.tasks[i]
-            .depends_on
-            .iter()
-            .filter_map(|&d| state.tasks.get(d).map(|t| t.status))
-            .collect();
-        if !upstream.iter().all(|s| s.is_terminal()) {
-            continue;
-        }
-        if !condition_holds(job.tasks[i].condition, &upstream) {
-            state.tasks[i].status = TaskStatus::Skipped;
+            if running >= state.run.max_tasks as usize {
+                continue;
+            }
+            let spec = &job.tasks[i];
+            let t = &mut state.tasks[i];
+            let no = t.attempts.len() as u32 + 1;
+            t.attempts.push(Attempt {
+                no,
+                status: AttemptStatus::Launching,
+                started_at: now,
+                ended_at: None,
+                deadline: attempt_deadline(spec, now),
+                process: None,
+                remote_job: None,
+                stop: None,
+                exit_code: None,
+                signal: None,
+                message: None,
+            });
+            t.status = TaskStatus::Running;
+            running += 1;
             out.touch(i);
+            out.effects.push(Effect::Launch {
+                task: i,
+                attempt: no,
+            });
             out.effects.push(event(
                 job,
                 state,
                 Some(i),
-                None,
-                EventKind::TaskSkipped,
-                "condition not met",
+                Some(no),
+                EventKind::TaskStarted,
+                format!("attempt {no}"),
                 now,
             ));
-            continue;
         }
-        if running >= state.run.max_tasks as usize {
-            continue;
-        }
-        let spec = &job.tasks[i];
-        let t = &mut state.tasks[i];
-        let no = t.attempts.len() as u32 + 1;
-        t.attempts.push(Attempt {
-            no,
-            status: AttemptStatus::Launching,
-            started_at: now,
-            ended_at: None,
-            deadline: attempt_deadline(spec, now),
-            process: None,
-            remote_job: None,
-            stop: None,
-            exit_code: None,
-            signal: None,
-            message: None,
-        });
-        t.status = TaskStatus::Running;
-        running += 1;
-        out.touch(i);
-        out.effects.push(Effect::Launch {
-            task: i,
-            attempt: no,
-        });
-        out.effects.push(event(
-            job,
-            state,
-            Some(i),
-            Some(no),
-            EventKind::TaskStarted,
-            format!("attempt {no}"),
-            now,
-        ));
     }
+
     if state.tasks.iter().all(|t| t.status.is_terminal()) {
         let any_failed = state.tasks.iter().any(|t| t.status == TaskStatus::Failed);
         let (status, kind) = match state.run.stop {
