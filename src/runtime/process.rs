@@ -558,6 +558,15 @@ fn prepare_log(path: &Path) -> Result<LazyFile, SpawnError> {
 /// `PETIT_OUTPUT` names a file the task may create; none exists before it runs (a stale one
 /// from an earlier Petit is removed). Reading a missing file means "no outputs".
 fn prepare_output_file(path: &Path) -> Result<(), SpawnError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|err| {
+            classify(
+                err,
+                SpawnErrorKind::OutputFileUnwritable,
+                format!("cannot create the directory of {}", path.display()),
+            )
+        })?;
+    }
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
