@@ -594,25 +594,16 @@ pub fn step(job: &Job, state: &mut RunState, input: Input, now: Timestamp) -> St
         }
         Input::Skip { reason } => {
             if matches!(state.run.status, RunStatus::Queued | RunStatus::Waiting) {
-                state.run.status = RunStatus::Skipped;
-                state.run.ended_at = Some(now);
                 state.run.reason = Some(reason.clone());
-                out.run_changed = true;
-                for i in 0..state.tasks.len() {
-                    if !state.tasks[i].status.is_terminal() {
-                        state.tasks[i].status = TaskStatus::Skipped;
-                        out.touch(i);
-                    }
-                }
-                out.effects.push(event(
+                end_unstarted(
                     job,
                     state,
-                    None,
-                    None,
+                    RunStatus::Skipped,
                     EventKind::RunSkipped,
-                    reason,
+                    &reason,
                     now,
-                ));
+                    &mut out,
+                );
             }
         }
         Input::Cancel => cancel(job, state, now, &mut out),
@@ -922,26 +913,48 @@ fn tick(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
     }
 }
 
+/// Ends a run that never started (skipped or cancelled while queued or waiting): every task
+/// that is not terminal takes the run's fate.
+fn end_unstarted(
+    job: &Job,
+    state: &mut RunState,
+    status: RunStatus,
+    kind: EventKind,
+    detail: &str,
+    now: Timestamp,
+    out: &mut Step,
+) {
+    state.run.status = status;
+    state.run.ended_at = Some(now);
+    out.run_changed = true;
+    let task_status = if status == RunStatus::Cancelled {
+        TaskStatus::Cancelled
+    } else {
+        TaskStatus::Skipped
+    };
+    for i in 0..state.tasks.len() {
+        if !state.tasks[i].status.is_terminal() {
+            state.tasks[i].status = task_status;
+            out.touch(i);
+        }
+    }
+    out.effects
+        .push(event(job, state, None, None, kind, detail, now));
+}
+
 fn cancel(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
     match state.run.status {
         RunStatus::Queued | RunStatus::Waiting => {
-            state.run.status = RunStatus::Cancelled;
             state.run.stop = Some(RunStop::Cancelled);
-            state.run.ended_at = Some(now);
-            out.run_changed = true;
-            for i in 0..state.tasks.len() {
-                state.tasks[i].status = TaskStatus::Cancelled;
-                out.touch(i);
-            }
-            out.effects.push(event(
+            end_unstarted(
                 job,
                 state,
-                None,
-                None,
+                RunStatus::Cancelled,
                 EventKind::RunCancelled,
                 "cancelled before it started",
                 now,
-            ));
+                out,
+            );
         }
         RunStatus::Running => {
             if state.run.stop.is_some() {
