@@ -22,7 +22,7 @@ use crate::core::scheduler::{self, Admission, ClockTrust, FiringKind, UpstreamFa
 use crate::core::{Event, EventKind};
 use crate::runtime::control::{self, Envelope, Request, Response};
 use crate::runtime::engine::{snapshot_of, Engine, EngineError};
-use crate::runtime::{clocksync, sdnotify, watch};
+use crate::runtime::{clocksync, sdnotify, walltimer, watch};
 use crate::spec::Job;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
@@ -158,6 +158,15 @@ impl Daemon {
         let mut hup = signal(tokio::signal::unix::SignalKind::hangup());
         let mut events_rx = self.engine.subscribe();
         let watchdog = sdnotify::watchdog_interval();
+        // Firings are waited for on the wall clock itself (a step of the clock re-plans); a
+        // monotonic sleep is the fallback if the timer cannot be created.
+        let mut walltimer = match walltimer::WallTimer::new() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!("no wall-clock timer ({e}); firings use monotonic sleeps");
+                None
+            }
+        };
         self.notifier.ready();
         self.notifier.status("running");
         tracing::info!("petit is running");
@@ -180,7 +189,12 @@ impl Daemon {
                     false
                 }
             };
-            let mut wake = self.next_wake(now, watchdog);
+            let next_firing = self.next_firing(now);
+            let mut wake = self.next_wake(
+                now,
+                watchdog,
+                walltimer.is_none().then_some(next_firing).flatten(),
+            );
             if !healthy {
                 wake = wake.min(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -188,6 +202,7 @@ impl Daemon {
             tokio::select! {
                 Some(exit) = self.engine.next_exit() => self.engine.on_exit(exit),
                 _ = tokio::time::sleep(wake) => self.engine.on_tick(),
+                _ = wall_sleep(&mut walltimer, next_firing) => {}
                 Some(conn) = accept(&listener) => {
                     tokio::spawn(control::serve_connection(conn, req_tx.clone(), events_tx.clone()));
                 }
@@ -245,24 +260,39 @@ impl Daemon {
         self.recent.push_back(e);
     }
 
-    /// How long to sleep: until the next firing, run deadline, dependency timeout, clock
-    /// re-check or watchdog ping, whichever is first.
-    fn next_wake(&self, now: Timestamp, watchdog: Option<Duration>) -> Duration {
+    /// The next firing of any job (wall-clock time), while the clock is trusted.
+    fn next_firing(&self, now: Timestamp) -> Option<Timestamp> {
+        if self.trust != ClockTrust::Trusted {
+            return None;
+        }
+        self.jobs
+            .values()
+            .filter_map(|job| {
+                let cursor = self.cursors.get(&job.id).copied().unwrap_or(now);
+                scheduler::next_firing(job, cursor)
+            })
+            .min()
+    }
+
+    /// How long to sleep (monotonic): until the next run deadline, dependency timeout, clock
+    /// re-check or watchdog ping, or `firing` (when no wall-clock timer waits for it).
+    fn next_wake(
+        &self,
+        now: Timestamp,
+        watchdog: Option<Duration>,
+        firing: Option<Timestamp>,
+    ) -> Duration {
         let mut wake = Duration::from_secs(24 * 3600);
         let mut consider = |d: Duration| wake = wake.min(d);
         if let Some(d) = self.engine.next_deadline() {
             let engine_now = self.engine.clock().now();
             consider(Duration::from_millis(d.millis_since(engine_now)));
         }
+        if let Some(at) = firing {
+            consider(Duration::from_millis(at.millis_since(now)));
+        }
         match self.trust {
-            ClockTrust::Trusted => {
-                for job in self.jobs.values() {
-                    let cursor = self.cursors.get(&job.id).copied().unwrap_or(now);
-                    if let Some(at) = scheduler::next_firing(job, cursor) {
-                        consider(Duration::from_millis(at.millis_since(now)));
-                    }
-                }
-            }
+            ClockTrust::Trusted => {}
             ClockTrust::WaitingForSync { .. } => consider(CLOCK_POLL),
             ClockTrust::BehindHighWater { high_water } => {
                 consider(Duration::from_millis(high_water.millis_since(now)).max(CLOCK_POLL))
@@ -871,6 +901,19 @@ async fn accept(listener: &Option<tokio::net::UnixListener>) -> Option<tokio::ne
     match listener {
         Some(l) => l.accept().await.ok().map(|(s, _)| s),
         None => std::future::pending().await,
+    }
+}
+
+async fn wall_sleep(timer: &mut Option<walltimer::WallTimer>, at: Option<Timestamp>) {
+    match (timer, at) {
+        (Some(t), Some(at)) => {
+            if let Err(e) = t.sleep_until(at).await {
+                tracing::warn!("wall-clock timer failed ({e}); sleeping on the monotonic clock");
+                let ms = at.millis_since(crate::clock::now());
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
+        _ => std::future::pending().await,
     }
 }
 

@@ -20,4 +20,5 @@ pub mod remote;
 pub mod sdnotify;
 pub mod slurm;
 pub mod task;
+pub mod walltimer;
 pub mod watch;
