@@ -305,3 +305,15 @@ fn errors_say_what_is_wrong() {
         );
     }
 }
+
+/// Regression (found by fuzzing): an empty item in a list made croner search to the year 5000
+/// before saying the schedule never fires (a minute in a debug build).
+#[test]
+fn empty_list_items_are_rejected_at_once() {
+    for expr in [", * * * *", "1,,2 * * * *", "0 5, * * *", "* * * * 1,"] {
+        let err = petit::schedule::Schedule::parse(expr)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("empty item"), "{expr}: {err}");
+    }
+}

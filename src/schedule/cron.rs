@@ -92,6 +92,16 @@ impl CronSchedule {
             }
         }
 
+        let empty_time = [
+            ("second", cron.pattern.seconds.values().is_empty()),
+            ("minute", cron.pattern.minutes.values().is_empty()),
+            ("hour", cron.pattern.hours.values().is_empty()),
+        ];
+        if let Some((name, _)) = empty_time.iter().find(|(_, empty)| *empty) {
+            return Err(format!(
+                "the {name} field matches no value, so it never fires"
+            ));
+        }
         let schedule = CronSchedule {
             cron,
             fixed_times,
@@ -173,6 +183,11 @@ fn next_of(cron: &Cron, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp
 /// Replaces month and weekday names in one field and rejects any other word.
 fn normalize_field(idx: usize, field: &str) -> Result<String, String> {
     let (name, _, _) = FIELDS[idx];
+    // `,5`, `1,,2` or a lone `,`: croner reads an empty item as "no value", which would make
+    // the schedule never fire after a search to the year 5000 (found by fuzzing).
+    if field.split(',').any(|item| item.is_empty()) {
+        return Err(format!("{name} field `{field}`: a list has an empty item"));
+    }
     let upper = field.to_ascii_uppercase();
     let mut out = String::with_capacity(upper.len());
     let mut chars = upper.char_indices().peekable();
