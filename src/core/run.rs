@@ -845,20 +845,32 @@ fn stop_attempts(
     for (i, t) in state.tasks.iter_mut().enumerate() {
         if let Some(a) = t.attempts.last_mut().filter(|a| a.status.is_in_flight()) {
             if a.stop.is_none() {
-                a.stop = Some(Stop {
-                    reason,
-                    kill_at: now.plus_secs(job.tasks[i].kill_grace_secs),
-                    killed: false,
-                });
-                out.touch(i);
-                out.effects.push(Effect::Signal {
-                    task: i,
-                    attempt: a.no,
-                    signal: Signal::Term,
-                });
+                begin_stop(a, i, reason, job.tasks[i].kill_grace_secs, now, out);
             }
         }
     }
+}
+
+/// Starts stopping attempt `a` of task `task`: SIGTERM now, SIGKILL after `grace_secs`.
+fn begin_stop(
+    a: &mut Attempt,
+    task: usize,
+    reason: StopReason,
+    grace_secs: u64,
+    now: Timestamp,
+    out: &mut Step,
+) {
+    a.stop = Some(Stop {
+        reason,
+        kill_at: now.plus_secs(grace_secs),
+        killed: false,
+    });
+    out.touch(task);
+    out.effects.push(Effect::Signal {
+        task,
+        attempt: a.no,
+        signal: Signal::Term,
+    });
 }
 
 fn tick(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
@@ -886,17 +898,7 @@ fn tick(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
         match a.stop {
             None => {
                 if a.deadline.is_some_and(|d| d <= now) {
-                    a.stop = Some(Stop {
-                        reason: StopReason::Timeout,
-                        kill_at: now.plus_secs(grace),
-                        killed: false,
-                    });
-                    out.touch(i);
-                    out.effects.push(Effect::Signal {
-                        task: i,
-                        attempt: a.no,
-                        signal: Signal::Term,
-                    });
+                    begin_stop(a, i, StopReason::Timeout, grace, now, out);
                 }
             }
             Some(ref mut stop) if !stop.killed && stop.kill_at <= now => {
