@@ -25,6 +25,12 @@ pub fn now_checked() -> Result<Timestamp, String> {
     }
 }
 
+/// Whether `PETIT_NOW` replaces the clock (the daemon then waits for firings on monotonic
+/// sleeps: the kernel's wall-clock timer knows nothing of the fixed test clock).
+pub fn is_overridden() -> bool {
+    std::env::var_os(PETIT_NOW).is_some()
+}
+
 fn system_now() -> Timestamp {
     // A clock before 1970 (a board without RTC can boot anywhere) reads as the epoch; the
     // scheduler's clock-trust gate, not this function, decides whether to believe it.

@@ -11,7 +11,6 @@ use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
 use crate::core::run::{Run, RunState, TaskStatus};
 use crate::runtime::control::Request;
-use crate::runtime::engine::Engine;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 
@@ -152,8 +151,8 @@ fn run_detail_json(s: &RunState, job: Option<&crate::spec::Job>, logs_dir: &Path
         .map(|(i, t)| {
             let id = job.map_or_else(|| format!("task{i}"), |j| j.tasks[i].id.clone());
             let log = |no: u32| match job {
-                Some(j) => Engine::attempt_log_path(j, logs_dir, s.run.id, i, no),
-                None => Engine::log_path(logs_dir, s.run.id, &id, no),
+                Some(j) => crate::runtime::engine::attempt_log_path(j, logs_dir, s.run.id, i, no),
+                None => crate::runtime::engine::log_path(logs_dir, s.run.id, &id, no),
             };
             let attempts: Vec<Value> = t
                 .attempts

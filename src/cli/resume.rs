@@ -28,7 +28,6 @@ pub fn cmd_resume(args: ResumeArgs) -> Result<(), CliError> {
         };
         let ids = engine
             .recover(only, true)
-            .await
             .map_err(super::engine::engine_error)?;
         for id in &args.runs {
             if !ids.contains(id) {

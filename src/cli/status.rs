@@ -78,6 +78,19 @@ pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
             );
         }
     }
+    if let Some(fences) = value["fences"].as_array() {
+        println!("fencing (nothing of these tasks runs until their old processes are gone):");
+        for f in fences {
+            println!(
+                "  #{} task {} attempt {}: {} (retrying at {})",
+                f["run"],
+                f["task"],
+                f["attempt"],
+                f["error"].as_str().unwrap_or("-"),
+                f["retry_at"].as_str().unwrap_or("-")
+            );
+        }
+    }
     let next = value["next"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     if !next.is_empty() {
         println!("next firings:");

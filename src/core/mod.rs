@@ -7,6 +7,7 @@
 //! and deterministic tests can drive it with a fake clock.
 
 pub mod event;
+pub mod invariants;
 pub mod run;
 pub mod scheduler;
 

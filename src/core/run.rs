@@ -431,6 +431,33 @@ impl RunState {
 }
 
 /// The earliest moment at which a [`Input::Tick`] would change something, if any.
+/// Ends a run that cannot be driven any more (its snapshot is missing or no longer validates,
+/// or its records break an invariant): in-flight attempts are recorded interrupted, unfinished
+/// tasks cancelled, and the run failed with `reason`. The caller has fenced its processes.
+/// Needs no job definition, since the job is what is broken. Returns the changed task indices.
+pub fn quarantine(state: &mut RunState, reason: &str, now: Timestamp) -> Vec<usize> {
+    let mut changed = Vec::new();
+    for (i, t) in state.tasks.iter_mut().enumerate() {
+        if t.status.is_terminal() {
+            continue;
+        }
+        if let Some(a) = t.attempts.last_mut().filter(|a| a.status.is_in_flight()) {
+            a.status = AttemptStatus::Interrupted;
+            a.ended_at = Some(now);
+            a.message = Some(format!("quarantined: {reason}"));
+        }
+        t.status = TaskStatus::Cancelled;
+        changed.push(i);
+    }
+    if !state.run.status.is_terminal() {
+        state.run.status = RunStatus::Failed;
+        state.run.started_at.get_or_insert(now);
+        state.run.ended_at = Some(now);
+        state.run.reason = Some(format!("quarantined: {reason}"));
+    }
+    changed
+}
+
 pub fn next_deadline(state: &RunState) -> Option<Timestamp> {
     if state.run.status != RunStatus::Running {
         return None;

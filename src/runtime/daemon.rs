@@ -22,7 +22,9 @@ use crate::core::scheduler::{self, Admission, ClockTrust, FiringKind, UpstreamFa
 use crate::core::{Event, EventKind};
 use crate::runtime::control::{self, Envelope, Request, Response};
 use crate::runtime::engine::{snapshot_of, Engine, EngineError};
-use crate::runtime::{clocksync, sdnotify, walltimer, watch};
+use crate::runtime::os::OsWorld;
+use crate::runtime::world::World;
+use crate::runtime::{sdnotify, walltimer, watch};
 use crate::spec::Job;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
@@ -64,8 +66,8 @@ pub enum DaemonError {
 }
 
 /// The daemon's state; see the module doc.
-pub struct Daemon {
-    engine: Engine,
+pub struct Daemon<W: World = OsWorld> {
+    engine: Engine<W>,
     config: DaemonConfig,
     jobs: BTreeMap<String, Job>,
     paused: BTreeSet<String>,
@@ -75,13 +77,20 @@ pub struct Daemon {
     notifier: sdnotify::Notifier,
     /// Scheduler cursors, as committed (a cache of the `cursors` table).
     cursors: BTreeMap<String, Timestamp>,
+    /// The engine's events, kept in `recent` for `pt events`.
+    events_rx: tokio::sync::broadcast::Receiver<Event>,
+    /// Wait before the next try after a failed commit.
+    backoff: Duration,
+    /// Whether the last turn's commits succeeded.
+    healthy: bool,
 }
 
-impl Daemon {
+impl<W: World> Daemon<W> {
     /// A daemon over `engine` with the jobs of `config.jobs_dir`.
-    pub fn new(engine: Engine, config: DaemonConfig) -> Result<Self, DaemonError> {
+    pub fn new(engine: Engine<W>, config: DaemonConfig) -> Result<Self, DaemonError> {
         let paused = engine.store().paused_jobs()?;
-        let now = crate::clock::now();
+        let now = engine.world().wall_now();
+        let events_rx = engine.subscribe();
         let mut d = Daemon {
             engine,
             config,
@@ -92,6 +101,9 @@ impl Daemon {
             recent: VecDeque::new(),
             notifier: sdnotify::Notifier::from_env(),
             cursors: BTreeMap::new(),
+            events_rx,
+            backoff: BACKOFF_MIN,
+            healthy: true,
         };
         d.reload();
         Ok(d)
@@ -128,12 +140,104 @@ impl Daemon {
         self.engine.store()
     }
 
+    /// Recovery first: everything `pt resume` does, before any new firing.
+    pub fn start(&mut self) -> Result<(), DaemonError> {
+        self.engine.recover(None, false)?;
+        self.engine.process_inputs()?;
+        Ok(())
+    }
+
+    /// The engine (the simulation reads its world and its store).
+    pub fn engine(&self) -> &Engine<W> {
+        &self.engine
+    }
+
+    /// The engine, to change it.
+    pub fn engine_mut(&mut self) -> &mut Engine<W> {
+        &mut self.engine
+    }
+
+    /// Gives up the daemon: its store and world (a simulated crash keeps nothing else).
+    pub fn into_parts(self) -> (Store, W) {
+        self.engine.into_parts()
+    }
+
+    /// One turn of the loop: apply what is ready, react to finished runs, fire what is due;
+    /// then say how long to sleep. After a failed commit (a full disk) the answer is the
+    /// backoff, never a moment already past, so the loop always sleeps and the runtime keeps
+    /// serving signals and the socket. `wall_timer` says whether the caller waits for firings
+    /// on a wall-clock timer (then [`Wake::firing`] is set) or only on `after`.
+    pub fn turn(&mut self, watchdog: Option<Duration>, wall_timer: bool) -> Wake {
+        loop {
+            match self.events_rx.try_recv() {
+                Ok(e) => self.remember(e),
+                // Fewer recent events to show is all a lag costs here.
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        let now = self.engine.world().wall_now();
+        match self.pump(now) {
+            Ok(()) => {
+                self.backoff = BACKOFF_MIN;
+                self.healthy = true;
+                let firing = self.next_firing(now);
+                let after = self.next_wake(now, watchdog, (!wall_timer).then_some(firing).flatten());
+                Wake {
+                    after,
+                    firing: firing.filter(|_| wall_timer),
+                }
+            }
+            Err(e) => {
+                // A full disk or another failed write: nothing decided is lost (the engine
+                // holds it back, the firing is not committed), so report it and try again
+                // after the backoff. Firings and deadlines already past are not waited for.
+                tracing::error!("{e}; retrying in {:.1}s", self.backoff.as_secs_f32());
+                self.notifier.status(&format!("error: {e}"));
+                self.healthy = false;
+                let after = watchdog.map_or(self.backoff, |w| w.min(self.backoff));
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                Wake {
+                    after,
+                    firing: None,
+                }
+            }
+        }
+    }
+
+    /// Whether the last turn's commits succeeded.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// Handles a control request (the socket's, or the simulation's).
+    pub fn handle(&mut self, request: Request) -> Response {
+        match self.handle_inner(request) {
+            Ok(r) => r,
+            Err(e) => Response::error(4, e.to_string()),
+        }
+    }
+}
+
+/// What the daemon's loop waits for after a [`Daemon::turn`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wake {
+    /// Sleep at most this long (monotonic).
+    pub after: Duration,
+    /// Wake at this wall-clock instant (the next firing), on the wall-clock timer.
+    pub firing: Option<Timestamp>,
+}
+
+/// First wait after a failed commit; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Longest wait between two tries of a failed commit.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+impl Daemon<OsWorld> {
     /// Recovers unfinished runs, then serves until SIGTERM/SIGINT. Returns after a graceful
     /// stop.
     pub async fn run(mut self) -> Result<(), DaemonError> {
-        // Recovery first: everything `pt resume` does, before any new firing.
-        self.engine.recover(None, false).await?;
-        self.engine.process_inputs()?;
+        self.start()?;
         let events_tx = self.engine.events_sender();
         let listener = match &self.config.socket {
             Some(path) => Some(control::bind(path).map_err(|source| DaemonError::Socket {
@@ -156,61 +260,38 @@ impl Daemon {
         let mut term = signal(tokio::signal::unix::SignalKind::terminate());
         let mut int = signal(tokio::signal::unix::SignalKind::interrupt());
         let mut hup = signal(tokio::signal::unix::SignalKind::hangup());
-        let mut events_rx = self.engine.subscribe();
         let watchdog = sdnotify::watchdog_interval();
         // Firings are waited for on the wall clock itself (a step of the clock re-plans); a
-        // monotonic sleep is the fallback if the timer cannot be created.
-        let mut walltimer = match walltimer::WallTimer::new() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!("no wall-clock timer ({e}); firings use monotonic sleeps");
-                None
+        // monotonic sleep is the fallback if the timer cannot be created, and the only way
+        // under `PETIT_NOW` (a fixed test clock the kernel's timer knows nothing of).
+        let mut walltimer = if crate::clock::is_overridden() {
+            None
+        } else {
+            match walltimer::WallTimer::new() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!("no wall-clock timer ({e}); firings use monotonic sleeps");
+                    None
+                }
             }
         };
         self.notifier.ready();
         self.notifier.status("running");
         tracing::info!("petit is running");
-        let mut backoff = Duration::from_millis(500);
         loop {
-            while let Ok(e) = events_rx.try_recv() {
-                self.remember(e);
-            }
-            let now = crate::clock::now();
-            let healthy = match self.pump(now) {
-                Ok(()) => {
-                    backoff = Duration::from_millis(500);
-                    true
-                }
-                Err(e) => {
-                    // A full disk or another failed write: nothing decided is lost (the engine
-                    // holds it back, the firing is not committed), so report it and try again.
-                    tracing::error!("{e}; retrying in {:.1}s", backoff.as_secs_f32());
-                    self.notifier.status(&format!("error: {e}"));
-                    false
-                }
-            };
-            let next_firing = self.next_firing(now);
-            let mut wake = self.next_wake(
-                now,
-                watchdog,
-                walltimer.is_none().then_some(next_firing).flatten(),
-            );
-            if !healthy {
-                wake = wake.min(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
+            let wake = self.turn(watchdog, walltimer.is_some());
+            let healthy = self.healthy;
             tokio::select! {
-                Some(exit) = self.engine.next_exit() => self.engine.on_exit(exit),
-                _ = tokio::time::sleep(wake) => self.engine.on_tick(),
-                _ = wall_sleep(&mut walltimer, next_firing) => {}
+                _ = self.engine.report_ready(), if healthy => {}
+                _ = tokio::time::sleep(wake.after) => self.engine.on_tick(),
+                _ = wall_sleep(&mut walltimer, wake.firing) => {}
                 Some(conn) = accept(&listener) => {
                     tokio::spawn(control::serve_connection(conn, req_tx.clone(), events_tx.clone()));
                 }
                 Some(env) = req_rx.recv() => {
-                    let response = self.handle(env.request).await;
+                    let response = self.handle(env.request);
                     let _ = env.reply.send(response);
                 }
-                Ok(e) = events_rx.recv() => self.remember(e),
                 _ = recv_signal(&mut hup) => {
                     self.notifier.reloading();
                     self.reload();
@@ -239,7 +320,9 @@ impl Daemon {
         }
         Ok(())
     }
+}
 
+impl<W: World> Daemon<W> {
     /// One round of work: apply queued inputs, react to finished runs, fire what is due.
     fn pump(&mut self, now: Timestamp) -> Result<(), DaemonError> {
         self.engine.process_inputs()?;
@@ -285,7 +368,7 @@ impl Daemon {
         let mut wake = Duration::from_secs(24 * 3600);
         let mut consider = |d: Duration| wake = wake.min(d);
         if let Some(d) = self.engine.next_deadline() {
-            let engine_now = self.engine.clock().now();
+            let engine_now = self.engine.now();
             consider(Duration::from_millis(d.millis_since(engine_now)));
         }
         if let Some(at) = firing {
@@ -298,7 +381,7 @@ impl Daemon {
                 consider(Duration::from_millis(high_water.millis_since(now)).max(CLOCK_POLL))
             }
         }
-        let engine_now = self.engine.clock().now();
+        let engine_now = self.engine.now();
         for (job, since) in self.engine.waiting_runs() {
             if let Some(j) = self.jobs.get(&job) {
                 let deadline = scheduler::dependency_deadline(j, since);
@@ -313,7 +396,7 @@ impl Daemon {
 
     fn update_trust(&mut self, now: Timestamp) -> Result<(), DaemonError> {
         let high_water = self.store().high_water()?;
-        let synced = clocksync::kernel_clock_synchronized();
+        let synced = self.engine.world().clock_synchronized();
         let trust = scheduler::clock_trust(
             now,
             synced,
@@ -331,6 +414,12 @@ impl Daemon {
                     "the clock is behind the latest time Petit recorded ({high_water}); \
                      schedules wait until it catches up"
                 ),
+            }
+            if trust == ClockTrust::Trusted {
+                // Engine time was anchored before the clock could be believed (a board
+                // without RTC boots at a stale time): measure persisted deadlines from now on
+                // against the trusted clock.
+                self.engine.reanchor_clock();
             }
             self.notifier.status(&trust_text(trust));
             self.trust = trust;
@@ -353,7 +442,7 @@ impl Daemon {
                 Some(c) => c,
                 None => {
                     let c = scheduler::initial_cursor(now);
-                    self.store().write(|tx| {
+                    self.engine.write(|tx| {
                         tx.set_cursor(&id, c)?;
                         tx.raise_high_water(now)
                     })?;
@@ -377,13 +466,13 @@ impl Daemon {
         plan: scheduler::FiringPlan,
         now: Timestamp,
     ) -> Result<(), DaemonError> {
-        let engine_now = self.engine.clock().now();
+        let engine_now = self.engine.now();
         let snapshot = snapshot_of(job);
         let max_tasks = self.engine.default_max_tasks();
         let mut active = self.engine.runs_of_job(&job.id);
         let mut created: Vec<(RunState, Option<u64>)> = Vec::new();
         let mut notices: Vec<Event> = Vec::new();
-        self.store().write(|tx| {
+        self.engine.write(|tx| {
             if let Some(s) = &plan.summary {
                 let id = tx.next_run_id()?;
                 let status = if s.status_missed {
@@ -508,25 +597,14 @@ impl Daemon {
 
     /// Creates a queued run of `job` (manual or dependency trigger). Returns its id.
     fn create_run(&mut self, job: &Job, trigger: Trigger) -> Result<u64, DaemonError> {
-        let now = self.engine.clock().now();
-        let snapshot = snapshot_of(job);
-        let max_tasks = self.engine.default_max_tasks();
-        let state = self.store().write(|tx| {
-            let id = tx.next_run_id()?;
-            let s = RunState::new(job, id, trigger, now, now, max_tasks);
-            tx.insert_run(&s, &snapshot)?;
-            Ok(s)
-        })?;
-        let id = state.run.id;
-        self.engine.adopt(job.clone(), state);
-        Ok(id)
+        Ok(self.engine.create_run(job, trigger, None)?)
     }
 
     /// Starts queued runs while the job's and the daemon's limits allow; re-checks waiting
     /// runs. Returns whether it fed anything.
     fn start_ready(&mut self) -> Result<bool, DaemonError> {
         let mut fed = false;
-        let engine_now = self.engine.clock().now();
+        let engine_now = self.engine.now();
         let max_jobs = self.config.max_jobs.map_or(usize::MAX, |n| n as usize);
         let mut running = self.engine.n_running_runs();
         // Waiting runs first: dependency met -> start, timed out -> skipped.
@@ -596,7 +674,7 @@ impl Daemon {
     /// Deletes the job's oldest finished runs beyond its retention, a batch at a time.
     fn prune(&mut self, job: &Job) -> Result<(), DaemonError> {
         let ids = self.store().run_ids_of_job(&job.id)?;
-        let now = self.engine.clock().now();
+        let now = self.engine.now();
         let keep_runs = job.history.keep_runs.map_or(usize::MAX, |n| n as usize);
         let cutoff = job
             .history
@@ -624,7 +702,7 @@ impl Daemon {
         if doomed.is_empty() {
             return Ok(());
         }
-        self.store().write(|tx| {
+        self.engine.write(|tx| {
             for run in &doomed {
                 tx.delete_run(run)?;
             }
@@ -635,13 +713,6 @@ impl Daemon {
         }
         tracing::debug!(job = %job.id, "pruned {} runs", doomed.len());
         Ok(())
-    }
-
-    async fn handle(&mut self, request: Request) -> Response {
-        match self.handle_inner(request) {
-            Ok(r) => r,
-            Err(e) => Response::error(4, e.to_string()),
-        }
     }
 
     fn handle_inner(&mut self, request: Request) -> Result<Response, DaemonError> {
@@ -679,12 +750,12 @@ impl Daemon {
                 Response::error(2, format!("no job `{job}`"))
             }
             Request::Pause { job } => {
-                self.store().write(|tx| tx.set_paused(&job, true))?;
+                self.engine.write(|tx| tx.set_paused(&job, true))?;
                 self.paused.insert(job.clone());
                 Response::ok(json!({ "job": job, "paused": true }))
             }
             Request::Unpause { job } => {
-                self.store().write(|tx| tx.set_paused(&job, false))?;
+                self.engine.write(|tx| tx.set_paused(&job, false))?;
                 self.paused.remove(&job);
                 Response::ok(json!({ "job": job, "paused": false }))
             }
@@ -710,7 +781,7 @@ impl Daemon {
     /// [{run, tasks: [{id, max_attempts, retry_at}]}]}`; `runs` covers the unfinished runs, with
     /// each run's own definition.
     fn jobs_json(&self) -> Result<Value, DaemonError> {
-        let now = crate::clock::now();
+        let now = self.engine.world().wall_now();
         let active = self.engine.active_summaries();
         let mut jobs = Vec::new();
         for job in self.jobs.values() {
@@ -778,7 +849,7 @@ impl Daemon {
     }
 
     fn status_json(&self) -> Result<Value, DaemonError> {
-        let now = crate::clock::now();
+        let now = self.engine.world().wall_now();
         let running: Vec<Value> = self
             .engine
             .active_summaries()
@@ -809,7 +880,7 @@ impl Daemon {
                 "enabled": job.enabled,
             }));
         }
-        Ok(json!({
+        let mut status = json!({
             "daemon": {
                 "pid": std::process::id(),
                 "started_at": self.started_at.rfc3339(),
@@ -819,7 +890,22 @@ impl Daemon {
             "clock": { "trusted": self.trust == ClockTrust::Trusted, "state": trust_text(self.trust) },
             "running": running,
             "next": next,
-        }))
+        });
+        let fences = self.engine.fences();
+        if !fences.is_empty() {
+            status["fences"] = Value::Array(
+                fences
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "run": f.run, "task": f.task, "attempt": f.attempt,
+                            "error": f.error, "retry_at": f.retry_at.rfc3339(),
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        Ok(status)
     }
 }
 

@@ -1,38 +1,63 @@
-//! The engine shell: one event loop that feeds runs' inputs to the core, commits, then acts.
+//! The engine: the one decide/commit/act loop of runs, shared by `pt` and the simulation.
 //!
-//! The loop, in words: wait for one input (a child exited, a deadline passed, a cancel or a
-//! signal arrived); read `now` once; call [`core::run::step`]; commit the changed records in one
-//! write transaction; perform the effects (spawn, signal, report). Nothing is spawned, killed or
-//! reported before the transition that implies it is durable.
+//! The loop, in words: drain what the [`World`] reported (a child exited, a cluster job was
+//! submitted, a fence finished) into inputs; call [`core::run::step`] for each input with `now`;
+//! commit every changed record in one write transaction; only then perform the effects (launch,
+//! signal, report). Nothing is spawned, killed or reported before the transition that implies
+//! it is durable. The engine is synchronous and generic over its world: production runs it on
+//! [`OsWorld`] inside the thin async shell at the bottom of this file
+//! ([`Engine::run_until_idle`]); `testing::sim` runs the same code over a simulated world, with
+//! crash points and failing commits injected through the world's hooks.
 //!
 //! A `Launched` input (the pid of a new process) changes records but implies no effect, so its
-//! commit rides along with the next one; recovery finds a process whose pid was never committed
-//! by the attempt key in its environment (`PETIT_ATTEMPT_KEY`).
+//! commit rides along with the next one (for a long lone task, its exit). This saves one fsync,
+//! and SD-card wear, per attempt; recovery finds a process whose pid was never committed by the
+//! attempt key in its environment (`PETIT_ATTEMPT_KEY`), and `pt status` shows the attempt as
+//! running either way.
 //!
-//! This module owns process handles and timers; it decides nothing about runs.
+//! Recovery loads every unfinished run and fences the processes of its in-flight attempts
+//! before feeding `Recover`: until every fence of a run has succeeded, the run takes no input
+//! (a failed fence is retried with backoff, and shown by [`Engine::fences`]). A run whose
+//! snapshot no longer validates is quarantined: fenced the same way, then recorded failed with
+//! the reason, while recovery goes on with the others.
+//!
+//! Graceful shutdown is a phase of the same loop: every local process group gets SIGTERM;
+//! exits that arrive within the grace are facts and are recorded as such (a task that traps
+//! SIGTERM and exits 0 succeeded); what still runs at the end of the grace gets SIGKILL; then
+//! `Suspend` records what did not finish (and what Petit's own signals ended) as interrupted.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 
-use crate::core::run::{self, Effect, Input, ProcessRef, RunState, Signal, Trigger};
-use crate::core::Event;
-use crate::runtime::ident;
-use crate::runtime::process::{self, SpawnRequest};
-use crate::runtime::remote::{Remote, SubmitPlan};
+use crate::core::invariants;
+use crate::core::run::{self, Effect, Input, RunState, RunStatus, Signal, Trigger};
+use crate::core::{Event, EventKind};
+use crate::runtime::os::OsWorld;
+use crate::runtime::process::SpawnRequest;
+use crate::runtime::remote::SubmitPlan;
 use crate::runtime::slurm;
-use crate::runtime::task::{Task, TaskContext};
-use crate::spec::model::{Action, Executor, Job};
+use crate::runtime::task::Task;
+use crate::runtime::world::{
+    AttemptKey, FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report,
+    World,
+};
+use crate::spec::model::{Action, Executor, Job, DEFAULT_KILL_GRACE_SECS};
 use crate::spec::template::{Context, Reference};
 use crate::store::records::Snapshot;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WriteTx};
 use crate::time::Timestamp;
 use std::sync::Arc;
 
 /// Environment variable carrying an attempt's identity, found by recovery in `/proc`.
 pub const ATTEMPT_KEY_VAR: &str = "PETIT_ATTEMPT_KEY";
+
+/// First wait before a failed fence is tried again; doubles up to [`FENCE_BACKOFF_MAX_MS`].
+const FENCE_BACKOFF_MS: i64 = 1_000;
+/// Longest wait between two tries of a failed fence.
+const FENCE_BACKOFF_MAX_MS: i64 = 60_000;
 
 /// How the engine is set up.
 #[derive(Clone, Debug)]
@@ -57,37 +82,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("run {run}: {message}")]
     Snapshot { run: u64, message: String },
-}
-
-/// The clock of the engine: wall time at start plus monotonic time elapsed since, so that a
-/// wall-clock jump while Petit runs neither fires nor starves timeouts and retry delays.
-#[derive(Clone, Copy, Debug)]
-pub struct EngineClock {
-    wall_at_start: Timestamp,
-    instant_at_start: Instant,
-}
-
-impl EngineClock {
-    /// Anchors the clock at the current wall time (or `PETIT_NOW`, for tests).
-    pub fn start() -> Self {
-        EngineClock {
-            wall_at_start: crate::clock::now(),
-            instant_at_start: Instant::now(),
-        }
-    }
-
-    /// The current engine time.
-    pub fn now(&self) -> Timestamp {
-        let elapsed = self.instant_at_start.elapsed().as_millis();
-        self.wall_at_start
-            .plus_millis(i64::try_from(elapsed).unwrap_or(i64::MAX))
-    }
-
-    /// The monotonic instant at which engine time reaches `t`.
-    pub fn instant_of(&self, t: Timestamp) -> Instant {
-        let ms = t.millis_since(self.wall_at_start);
-        self.instant_at_start + Duration::from_millis(ms)
-    }
+    /// The simulation cut the process here (never in production).
+    #[error("simulated crash")]
+    Crashed,
 }
 
 struct Active {
@@ -98,41 +95,6 @@ struct Active {
     tasks_dirty: BTreeSet<usize>,
 }
 
-struct Child {
-    pgid: i32,
-}
-
-/// News about an attempt from outside the loop (a process exited, a cluster job changed);
-/// fed back with [`Engine::on_exit`].
-#[derive(Debug)]
-pub struct ExitReport {
-    pub(crate) run: u64,
-    pub(crate) task: usize,
-    pub(crate) attempt: u32,
-    pub(crate) outcome: Outcome,
-}
-
-/// What happened to an attempt.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// Its process (or cluster job) ended.
-    Exited {
-        code: Option<i32>,
-        signal: Option<i32>,
-        outputs: Result<Vec<(String, String)>, String>,
-    },
-    /// Its cluster job was submitted.
-    Submitted { job_id: u64 },
-    /// It could not be submitted, for good.
-    SubmitFailed { message: String },
-    /// Its cluster job hit the Slurm time limit.
-    RemoteTimedOut,
-    /// Its cluster job is gone without a result.
-    Lost { reason: String },
-    /// A poll of the cluster finished (whatever it found was reported separately).
-    PollDone,
-}
-
 /// A request from outside the loop.
 #[derive(Debug)]
 pub enum Command {
@@ -140,71 +102,204 @@ pub enum Command {
     Shutdown,
 }
 
+/// One fence of a recovered run's in-flight attempt.
+#[derive(Clone, Debug)]
+struct Fence {
+    target: FenceTarget,
+    /// `None` while the world works on it.
+    failed: Option<FenceFailure>,
+}
+
+#[derive(Clone, Debug)]
+struct FenceFailure {
+    error: String,
+    retry_at: Timestamp,
+    backoff_ms: i64,
+}
+
+/// A recovered run whose survivors are being fenced; it takes no input until they are.
+struct Fencing {
+    fences: BTreeMap<(usize, u32), Fence>,
+    /// Inputs that arrived meanwhile, fed after `Recover`.
+    deferred: Vec<Input>,
+    /// Why the run is quarantined instead of recovered (its state, if it has no job).
+    quarantine: Option<(RunState, String)>,
+}
+
+/// A failed fence, for `pt status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FenceStatus {
+    pub run: u64,
+    pub task: usize,
+    pub attempt: u32,
+    pub error: String,
+    pub retry_at: Timestamp,
+}
+
+/// Graceful shutdown in progress.
+#[derive(Clone, Copy, Debug)]
+struct Shutdown {
+    kill_at: Timestamp,
+    killed: bool,
+    done: bool,
+}
+
 /// Drives runs to completion. One per process; owns the store while it lives.
-pub struct Engine {
+pub struct Engine<W: World = OsWorld> {
     store: Store,
     config: EngineConfig,
-    clock: EngineClock,
+    world: W,
     runs: BTreeMap<u64, Active>,
-    children: BTreeMap<(u64, usize, u32), Child>,
     inputs: VecDeque<(u64, Input)>,
-    exit_tx: mpsc::UnboundedSender<ExitReport>,
-    exit_rx: mpsc::UnboundedReceiver<ExitReport>,
     events: broadcast::Sender<Event>,
     observer: Option<Observer>,
-    shutting_down: bool,
-    /// Effects decided by committed-in-memory steps whose commit has not succeeded yet.
-    held_effects: Vec<(u64, Effect, Timestamp)>,
-    /// Cluster (Slurm) jobs of remote attempts.
-    remote: Remote,
+    /// Effects decided by steps whose commit has not succeeded yet.
+    held_effects: Vec<(u64, Effect)>,
     /// A change that must be committed even though it implies no effect.
     commit_now: bool,
-    /// In-process tasks registered by an embedding program (`type: custom`).
-    tasks: BTreeMap<String, Arc<dyn Task>>,
-    /// Running in-process attempts.
-    in_process: BTreeMap<(u64, usize, u32), InProcess>,
+    fencing: BTreeMap<u64, Fencing>,
+    shutdown: Option<Shutdown>,
 }
 
-/// A running in-process attempt: its stop request and its abort handle.
-struct InProcess {
-    cancel: tokio::sync::watch::Sender<bool>,
-    abort: tokio::task::AbortHandle,
-}
-
-impl Engine {
-    /// An engine over `store`. Call [`Engine::recover`] before anything else.
+impl Engine<OsWorld> {
+    /// An engine over `store` on the real operating system. Call [`Engine::recover`] before
+    /// anything else.
     pub fn new(store: Store, config: EngineConfig) -> Self {
-        let (exit_tx, exit_rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(1024);
-        Engine {
-            store,
-            config,
-            clock: EngineClock::start(),
-            runs: BTreeMap::new(),
-            children: BTreeMap::new(),
-            inputs: VecDeque::new(),
-            exit_tx,
-            exit_rx,
-            events,
-            observer: None,
-            shutting_down: false,
-            held_effects: Vec::new(),
-            remote: Remote::default(),
-            commit_now: false,
-            tasks: BTreeMap::new(),
-            in_process: BTreeMap::new(),
-        }
+        Engine::with_world(store, config, OsWorld::new())
     }
 
     /// Registers an in-process task under `name`, for job tasks with `type: custom` and
     /// `command: NAME`. Register before recovering or starting runs.
     pub fn register_task(&mut self, name: impl Into<String>, task: Arc<dyn Task>) {
-        self.tasks.insert(name.into(), task);
+        self.world.register_task(name.into(), task);
+    }
+
+    /// A sleep until engine time `deadline` (a day if none; callers re-arm after waking).
+    pub fn sleep_until(&self, deadline: Option<Timestamp>) -> tokio::time::Sleep {
+        let at = deadline
+            .map(|d| self.world.clock().instant_of(d))
+            .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(24 * 3600));
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at))
+    }
+
+    /// Waits until the world has a report (cancel-safe).
+    pub async fn report_ready(&mut self) {
+        self.world.report_ready().await
+    }
+
+    /// Runs until every run it drives is terminal, or a shutdown requested through
+    /// `commands` has completed. A failed commit (a full disk) is retried with backoff; the
+    /// loop keeps answering `commands` meanwhile.
+    pub async fn run_until_idle(
+        &mut self,
+        mut commands: Option<&mut mpsc::Receiver<Command>>,
+    ) -> Result<(), EngineError> {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let healthy = match self.process_inputs() {
+                Ok(()) => {
+                    backoff = Duration::from_millis(500);
+                    true
+                }
+                Err(EngineError::Store(e)) => {
+                    tracing::error!("{e}; retrying in {}s", backoff.as_secs_f32());
+                    false
+                }
+                Err(e) => return Err(e),
+            };
+            if healthy {
+                self.take_finished();
+                if self.is_stopped() || self.is_idle() {
+                    return Ok(());
+                }
+            }
+            let sleep = if healthy {
+                self.sleep_until(self.next_deadline())
+            } else {
+                let s = tokio::time::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                s
+            };
+            tokio::select! {
+                _ = self.world.report_ready(), if healthy => {}
+                _ = sleep => self.on_tick(),
+                Some(cmd) = recv_opt(&mut commands) => match cmd {
+                    Command::Cancel(id) => { self.cancel(id); }
+                    Command::Shutdown => self.request_shutdown(),
+                },
+            }
+        }
+    }
+
+    /// Graceful stop, driven to the end: see the module doc.
+    pub async fn shutdown(&mut self) -> Result<(), EngineError> {
+        self.request_shutdown();
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match self.process_inputs() {
+                Ok(()) => backoff = Duration::from_millis(500),
+                Err(EngineError::Store(e)) => {
+                    tracing::error!("{e}; retrying in {}s", backoff.as_secs_f32());
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            if self.is_stopped() {
+                return Ok(());
+            }
+            let sleep = self.sleep_until(self.next_deadline());
+            tokio::select! {
+                _ = self.world.report_ready() => {}
+                _ = sleep => self.on_tick(),
+            }
+        }
+    }
+}
+
+impl<W: World> Engine<W> {
+    /// An engine over `store` acting on `world`.
+    pub fn with_world(store: Store, config: EngineConfig, world: W) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Engine {
+            store,
+            config,
+            world,
+            runs: BTreeMap::new(),
+            inputs: VecDeque::new(),
+            events,
+            observer: None,
+            held_effects: Vec::new(),
+            commit_now: false,
+            fencing: BTreeMap::new(),
+            shutdown: None,
+        }
+    }
+
+    /// Gives up the engine (a simulated crash keeps the store and the world, nothing else).
+    pub fn into_parts(self) -> (Store, W) {
+        (self.store, self.world)
     }
 
     /// The store, for reads.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The world.
+    pub fn world(&self) -> &W {
+        &self.world
+    }
+
+    /// The world, to change it (the simulation injects faults through it).
+    pub fn world_mut(&mut self) -> &mut W {
+        &mut self.world
+    }
+
+    /// Engine time now.
+    pub fn now(&self) -> Timestamp {
+        self.world.now()
     }
 
     /// Lifecycle events, each sent after its transition was committed.
@@ -217,14 +312,45 @@ impl Engine {
         self.observer = Some(Box::new(f));
     }
 
-    /// Ids of the runs this engine is driving.
+    /// Ids of the runs this engine is driving (fencing ones included).
     pub fn active_runs(&self) -> Vec<u64> {
-        self.runs.keys().copied().collect()
+        let mut ids: BTreeSet<u64> = self.runs.keys().copied().collect();
+        ids.extend(self.fencing.keys().copied());
+        ids.into_iter().collect()
     }
 
     /// The state of a run this engine is driving.
     pub fn run_state(&self, id: u64) -> Option<&RunState> {
         self.runs.get(&id).map(|a| &a.state)
+    }
+
+    /// Every loaded run's state.
+    pub fn states(&self) -> impl Iterator<Item = &RunState> {
+        self.runs.values().map(|a| &a.state)
+    }
+
+    /// Whether nothing is left to drive.
+    pub fn is_idle(&self) -> bool {
+        self.runs.is_empty() && self.fencing.is_empty()
+    }
+
+    /// Runs one write transaction through the world's hooks: the daemon's commits (firings,
+    /// retention, pause) take the same crash points and failures as the engine's.
+    pub fn write<R>(
+        &mut self,
+        f: impl FnOnce(&mut WriteTx) -> Result<R, redb::Error>,
+    ) -> Result<R, EngineError> {
+        self.hook(W::before_commit)?;
+        let r = self.store.write(f)?;
+        let store = &self.store;
+        match self.world.after_commit(store) {
+            Ok(()) => Ok(r),
+            Err(i) => Err(injected(i)),
+        }
+    }
+
+    fn hook(&mut self, f: impl FnOnce(&mut W) -> Result<(), Injected>) -> Result<(), EngineError> {
+        f(&mut self.world).map_err(injected)
     }
 
     /// Creates a run of `job` and starts it. Returns its id.
@@ -234,10 +360,23 @@ impl Engine {
         trigger: Trigger,
         scheduled_at: Option<Timestamp>,
     ) -> Result<u64, EngineError> {
-        let now = self.clock.now();
+        let id = self.create_run(job, trigger, scheduled_at)?;
+        self.inputs.push_back((id, Input::Start));
+        Ok(id)
+    }
+
+    /// Creates a run of `job` (queued) in one transaction and takes it over, without starting
+    /// it. Returns its id.
+    pub fn create_run(
+        &mut self,
+        job: &Job,
+        trigger: Trigger,
+        scheduled_at: Option<Timestamp>,
+    ) -> Result<u64, EngineError> {
+        let now = self.world.now();
         let snapshot = snapshot_of(job);
         let max_tasks = self.config.default_max_tasks;
-        let state = self.store.write(|tx| {
+        let state = self.write(|tx| {
             let id = tx.next_run_id()?;
             let s = RunState::new(
                 job,
@@ -251,25 +390,16 @@ impl Engine {
             Ok(s)
         })?;
         let id = state.run.id;
-        self.runs.insert(
-            id,
-            Active {
-                job: job.clone(),
-                state,
-                run_dirty: false,
-                tasks_dirty: BTreeSet::new(),
-            },
-        );
-        self.inputs.push_back((id, Input::Start));
+        self.adopt(job.clone(), state);
         Ok(id)
     }
 
-    /// Loads every unfinished run (or only `only`, if given) from the store, makes sure no
-    /// process of an in-flight attempt survived the previous Petit, and feeds `Recover`.
-    /// With `start_queued`, runs that were created but not yet started (a crash came between
-    /// the two commits) are started too; the daemon passes false and starts them under its
-    /// concurrency limits instead.
-    pub async fn recover(
+    /// Loads every unfinished run (or only `only`, if given) from the store and fences the
+    /// processes of its in-flight attempts; `Recover` is fed once they are fenced. With
+    /// `start_queued`, runs that were created but not yet started (a crash came between the
+    /// two commits) are started too; the daemon passes false and starts them under its limits.
+    /// A run whose snapshot no longer validates is quarantined; recovery goes on.
+    pub fn recover(
         &mut self,
         only: Option<&[u64]>,
         start_queued: bool,
@@ -278,39 +408,26 @@ impl Engine {
         if let Some(only) = only {
             ids.retain(|id| only.contains(id));
         }
+        let mut recovered = Vec::new();
         for &id in &ids {
-            if self.runs.contains_key(&id) {
+            if self.runs.contains_key(&id) || self.fencing.contains_key(&id) {
                 continue;
             }
             let Some(state) = self.store.load_run(id)? else {
                 continue;
             };
-            let Some(snap) = self.store.snapshot(id)? else {
-                return Err(EngineError::Snapshot {
-                    run: id,
-                    message: "its job snapshot is missing".into(),
-                });
+            let job = match self.job_for(id, &state) {
+                Ok(job) => job,
+                Err(reason) => {
+                    tracing::error!(run = id, "quarantining run #{id}: {reason}");
+                    self.begin_fencing(id, None, state, Some(reason));
+                    continue;
+                }
             };
-            let job = crate::spec::parse_job(
-                Path::new(&snap.path),
-                Path::new(&snap.base_dir),
-                &snap.text,
-            )
-            .map_err(|diags| EngineError::Snapshot {
-                run: id,
-                message: format!(
-                    "its job snapshot no longer validates: {}",
-                    diags.first().map(|d| d.to_string()).unwrap_or_default()
-                ),
-            })?;
-            if job.tasks.len() != state.tasks.len() {
-                return Err(EngineError::Snapshot {
-                    run: id,
-                    message: "its snapshot and its task records disagree".into(),
-                });
-            }
-            self.fence_survivors(&job, &state).await;
-            let queued = state.run.status == run::RunStatus::Queued;
+            recovered.push(id);
+            let queued = state.run.status == RunStatus::Queued;
+            // Cluster jobs live on without Petit: adopt them (look up by name those whose job
+            // id was not committed; submit only if Slurm never saw them).
             let remote_in_flight: Vec<(usize, u32, Option<u64>, bool)> = state
                 .tasks
                 .iter()
@@ -321,31 +438,17 @@ impl Engine {
                         .map(|a| (i, a.no, a.remote_job, a.stop.is_some()))
                 })
                 .collect();
-            self.runs.insert(
-                id,
-                Active {
-                    job,
-                    state,
-                    run_dirty: false,
-                    tasks_dirty: BTreeSet::new(),
-                },
-            );
-            // Cluster jobs live on without Petit: adopt them (look up by name those whose job
-            // id was not committed; submit only if Slurm never saw them).
+            let fenced = self.begin_fencing(id, Some(&job), state.clone(), None);
+            self.adopt(job, state);
             for (task, attempt, job_id, stopping) in remote_in_flight {
                 let plan = match self.runs.get(&id) {
                     Some(active) => self.submit_plan(active, task, attempt),
                     None => continue,
                 };
                 match plan {
-                    Ok(plan) => self.remote.adopt(
-                        (id, task, attempt),
-                        plan,
-                        job_id,
-                        stopping,
-                        self.clock.now(),
-                        &self.exit_tx,
-                    ),
+                    Ok(plan) => self
+                        .world
+                        .adopt_remote((id, task, attempt), plan, job_id, stopping),
                     Err(message) => self.inputs.push_back((
                         id,
                         Input::Lost {
@@ -356,44 +459,211 @@ impl Engine {
                     )),
                 }
             }
-            self.inputs.push_back((id, Input::Recover));
+            if !fenced {
+                self.inputs.push_back((id, Input::Recover));
+            }
             if queued && start_queued {
                 self.inputs.push_back((id, Input::Start));
             }
         }
-        Ok(ids)
+        Ok(recovered)
     }
 
-    /// Kills every process of this run's in-flight attempts that is still alive: the ones
-    /// whose identity was committed, and the ones found by their attempt key.
-    async fn fence_survivors(&self, job: &Job, state: &RunState) {
+    /// The job a stored run executes with, from its snapshot, checked against its records.
+    fn job_for(&self, id: u64, state: &RunState) -> Result<Job, String> {
+        let snap = self
+            .store
+            .snapshot(id)
+            .map_err(|e| format!("its job snapshot cannot be read: {e}"))?
+            .ok_or_else(|| "its job snapshot is missing".to_string())?;
+        let job = crate::spec::parse_job(
+            Path::new(&snap.path),
+            Path::new(&snap.base_dir),
+            &snap.text,
+        )
+        .map_err(|diags| {
+            format!(
+                "its job snapshot no longer validates: {}",
+                diags.first().map(|d| d.to_string()).unwrap_or_default()
+            )
+        })?;
+        invariants::check_state(&job, state)
+            .map_err(|m| format!("its records disagree with its snapshot: {m}"))?;
+        Ok(job)
+    }
+
+    /// Asks the world to fence every in-flight local attempt of a recovered run. Returns
+    /// whether any fence is under way (the run then waits for them).
+    fn begin_fencing(
+        &mut self,
+        id: u64,
+        job: Option<&Job>,
+        state: RunState,
+        quarantine: Option<String>,
+    ) -> bool {
+        let mut fences = BTreeMap::new();
         for (i, t) in state.tasks.iter().enumerate() {
-            if job.tasks[i].executor.is_remote() {
-                continue;
-            }
             let Some(a) = t.current() else { continue };
-            let grace = Duration::from_secs(job.tasks[i].kill_grace_secs);
-            let mut pgids = BTreeSet::new();
-            if let Some(p) = &a.process {
-                let pident = ident::ProcessIdent {
-                    boot_id: p.boot_id.clone(),
-                    pid: p.pid,
-                    start_ticks: p.start_ticks,
-                };
-                if ident::is_alive(&pident) {
-                    pgids.insert(p.pid as i32);
+            let grace_secs = match job.map(|j| &j.tasks[i]) {
+                Some(spec) if spec.executor.is_remote() => continue,
+                Some(spec) if matches!(spec.executor, Executor::InProcess) => continue,
+                Some(spec) => spec.kill_grace_secs,
+                // No definition (quarantine): a cluster job has a job id; fence the rest.
+                None if a.remote_job.is_some() => continue,
+                None => DEFAULT_KILL_GRACE_SECS,
+            };
+            let target = FenceTarget {
+                key: (id, i, a.no),
+                process: a.process.clone(),
+                attempt_key: self.attempt_key(id, i, a.no),
+                grace_ms: grace_secs.saturating_mul(1000),
+            };
+            fences.insert(
+                (i, a.no),
+                Fence {
+                    target,
+                    failed: None,
+                },
+            );
+        }
+        let quarantine = quarantine.map(|r| (state, r));
+        if fences.is_empty() && quarantine.is_none() {
+            return false;
+        }
+        let targets: Vec<FenceTarget> = fences.values().map(|f| f.target.clone()).collect();
+        self.fencing.insert(
+            id,
+            Fencing {
+                fences,
+                deferred: Vec::new(),
+                quarantine,
+            },
+        );
+        for t in targets {
+            self.world.fence(t);
+        }
+        true
+    }
+
+    /// A fence finished: on success the run may recover once all its fences are done; on
+    /// failure it is tried again with backoff, and nothing of the task is launched meanwhile.
+    fn on_fenced(&mut self, key: AttemptKey, result: Result<(), String>) {
+        let now = self.world.now();
+        let (id, task, attempt) = key;
+        let Some(f) = self.fencing.get_mut(&id) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                f.fences.remove(&(task, attempt));
+            }
+            Err(error) => {
+                if let Some(fence) = f.fences.get_mut(&(task, attempt)) {
+                    let backoff_ms = fence
+                        .failed
+                        .as_ref()
+                        .map_or(FENCE_BACKOFF_MS, |p| (p.backoff_ms * 2).min(FENCE_BACKOFF_MAX_MS));
+                    tracing::error!(run = id, task, attempt,
+                        "cannot fence a process left from before the restart ({error}); \
+                         nothing of this task runs until it is gone; retrying in {}s",
+                        backoff_ms / 1000);
+                    fence.failed = Some(FenceFailure {
+                        error,
+                        retry_at: now.plus_millis(backoff_ms),
+                        backoff_ms,
+                    });
                 }
             }
-            let key = self.attempt_key(state.run.id, i, a.no);
-            for pid in ident::find_by_env(ATTEMPT_KEY_VAR, &key) {
-                pgids.insert(pid as i32);
+        }
+    }
+
+    /// Retries due fences; releases runs whose fences are all done.
+    fn progress_fences(&mut self) -> Result<(), EngineError> {
+        let now = self.world.now();
+        let mut retry = Vec::new();
+        let mut done = Vec::new();
+        for (id, f) in &self.fencing {
+            if f.fences.is_empty() {
+                done.push(*id);
             }
-            for pgid in pgids {
-                tracing::warn!(run = state.run.id, task = %job.tasks[i].id, pgid,
-                    "killing a process left over from before the restart");
-                let _ = ident::kill_group_and_wait(pgid, grace).await;
+            for fence in f.fences.values() {
+                if fence.failed.as_ref().is_some_and(|p| p.retry_at <= now) {
+                    retry.push(fence.target.clone());
+                }
             }
         }
+        for t in retry {
+            if let Some(fence) = self
+                .fencing
+                .get_mut(&t.key.0)
+                .and_then(|f| f.fences.get_mut(&(t.key.1, t.key.2)))
+            {
+                // Keep the backoff; mark it in progress by pushing its retry time out.
+                if let Some(p) = fence.failed.as_mut() {
+                    p.retry_at = Timestamp(i64::MAX);
+                }
+            }
+            self.world.fence(t);
+        }
+        for id in done {
+            let Some(f) = self.fencing.remove(&id) else {
+                continue;
+            };
+            match f.quarantine {
+                Some((mut state, reason)) => self.commit_quarantine(&mut state, &reason)?,
+                None => {
+                    self.inputs.push_front((id, Input::Recover));
+                    let mut at = 1;
+                    for input in f.deferred {
+                        self.inputs.insert(at.min(self.inputs.len()), (id, input));
+                        at += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_quarantine(&mut self, state: &mut RunState, reason: &str) -> Result<(), EngineError> {
+        let now = self.world.now();
+        let changed = run::quarantine(state, reason, now);
+        let st = &*state;
+        self.write(|tx| {
+            tx.put_run(&st.run)?;
+            for &i in &changed {
+                tx.put_task(st.run.id, i, &st.tasks[i])?;
+            }
+            Ok(())
+        })?;
+        self.emit(Event {
+            at: now,
+            run_id: state.run.id,
+            job_id: state.run.job_id.clone(),
+            task: None,
+            attempt: None,
+            kind: EventKind::RunFailed,
+            detail: format!("quarantined: {reason}"),
+        });
+        Ok(())
+    }
+
+    /// Fences that failed and are being retried.
+    pub fn fences(&self) -> Vec<FenceStatus> {
+        let mut out = Vec::new();
+        for (id, f) in &self.fencing {
+            for ((task, attempt), fence) in &f.fences {
+                if let Some(p) = &fence.failed {
+                    out.push(FenceStatus {
+                        run: *id,
+                        task: *task,
+                        attempt: *attempt,
+                        error: p.error.clone(),
+                        retry_at: p.retry_at,
+                    });
+                }
+            }
+        }
+        out
     }
 
     fn attempt_key(&self, run: u64, task: usize, attempt: u32) -> String {
@@ -410,134 +680,73 @@ impl Engine {
         }
     }
 
-    /// Runs until every run it drives is terminal, or a shutdown is requested.
-    ///
-    /// `commands` carries cancels and shutdown requests from outside (signals, a socket).
-    pub async fn run_until_idle(
-        &mut self,
-        mut commands: Option<&mut mpsc::Receiver<Command>>,
-    ) -> Result<(), EngineError> {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            if let Err(e) = self.process_inputs() {
-                // A full disk: keep going, retry the commit after a pause.
-                tracing::error!("{e}; retrying in {}s", backoff.as_secs_f32());
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                continue;
-            }
-            backoff = Duration::from_millis(500);
-            self.take_finished();
-            if self.runs.is_empty() {
-                return Ok(());
-            }
-            if self.shutting_down {
-                return self.shutdown().await;
-            }
-            let sleep = self.sleep_until(self.next_deadline());
-            tokio::select! {
-                Some(exit) = self.exit_rx.recv() => self.on_exit(exit),
-                _ = sleep => self.on_tick(),
-                Some(cmd) = recv_opt(&mut commands) => match cmd {
-                    Command::Cancel(id) => { self.cancel(id); }
-                    Command::Shutdown => self.shutting_down = true,
-                },
-            }
+    /// Begins a graceful shutdown (see the module doc); [`Engine::is_stopped`] tells when it
+    /// is complete.
+    pub fn request_shutdown(&mut self) {
+        if self.shutdown.is_some() {
+            return;
         }
+        let now = self.world.now();
+        let grace = i64::try_from(self.config.shutdown_grace.as_millis()).unwrap_or(i64::MAX);
+        self.shutdown = Some(Shutdown {
+            kill_at: now.plus_millis(grace),
+            killed: false,
+            done: false,
+        });
+        self.world.signal_all(Signal::Term);
     }
 
-    /// A sleep until engine time `deadline` (a day if none; callers re-arm after waking).
-    pub fn sleep_until(&self, deadline: Option<Timestamp>) -> tokio::time::Sleep {
-        let at = deadline
-            .map(|d| self.clock.instant_of(d))
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
-        tokio::time::sleep_until(tokio::time::Instant::from_std(at))
+    /// Whether a graceful shutdown was requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_some()
     }
 
-    /// The engine's clock.
-    pub fn clock(&self) -> EngineClock {
-        self.clock
+    /// Whether a graceful shutdown has completed (everything suspended and committed).
+    pub fn is_stopped(&self) -> bool {
+        self.shutdown.is_some_and(|s| s.done)
     }
 
-    /// The earliest deadline of any run this engine drives (engine time).
+    /// Moves engine time forward to the wall clock (see [`World::reanchor_clock`]).
+    pub fn reanchor_clock(&mut self) {
+        self.world.reanchor_clock();
+    }
+
+    /// The earliest deadline of anything this engine waits for (engine time): a run's
+    /// deadline, a fence retry, the end of the shutdown grace, a cluster poll.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let runs = self
+        let mut earliest = self
             .runs
             .values()
+            .filter(|a| !self.fencing.contains_key(&a.state.run.id))
             .filter_map(|a| run::next_deadline(&a.state))
             .min();
-        match (runs, self.remote.next_poll_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// The next exit of a child process.
-    pub async fn next_exit(&mut self) -> Option<ExitReport> {
-        self.exit_rx.recv().await
-    }
-
-    /// Queues the input a report means for its run.
-    pub fn on_exit(&mut self, exit: ExitReport) {
-        let key = (exit.run, exit.task, exit.attempt);
-        let (task, attempt) = (exit.task, exit.attempt);
-        let input = match exit.outcome {
-            Outcome::Exited {
-                code,
-                signal,
-                outputs,
-            } => {
-                self.children.remove(&key);
-                self.in_process.remove(&key);
-                self.remote.forget(key);
-                Input::Exited {
-                    task,
-                    attempt,
-                    code,
-                    signal,
-                    outputs,
-                }
-            }
-            Outcome::Submitted { job_id } => {
-                self.remote.submitted(key, job_id);
-                Input::Submitted {
-                    task,
-                    attempt,
-                    job_id,
-                }
-            }
-            Outcome::SubmitFailed { message } => {
-                self.remote.forget(key);
-                Input::LaunchFailed {
-                    task,
-                    attempt,
-                    message,
-                    transient: false,
-                }
-            }
-            Outcome::RemoteTimedOut => {
-                self.remote.forget(key);
-                Input::RemoteTimedOut { task, attempt }
-            }
-            Outcome::Lost { reason } => {
-                self.remote.forget(key);
-                Input::Lost {
-                    task,
-                    attempt,
-                    reason,
-                }
-            }
-            Outcome::PollDone => {
-                self.remote.poll_done(self.clock.now());
-                return;
+        let mut consider = |t: Option<Timestamp>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
         };
-        self.inputs.push_back((exit.run, input));
+        consider(self.world.next_tick());
+        for f in self.fencing.values() {
+            consider(
+                f.fences
+                    .values()
+                    .filter_map(|x| x.failed.as_ref().map(|p| p.retry_at))
+                    .min(),
+            );
+        }
+        if let Some(s) = self.shutdown {
+            if !s.killed {
+                consider(Some(s.kill_at));
+            }
+        }
+        earliest
     }
 
-    /// Queues a `Tick` for every run (deadlines may be due), and polls the cluster if due.
+    /// Queues a `Tick` for every run (deadlines may be due), and lets the world start what is
+    /// due (a cluster poll).
     pub fn on_tick(&mut self) {
-        self.remote.poll_if_due(self.clock.now(), &self.exit_tx);
+        let now = self.world.now();
+        self.world.tick(now);
         let ids: Vec<u64> = self.runs.keys().copied().collect();
         for id in ids {
             self.inputs.push_back((id, Input::Tick));
@@ -582,7 +791,7 @@ impl Engine {
     }
 
     /// The unfinished runs of `job_id` this engine holds, ascending by id.
-    pub fn runs_of_job(&self, job_id: &str) -> Vec<(u64, run::RunStatus)> {
+    pub fn runs_of_job(&self, job_id: &str) -> Vec<(u64, RunStatus)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.job_id == job_id && !a.state.is_terminal())
@@ -594,7 +803,7 @@ impl Engine {
     pub fn waiting_run_ids(&self) -> Vec<(u64, String, Timestamp)> {
         self.runs
             .iter()
-            .filter(|(_, a)| a.state.run.status == run::RunStatus::Waiting)
+            .filter(|(_, a)| a.state.run.status == RunStatus::Waiting)
             .map(|(id, a)| (*id, a.state.run.job_id.clone(), a.state.run.created_at))
             .collect()
     }
@@ -611,7 +820,7 @@ impl Engine {
     pub fn queued_run_ids(&self) -> Vec<(u64, String)> {
         self.runs
             .iter()
-            .filter(|(_, a)| a.state.run.status == run::RunStatus::Queued)
+            .filter(|(_, a)| a.state.run.status == RunStatus::Queued)
             .map(|(id, a)| (*id, a.state.run.job_id.clone()))
             .collect()
     }
@@ -622,7 +831,7 @@ impl Engine {
     }
 
     /// Every unfinished run: (id, job id, status, started at).
-    pub fn active_summaries(&self) -> Vec<(u64, String, run::RunStatus, Option<Timestamp>)> {
+    pub fn active_summaries(&self) -> Vec<(u64, String, RunStatus, Option<Timestamp>)> {
         self.runs
             .iter()
             .filter(|(_, a)| !a.state.is_terminal())
@@ -641,7 +850,7 @@ impl Engine {
     pub fn n_running_runs(&self) -> usize {
         self.runs
             .values()
-            .filter(|a| a.state.run.status == run::RunStatus::Running)
+            .filter(|a| a.state.run.status == RunStatus::Running)
             .count()
     }
 
@@ -659,26 +868,95 @@ impl Engine {
             .collect()
     }
 
-    /// Requests a graceful stop: the next [`Engine::shutdown`] call performs it.
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down
+    /// Maps a report to the input it means for its run (`None`: bookkeeping only).
+    fn input_of(&mut self, report: Report) -> Option<(u64, Input)> {
+        let (run, task, attempt) = report.key;
+        let input = match report.outcome {
+            Outcome::Launched(process) => Input::Launched {
+                task,
+                attempt,
+                process,
+            },
+            Outcome::LaunchFailed(e) => Input::LaunchFailed {
+                task,
+                attempt,
+                message: e.message,
+                transient: e.transient,
+            },
+            Outcome::Exited {
+                code,
+                signal,
+                outputs,
+            } => {
+                // During a graceful shutdown, a death by signal is Petit's own SIGTERM or
+                // SIGKILL: the attempt stays in flight and `Suspend` records it interrupted.
+                // An exit with a code is a fact like any other.
+                if self.shutdown.is_some() && code.is_none() && !self.is_remote(run, task) {
+                    return None;
+                }
+                Input::Exited {
+                    task,
+                    attempt,
+                    code,
+                    signal,
+                    outputs,
+                }
+            }
+            Outcome::Submitted { job_id } => Input::Submitted {
+                task,
+                attempt,
+                job_id,
+            },
+            Outcome::SubmitFailed { message } => Input::LaunchFailed {
+                task,
+                attempt,
+                message,
+                transient: false,
+            },
+            Outcome::RemoteTimedOut => Input::RemoteTimedOut { task, attempt },
+            Outcome::Lost { reason } => Input::Lost {
+                task,
+                attempt,
+                reason,
+            },
+            Outcome::PollDone => return None,
+            Outcome::Fenced(result) => {
+                self.on_fenced(report.key, result);
+                return None;
+            }
+        };
+        Some((run, input))
     }
 
-    /// Applies queued inputs one by one: step, commit, act.
+    fn is_remote(&self, run: u64, task: usize) -> bool {
+        self.runs
+            .get(&run)
+            .and_then(|a| a.job.tasks.get(task))
+            .is_some_and(|t| t.executor.is_remote())
+    }
+
+    /// Applies everything that is ready: reports from the world, queued inputs; commits; acts.
+    /// Returns when nothing is left to do without waiting.
     ///
     /// If a commit fails (a full disk), the steps already taken stay in memory with their
     /// records marked dirty and their effects held back; nothing is spawned, killed or reported
-    /// until a later call commits them. The error is returned so the caller can report it and
-    /// call again after a pause ([`Engine::has_uncommitted`]).
+    /// until a later call commits them. The engine keeps its state (no reload is needed); the
+    /// error is returned so the caller can report it and call again after a pause.
     pub fn process_inputs(&mut self) -> Result<(), EngineError> {
         loop {
             // Whatever already happened joins this batch: every transition decided from it
             // shares one commit (one fsync), then all their effects are performed.
-            while let Ok(report) = self.exit_rx.try_recv() {
-                self.on_exit(report);
+            while let Some(report) = self.world.try_report() {
+                if let Some(input) = self.input_of(report) {
+                    self.inputs.push_back(input);
+                }
             }
+            self.progress_fences()?;
             if self.inputs.is_empty() {
                 if self.held_effects.is_empty() && !self.commit_now {
+                    if self.progress_shutdown()? {
+                        continue;
+                    }
                     return Ok(());
                 }
                 // Performing effects can queue inputs (a spawn's pid, a spawn failure).
@@ -686,12 +964,20 @@ impl Engine {
                 continue;
             }
             while let Some((id, input)) = self.inputs.pop_front() {
-                let now = self.clock.now();
+                if let Some(f) = self.fencing.get_mut(&id) {
+                    // Nothing reaches a run before its survivors are fenced; ticks are
+                    // regenerated later, everything else waits.
+                    if !matches!(input, Input::Tick) {
+                        f.deferred.push(input);
+                    }
+                    continue;
+                }
+                let now = self.world.now();
                 let Some(active) = self.runs.get_mut(&id) else {
                     continue;
                 };
-                // A cluster job's id is committed as soon as sbatch returns it (spec section 8),
-                // not only with the next transition.
+                // A cluster job's id is committed as soon as sbatch returns it, not only with
+                // the next transition (docs/slurm.md).
                 self.commit_now |= matches!(input, Input::Submitted { .. });
                 let step = run::step(&active.job, &mut active.state, input, now);
                 // A run's own status (waiting, say) is what `pt history` shows: commit it now.
@@ -702,9 +988,51 @@ impl Engine {
                     .extend(step.tasks_changed.iter().copied());
                 // A step without effects (a recorded pid) rides along with the next commit.
                 self.held_effects
-                    .extend(step.effects.into_iter().map(|e| (id, e, now)));
+                    .extend(step.effects.into_iter().map(|e| (id, e)));
             }
         }
+    }
+
+    /// Moves a graceful shutdown on: SIGKILL at the end of the grace, then `Suspend` for every
+    /// run once no local attempt is alive. Returns whether it queued work.
+    fn progress_shutdown(&mut self) -> Result<bool, EngineError> {
+        let Some(mut s) = self.shutdown else {
+            return Ok(false);
+        };
+        if s.done {
+            return Ok(false);
+        }
+        if self.world.has_local_attempts() {
+            if !s.killed && self.world.now() >= s.kill_at {
+                s.killed = true;
+                self.shutdown = Some(s);
+                self.world.signal_all(Signal::Kill);
+            }
+            return Ok(false);
+        }
+        for id in self.runs.keys().copied().collect::<Vec<_>>() {
+            self.inputs.push_back((id, Input::Suspend));
+        }
+        // Drain the suspensions now: they launch nothing and are committed together.
+        let queued: Vec<(u64, Input)> = self.inputs.drain(..).collect();
+        for (id, input) in queued {
+            let now = self.world.now();
+            let Some(active) = self.runs.get_mut(&id) else {
+                continue;
+            };
+            let step = run::step(&active.job, &mut active.state, input, now);
+            active.run_dirty |= step.run_changed;
+            active
+                .tasks_dirty
+                .extend(step.tasks_changed.iter().copied());
+            self.held_effects
+                .extend(step.effects.into_iter().map(|e| (id, e)));
+        }
+        self.commit_now = true;
+        self.commit_and_act()?;
+        s.done = true;
+        self.shutdown = Some(s);
+        Ok(false)
     }
 
     /// Commits, then performs the effects held for that commit.
@@ -712,14 +1040,17 @@ impl Engine {
         self.commit_now = false;
         if let Err(e) = self.commit() {
             self.commit_now = true;
-            tracing::error!(
-                "commit failed; holding back {} effects: {e}",
-                self.held_effects.len()
-            );
-            return Err(e.into());
+            if let EngineError::Store(err) = &e {
+                tracing::error!(
+                    "commit failed; holding back {} effects: {err}",
+                    self.held_effects.len()
+                );
+            }
+            return Err(e);
         }
-        for (id, effect, now) in std::mem::take(&mut self.held_effects) {
-            self.perform(id, effect, now);
+        for (id, effect) in std::mem::take(&mut self.held_effects) {
+            self.perform(id, effect);
+            self.hook(W::after_effect)?;
         }
         Ok(())
     }
@@ -727,14 +1058,16 @@ impl Engine {
     /// Whether decided transitions wait for a commit that failed.
     pub fn has_uncommitted(&self) -> bool {
         !self.held_effects.is_empty()
+            || self.commit_now
             || self
                 .runs
                 .values()
                 .any(|a| a.state.is_terminal() && (a.run_dirty || !a.tasks_dirty.is_empty()))
     }
 
-    /// Commits every pending change of every run in one write transaction.
-    fn commit(&mut self) -> Result<(), StoreError> {
+    /// Commits every pending change of every run in one write transaction. Records are
+    /// checked before they are encoded: a broken invariant is an error, never a stored state.
+    fn commit(&mut self) -> Result<(), EngineError> {
         if self
             .runs
             .values()
@@ -742,6 +1075,15 @@ impl Engine {
         {
             return Ok(());
         }
+        for a in self.runs.values() {
+            if a.run_dirty || !a.tasks_dirty.is_empty() {
+                invariants::check_state(&a.job, &a.state).map_err(|m| EngineError::Snapshot {
+                    run: a.state.run.id,
+                    message: format!("refusing to commit a state that breaks an invariant: {m}"),
+                })?;
+            }
+        }
+        self.hook(W::before_commit)?;
         let runs = &self.runs;
         self.store.write(|tx| {
             for a in runs.values() {
@@ -758,52 +1100,24 @@ impl Engine {
             a.run_dirty = false;
             a.tasks_dirty.clear();
         }
-        Ok(())
+        let store = &self.store;
+        self.world.after_commit(store).map_err(injected)
     }
 
-    fn perform(&mut self, id: u64, effect: Effect, now: Timestamp) {
+    fn perform(&mut self, id: u64, effect: Effect) {
         match effect {
-            Effect::Launch { task, attempt } => self.launch(id, task, attempt, now),
+            Effect::Launch { task, attempt } => {
+                // Nothing new starts during a graceful shutdown: the attempt is committed
+                // `launching` and `Suspend` records it interrupted.
+                if self.shutdown.is_none() {
+                    self.launch(id, task, attempt);
+                }
+            }
             Effect::Signal {
                 task,
                 attempt,
                 signal,
-            } => {
-                if let Some(ip) = self.in_process.get(&(id, task, attempt)) {
-                    match signal {
-                        // Ask it to stop; it has the grace period to return.
-                        Signal::Term => {
-                            let _ = ip.cancel.send(true);
-                        }
-                        // Drop its future, as SIGKILL ends a process.
-                        Signal::Kill => {
-                            ip.abort.abort();
-                            self.in_process.remove(&(id, task, attempt));
-                            let _ = self.exit_tx.send(ExitReport {
-                                run: id,
-                                task,
-                                attempt,
-                                outcome: Outcome::Exited {
-                                    code: None,
-                                    signal: Some(libc::SIGKILL),
-                                    outputs: Ok(Vec::new()),
-                                },
-                            });
-                        }
-                    }
-                } else if self.remote.tracks((id, task, attempt)) {
-                    // A cluster job: scancel (SIGTERM, then SIGKILL after Slurm's KillWait).
-                    self.remote.cancel((id, task, attempt));
-                } else if let Some(child) = self.children.get(&(id, task, attempt)) {
-                    let sig = match signal {
-                        Signal::Term => process::Signal::Term,
-                        Signal::Kill => process::Signal::Kill,
-                    };
-                    if let Err(e) = process::signal_group(child.pgid, sig) {
-                        tracing::warn!(run = id, task, attempt, "signal failed: {e}");
-                    }
-                }
-            }
+            } => self.world.signal((id, task, attempt), signal),
             Effect::Emit(event) => {
                 tracing::info!(run = event.run_id, task = ?event.task, "{}: {}",
                     event.kind.name(), event.detail);
@@ -815,179 +1129,43 @@ impl Engine {
         }
     }
 
-    /// Where an attempt's log is: under the state's `logs/`, or for a cluster job on the
-    /// cluster's shared filesystem.
-    pub fn attempt_log_path(
-        job: &Job,
-        logs_dir: &Path,
-        run: u64,
-        task: usize,
-        attempt: u32,
-    ) -> PathBuf {
-        let spec = &job.tasks[task];
-        match &spec.executor {
-            Executor::Slurm(opts) => {
-                slurm::attempt_files(&opts.workdir, run, &spec.id, attempt).log
-            }
-            Executor::Local | Executor::InProcess => {
-                Self::log_path(logs_dir, run, &spec.id, attempt)
-            }
-        }
-    }
-
-    /// Path of an attempt's log file.
-    pub fn log_path(logs_dir: &Path, run: u64, task_id: &str, attempt: u32) -> PathBuf {
-        logs_dir
-            .join(run.to_string())
-            .join(format!("{task_id}.{attempt}.log"))
-    }
-
     /// Performs a `Launch` effect on the side of the seam the task's executor names: a local
     /// process group, a Slurm job, or an in-process task.
-    fn launch(&mut self, id: u64, task: usize, attempt: u32, now: Timestamp) {
+    fn launch(&mut self, id: u64, task: usize, attempt: u32) {
         let Some(active) = self.runs.get(&id) else {
             return;
         };
-        let started = match &active.job.tasks[task].executor {
-            Executor::InProcess => self.start_in_process(id, task, attempt),
-            Executor::Slurm(_) => self.submit_plan(active, task, attempt).map(|plan| {
-                self.remote
-                    .launch((id, task, attempt), plan, now, &self.exit_tx)
+        let plan = match &active.job.tasks[task].executor {
+            Executor::InProcess => self.spawn_request(active, task, attempt).map(|request| {
+                let name = request.program.clone();
+                Launch::InProcess(InProcessLaunch {
+                    name,
+                    job_id: active.job.id.clone(),
+                    task_id: active.job.tasks[task].id.clone(),
+                    scheduled_at: active.state.run.scheduled_at,
+                    request,
+                })
             }),
-            Executor::Local => self
-                .spawn_request(active, task, attempt)
-                .map(|req| self.spawn_local(id, task, attempt, req)),
+            Executor::Slurm(_) => self.submit_plan(active, task, attempt).map(Launch::Remote),
+            Executor::Local => self.spawn_request(active, task, attempt).map(Launch::Local),
         };
-        if let Err(message) = started {
+        let result = plan
+            .map_err(|message| LaunchError {
+                message,
+                transient: false,
+            })
+            .and_then(|plan| self.world.launch((id, task, attempt), plan));
+        if let Err(e) = result {
             self.inputs.push_back((
                 id,
                 Input::LaunchFailed {
                     task,
                     attempt,
-                    message,
-                    transient: false,
+                    message: e.message,
+                    transient: e.transient,
                 },
             ));
         }
-    }
-
-    /// Spawns a local attempt; its pid (or its spawn failure) comes back as an input.
-    fn spawn_local(&mut self, id: u64, task: usize, attempt: u32, req: SpawnRequest) {
-        match process::spawn(&req) {
-            Ok(running) => {
-                let pid = running.pid();
-                let ident = running.ident();
-                let process = ProcessRef {
-                    boot_id: ident.boot_id.clone(),
-                    pid: ident.pid,
-                    start_ticks: ident.start_ticks,
-                };
-                self.children
-                    .insert((id, task, attempt), Child { pgid: pid as i32 });
-                self.inputs.push_back((
-                    id,
-                    Input::Launched {
-                        task,
-                        attempt,
-                        process,
-                    },
-                ));
-                let tx = self.exit_tx.clone();
-                let output_path = req.output_path.clone();
-                tokio::spawn(async move {
-                    let outcome = running.wait().await;
-                    let outputs = process::read_outputs(&output_path);
-                    let _ = tx.send(ExitReport {
-                        run: id,
-                        task,
-                        attempt,
-                        outcome: Outcome::Exited {
-                            code: outcome.code,
-                            signal: outcome.signal,
-                            outputs,
-                        },
-                    });
-                });
-            }
-            Err(e) => {
-                self.inputs.push_back((
-                    id,
-                    Input::LaunchFailed {
-                        task,
-                        attempt,
-                        message: e.to_string(),
-                        transient: e.transient,
-                    },
-                ));
-            }
-        }
-    }
-
-    /// Starts an attempt of a registered in-process task on this runtime.
-    fn start_in_process(&mut self, id: u64, task: usize, attempt: u32) -> Result<(), String> {
-        let Some(active) = self.runs.get(&id) else {
-            return Ok(());
-        };
-        let req = self.spawn_request(active, task, attempt)?;
-        let Some(handler) = self.tasks.get(&req.program).cloned() else {
-            return Err(format!(
-                "no in-process task `{}` is registered; `type: custom` tasks run only in \
-                 programs that embed Petit and register them (Engine::register_task)",
-                req.program
-            ));
-        };
-        if let Some(dir) = req.log_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
-        }
-        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-        let ctx = TaskContext {
-            job_id: active.job.id.clone(),
-            run_id: id,
-            task_id: active.job.tasks[task].id.clone(),
-            attempt,
-            scheduled_at: active.state.run.scheduled_at,
-            args: req.args.clone(),
-            env: req.env.clone(),
-            working_dir: req.working_dir.clone(),
-            log_path: req.log_path.clone(),
-            cancel: cancel_rx,
-        };
-        let log_path = req.log_path.clone();
-        let tx = self.exit_tx.clone();
-        let handle = tokio::spawn(async move {
-            let result = handler.run(ctx).await;
-            let (code, outputs) = match result {
-                Ok(outputs) => (0, Ok(outputs)),
-                Err(e) => {
-                    let line = format!("error: {}\n", e.message);
-                    let _ = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&log_path)
-                        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
-                    (if e.code == 0 { 1 } else { e.code }, Ok(Vec::new()))
-                }
-            };
-            let _ = tx.send(ExitReport {
-                run: id,
-                task,
-                attempt,
-                outcome: Outcome::Exited {
-                    code: Some(code),
-                    signal: None,
-                    outputs,
-                },
-            });
-        });
-        self.in_process.insert(
-            (id, task, attempt),
-            InProcess {
-                cancel: cancel_tx,
-                abort: handle.abort_handle(),
-            },
-        );
-        Ok(())
     }
 
     /// The Slurm job name of an attempt: unique per state directory, run, task and attempt,
@@ -1093,7 +1271,7 @@ impl Engine {
             ATTEMPT_KEY_VAR.into(),
             self.attempt_key(run.id, task, attempt),
         );
-        let log_path = Self::log_path(&self.config.logs_dir, run.id, &spec.id, attempt);
+        let log_path = log_path(&self.config.logs_dir, run.id, &spec.id, attempt);
         let output_path = log_path.with_extension("out");
         Ok(SpawnRequest {
             program,
@@ -1105,55 +1283,15 @@ impl Engine {
             output_path,
         })
     }
+}
 
-    /// Graceful stop: SIGTERM every running process group, wait up to the grace, SIGKILL the
-    /// rest, then record in-flight attempts as interrupted (`Suspend`).
-    pub async fn shutdown(&mut self) -> Result<(), EngineError> {
-        // In-process tasks end with the process; they are recorded interrupted like the rest.
-        for (_, ip) in std::mem::take(&mut self.in_process) {
-            ip.abort.abort();
-        }
-        let pgids: Vec<i32> = self.children.values().map(|c| c.pgid).collect();
-        for &pgid in &pgids {
-            let _ = process::signal_group(pgid, process::Signal::Term);
-        }
-        let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
-        while !self.children.is_empty() {
-            tokio::select! {
-                Some(exit) = self.exit_rx.recv() => {
-                    self.children.remove(&(exit.run, exit.task, exit.attempt));
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    for c in self.children.values() {
-                        let _ = process::signal_group(c.pgid, process::Signal::Kill);
-                    }
-                    while !self.children.is_empty() {
-                        match self.exit_rx.recv().await {
-                            Some(exit) => { self.children.remove(&(exit.run, exit.task, exit.attempt)); }
-                            None => break,
-                        }
-                    }
-                }
-            }
-        }
-        self.inputs.clear();
-        let ids: Vec<u64> = self.runs.keys().copied().collect();
-        for id in ids {
-            let now = self.clock.now();
-            if let Some(a) = self.runs.get_mut(&id) {
-                let step = run::step(&a.job, &mut a.state, Input::Suspend, now);
-                a.run_dirty |= step.run_changed;
-                a.tasks_dirty.extend(step.tasks_changed.iter().copied());
-                self.commit()?;
-                for e in step.effects {
-                    if let Effect::Emit(_) = e {
-                        self.perform(id, e, now);
-                    }
-                }
-            }
-        }
-        self.commit()?;
-        Ok(())
+fn injected(i: Injected) -> EngineError {
+    match i {
+        Injected::Crash => EngineError::Crashed,
+        Injected::DiskFull => EngineError::Store(StoreError::Io {
+            path: PathBuf::from(":simulated:"),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        }),
     }
 }
 
@@ -1162,6 +1300,23 @@ async fn recv_opt(rx: &mut Option<&mut mpsc::Receiver<Command>>) -> Option<Comma
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// Where an attempt's log is: under the state's `logs/`, or for a cluster job on the
+/// cluster's shared filesystem.
+pub fn attempt_log_path(job: &Job, logs_dir: &Path, run: u64, task: usize, attempt: u32) -> PathBuf {
+    let spec = &job.tasks[task];
+    match &spec.executor {
+        Executor::Slurm(opts) => slurm::attempt_files(&opts.workdir, run, &spec.id, attempt).log,
+        Executor::Local | Executor::InProcess => log_path(logs_dir, run, &spec.id, attempt),
+    }
+}
+
+/// Path of an attempt's log file.
+pub fn log_path(logs_dir: &Path, run: u64, task_id: &str, attempt: u32) -> PathBuf {
+    logs_dir
+        .join(run.to_string())
+        .join(format!("{task_id}.{attempt}.log"))
 }
 
 /// The snapshot a run keeps of its job.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::runtime::engine::{ExitReport, Outcome};
+use crate::runtime::world::{Outcome, Report};
 use crate::runtime::process;
 use crate::runtime::slurm::{self, AttemptFiles, JobState};
 use crate::spec::model::SlurmOptions;
@@ -34,8 +34,7 @@ pub fn poll_interval() -> Duration {
         .unwrap_or(Duration::from_secs(3))
 }
 
-/// (run, task index, attempt)
-pub type AttemptKey = (u64, usize, u32);
+pub use crate::runtime::world::AttemptKey;
 
 /// What is needed to submit an attempt (again).
 #[derive(Clone, Debug)]
@@ -69,13 +68,8 @@ pub struct Remote {
     poll_in_flight: bool,
 }
 
-fn report(tx: &mpsc::UnboundedSender<ExitReport>, key: AttemptKey, outcome: Outcome) {
-    let _ = tx.send(ExitReport {
-        run: key.0,
-        task: key.1,
-        attempt: key.2,
-        outcome,
-    });
+fn report(tx: &mpsc::UnboundedSender<Report>, key: AttemptKey, outcome: Outcome) {
+    let _ = tx.send(Report { key, outcome });
 }
 
 impl Remote {
@@ -99,7 +93,7 @@ impl Remote {
         key: AttemptKey,
         plan: SubmitPlan,
         now: Timestamp,
-        tx: &mpsc::UnboundedSender<ExitReport>,
+        tx: &mpsc::UnboundedSender<Report>,
     ) {
         let tracked = Tracked {
             plan,
@@ -123,7 +117,7 @@ impl Remote {
         job_id: Option<u64>,
         stopping: bool,
         now: Timestamp,
-        tx: &mpsc::UnboundedSender<ExitReport>,
+        tx: &mpsc::UnboundedSender<Report>,
     ) {
         let mut tracked = Tracked {
             plan,
@@ -197,7 +191,7 @@ impl Remote {
 
     /// Starts a poll if one is due: one batched status query of every submitted job, plus a
     /// retry of submissions that failed transiently.
-    pub fn poll_if_due(&mut self, now: Timestamp, tx: &mpsc::UnboundedSender<ExitReport>) {
+    pub fn poll_if_due(&mut self, now: Timestamp, tx: &mpsc::UnboundedSender<Report>) {
         let Some(due) = self.next_poll_at() else {
             return;
         };
@@ -230,7 +224,7 @@ fn spawn_submit(
     key: AttemptKey,
     plan: SubmitPlan,
     resolve_first: bool,
-    tx: mpsc::UnboundedSender<ExitReport>,
+    tx: mpsc::UnboundedSender<Report>,
 ) {
     tokio::spawn(async move {
         if resolve_first {
@@ -289,7 +283,7 @@ fn crash_point(var: &str) {
 async fn poll(
     queries: Vec<(AttemptKey, u64, SubmitPlan, Timestamp, bool)>,
     now: Timestamp,
-    tx: &mpsc::UnboundedSender<ExitReport>,
+    tx: &mpsc::UnboundedSender<Report>,
 ) {
     if queries.is_empty() {
         return;

@@ -7,6 +7,7 @@
 pub mod fuzz;
 pub mod model;
 pub mod powerloss;
+pub mod world;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
