@@ -116,11 +116,20 @@ fn build_job(tasks: &[TaskGen], timeout_secs: Option<u64>, max_tasks: Option<u32
                 .map(|d| ids[d].as_str())
                 .collect();
             let (mut t, d) = task(&ids[i], &deps);
-            t.condition = g.condition;
+            // Only jobs that validate: a run's job is re-derived from its job file text.
+            t.condition = if d.is_empty() && g.condition == Condition::OnFailure {
+                Condition::AllSuccess
+            } else {
+                g.condition
+            };
             t.retry.max_retries = g.max_retries;
             t.retry.delay_secs = g.delay_secs;
-            t.retry.backoff = g.backoff;
-            t.retry.max_delay_secs = g.max_delay_secs;
+            t.retry.backoff = if g.delay_secs == 0 {
+                Backoff::Fixed
+            } else {
+                g.backoff
+            };
+            t.retry.max_delay_secs = g.max_delay_secs.map(|m| m.max(g.delay_secs));
             t.retry.condition = g.retry_condition;
             if g.extra_code {
                 t.retry.exit_codes = vec![3];
@@ -185,6 +194,10 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         ]
         .prop_map(Op::CrashDuringNext),
         1 => Just(Op::Shutdown),
+        1 => Just(Op::KillPt),
+        1 => (2usize..4).prop_map(|count| Op::ExitMany { count }),
+        1 => (1u32..3).prop_map(Op::FailFences),
+        1 => (1u32..4).prop_map(Op::DiskFull),
     ]
 }
 
@@ -279,3 +292,4 @@ fn queued_run_stranded_by_a_crash_is_started_on_recovery() {
         result.err().map(|e| e.to_string()).unwrap_or_default()
     );
 }
+

@@ -270,3 +270,73 @@ impl Sim {
         self.trace.join("\n")
     }
 }
+
+/// The job file text of a hand-built job (the subset of fields the simulation varies), so the
+/// simulated engine stores a real snapshot and re-derives the job from it on recovery, as
+/// production does. Returns the job as parsed back from that text.
+pub fn with_yaml(job: &Job) -> Result<Job, String> {
+    use crate::spec::model::{Backoff, Condition, OnInterrupt, RetryCondition};
+    use std::fmt::Write;
+    let mut y = String::new();
+    let _ = writeln!(y, "id: {}", job.id);
+    if let Some(t) = job.timeout_secs {
+        let _ = writeln!(y, "timeout_secs: {t}");
+    }
+    if let Some(m) = job.max_tasks {
+        let _ = writeln!(y, "max_tasks: {m}");
+    }
+    y.push_str("tasks:\n");
+    for t in &job.tasks {
+        let _ = writeln!(y, "  - id: {}", t.id);
+        y.push_str("    command: \"true\"\n");
+        if !t.depends_on.is_empty() {
+            let deps: Vec<&str> = t.depends_on.iter().map(|&i| job.tasks[i].id.as_str()).collect();
+            let _ = writeln!(y, "    depends_on: [{}]", deps.join(", "));
+        }
+        let cond = match t.condition {
+            Condition::AllSuccess => "all_success",
+            Condition::OnFailure => "on_failure",
+            Condition::AllDone => "all_done",
+            Condition::NoneFailed => "none_failed",
+        };
+        let _ = writeln!(y, "    condition: {cond}");
+        let r = &t.retry;
+        let _ = writeln!(y, "    retry:\n      max_attempts: {}", r.max_retries + 1);
+        let _ = writeln!(y, "      delay_secs: {}", r.delay_secs);
+        let backoff = match r.backoff {
+            Backoff::Fixed => "fixed",
+            Backoff::Exponential => "exponential",
+        };
+        let _ = writeln!(y, "      backoff: {backoff}");
+        if let Some(m) = r.max_delay_secs {
+            let _ = writeln!(y, "      max_delay_secs: {m}");
+        }
+        let rc = match r.condition {
+            RetryCondition::Always => "always",
+            RetryCondition::TransientOnly => "transient_only",
+            RetryCondition::Never => "never",
+        };
+        let _ = writeln!(y, "      condition: {rc}");
+        if !r.exit_codes.is_empty() {
+            let codes: Vec<String> = r.exit_codes.iter().map(|c| c.to_string()).collect();
+            let _ = writeln!(y, "      exit_codes: [{}]", codes.join(", "));
+        }
+        if let Some(s) = t.timeout_secs {
+            let _ = writeln!(y, "    timeout_secs: {s}");
+        }
+        let _ = writeln!(y, "    kill_grace_secs: {}", t.kill_grace_secs);
+        let oi = match t.on_interrupt {
+            OnInterrupt::Retry => "retry",
+            OnInterrupt::Fail => "fail",
+        };
+        let _ = writeln!(y, "    on_interrupt: {oi}");
+        let _ = writeln!(y, "    max_interrupts: {}", t.max_interrupts);
+    }
+    let path = PathBuf::from(format!("/sim/{}.yaml", job.id));
+    crate::spec::parse_job(&path, std::path::Path::new("/sim"), &y).map_err(|d| {
+        format!(
+            "{}\n{y}",
+            d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+        )
+    })
+}

@@ -109,6 +109,9 @@ pub struct Shell {
     /// Crashes and restarts.
     pub crashes: u64,
     terminal: BTreeMap<u64, RunState>,
+    /// Whether a quarantined run is expected (else it is a violation: the simulation's runs
+    /// all have valid snapshots).
+    pub allow_quarantine: bool,
 }
 
 fn config() -> EngineConfig {
@@ -121,9 +124,19 @@ fn config() -> EngineConfig {
 }
 
 impl Shell {
-    /// A shell on `store` (which must hold no runs) creating runs of `job`, at `now`.
+    /// A shell on `store` (which must hold no runs) creating runs of `job`, at `now`. A
+    /// hand-built job is given its job file text first (see [`crate::testing::with_yaml`]),
+    /// so its runs have real snapshots.
     pub fn new(store: Store, job: Job, now: Timestamp) -> Self {
         let config = config();
+        let job = if job.source.text.is_empty() {
+            match crate::testing::with_yaml(&job) {
+                Ok(j) => j,
+                Err(e) => panic!("the simulated job does not round-trip through YAML: {e}"),
+            }
+        } else {
+            job
+        };
         Shell {
             engine: Some(Engine::with_world(store, config.clone(), SimWorld::new(now))),
             job,
@@ -131,6 +144,7 @@ impl Shell {
             steps: 0,
             crashes: 0,
             terminal: BTreeMap::new(),
+            allow_quarantine: false,
         }
     }
 
@@ -306,6 +320,11 @@ impl Shell {
                 .map_err(|m| Halt::Violation(format!("run {} in memory: {m}", s.run.id)))?;
         }
         for (id, s) in &self.world().ledger {
+            if !self.allow_quarantine
+                && s.run.reason.as_deref().is_some_and(|r| r.starts_with("quarantined"))
+            {
+                return violation(format!("run {id} was quarantined: {:?}", s.run.reason));
+            }
             if let Some(t) = self.terminal.get(id) {
                 if t != s {
                     return violation(format!("terminal run {id} changed after it ended"));
