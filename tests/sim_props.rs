@@ -293,3 +293,75 @@ fn queued_run_stranded_by_a_crash_is_started_on_recovery() {
     );
 }
 
+
+/// A task that traps SIGTERM during the shutdown grace and exits 0 succeeded: its exit is a
+/// fact, recorded as such, and the task is not run again after the restart. (Before the one
+/// loop, exits during the grace were dropped and the attempt recorded `interrupted`.)
+#[test]
+fn exit_during_shutdown_grace_is_recorded_not_rerun() {
+    let store = Store::in_memory().unwrap();
+    let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
+    shell.apply(&Op::Create).unwrap();
+    shell.apply(&Op::Spawn { pick: 0, fail: None }).unwrap();
+    shell.apply(&Op::Shutdown).unwrap();
+    shell
+        .apply(&Op::Exit {
+            pick: 0,
+            code: Some(0),
+            signal: None,
+            bad_outputs: false,
+        })
+        .unwrap();
+    assert_eq!(shell.crashes, 1, "the graceful stop completed and Petit restarted");
+    shell.finish(QUIET_BOUND).unwrap();
+    let a = &shell.committed()[&1].tasks[0];
+    assert_eq!(a.attempts.len(), 1, "a finished task ran again: {a:#?}");
+    assert_eq!(a.attempts[0].status, AttemptStatus::Succeeded);
+}
+
+/// A task killed by Petit's own SIGTERM at shutdown stays `interrupted` (and runs again).
+#[test]
+fn death_by_shutdown_signal_is_interrupted() {
+    let store = Store::in_memory().unwrap();
+    let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
+    shell.apply(&Op::Create).unwrap();
+    shell.apply(&Op::Spawn { pick: 0, fail: None }).unwrap();
+    shell.apply(&Op::Shutdown).unwrap();
+    shell
+        .apply(&Op::Exit {
+            pick: 0,
+            code: None,
+            signal: Some(15),
+            bad_outputs: false,
+        })
+        .unwrap();
+    shell.finish(QUIET_BOUND).unwrap();
+    let a = &shell.committed()[&1].tasks[0];
+    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
+    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+}
+
+/// A fence that fails (a survivor in D state) blocks the task: no second process is launched
+/// while the old one lives; the fence is retried with backoff and the task runs once it works.
+/// (Before, a failed fence was ignored and `on_interrupt: retry` launched a second process.)
+#[test]
+fn failed_fence_never_launches_beside_a_survivor() {
+    let store = Store::in_memory().unwrap();
+    let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
+    shell.apply(&Op::Create).unwrap();
+    shell.apply(&Op::Spawn { pick: 0, fail: None }).unwrap();
+    shell.apply(&Op::FailFences(2)).unwrap();
+    shell.apply(&Op::KillPt).unwrap();
+    let orphans = shell.world().procs.iter().filter(|p| p.orphan).count();
+    assert_eq!(orphans, 1, "the killed pt left its task running");
+    assert_eq!(shell.committed()[&1].tasks[0].attempts.len(), 1);
+    // The retry fails once more, then succeeds.
+    shell.apply(&Op::Advance).unwrap();
+    assert_eq!(shell.committed()[&1].tasks[0].attempts.len(), 1);
+    shell.apply(&Op::Advance).unwrap();
+    assert!(shell.world().procs.iter().all(|p| !p.orphan), "fenced");
+    shell.finish(QUIET_BOUND).unwrap();
+    let a = &shell.committed()[&1].tasks[0];
+    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
+    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+}
