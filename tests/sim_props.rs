@@ -293,7 +293,6 @@ fn queued_run_stranded_by_a_crash_is_started_on_recovery() {
     );
 }
 
-
 /// A task that traps SIGTERM during the shutdown grace and exits 0 succeeded: its exit is a
 /// fact, recorded as such, and the task is not run again after the restart. (Before the one
 /// loop, exits during the grace were dropped and the attempt recorded `interrupted`.)
@@ -302,7 +301,12 @@ fn exit_during_shutdown_grace_is_recorded_not_rerun() {
     let store = Store::in_memory().unwrap();
     let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
     shell.apply(&Op::Create).unwrap();
-    shell.apply(&Op::Spawn { pick: 0, fail: None }).unwrap();
+    shell
+        .apply(&Op::Spawn {
+            pick: 0,
+            fail: None,
+        })
+        .unwrap();
     shell.apply(&Op::Shutdown).unwrap();
     shell
         .apply(&Op::Exit {
@@ -312,7 +316,10 @@ fn exit_during_shutdown_grace_is_recorded_not_rerun() {
             bad_outputs: false,
         })
         .unwrap();
-    assert_eq!(shell.crashes, 1, "the graceful stop completed and Petit restarted");
+    assert_eq!(
+        shell.crashes, 1,
+        "the graceful stop completed and Petit restarted"
+    );
     shell.finish(QUIET_BOUND).unwrap();
     let a = &shell.committed()[&1].tasks[0];
     assert_eq!(a.attempts.len(), 1, "a finished task ran again: {a:#?}");
@@ -325,7 +332,12 @@ fn death_by_shutdown_signal_is_interrupted() {
     let store = Store::in_memory().unwrap();
     let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
     shell.apply(&Op::Create).unwrap();
-    shell.apply(&Op::Spawn { pick: 0, fail: None }).unwrap();
+    shell
+        .apply(&Op::Spawn {
+            pick: 0,
+            fail: None,
+        })
+        .unwrap();
     shell.apply(&Op::Shutdown).unwrap();
     shell
         .apply(&Op::Exit {
@@ -349,7 +361,12 @@ fn failed_fence_never_launches_beside_a_survivor() {
     let store = Store::in_memory().unwrap();
     let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
     shell.apply(&Op::Create).unwrap();
-    shell.apply(&Op::Spawn { pick: 0, fail: None }).unwrap();
+    shell
+        .apply(&Op::Spawn {
+            pick: 0,
+            fail: None,
+        })
+        .unwrap();
     shell.apply(&Op::FailFences(2)).unwrap();
     shell.apply(&Op::KillPt).unwrap();
     let orphans = shell.world().procs.iter().filter(|p| p.orphan).count();
@@ -364,4 +381,54 @@ fn failed_fence_never_launches_beside_a_survivor() {
     let a = &shell.committed()[&1].tasks[0];
     assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
     assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+}
+
+/// One run whose snapshot no longer validates is quarantined (recorded failed with the
+/// reason) and recovery goes on with the others. (Before, `pt run` exited 4 and the shipped
+/// unit left it down.)
+#[test]
+fn a_run_with_a_bad_snapshot_is_quarantined_and_the_others_recover() {
+    use petit::core::run::{RunState, Trigger};
+    use petit::store::records::Snapshot;
+    let store = Store::in_memory().unwrap();
+    let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
+    shell.allow_quarantine = true;
+    let bad = shell
+        .store()
+        .write(|tx| {
+            let id = tx.next_run_id()?;
+            let s = RunState::new(
+                &shell.job,
+                id,
+                Trigger::Manual,
+                Timestamp(0),
+                Timestamp(0),
+                4,
+            );
+            let snap = Snapshot {
+                path: "/sim/old.yaml".into(),
+                base_dir: "/sim".into(),
+                text: "id: old\ntasks: [}\n".into(),
+            };
+            tx.insert_run(&s, &snap)?;
+            Ok(id)
+        })
+        .unwrap();
+    shell.apply(&Op::Create).unwrap();
+    shell.apply(&Op::Crash).unwrap();
+    shell.finish(QUIET_BOUND).unwrap();
+    let runs = shell.committed();
+    let q = &runs[&bad];
+    assert_eq!(q.run.status, RunStatus::Failed);
+    assert!(
+        q.run
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("quarantined"),
+        "{:?}",
+        q.run.reason
+    );
+    let good = runs.keys().copied().find(|id| *id != bad).unwrap();
+    assert_eq!(runs[&good].run.status, RunStatus::Succeeded);
 }

@@ -182,7 +182,8 @@ impl<W: World> Daemon<W> {
                 self.backoff = BACKOFF_MIN;
                 self.healthy = true;
                 let firing = self.next_firing(now);
-                let after = self.next_wake(now, watchdog, (!wall_timer).then_some(firing).flatten());
+                let after =
+                    self.next_wake(now, watchdog, (!wall_timer).then_some(firing).flatten());
                 Wake {
                     after,
                     firing: firing.filter(|_| wall_timer),

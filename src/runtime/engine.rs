@@ -41,8 +41,7 @@ use crate::runtime::remote::SubmitPlan;
 use crate::runtime::slurm;
 use crate::runtime::task::Task;
 use crate::runtime::world::{
-    AttemptKey, FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report,
-    World,
+    AttemptKey, FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report, World,
 };
 use crate::spec::model::{Action, Executor, Job, DEFAULT_KILL_GRACE_SECS};
 use crate::spec::template::{Context, Reference};
@@ -446,9 +445,10 @@ impl<W: World> Engine<W> {
                     None => continue,
                 };
                 match plan {
-                    Ok(plan) => self
-                        .world
-                        .adopt_remote((id, task, attempt), plan, job_id, stopping),
+                    Ok(plan) => {
+                        self.world
+                            .adopt_remote((id, task, attempt), plan, job_id, stopping)
+                    }
                     Err(message) => self.inputs.push_back((
                         id,
                         Input::Lost {
@@ -476,17 +476,14 @@ impl<W: World> Engine<W> {
             .snapshot(id)
             .map_err(|e| format!("its job snapshot cannot be read: {e}"))?
             .ok_or_else(|| "its job snapshot is missing".to_string())?;
-        let job = crate::spec::parse_job(
-            Path::new(&snap.path),
-            Path::new(&snap.base_dir),
-            &snap.text,
-        )
-        .map_err(|diags| {
-            format!(
-                "its job snapshot no longer validates: {}",
-                diags.first().map(|d| d.to_string()).unwrap_or_default()
-            )
-        })?;
+        let job =
+            crate::spec::parse_job(Path::new(&snap.path), Path::new(&snap.base_dir), &snap.text)
+                .map_err(|diags| {
+                    format!(
+                        "its job snapshot no longer validates: {}",
+                        diags.first().map(|d| d.to_string()).unwrap_or_default()
+                    )
+                })?;
         invariants::check_state(&job, state)
             .map_err(|m| format!("its records disagree with its snapshot: {m}"))?;
         Ok(job)
@@ -559,14 +556,17 @@ impl<W: World> Engine<W> {
             }
             Err(error) => {
                 if let Some(fence) = f.fences.get_mut(&(task, attempt)) {
-                    let backoff_ms = fence
-                        .failed
-                        .as_ref()
-                        .map_or(FENCE_BACKOFF_MS, |p| (p.backoff_ms * 2).min(FENCE_BACKOFF_MAX_MS));
-                    tracing::error!(run = id, task, attempt,
+                    let backoff_ms = fence.failed.as_ref().map_or(FENCE_BACKOFF_MS, |p| {
+                        (p.backoff_ms * 2).min(FENCE_BACKOFF_MAX_MS)
+                    });
+                    tracing::error!(
+                        run = id,
+                        task,
+                        attempt,
                         "cannot fence a process left from before the restart ({error}); \
                          nothing of this task runs until it is gone; retrying in {}s",
-                        backoff_ms / 1000);
+                        backoff_ms / 1000
+                    );
                     fence.failed = Some(FenceFailure {
                         error,
                         retry_at: now.plus_millis(backoff_ms),
@@ -613,10 +613,8 @@ impl<W: World> Engine<W> {
                 Some((mut state, reason)) => self.commit_quarantine(&mut state, &reason)?,
                 None => {
                     self.inputs.push_front((id, Input::Recover));
-                    let mut at = 1;
-                    for input in f.deferred {
+                    for (at, input) in (1..).zip(f.deferred) {
                         self.inputs.insert(at.min(self.inputs.len()), (id, input));
-                        at += 1;
                     }
                 }
             }
@@ -1304,7 +1302,13 @@ async fn recv_opt(rx: &mut Option<&mut mpsc::Receiver<Command>>) -> Option<Comma
 
 /// Where an attempt's log is: under the state's `logs/`, or for a cluster job on the
 /// cluster's shared filesystem.
-pub fn attempt_log_path(job: &Job, logs_dir: &Path, run: u64, task: usize, attempt: u32) -> PathBuf {
+pub fn attempt_log_path(
+    job: &Job,
+    logs_dir: &Path,
+    run: u64,
+    task: usize,
+    attempt: u32,
+) -> PathBuf {
     let spec = &job.tasks[task];
     match &spec.executor {
         Executor::Slurm(opts) => slurm::attempt_files(&opts.workdir, run, &spec.id, attempt).log,

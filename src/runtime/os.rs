@@ -146,7 +146,11 @@ impl OsWorld {
         }
     }
 
-    fn spawn_local(&mut self, key: AttemptKey, req: process::SpawnRequest) -> Result<(), LaunchError> {
+    fn spawn_local(
+        &mut self,
+        key: AttemptKey,
+        req: process::SpawnRequest,
+    ) -> Result<(), LaunchError> {
         let running = process::spawn(&req).map_err(|e| LaunchError {
             message: e.to_string(),
             transient: e.transient,
@@ -194,8 +198,12 @@ impl OsWorld {
         };
         let req = l.request;
         if let Some(dir) = req.log_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| fail(format!("cannot create log directory {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                fail(format!(
+                    "cannot create log directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         let ctx = TaskContext {
@@ -274,7 +282,13 @@ impl World for OsWorld {
         }
     }
 
-    fn adopt_remote(&mut self, key: AttemptKey, plan: SubmitPlan, job_id: Option<u64>, stopping: bool) {
+    fn adopt_remote(
+        &mut self,
+        key: AttemptKey,
+        plan: SubmitPlan,
+        job_id: Option<u64>,
+        stopping: bool,
+    ) {
         self.remote
             .adopt(key, plan, job_id, stopping, self.clock.now(), &self.tx);
     }
@@ -309,7 +323,12 @@ impl World for OsWorld {
                 Signal::Kill => process::Signal::Kill,
             };
             if let Err(e) = process::signal_group(pgid, sig) {
-                tracing::warn!(run = key.0, task = key.1, attempt = key.2, "signal failed: {e}");
+                tracing::warn!(
+                    run = key.0,
+                    task = key.1,
+                    attempt = key.2,
+                    "signal failed: {e}"
+                );
             }
         }
     }
@@ -326,7 +345,8 @@ impl World for OsWorld {
                 pgids.insert(p.pid as i32);
             }
         }
-        for pid in ident::find_by_env(crate::runtime::engine::ATTEMPT_KEY_VAR, &target.attempt_key) {
+        for pid in ident::find_by_env(crate::runtime::engine::ATTEMPT_KEY_VAR, &target.attempt_key)
+        {
             pgids.insert(pid as i32);
         }
         if pgids.is_empty() {
@@ -342,8 +362,12 @@ impl World for OsWorld {
         tokio::spawn(async move {
             let mut result = Ok(());
             for pgid in pgids {
-                tracing::warn!(run = key.0, task = key.1, pgid,
-                    "killing a process left over from before the restart");
+                tracing::warn!(
+                    run = key.0,
+                    task = key.1,
+                    pgid,
+                    "killing a process left over from before the restart"
+                );
                 if let Err(e) = ident::kill_group_and_wait(pgid, grace).await {
                     result = Err(format!("cannot kill process group {pgid}: {e}"));
                 }

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::runtime::world::{Outcome, Report};
 use crate::runtime::process;
 use crate::runtime::slurm::{self, AttemptFiles, JobState};
+use crate::runtime::world::{Outcome, Report};
 use crate::spec::model::SlurmOptions;
 use crate::time::Timestamp;
 

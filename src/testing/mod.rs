@@ -290,7 +290,11 @@ pub fn with_yaml(job: &Job) -> Result<Job, String> {
         let _ = writeln!(y, "  - id: {}", t.id);
         y.push_str("    command: \"true\"\n");
         if !t.depends_on.is_empty() {
-            let deps: Vec<&str> = t.depends_on.iter().map(|&i| job.tasks[i].id.as_str()).collect();
+            let deps: Vec<&str> = t
+                .depends_on
+                .iter()
+                .map(|&i| job.tasks[i].id.as_str())
+                .collect();
             let _ = writeln!(y, "    depends_on: [{}]", deps.join(", "));
         }
         let cond = match t.condition {
@@ -336,7 +340,10 @@ pub fn with_yaml(job: &Job) -> Result<Job, String> {
     crate::spec::parse_job(&path, std::path::Path::new("/sim"), &y).map_err(|d| {
         format!(
             "{}\n{y}",
-            d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         )
     })
 }

@@ -138,7 +138,11 @@ impl Shell {
             job
         };
         Shell {
-            engine: Some(Engine::with_world(store, config.clone(), SimWorld::new(now))),
+            engine: Some(Engine::with_world(
+                store,
+                config.clone(),
+                SimWorld::new(now),
+            )),
             job,
             config,
             steps: 0,
@@ -321,7 +325,10 @@ impl Shell {
         }
         for (id, s) in &self.world().ledger {
             if !self.allow_quarantine
-                && s.run.reason.as_deref().is_some_and(|r| r.starts_with("quarantined"))
+                && s.run
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("quarantined"))
             {
                 return violation(format!("run {id} was quarantined: {:?}", s.run.reason));
             }
@@ -405,9 +412,8 @@ impl Shell {
         // The new image holds the acknowledged commits, and at most the one in progress.
         for (id, acked) in &world.ledger {
             match store.load_run(*id)? {
-                Some(found) => invariants::check_progress(acked, &found).map_err(|m| {
-                    Halt::Violation(format!("run {id} after the power cut: {m}"))
-                })?,
+                Some(found) => invariants::check_progress(acked, &found)
+                    .map_err(|m| Halt::Violation(format!("run {id} after the power cut: {m}")))?,
                 None => return violation(format!("acknowledged run {id} lost by a power cut")),
             }
         }

@@ -202,7 +202,10 @@ impl SimWorld {
         }
         let i = live[pick % live.len()];
         let p = self.procs.remove(i);
-        self.reports.push_back(Report { key: p.key, outcome });
+        self.reports.push_back(Report {
+            key: p.key,
+            outcome,
+        });
         true
     }
 
@@ -244,7 +247,11 @@ impl SimWorld {
                 "run {run} task {task}: attempt {attempt} launched while attempt {} of the task \
                  is alive{}",
                 p.key.2,
-                if p.orphan { " (an orphan of a killed Petit)" } else { "" }
+                if p.orphan {
+                    " (an orphan of a killed Petit)"
+                } else {
+                    ""
+                }
             ));
         }
     }
@@ -383,7 +390,9 @@ impl World for SimWorld {
         let mut ids: BTreeSet<u64> = self.ledger.keys().copied().collect();
         match store.active_runs() {
             Ok(active) => ids.extend(active),
-            Err(e) => self.violations.push(format!("cannot read the active runs: {e}")),
+            Err(e) => self
+                .violations
+                .push(format!("cannot read the active runs: {e}")),
         }
         // Runs created by this commit that are already terminal (a skipped firing) are not in
         // the active index; the run ids are dense, so look a little past the highest known.
