@@ -6,8 +6,10 @@
 //! place and returns the [`Effect`]s the shell must perform plus which records changed.
 //!
 //! The driving contract: the caller commits every changed record of a [`Step`] in one write
-//! transaction **before** performing any of its effects. If the commit fails, the caller drops
-//! its in-memory state and reloads it from the store, exactly as after a crash.
+//! transaction **before** performing any of its effects. If the commit fails, the caller holds
+//! the decided state in memory with its records marked changed and its effects held back, and
+//! commits it all on its next try (`runtime::engine`); nothing is performed before that commit
+//! succeeds. After a crash it reloads from the store and feeds [`Input::Recover`].
 //!
 //! These types double as the latest version of the stored records (see `store::records`): a
 //! change to their shape must freeze the old shape there as a new envelope version.
