@@ -118,6 +118,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_atomically(path)?,
             Err(e) => return Err(io(e)),
         }
+        Store::precheck(path)?;
         let db = guard_panic(path, || {
             builder()
                 .open(path)
@@ -131,6 +132,28 @@ impl Store {
         };
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Checks the schema and meta values through a read-only open before the writable one:
+    /// redb writes the file's header when it opens it for writing, so a database refused only
+    /// after that open would not be left as it was. A database that needs a repair cannot be
+    /// opened read-only; the writable open repairs it and checks it then.
+    fn precheck(path: &Path) -> Result<(), StoreError> {
+        let opened = guard_panic(path, || match builder().open_read_only(path) {
+            Ok(db) => Ok(Some(db)),
+            Err(redb::DatabaseError::RepairAborted) => Ok(None),
+            Err(e) => Err(map_db_error(path, e.into())),
+        })?;
+        let Some(ro) = opened else {
+            return Ok(());
+        };
+        let store = Store {
+            db: RefCell::new(None),
+            ro: Some(ro),
+            path: path.to_path_buf(),
+            file_backed: true,
+        };
+        store.check_schema()
     }
 
     /// Opens an existing database only to read it (`pt history`, `pt logs`, `pt status` with no
@@ -301,7 +324,34 @@ impl Store {
                 })
             }
             Some(_) => Ok(()),
+        }?;
+        self.check_meta()
+    }
+
+    /// Checks the meta values every command relies on, so that a damaged one is refused at
+    /// open (exit 4, nothing written) instead of read as a default: a `next_run_id` read as 1
+    /// would overwrite run 1, a high-water mark read as 0 would let a clock that went back be
+    /// trusted.
+    fn check_meta(&self) -> Result<(), StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        };
+        let rx = self.begin_read()?;
+        let meta = rx.open_table(META).map_err(|e| self.err(e))?;
+        let next = meta.get(KEY_NEXT_RUN).map_err(|e| self.err(e))?;
+        let Some(next) = next else {
+            return Err(corrupt(format!("its meta table has no {KEY_NEXT_RUN}")));
+        };
+        let next = meta_u64(KEY_NEXT_RUN, next.value()).map_err(corrupt)?;
+        let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
+        if let Some((last, _)) = runs.last().map_err(|e| self.err(e))? {
+            check_next_run_id(next, last.value()).map_err(corrupt)?;
         }
+        if let Some(v) = meta.get(KEY_HIGH_WATER).map_err(|e| self.err(e))? {
+            meta_u64(KEY_HIGH_WATER, v.value()).map_err(corrupt)?;
+        }
+        Ok(())
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -458,10 +508,15 @@ impl Store {
     pub fn high_water(&self) -> Result<Timestamp, StoreError> {
         let rx = self.begin_read()?;
         let t = rx.open_table(META).map_err(|e| self.err(e))?;
-        let v = t.get(KEY_HIGH_WATER).map_err(|e| self.err(e))?;
-        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-            .map(|b| Timestamp(i64::from_le_bytes(b)))
-            .unwrap_or_default())
+        match t.get(KEY_HIGH_WATER).map_err(|e| self.err(e))? {
+            None => Ok(Timestamp::default()),
+            Some(v) => meta_i64(KEY_HIGH_WATER, v.value())
+                .map(Timestamp)
+                .map_err(|detail| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail,
+                }),
+        }
     }
 
     /// Ids of every run of `job_id`, oldest first (an index range).
@@ -529,12 +584,21 @@ impl WriteTx {
     pub fn next_run_id(&mut self) -> Result<u64, redb::Error> {
         let mut meta = self.tx.open_table(META)?;
         let id = match meta.get(KEY_NEXT_RUN)? {
-            Some(v) => <[u8; 8]>::try_from(v.value())
-                .map(u64::from_le_bytes)
-                .unwrap_or(1),
-            None => 1,
+            Some(v) => meta_u64(KEY_NEXT_RUN, v.value()).map_err(redb::Error::Corrupted)?,
+            None => {
+                return Err(redb::Error::Corrupted(format!(
+                    "its meta table has no {KEY_NEXT_RUN}"
+                )))
+            }
         };
-        meta.insert(KEY_NEXT_RUN, (id + 1).to_le_bytes().as_slice())?;
+        // Pair assertion: an id at or below an existing run's would overwrite that run.
+        if let Some((last, _)) = self.tx.open_table(RUNS)?.last()? {
+            check_next_run_id(id, last.value()).map_err(redb::Error::Corrupted)?;
+        }
+        let next = id.checked_add(1).ok_or_else(|| {
+            redb::Error::Corrupted(format!("{KEY_NEXT_RUN} {id} has no successor"))
+        })?;
+        meta.insert(KEY_NEXT_RUN, next.to_le_bytes().as_slice())?;
         Ok(id)
     }
 
@@ -612,11 +676,10 @@ impl WriteTx {
     /// Raises the recorded high-water time to `now` (never lowers it).
     pub fn raise_high_water(&mut self, now: Timestamp) -> Result<(), redb::Error> {
         let mut meta = self.tx.open_table(META)?;
-        let current = meta
-            .get(KEY_HIGH_WATER)?
-            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-            .map(i64::from_le_bytes)
-            .unwrap_or(i64::MIN);
+        let current = match meta.get(KEY_HIGH_WATER)? {
+            Some(v) => meta_i64(KEY_HIGH_WATER, v.value()).map_err(redb::Error::Corrupted)?,
+            None => i64::MIN,
+        };
         if now.0 > current {
             meta.insert(KEY_HIGH_WATER, now.0.to_le_bytes().as_slice())?;
         }
@@ -632,10 +695,10 @@ impl WriteTx {
             .open_table(JOB_RUNS)?
             .remove((run.job_id.as_str(), run.id))?;
         let mut tasks = self.tx.open_table(TASKS)?;
-        let keys: Vec<(u64, u32)> = tasks
-            .range((run.id, 0u32)..=(run.id, u32::MAX))?
-            .filter_map(|i| i.ok().map(|(k, _)| k.value()))
-            .collect();
+        let mut keys: Vec<(u64, u32)> = Vec::new();
+        for item in tasks.range((run.id, 0u32)..=(run.id, u32::MAX))? {
+            keys.push(item?.0.value());
+        }
         for k in keys {
             tasks.remove(k)?;
         }
@@ -650,10 +713,41 @@ impl WriteTx {
         task: &TaskState,
     ) -> Result<(), redb::Error> {
         let mut tasks = self.tx.open_table(TASKS)?;
-        let idx = u32::try_from(idx).unwrap_or(u32::MAX);
+        let idx = u32::try_from(idx).map_err(|_| {
+            redb::Error::Corrupted(format!("run {run_id} has more than {} tasks", u32::MAX))
+        })?;
         tasks.insert((run_id, idx), records::encode_task(task).as_slice())?;
         Ok(())
     }
+}
+
+/// Decodes a meta value stored as 8 little-endian bytes; anything else is a damaged database,
+/// never a default.
+fn meta_bytes(key: &str, bytes: &[u8]) -> Result<[u8; 8], String> {
+    <[u8; 8]>::try_from(bytes).map_err(|_| {
+        format!(
+            "its meta value {key} is malformed ({} bytes, expected 8)",
+            bytes.len()
+        )
+    })
+}
+
+fn meta_u64(key: &str, bytes: &[u8]) -> Result<u64, String> {
+    meta_bytes(key, bytes).map(u64::from_le_bytes)
+}
+
+fn meta_i64(key: &str, bytes: &[u8]) -> Result<i64, String> {
+    meta_bytes(key, bytes).map(i64::from_le_bytes)
+}
+
+/// The next run id must be above every stored run's, or allocating it would overwrite a run.
+fn check_next_run_id(next: u64, last_run: u64) -> Result<(), String> {
+    if next <= last_run {
+        return Err(format!(
+            "its meta value {KEY_NEXT_RUN} is {next}, but run {last_run} exists"
+        ));
+    }
+    Ok(())
 }
 
 /// redb can panic on a badly damaged file instead of returning an error (seen with a disk that
