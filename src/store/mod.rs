@@ -54,6 +54,23 @@ const PAUSED: TableDefinition<&str, ()> = TableDefinition::new("paused");
 const KEY_SCHEMA: &str = "schema_version";
 const KEY_HIGH_WATER: &str = "high_water";
 const KEY_NEXT_RUN: &str = "next_run_id";
+/// The last reset of the high-water mark by hand ([`HighWaterReset`]): 24 bytes, `at` and `from`
+/// (i64 LE, ms), then the cursors moved and the firings released (u32 LE).
+const KEY_HIGH_WATER_RESET: &str = "high_water_reset";
+
+/// A reset of the high-water mark (`pt clock reset-high-water`), as recorded in the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HighWaterReset {
+    /// The clock's time when the reset was made; the high-water mark became this.
+    pub at: Timestamp,
+    /// The high-water mark before the reset.
+    pub from: Timestamp,
+    /// Schedule cursors that were ahead of `at` and moved back to it.
+    pub cursors_moved: u32,
+    /// Firing records at instants after `at` that were removed, so that those instants fire
+    /// when their real time comes (the runs the wrong clock made stay in history).
+    pub firings_released: u32,
+}
 
 /// What can go wrong with the state database, each a different thing for the caller to do.
 #[derive(Debug, thiserror::Error)]
@@ -351,6 +368,9 @@ impl Store {
         if let Some(v) = meta.get(KEY_HIGH_WATER).map_err(|e| self.err(e))? {
             meta_u64(KEY_HIGH_WATER, v.value()).map_err(corrupt)?;
         }
+        if let Some(v) = meta.get(KEY_HIGH_WATER_RESET).map_err(|e| self.err(e))? {
+            decode_reset(v.value()).map_err(corrupt)?;
+        }
         Ok(())
     }
 
@@ -517,6 +537,21 @@ impl Store {
                     detail,
                 }),
         }
+    }
+
+    /// The last reset of the high-water mark, if one was made.
+    pub fn high_water_reset(&self) -> Result<Option<HighWaterReset>, StoreError> {
+        let rx = self.begin_read()?;
+        let t = rx.open_table(META).map_err(|e| self.err(e))?;
+        let Some(v) = t.get(KEY_HIGH_WATER_RESET).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        decode_reset(v.value())
+            .map(Some)
+            .map_err(|detail| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail,
+            })
     }
 
     /// Ids of every run of `job_id`, oldest first (an index range).
@@ -686,6 +721,61 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Clears a high-water mark that a clock once wrong towards the future left ahead of `now`
+    /// (`pt clock reset-high-water`): the mark becomes `now`, schedule cursors ahead of `now`
+    /// move back to it, and firing records at instants after `now` are removed, or schedules
+    /// would stay blocked until the wrong date (cursors) or fail when it came (firings). The
+    /// reset is recorded in the meta table. `None` (and nothing written) if the mark is not
+    /// ahead of `now`. Only for a database no daemon holds: the daemon keeps cursors in memory.
+    pub fn reset_high_water(
+        &mut self,
+        now: Timestamp,
+    ) -> Result<Option<HighWaterReset>, redb::Error> {
+        let mut meta = self.tx.open_table(META)?;
+        let from = match meta.get(KEY_HIGH_WATER)? {
+            Some(v) => meta_i64(KEY_HIGH_WATER, v.value()).map_err(redb::Error::Corrupted)?,
+            None => return Ok(None),
+        };
+        if from <= now.0 {
+            return Ok(None);
+        }
+        meta.insert(KEY_HIGH_WATER, now.0.to_le_bytes().as_slice())?;
+
+        let mut cursors = self.tx.open_table(CURSORS)?;
+        let mut ahead: Vec<String> = Vec::new();
+        for item in cursors.iter()? {
+            let (k, v) = item?;
+            if v.value() > now.0 {
+                ahead.push(k.value().to_string());
+            }
+        }
+        for job in &ahead {
+            cursors.insert(job.as_str(), now.0)?;
+        }
+
+        let mut firings = self.tx.open_table(FIRINGS)?;
+        let mut future: Vec<(String, i64)> = Vec::new();
+        for item in firings.iter()? {
+            let (k, _) = item?;
+            let (job, at) = k.value();
+            if at > now.0 {
+                future.push((job.to_string(), at));
+            }
+        }
+        for (job, at) in &future {
+            firings.remove((job.as_str(), *at))?;
+        }
+
+        let reset = HighWaterReset {
+            at: now,
+            from: Timestamp(from),
+            cursors_moved: u32::try_from(ahead.len()).unwrap_or(u32::MAX),
+            firings_released: u32::try_from(future.len()).unwrap_or(u32::MAX),
+        };
+        meta.insert(KEY_HIGH_WATER_RESET, encode_reset(&reset).as_slice())?;
+        Ok(Some(reset))
+    }
+
     /// Deletes a finished run: its record, task records, snapshot and index entries.
     pub fn delete_run(&mut self, run: &Run) -> Result<(), redb::Error> {
         self.tx.open_table(RUNS)?.remove(run.id)?;
@@ -738,6 +828,41 @@ fn meta_u64(key: &str, bytes: &[u8]) -> Result<u64, String> {
 
 fn meta_i64(key: &str, bytes: &[u8]) -> Result<i64, String> {
     meta_bytes(key, bytes).map(i64::from_le_bytes)
+}
+
+fn encode_reset(r: &HighWaterReset) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    out.extend_from_slice(&r.at.0.to_le_bytes());
+    out.extend_from_slice(&r.from.0.to_le_bytes());
+    out.extend_from_slice(&r.cursors_moved.to_le_bytes());
+    out.extend_from_slice(&r.firings_released.to_le_bytes());
+    out
+}
+
+fn decode_reset(bytes: &[u8]) -> Result<HighWaterReset, String> {
+    let malformed = || {
+        format!(
+            "its meta value {KEY_HIGH_WATER_RESET} is malformed ({} bytes, expected 24)",
+            bytes.len()
+        )
+    };
+    let b: &[u8; 24] = bytes.try_into().map_err(|_| malformed())?;
+    let i64_at = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[i..i + 8]);
+        i64::from_le_bytes(a)
+    };
+    let u32_at = |i: usize| {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&b[i..i + 4]);
+        u32::from_le_bytes(a)
+    };
+    Ok(HighWaterReset {
+        at: Timestamp(i64_at(0)),
+        from: Timestamp(i64_at(8)),
+        cursors_moved: u32_at(16),
+        firings_released: u32_at(20),
+    })
 }
 
 /// The next run id must be above every stored run's, or allocating it would overwrite a run.

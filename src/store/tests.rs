@@ -269,3 +269,41 @@ fn issue_12_a_file_with_a_damaged_meta_value_is_refused_at_open() {
         expect_corrupt(Store::open_read_only(&path), key);
     }
 }
+
+#[test]
+fn issue_13_reset_high_water_unblocks_cursors_and_releases_future_firings() {
+    let store = Store::in_memory().unwrap();
+    let now = Timestamp(1_000_000);
+    let future = Timestamp(9_000_000);
+    store
+        .write(|tx| {
+            tx.raise_high_water(future)?;
+            tx.set_cursor("ahead", future)?;
+            tx.set_cursor("behind", Timestamp(500_000))?;
+            tx.record_firing("ahead", Timestamp(8_000_000), 1)?;
+            tx.record_firing("ahead", Timestamp(900_000), 2)
+        })
+        .unwrap();
+    assert_eq!(store.high_water_reset().unwrap(), None);
+    let reset = store.write(|tx| tx.reset_high_water(now)).unwrap();
+    let expected = HighWaterReset {
+        at: now,
+        from: future,
+        cursors_moved: 1,
+        firings_released: 1,
+    };
+    assert_eq!(reset, Some(expected));
+    assert_eq!(store.high_water().unwrap(), now);
+    assert_eq!(store.cursor("ahead").unwrap(), Some(now));
+    assert_eq!(store.cursor("behind").unwrap(), Some(Timestamp(500_000)));
+    assert_eq!(store.firing("ahead", Timestamp(8_000_000)).unwrap(), None);
+    assert_eq!(store.firing("ahead", Timestamp(900_000)).unwrap(), Some(2));
+    assert_eq!(store.high_water_reset().unwrap(), Some(expected));
+    // A mark not ahead of the clock is left alone, and so is the record of the last reset.
+    assert_eq!(store.write(|tx| tx.reset_high_water(now)).unwrap(), None);
+    assert_eq!(store.high_water_reset().unwrap(), Some(expected));
+    // The firing released can be materialised again when its real time comes.
+    store
+        .write(|tx| tx.record_firing("ahead", Timestamp(8_000_000), 3))
+        .unwrap();
+}
