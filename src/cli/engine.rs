@@ -33,30 +33,9 @@ pub fn build_engine_with(
     let store = match location.open_patiently(Duration::from_secs(5)) {
         Ok(s) => s,
         Err(e) if e.kind == ErrorKind::Locked => {
-            let holder = location
-                .socket
-                .as_ref()
-                .map(|s| s.with_extension("pid"))
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .and_then(|t| {
-                    let mut lines = t.lines();
-                    let pid = lines.next().unwrap_or("?").to_string();
-                    let since = lines.next().unwrap_or("?").to_string();
-                    // A pid file left by a daemon that was killed names nobody.
-                    std::path::Path::new(&format!("/proc/{pid}"))
-                        .exists()
-                        .then(|| format!(" by pt run (pid {pid}, started {since})"))
-                })
-                .unwrap_or_else(|| " by another pt process".to_string());
-            let what = location
-                .db
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default();
-            return Err(CliError::new(
-                ErrorKind::Locked,
-                format!("{what} is in use{holder}; stop it first, or talk to it with pt status/trigger/cancel"),
-            ));
+            return Err(
+                location.in_use("stop it first, or talk to it with pt status/trigger/cancel")
+            )
         }
         Err(e) => return Err(e),
     };

@@ -4,6 +4,7 @@
 //! [`ErrorKind`] that maps to the exit codes of the spec in one place, [`CliError::exit_code`].
 
 pub mod client;
+pub mod clock;
 pub mod control;
 pub mod engine;
 pub mod events;
@@ -59,6 +60,8 @@ pub enum Command {
     Unpause(control::PauseArgs),
     /// Show lifecycle events of a running daemon
     Events(events::EventsArgs),
+    /// Repair Petit's record of the clock (reset-high-water)
+    Clock(clock::ClockArgs),
     /// A terminal dashboard: jobs, runs, tasks, logs and events, live
     #[cfg(feature = "tui")]
     Tui(tui::TuiArgs),
@@ -184,6 +187,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pause(a) => control::cmd_pause(a),
         Command::Unpause(a) => control::cmd_unpause(a),
         Command::Events(a) => events::cmd_events(a),
+        Command::Clock(a) => clock::cmd_clock(a),
         #[cfg(feature = "tui")]
         Command::Tui(a) => tui::cmd_tui(a),
     }

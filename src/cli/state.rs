@@ -153,6 +153,35 @@ impl StateLocation {
         }
     }
 
+    /// The exit-3 error for a database another process holds, naming the running `pt run` (from
+    /// its pid file) when there is one, and ending with `what_to_do`.
+    pub fn in_use(&self, what_to_do: &str) -> CliError {
+        let holder = self
+            .socket
+            .as_ref()
+            .map(|s| s.with_extension("pid"))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| {
+                let mut lines = t.lines();
+                let pid = lines.next().unwrap_or("?").to_string();
+                let since = lines.next().unwrap_or("?").to_string();
+                // A pid file left by a daemon that was killed names nobody.
+                Path::new(&format!("/proc/{pid}"))
+                    .exists()
+                    .then(|| format!(" by pt run (pid {pid}, started {since})"))
+            })
+            .unwrap_or_else(|| " by another pt process".to_string());
+        let what = self
+            .db
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        CliError::new(
+            ErrorKind::Locked,
+            format!("{what} is in use{holder}; {what_to_do}"),
+        )
+    }
+
     /// Opens an existing database for reading commands; a missing one is a clear error.
     pub fn open_existing(&self) -> Result<Store, CliError> {
         match &self.db {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::state::StateArgs;
+use super::state::{store_error, StateArgs};
 use super::CliError;
 use crate::runtime::control::Request;
 
@@ -34,7 +34,7 @@ pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
             }
             serde_json::json!({
                 "daemon": Value::Null,
-                "clock": Value::Null,
+                "clock": stored_clock(&store)?,
                 "running": running,
                 "next": [],
             })
@@ -50,6 +50,17 @@ pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
     let d = &value["daemon"];
     if d.is_null() {
         println!("daemon: not running");
+        if let Some(state) = value["clock"]["state"].as_str() {
+            println!("clock: {state}");
+        }
+        let reset = &value["clock"]["high_water_reset"];
+        if !reset.is_null() {
+            println!(
+                "clock: the latest recorded time was reset by hand at {} (it was {})",
+                reset["at"].as_str().unwrap_or("-"),
+                reset["from"].as_str().unwrap_or("-")
+            );
+        }
     } else {
         println!(
             "daemon: running (pid {}, since {}, {} jobs from {})",
@@ -106,4 +117,28 @@ pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// What the database says about the clock when no daemon runs: whether the clock is behind the
+/// high-water mark (schedules would wait; how to clear it) and the last reset by hand.
+fn stored_clock(store: &crate::store::Store) -> Result<Value, CliError> {
+    let high_water = store.high_water().map_err(store_error)?;
+    let now = crate::clock::now();
+    let state = (now < high_water).then(|| {
+        format!(
+            "behind the latest recorded time {high_water}: schedules will wait until then; {}",
+            super::clock::RESET_HINT
+        )
+    });
+    let reset = store.high_water_reset().map_err(store_error)?;
+    Ok(serde_json::json!({
+        "state": state,
+        "high_water": (high_water != crate::time::Timestamp::default()).then(|| high_water.rfc3339()),
+        "high_water_reset": reset.map(|r| serde_json::json!({
+            "at": r.at.rfc3339(),
+            "from": r.from.rfc3339(),
+            "cursors_moved": r.cursors_moved,
+            "firings_released": r.firings_released,
+        })),
+    }))
 }

@@ -917,9 +917,10 @@ pub fn trust_text(t: ClockTrust) -> String {
         ClockTrust::WaitingForSync { since } => {
             format!("waiting for the kernel to report a synchronized clock (since {since})")
         }
-        ClockTrust::BehindHighWater { high_water } => {
-            format!("the clock is behind the latest recorded time {high_water}")
-        }
+        ClockTrust::BehindHighWater { high_water } => format!(
+            "the clock is behind the latest recorded time {high_water}; if the clock is right \
+             now and that time was wrong, stop pt run and run `pt clock reset-high-water`"
+        ),
     }
 }
 

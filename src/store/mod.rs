@@ -54,6 +54,23 @@ const PAUSED: TableDefinition<&str, ()> = TableDefinition::new("paused");
 const KEY_SCHEMA: &str = "schema_version";
 const KEY_HIGH_WATER: &str = "high_water";
 const KEY_NEXT_RUN: &str = "next_run_id";
+/// The last reset of the high-water mark by hand ([`HighWaterReset`]): 24 bytes, `at` and `from`
+/// (i64 LE, ms), then the cursors moved and the firings released (u32 LE).
+const KEY_HIGH_WATER_RESET: &str = "high_water_reset";
+
+/// A reset of the high-water mark (`pt clock reset-high-water`), as recorded in the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HighWaterReset {
+    /// The clock's time when the reset was made; the high-water mark became this.
+    pub at: Timestamp,
+    /// The high-water mark before the reset.
+    pub from: Timestamp,
+    /// Schedule cursors that were ahead of `at` and moved back to it.
+    pub cursors_moved: u32,
+    /// Firing records at instants after `at` that were removed, so that those instants fire
+    /// when their real time comes (the runs the wrong clock made stay in history).
+    pub firings_released: u32,
+}
 
 /// What can go wrong with the state database, each a different thing for the caller to do.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +135,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_atomically(path)?,
             Err(e) => return Err(io(e)),
         }
+        Store::precheck(path)?;
         let db = guard_panic(path, || {
             builder()
                 .open(path)
@@ -131,6 +149,28 @@ impl Store {
         };
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Checks the schema and meta values through a read-only open before the writable one:
+    /// redb writes the file's header when it opens it for writing, so a database refused only
+    /// after that open would not be left as it was. A database that needs a repair cannot be
+    /// opened read-only; the writable open repairs it and checks it then.
+    fn precheck(path: &Path) -> Result<(), StoreError> {
+        let opened = guard_panic(path, || match builder().open_read_only(path) {
+            Ok(db) => Ok(Some(db)),
+            Err(redb::DatabaseError::RepairAborted) => Ok(None),
+            Err(e) => Err(map_db_error(path, e.into())),
+        })?;
+        let Some(ro) = opened else {
+            return Ok(());
+        };
+        let store = Store {
+            db: RefCell::new(None),
+            ro: Some(ro),
+            path: path.to_path_buf(),
+            file_backed: true,
+        };
+        store.check_schema()
     }
 
     /// Opens an existing database only to read it (`pt history`, `pt logs`, `pt status` with no
@@ -301,7 +341,37 @@ impl Store {
                 })
             }
             Some(_) => Ok(()),
+        }?;
+        self.check_meta()
+    }
+
+    /// Checks the meta values every command relies on, so that a damaged one is refused at
+    /// open (exit 4, nothing written) instead of read as a default: a `next_run_id` read as 1
+    /// would overwrite run 1, a high-water mark read as 0 would let a clock that went back be
+    /// trusted.
+    fn check_meta(&self) -> Result<(), StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        };
+        let rx = self.begin_read()?;
+        let meta = rx.open_table(META).map_err(|e| self.err(e))?;
+        let next = meta.get(KEY_NEXT_RUN).map_err(|e| self.err(e))?;
+        let Some(next) = next else {
+            return Err(corrupt(format!("its meta table has no {KEY_NEXT_RUN}")));
+        };
+        let next = meta_u64(KEY_NEXT_RUN, next.value()).map_err(corrupt)?;
+        let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
+        if let Some((last, _)) = runs.last().map_err(|e| self.err(e))? {
+            check_next_run_id(next, last.value()).map_err(corrupt)?;
         }
+        if let Some(v) = meta.get(KEY_HIGH_WATER).map_err(|e| self.err(e))? {
+            meta_u64(KEY_HIGH_WATER, v.value()).map_err(corrupt)?;
+        }
+        if let Some(v) = meta.get(KEY_HIGH_WATER_RESET).map_err(|e| self.err(e))? {
+            decode_reset(v.value()).map_err(corrupt)?;
+        }
+        Ok(())
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -458,10 +528,30 @@ impl Store {
     pub fn high_water(&self) -> Result<Timestamp, StoreError> {
         let rx = self.begin_read()?;
         let t = rx.open_table(META).map_err(|e| self.err(e))?;
-        let v = t.get(KEY_HIGH_WATER).map_err(|e| self.err(e))?;
-        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-            .map(|b| Timestamp(i64::from_le_bytes(b)))
-            .unwrap_or_default())
+        match t.get(KEY_HIGH_WATER).map_err(|e| self.err(e))? {
+            None => Ok(Timestamp::default()),
+            Some(v) => meta_i64(KEY_HIGH_WATER, v.value())
+                .map(Timestamp)
+                .map_err(|detail| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail,
+                }),
+        }
+    }
+
+    /// The last reset of the high-water mark, if one was made.
+    pub fn high_water_reset(&self) -> Result<Option<HighWaterReset>, StoreError> {
+        let rx = self.begin_read()?;
+        let t = rx.open_table(META).map_err(|e| self.err(e))?;
+        let Some(v) = t.get(KEY_HIGH_WATER_RESET).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        decode_reset(v.value())
+            .map(Some)
+            .map_err(|detail| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail,
+            })
     }
 
     /// Ids of every run of `job_id`, oldest first (an index range).
@@ -529,12 +619,21 @@ impl WriteTx {
     pub fn next_run_id(&mut self) -> Result<u64, redb::Error> {
         let mut meta = self.tx.open_table(META)?;
         let id = match meta.get(KEY_NEXT_RUN)? {
-            Some(v) => <[u8; 8]>::try_from(v.value())
-                .map(u64::from_le_bytes)
-                .unwrap_or(1),
-            None => 1,
+            Some(v) => meta_u64(KEY_NEXT_RUN, v.value()).map_err(redb::Error::Corrupted)?,
+            None => {
+                return Err(redb::Error::Corrupted(format!(
+                    "its meta table has no {KEY_NEXT_RUN}"
+                )))
+            }
         };
-        meta.insert(KEY_NEXT_RUN, (id + 1).to_le_bytes().as_slice())?;
+        // Pair assertion: an id at or below an existing run's would overwrite that run.
+        if let Some((last, _)) = self.tx.open_table(RUNS)?.last()? {
+            check_next_run_id(id, last.value()).map_err(redb::Error::Corrupted)?;
+        }
+        let next = id.checked_add(1).ok_or_else(|| {
+            redb::Error::Corrupted(format!("{KEY_NEXT_RUN} {id} has no successor"))
+        })?;
+        meta.insert(KEY_NEXT_RUN, next.to_le_bytes().as_slice())?;
         Ok(id)
     }
 
@@ -612,15 +711,69 @@ impl WriteTx {
     /// Raises the recorded high-water time to `now` (never lowers it).
     pub fn raise_high_water(&mut self, now: Timestamp) -> Result<(), redb::Error> {
         let mut meta = self.tx.open_table(META)?;
-        let current = meta
-            .get(KEY_HIGH_WATER)?
-            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-            .map(i64::from_le_bytes)
-            .unwrap_or(i64::MIN);
+        let current = match meta.get(KEY_HIGH_WATER)? {
+            Some(v) => meta_i64(KEY_HIGH_WATER, v.value()).map_err(redb::Error::Corrupted)?,
+            None => i64::MIN,
+        };
         if now.0 > current {
             meta.insert(KEY_HIGH_WATER, now.0.to_le_bytes().as_slice())?;
         }
         Ok(())
+    }
+
+    /// Clears a high-water mark that a clock once wrong towards the future left ahead of `now`
+    /// (`pt clock reset-high-water`): the mark becomes `now`, schedule cursors ahead of `now`
+    /// move back to it, and firing records at instants after `now` are removed, or schedules
+    /// would stay blocked until the wrong date (cursors) or fail when it came (firings). The
+    /// reset is recorded in the meta table. `None` (and nothing written) if the mark is not
+    /// ahead of `now`. Only for a database no daemon holds: the daemon keeps cursors in memory.
+    pub fn reset_high_water(
+        &mut self,
+        now: Timestamp,
+    ) -> Result<Option<HighWaterReset>, redb::Error> {
+        let mut meta = self.tx.open_table(META)?;
+        let from = match meta.get(KEY_HIGH_WATER)? {
+            Some(v) => meta_i64(KEY_HIGH_WATER, v.value()).map_err(redb::Error::Corrupted)?,
+            None => return Ok(None),
+        };
+        if from <= now.0 {
+            return Ok(None);
+        }
+        meta.insert(KEY_HIGH_WATER, now.0.to_le_bytes().as_slice())?;
+
+        let mut cursors = self.tx.open_table(CURSORS)?;
+        let mut ahead: Vec<String> = Vec::new();
+        for item in cursors.iter()? {
+            let (k, v) = item?;
+            if v.value() > now.0 {
+                ahead.push(k.value().to_string());
+            }
+        }
+        for job in &ahead {
+            cursors.insert(job.as_str(), now.0)?;
+        }
+
+        let mut firings = self.tx.open_table(FIRINGS)?;
+        let mut future: Vec<(String, i64)> = Vec::new();
+        for item in firings.iter()? {
+            let (k, _) = item?;
+            let (job, at) = k.value();
+            if at > now.0 {
+                future.push((job.to_string(), at));
+            }
+        }
+        for (job, at) in &future {
+            firings.remove((job.as_str(), *at))?;
+        }
+
+        let reset = HighWaterReset {
+            at: now,
+            from: Timestamp(from),
+            cursors_moved: u32::try_from(ahead.len()).unwrap_or(u32::MAX),
+            firings_released: u32::try_from(future.len()).unwrap_or(u32::MAX),
+        };
+        meta.insert(KEY_HIGH_WATER_RESET, encode_reset(&reset).as_slice())?;
+        Ok(Some(reset))
     }
 
     /// Deletes a finished run: its record, task records, snapshot and index entries.
@@ -632,10 +785,10 @@ impl WriteTx {
             .open_table(JOB_RUNS)?
             .remove((run.job_id.as_str(), run.id))?;
         let mut tasks = self.tx.open_table(TASKS)?;
-        let keys: Vec<(u64, u32)> = tasks
-            .range((run.id, 0u32)..=(run.id, u32::MAX))?
-            .filter_map(|i| i.ok().map(|(k, _)| k.value()))
-            .collect();
+        let mut keys: Vec<(u64, u32)> = Vec::new();
+        for item in tasks.range((run.id, 0u32)..=(run.id, u32::MAX))? {
+            keys.push(item?.0.value());
+        }
         for k in keys {
             tasks.remove(k)?;
         }
@@ -650,10 +803,76 @@ impl WriteTx {
         task: &TaskState,
     ) -> Result<(), redb::Error> {
         let mut tasks = self.tx.open_table(TASKS)?;
-        let idx = u32::try_from(idx).unwrap_or(u32::MAX);
+        let idx = u32::try_from(idx).map_err(|_| {
+            redb::Error::Corrupted(format!("run {run_id} has more than {} tasks", u32::MAX))
+        })?;
         tasks.insert((run_id, idx), records::encode_task(task).as_slice())?;
         Ok(())
     }
+}
+
+/// Decodes a meta value stored as 8 little-endian bytes; anything else is a damaged database,
+/// never a default.
+fn meta_bytes(key: &str, bytes: &[u8]) -> Result<[u8; 8], String> {
+    <[u8; 8]>::try_from(bytes).map_err(|_| {
+        format!(
+            "its meta value {key} is malformed ({} bytes, expected 8)",
+            bytes.len()
+        )
+    })
+}
+
+fn meta_u64(key: &str, bytes: &[u8]) -> Result<u64, String> {
+    meta_bytes(key, bytes).map(u64::from_le_bytes)
+}
+
+fn meta_i64(key: &str, bytes: &[u8]) -> Result<i64, String> {
+    meta_bytes(key, bytes).map(i64::from_le_bytes)
+}
+
+fn encode_reset(r: &HighWaterReset) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    out.extend_from_slice(&r.at.0.to_le_bytes());
+    out.extend_from_slice(&r.from.0.to_le_bytes());
+    out.extend_from_slice(&r.cursors_moved.to_le_bytes());
+    out.extend_from_slice(&r.firings_released.to_le_bytes());
+    out
+}
+
+fn decode_reset(bytes: &[u8]) -> Result<HighWaterReset, String> {
+    let malformed = || {
+        format!(
+            "its meta value {KEY_HIGH_WATER_RESET} is malformed ({} bytes, expected 24)",
+            bytes.len()
+        )
+    };
+    let b: &[u8; 24] = bytes.try_into().map_err(|_| malformed())?;
+    let i64_at = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[i..i + 8]);
+        i64::from_le_bytes(a)
+    };
+    let u32_at = |i: usize| {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&b[i..i + 4]);
+        u32::from_le_bytes(a)
+    };
+    Ok(HighWaterReset {
+        at: Timestamp(i64_at(0)),
+        from: Timestamp(i64_at(8)),
+        cursors_moved: u32_at(16),
+        firings_released: u32_at(20),
+    })
+}
+
+/// The next run id must be above every stored run's, or allocating it would overwrite a run.
+fn check_next_run_id(next: u64, last_run: u64) -> Result<(), String> {
+    if next <= last_run {
+        return Err(format!(
+            "its meta value {KEY_NEXT_RUN} is {next}, but run {last_run} exists"
+        ));
+    }
+    Ok(())
 }
 
 /// redb can panic on a badly damaged file instead of returning an error (seen with a disk that

@@ -190,3 +190,120 @@ fn a_read_only_open_reads_without_writing_the_file() {
         "a read-only open wrote to the file"
     );
 }
+
+/// Writes `value` under `key` in the meta table, as a damaged disk might have.
+fn damage_meta(store: &Store, key: &'static str, value: Option<&[u8]>) {
+    store
+        .write(|tx| {
+            let mut meta = tx.tx.open_table(META)?;
+            match value {
+                Some(v) => meta.insert(key, v)?,
+                None => meta.remove(key)?,
+            };
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn expect_corrupt<T>(r: Result<T, StoreError>, needle: &str) {
+    match r {
+        Err(e @ StoreError::Corrupt { .. }) => {
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+        Err(other) => panic!("expected Corrupt mentioning {needle:?}, got {other}"),
+        Ok(_) => panic!("expected Corrupt mentioning {needle:?}, got Ok"),
+    }
+}
+
+#[test]
+fn issue_12_a_malformed_next_run_id_is_corrupt_not_run_1() {
+    let store = Store::in_memory().unwrap();
+    let first = new_run(&store, "j");
+    damage_meta(&store, KEY_NEXT_RUN, Some(&[1, 2, 3]));
+    expect_corrupt(store.write(|tx| tx.next_run_id()), "next_run_id");
+    // Run 1 is still the run it was.
+    assert_eq!(store.load_run(1).unwrap(), Some(first));
+}
+
+#[test]
+fn issue_12_a_next_run_id_at_or_below_a_stored_run_is_corrupt() {
+    let store = Store::in_memory().unwrap();
+    new_run(&store, "j");
+    new_run(&store, "j");
+    damage_meta(&store, KEY_NEXT_RUN, Some(&2u64.to_le_bytes()));
+    expect_corrupt(store.write(|tx| tx.next_run_id()), "run 2 exists");
+    damage_meta(&store, KEY_NEXT_RUN, None);
+    expect_corrupt(store.write(|tx| tx.next_run_id()), "no next_run_id");
+}
+
+#[test]
+fn issue_12_a_malformed_high_water_mark_is_corrupt_not_zero() {
+    let store = Store::in_memory().unwrap();
+    store
+        .write(|tx| tx.raise_high_water(Timestamp(1_000)))
+        .unwrap();
+    assert_eq!(store.high_water().unwrap(), Timestamp(1_000));
+    damage_meta(&store, KEY_HIGH_WATER, Some(&[0xff; 5]));
+    expect_corrupt(store.high_water(), "high_water");
+    expect_corrupt(
+        store.write(|tx| tx.raise_high_water(Timestamp(5))),
+        "high_water",
+    );
+}
+
+#[test]
+fn issue_12_a_file_with_a_damaged_meta_value_is_refused_at_open() {
+    for (key, value) in [
+        (KEY_NEXT_RUN, Some(&[7u8][..])),
+        (KEY_NEXT_RUN, None),
+        (KEY_HIGH_WATER, Some(&[0u8; 9][..])),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("petit.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            new_run(&store, "j");
+            damage_meta(&store, key, value);
+        }
+        expect_corrupt(Store::open(&path), key);
+        expect_corrupt(Store::open_read_only(&path), key);
+    }
+}
+
+#[test]
+fn issue_13_reset_high_water_unblocks_cursors_and_releases_future_firings() {
+    let store = Store::in_memory().unwrap();
+    let now = Timestamp(1_000_000);
+    let future = Timestamp(9_000_000);
+    store
+        .write(|tx| {
+            tx.raise_high_water(future)?;
+            tx.set_cursor("ahead", future)?;
+            tx.set_cursor("behind", Timestamp(500_000))?;
+            tx.record_firing("ahead", Timestamp(8_000_000), 1)?;
+            tx.record_firing("ahead", Timestamp(900_000), 2)
+        })
+        .unwrap();
+    assert_eq!(store.high_water_reset().unwrap(), None);
+    let reset = store.write(|tx| tx.reset_high_water(now)).unwrap();
+    let expected = HighWaterReset {
+        at: now,
+        from: future,
+        cursors_moved: 1,
+        firings_released: 1,
+    };
+    assert_eq!(reset, Some(expected));
+    assert_eq!(store.high_water().unwrap(), now);
+    assert_eq!(store.cursor("ahead").unwrap(), Some(now));
+    assert_eq!(store.cursor("behind").unwrap(), Some(Timestamp(500_000)));
+    assert_eq!(store.firing("ahead", Timestamp(8_000_000)).unwrap(), None);
+    assert_eq!(store.firing("ahead", Timestamp(900_000)).unwrap(), Some(2));
+    assert_eq!(store.high_water_reset().unwrap(), Some(expected));
+    // A mark not ahead of the clock is left alone, and so is the record of the last reset.
+    assert_eq!(store.write(|tx| tx.reset_high_water(now)).unwrap(), None);
+    assert_eq!(store.high_water_reset().unwrap(), Some(expected));
+    // The firing released can be materialised again when its real time comes.
+    store
+        .write(|tx| tx.record_firing("ahead", Timestamp(8_000_000), 3))
+        .unwrap();
+}
