@@ -67,3 +67,31 @@ fn relative_db_path_gives_absolute_log_paths() {
         .to_owned();
     assert!(Path::new(&log).is_absolute(), "{log}");
 }
+
+/// Item 10: an upstream output substituted into a `type: shell` script used to run as code.
+/// It is now text wherever it lands; `${{ raw ... }}` is the explicit way to insert code.
+#[test]
+fn template_values_in_scripts_are_text_not_code() {
+    let b = Bench::new();
+    let pwned = b.root.join("pwned");
+    let made = b.root.join("made-by-raw");
+    b.job(
+        "inj",
+        &format!(
+            "id: inj\ntasks:\n  - id: up\n    type: shell\n    script: |\n      echo 'v=$(touch {p})' >> \"$PETIT_OUTPUT\"\n      echo 'code=touch {m}' >> \"$PETIT_OUTPUT\"\n  - id: down\n    type: shell\n    depends_on: [up]\n    script: |\n      echo bare ${{{{ tasks.up.outputs.v }}}}\n      echo \"double ${{{{ tasks.up.outputs.v }}}}\"\n      echo 'single ${{{{ tasks.up.outputs.v }}}}'\n      ${{{{ raw tasks.up.outputs.code }}}}\n",
+            p = pwned.display(),
+            m = made.display()
+        ),
+    );
+    let v = pt_run(&["validate", b.jobs.to_str().unwrap()]);
+    assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+    let o = b.pt(&["trigger", b.jobs.to_str().unwrap(), "inj"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(!pwned.exists(), "an output ran as shell code");
+    assert!(made.exists(), "`raw` must insert code");
+    let p = pwned.display();
+    assert_eq!(
+        stdout(&b.pt(&["logs", "1", "down"])),
+        format!("bare $(touch {p})\ndouble $(touch {p})\nsingle $(touch {p})\n")
+    );
+}

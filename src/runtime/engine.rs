@@ -1060,7 +1060,7 @@ impl Engine {
                     parts = vec!["/bin/sh".into(), "-c".into()];
                 }
                 let program = parts.remove(0);
-                parts.push(script.render(&ctx)?);
+                parts.push(script.render_shell(&ctx)?);
                 (program, parts)
             }
         };
