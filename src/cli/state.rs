@@ -49,11 +49,24 @@ pub fn default_state_dir() -> Option<PathBuf> {
     var("HOME").map(|h| h.join(".local/state/petit"))
 }
 
+/// `path` made absolute against the current directory, once, at start: tasks run in other
+/// directories (the jobs directory, `working_dir`), so a relative `--state st` would hand them
+/// a `PETIT_OUTPUT` that names a file relative to the wrong place. Nothing need exist yet.
+fn absolute(path: &Path) -> Result<PathBuf, CliError> {
+    std::path::absolute(path).map_err(|e| {
+        CliError::new(
+            ErrorKind::BadInput,
+            format!("cannot resolve state path {}: {e}", path.display()),
+        )
+    })
+}
+
 impl StateArgs {
-    /// Where the state is, without creating anything.
+    /// Where the state is, without creating anything. Every path in the answer is absolute.
     pub fn locate(&self) -> Result<StateLocation, CliError> {
         if self.in_memory {
-            let logs = std::env::temp_dir().join(format!("petit-{}", std::process::id()));
+            let logs =
+                absolute(&std::env::temp_dir())?.join(format!("petit-{}", std::process::id()));
             return Ok(StateLocation {
                 db: None,
                 logs_dir: logs,
@@ -62,6 +75,7 @@ impl StateArgs {
             });
         }
         if let Some(db) = &self.db {
+            let db = &absolute(db)?;
             let beside = |suffix: &str| {
                 let mut s = db.as_os_str().to_owned();
                 s.push(suffix);
@@ -92,6 +106,7 @@ impl StateArgs {
                 )
             })?,
         };
+        let dir = absolute(&dir)?;
         Ok(StateLocation {
             db: Some(dir.join("petit.redb")),
             logs_dir: dir.join("logs"),

@@ -1236,7 +1236,7 @@ impl<W: World> Engine<W> {
                     parts = vec!["/bin/sh".into(), "-c".into()];
                 }
                 let program = parts.remove(0);
-                parts.push(script.render(&ctx)?);
+                parts.push(script.render_shell(&ctx)?);
                 (program, parts)
             }
         };

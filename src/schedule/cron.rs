@@ -134,13 +134,13 @@ impl CronSchedule {
     /// the year 5000 or the instant is outside chrono's range.
     pub fn next_after(&self, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp> {
         if self.fixed_times.is_empty() {
-            next_of(&self.cron, after, tz)
+            next_of(&self.cron, self.fixed, after, tz)
         } else {
             // Each time of day follows the fixed-time rules on its own; the job fires at the
             // earliest of them. Two times of day pushed to the same end of a gap fire once.
             self.fixed_times
                 .iter()
-                .filter_map(|one| next_of(one, after, tz))
+                .filter_map(|one| next_of(one, true, after, tz))
                 .min()
         }
     }
@@ -156,8 +156,9 @@ fn parse_croner(six_fields: &str) -> Result<Cron, croner::errors::CronError> {
         .parse(six_fields)
 }
 
-/// One `croner` search, strictly after `after`, with the result checked to be so.
-fn next_of(cron: &Cron, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp> {
+/// One `croner` search, strictly after `after`, with the result checked to be so. `fixed`
+/// selects the fixed-time DST rules (for the fallback; croner knows it from the pattern).
+fn next_of(cron: &Cron, fixed: bool, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp> {
     // Firings are whole seconds, so "strictly after `after`" is "strictly after `after`
     // rounded down to the second"; croner is given whole seconds only.
     let mut from_secs = after.millis().div_euclid(1000);
@@ -166,8 +167,22 @@ fn next_of(cron: &Cron, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp
     for _ in 0..4 {
         let start: DateTime<chrono_tz::Tz> =
             DateTime::<Utc>::from_timestamp(from_secs, 0)?.with_timezone(&tz);
-        let found = cron.find_next_occurrence(&start, false).ok()?;
-        let found = Timestamp::from_datetime(&found);
+        let found = match cron.find_next_occurrence(&start, false) {
+            Ok(found) => Timestamp::from_datetime(&found),
+            Err(e) => {
+                // croner gives up on some large zone jumps (a skipped day in Pacific/Apia):
+                // an error is never "no more firings". Search on the local calendar instead.
+                let found = next_on_local_calendar(cron, fixed, after, tz);
+                tracing::warn!(
+                    zone = %tz,
+                    after = %after.rfc3339(),
+                    error = %e,
+                    found = ?found.map(|t| t.rfc3339()),
+                    "the cron library failed near a zone transition; searched the local calendar"
+                );
+                return found;
+            }
+        };
         if found > after {
             return Some(found);
         }
@@ -178,6 +193,74 @@ fn next_of(cron: &Cron, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp
             .checked_add(1)?;
     }
     None
+}
+
+/// The fallback search: the next matching local wall-clock time (croner over naive local
+/// times, i.e. in UTC), mapped into `tz` by Petit's DST rules. A time in a gap fires at the
+/// first instant after the gap when `fixed`, and is skipped otherwise; a repeated time fires
+/// at its first pass when `fixed`, else at the first pass after `after`.
+fn next_on_local_calendar(
+    cron: &Cron,
+    fixed: bool,
+    after: Timestamp,
+    tz: chrono_tz::Tz,
+) -> Option<Timestamp> {
+    use chrono::offset::LocalResult;
+    use chrono::TimeZone;
+    let after_secs = after.millis().div_euclid(1000);
+    let local_of = |secs: i64| -> Option<chrono::NaiveDateTime> {
+        Some(
+            DateTime::<Utc>::from_timestamp(secs, 0)?
+                .with_timezone(&tz)
+                .naive_local(),
+        )
+    };
+    let mut from = local_of(after_secs)?;
+    // Each turn moves `from` to a later local time; a schedule matches at least once a year.
+    for _ in 0..10_000 {
+        let wall = cron
+            .find_next_occurrence(&Utc.from_utc_datetime(&from), false)
+            .ok()?
+            .naive_utc();
+        let candidates: Vec<i64> = match tz.from_local_datetime(&wall) {
+            LocalResult::Single(t) => vec![t.timestamp()],
+            LocalResult::Ambiguous(first, _) if fixed => vec![first.timestamp()],
+            LocalResult::Ambiguous(first, second) => vec![first.timestamp(), second.timestamp()],
+            LocalResult::None if fixed => vec![gap_end(wall, after_secs, &local_of)?],
+            LocalResult::None => vec![],
+        };
+        if let Some(t) = candidates.into_iter().find(|t| *t > after_secs) {
+            return Some(Timestamp::from_secs(t));
+        }
+        from = wall;
+    }
+    None
+}
+
+/// The first instant whose local time is at or after `wall` (a local time inside a gap):
+/// the end of the gap. Searched between `lo_secs` (before `wall` locally) and a week later.
+fn gap_end(
+    wall: chrono::NaiveDateTime,
+    lo_secs: i64,
+    local_of: &dyn Fn(i64) -> Option<chrono::NaiveDateTime>,
+) -> Option<i64> {
+    let (mut lo, mut hi) = (lo_secs, lo_secs.checked_add(7 * 86_400)?);
+    if local_of(lo)? >= wall {
+        return Some(lo);
+    }
+    if local_of(hi)? < wall {
+        return None;
+    }
+    // Invariant: local(lo) < wall <= local(hi).
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if local_of(mid)? >= wall {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
 }
 
 /// Replaces month and weekday names in one field and rejects any other word.

@@ -155,6 +155,25 @@ impl Checker<'_> {
     /// Parses a template-bearing string, reporting a parse error at the offending character.
     fn template(&mut self, s: &Spanned<String>, path: &str) -> Option<Template> {
         match Template::parse(&s.value) {
+            Ok(t) if t.has_raw() && !path.ends_with(".script") => {
+                // `raw` means "this value is shell code"; only a script has code.
+                let offset = s
+                    .value
+                    .match_indices("${{")
+                    .map(|(at, _)| at)
+                    .find(|at| s.value[at + 3..].trim_start().starts_with("raw"))
+                    .unwrap_or(0);
+                let (line, column) = position_in_scalar(self.text, s, offset);
+                self.diags.push(Diagnostic {
+                    file: self.file.to_path_buf(),
+                    line,
+                    column,
+                    path: path.to_string(),
+                    message: "`${{ raw ... }}` is only allowed in `script`".to_string(),
+                    hint: Some("write `${{ REF }}`: outside a script a value is never code".into()),
+                });
+                None
+            }
             Ok(t) => Some(t),
             Err(e) => {
                 let (line, column) = position_in_scalar(self.text, s, e.offset);
