@@ -5,7 +5,8 @@
 //! definition while new ones are picked up (inotify and SIGHUP); a full disk during a commit is
 //! reported, loses nothing committed, and work continues when space returns; gigabytes of task
 //! output keep the log at its cap and the daemon small; a timeout kills a grandchild that
-//! ignores SIGTERM.
+//! ignores SIGTERM; hundreds of stalled control connections neither silence the daemon nor
+//! starve its tasks.
 //!
 //! The tests that mount a tmpfs (read-only state, full disk) need root; as another user they
 //! say so on stderr and return.
@@ -617,4 +618,113 @@ fn timeout_kills_a_grandchild_that_ignores_sigterm() {
         wait_until(Duration::from_secs(2), || !alive(pid)),
         "grandchild {pid} outlived its attempt"
     );
+}
+
+/// Opens a connection to `socket` without blocking (a full backlog gives `None`) and sends half
+/// a request line, then holds the connection open.
+fn half_line_connection(socket: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain system calls on a descriptor this function owns.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let path = socket.as_os_str().as_bytes();
+        assert!(path.len() < addr.sun_path.len());
+        for (d, s) in addr.sun_path.iter_mut().zip(path) {
+            *d = *s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        if libc::connect(fd, &addr as *const _ as *const libc::sockaddr, len) != 0 {
+            return None;
+        }
+        let half = b"{\"cmd\":\"sta";
+        libc::write(fd, half.as_ptr().cast(), half.len());
+        Some(owned)
+    }
+}
+
+// Regression (issue 13, item 5): about 1,100 connections that each sent half a request line
+// held a descriptor each forever; at the descriptor limit the daemon stopped answering and
+// recorded scheduled runs as failed with "Too many open files". Connections are now capped
+// (the oldest one still without a request is evicted for a newcomer) and a request must
+// arrive within 10 s.
+#[test]
+fn half_line_connections_cannot_exhaust_the_daemon() {
+    let b = Bench::new();
+    b.job(
+        "tick",
+        "id: tick\nschedule: \"* * * * * *\"\ntimezone: UTC\ncatchup: latest\n\
+         tasks:\n  - id: a\n    command: echo\n    args: [hi]\n",
+    );
+    // A low limit, so that a few hundred connections would reach it.
+    let d = b.start_daemon_with_nofile(&[], 128);
+    let socket = b.state.join("petit.sock");
+    let mut held = Vec::new();
+    for _ in 0..600 {
+        if let Some(fd) = half_line_connection(&socket) {
+            held.push(fd);
+        }
+    }
+    assert!(held.len() > 200, "only {} connections opened", held.len());
+    let flooded_at = chrono::Utc::now();
+    // `pt status` answers while every one of those connections is still held open.
+    let o = pt_within(
+        Duration::from_secs(8),
+        &["status", "--json", "--state", b.state.to_str().unwrap()],
+    );
+    assert!(
+        o.status.success(),
+        "pt status failed while {} half-line connections were held: {}{}\n{}",
+        held.len(),
+        stdout(&o),
+        stderr(&o),
+        b.daemon_log()
+    );
+    // Scheduled runs that fire meanwhile still run and succeed.
+    let history = || {
+        let o = pt_within(
+            Duration::from_secs(8),
+            &[
+                "history",
+                "tick",
+                "--json",
+                "--state",
+                b.state.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let fired_after = |status: &str| {
+        history()
+            .into_iter()
+            .filter(|r| {
+                r["status"] == status
+                    && chrono::DateTime::parse_from_rfc3339(r["scheduled_at"].as_str().unwrap())
+                        .unwrap()
+                        > flooded_at
+            })
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || fired_after("succeeded") >= 2),
+        "no scheduled run succeeded while the connections were held: {:#?}\n{}",
+        history().iter().take(5).collect::<Vec<_>>(),
+        b.daemon_log()
+    );
+    assert_eq!(fired_after("failed"), 0, "{:#?}", history());
+    drop(held);
+    assert!(d.sigterm().success());
 }

@@ -447,3 +447,81 @@ async fn a_silent_task_leaves_no_log_and_no_outputs_file() {
     assert!(!req.output_path.exists());
     assert_eq!(process::read_outputs(&req.output_path), Ok(vec![]));
 }
+
+/// Set in the child process of [`spawn_out_of_descriptors_is_transient`].
+const EMFILE_CHILD_VAR: &str = "PETIT_TEST_EMFILE_CHILD";
+
+/// Spawns with fewer and fewer descriptors left (from none up to enough): every failure is
+/// transient (`EMFILE` is a spawn error that can pass: issue 13, item 5), so `transient_only`
+/// retries apply. The descriptor limit is per process, so the test runs itself in a child.
+#[tokio::test(flavor = "current_thread")]
+async fn spawn_out_of_descriptors_is_transient() {
+    if std::env::var_os(EMFILE_CHILD_VAR).is_none() {
+        let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "spawn_out_of_descriptors_is_transient",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(EMFILE_CHILD_VAR, "1")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run the test binary: {e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran no test: {text}");
+        return;
+    }
+    let dir = temp_dir();
+    let req = request(dir.path(), "true", &[]);
+    // Warm up (tokio's child-signal machinery opens descriptors on first use).
+    assert_eq!(start(&req).wait().await.code, Some(0));
+    let highest = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or_else(|e| panic!("/proc/self/fd: {e}"));
+    let limit = libc::rlimit {
+        rlim_cur: (highest + 64) as libc::rlim_t,
+        rlim_max: (highest + 64) as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct; this process is the test's own child.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let fill = |fds: &mut Vec<std::fs::File>| {
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            fds.push(f);
+        }
+    };
+    let mut fds = Vec::new();
+    let mut failures = 0;
+    for free in 0..12 {
+        fill(&mut fds);
+        for _ in 0..free {
+            fds.pop();
+        }
+        match process::spawn(&req) {
+            Ok(running) => {
+                let _ = running.wait().await;
+            }
+            Err(err) => {
+                failures += 1;
+                eprintln!("{free} free: {err}");
+                assert!(
+                    err.transient && err.kind == SpawnErrorKind::Transient,
+                    "with {free} descriptors free: {err} ({:?}, transient {})",
+                    err.kind,
+                    err.transient
+                );
+            }
+        }
+    }
+    assert!(failures > 0, "no spawn ran out of descriptors");
+}

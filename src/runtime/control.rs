@@ -8,16 +8,28 @@
 //!
 //! Connection handlers never touch the engine or the store: they forward each request to the
 //! daemon's loop over a bounded channel and wait for its answer, so one task owns all state.
+//!
+//! # Bounded by construction
+//!
+//! A [`Server`] owns the listener and serves at most [`MAX_CONNECTIONS`] connections at once, so
+//! clients can never take the descriptors the daemon needs to run tasks. A client has
+//! [`REQUEST_DEADLINE`] to send its request line. When every slot is taken, a new connection
+//! evicts the oldest one that has not sent its request yet (a stalled client, never one being
+//! answered or following a run); if all of them are being answered, the new one is told the
+//! daemon is busy and closed. Accepting stops while descriptors run out (`EMFILE`, `ENFILE`) and
+//! resumes after a pause, never spinning.
 
+use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::core::{Event, EventKind};
 
@@ -26,6 +38,18 @@ pub const SOCKET_NAME: &str = "petit.sock";
 
 /// Longest request line accepted (a request is a few hundred bytes).
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Most connections a [`Server`] serves at once.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a client has, from being accepted, to send its whole request line.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The pause before accepting again after `accept` failed (out of descriptors, for example).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// How long a new connection waits for the slot of the connection it evicted.
+const EVICT_WAIT: Duration = Duration::from_secs(2);
 
 /// What a client asks the daemon.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,16 +144,259 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves one connection: reads the request, forwards it, streams events if asked, answers.
-pub async fn serve_connection(
-    stream: UnixStream,
+/// The control socket being served: a task accepting connections on the listener and one task
+/// per connection, within the limits described in the [module docs](self). Dropping it stops
+/// accepting (connections already accepted finish on their own).
+pub struct Server {
+    accept: tokio::task::JoinHandle<()>,
+}
+
+/// Limits of a [`Server`]; tests shrink them.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    connections: usize,
+    request_deadline: Duration,
+}
+
+impl Server {
+    /// Starts serving `listener` on the current tokio runtime: requests go to `to_daemon`,
+    /// followed runs and event streams read `events`.
+    pub fn start(
+        listener: UnixListener,
+        to_daemon: mpsc::Sender<Envelope>,
+        events: broadcast::Sender<Event>,
+    ) -> Server {
+        Server::with_limits(
+            listener,
+            to_daemon,
+            events,
+            Limits {
+                connections: MAX_CONNECTIONS,
+                request_deadline: REQUEST_DEADLINE,
+            },
+        )
+    }
+
+    fn with_limits(
+        listener: UnixListener,
+        to_daemon: mpsc::Sender<Envelope>,
+        events: broadcast::Sender<Event>,
+        limits: Limits,
+    ) -> Server {
+        let slots = Arc::new(Slots {
+            permits: Arc::new(Semaphore::new(limits.connections)),
+            waiting: Mutex::new(Waiting::default()),
+        });
+        let accept = tokio::spawn(accept_loop(listener, slots, to_daemon, events, limits));
+        Server { accept }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// The connection slots of a [`Server`]: one permit per connection served, and the queue of
+/// connections still waiting for their request line, oldest first (the ones a newcomer may
+/// evict).
+struct Slots {
+    permits: Arc<Semaphore>,
+    waiting: Mutex<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    next_id: u64,
+    queue: VecDeque<(u64, oneshot::Sender<()>)>,
+}
+
+/// One served connection's slot: released when dropped.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    id: u64,
+    /// Fires when a newer connection evicted this one before it sent its request.
+    evicted: oneshot::Receiver<()>,
+    slots: Arc<Slots>,
+}
+
+impl Slots {
+    /// A slot for a new connection: a free one, else the slot of the oldest connection still
+    /// waiting for its request (which is evicted). `None` if every slot is serving a request.
+    async fn admit(self: &Arc<Self>) -> Option<Slot> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let oldest = self.lock().queue.pop_front();
+                let (_, evict) = oldest?;
+                // The evicted connection gives its permit back as soon as its task runs.
+                let _ = evict.send(());
+                tokio::time::timeout(EVICT_WAIT, self.permits.clone().acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()?
+            }
+        };
+        let (tx, evicted) = oneshot::channel();
+        let id = {
+            let mut waiting = self.lock();
+            let id = waiting.next_id;
+            waiting.next_id += 1;
+            waiting.queue.push_back((id, tx));
+            id
+        };
+        Some(Slot {
+            _permit: permit,
+            id,
+            evicted,
+            slots: Arc::clone(self),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        // The lock guards a queue that no code path leaves half-changed: a poisoned lock is
+        // still consistent.
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Slot {
+    /// The request has arrived: the connection can no longer be evicted. False if it was
+    /// evicted already (its slot belongs to a newer connection).
+    fn request_received(&self) -> bool {
+        let mut waiting = self.slots.lock();
+        match waiting.queue.iter().position(|(id, _)| *id == self.id) {
+            Some(i) => {
+                waiting.queue.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut waiting = self.slots.lock();
+        if let Some(i) = waiting.queue.iter().position(|(id, _)| *id == self.id) {
+            waiting.queue.remove(i);
+        }
+    }
+}
+
+/// Accepts connections for as long as the [`Server`] lives.
+async fn accept_loop(
+    listener: UnixListener,
+    slots: Arc<Slots>,
     to_daemon: mpsc::Sender<Envelope>,
     events: broadcast::Sender<Event>,
+    limits: Limits,
+) {
+    let mut failing = false;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                failing = false;
+                stream
+            }
+            Err(err) => {
+                // Out of descriptors (EMFILE, ENFILE), memory or anything else: the connection
+                // stays in the backlog; pause so a persistent error cannot spin the daemon.
+                if !failing {
+                    tracing::warn!(
+                        "cannot accept a control connection ({err}); pausing {} ms between tries",
+                        ACCEPT_BACKOFF.as_millis()
+                    );
+                }
+                failing = true;
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        match slots.admit().await {
+            Some(slot) => {
+                tokio::spawn(serve_connection(
+                    stream,
+                    slot,
+                    to_daemon.clone(),
+                    events.clone(),
+                    limits.request_deadline,
+                ));
+            }
+            None => {
+                tracing::warn!(
+                    "refused a control connection: {} are being served",
+                    limits.connections
+                );
+                refuse(
+                    &stream,
+                    &format!(
+                        "the daemon is busy serving {} connections; try again",
+                        limits.connections
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Tells a connection why it is closed, without waiting: a fresh socket's buffer has room for
+/// one line, and a client that does not read loses nothing it asked for.
+fn refuse(stream: &UnixStream, message: &str) {
+    let mut s = serde_json::to_string(&Response::error(1, message)).unwrap_or_default();
+    s.push('\n');
+    let _ = stream.try_write(s.as_bytes());
+}
+
+/// Serves one connection: reads the request, forwards it, streams events if asked, answers.
+async fn serve_connection(
+    stream: UnixStream,
+    mut slot: Slot,
+    to_daemon: mpsc::Sender<Envelope>,
+    events: broadcast::Sender<Event>,
+    request_deadline: Duration,
 ) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES as u64));
     let mut line = String::new();
-    let request = match reader.read_line(&mut line).await {
+    let read = tokio::select! {
+        read = tokio::time::timeout(request_deadline, reader.read_line(&mut line)) => read,
+        _ = &mut slot.evicted => {
+            let _ = write_line(
+                &mut write,
+                &Response::error(1, "closed: no request was sent and the daemon needed the connection slot"),
+            )
+            .await;
+            return;
+        }
+    };
+    let read = match read {
+        Ok(read) => read,
+        Err(_) => {
+            let _ = write_line(
+                &mut write,
+                &Response::error(
+                    2,
+                    format!(
+                        "bad request: no complete request line within {} s",
+                        request_deadline.as_secs_f32()
+                    ),
+                ),
+            )
+            .await;
+            return;
+        }
+    };
+    if !slot.request_received() {
+        let _ = write_line(
+            &mut write,
+            &Response::error(1, "closed: the daemon needed the connection slot"),
+        )
+        .await;
+        return;
+    }
+    let request = match read {
         Ok(0) | Err(_) => return,
         Ok(_) => match serde_json::from_str::<Request>(line.trim()) {
             Ok(r) => r,
@@ -299,8 +566,21 @@ impl Client {
         let (read, mut write) = stream.into_split();
         let mut line = serde_json::to_string(request).unwrap_or_default();
         line.push('\n');
-        write.write_all(line.as_bytes()).await?;
-        write.shutdown().await?;
+        // A daemon that refused the connection (busy) wrote why and closed it: the write then
+        // fails, and the reason is the answer to read.
+        let sent = async {
+            write.write_all(line.as_bytes()).await?;
+            write.shutdown().await
+        };
+        match sent.await {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => return Err(e),
+        }
         Ok(Connect::Connected(Client {
             lines: BufReader::new(read).lines(),
         }))
@@ -321,5 +601,133 @@ impl Client {
             std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad answer: {e}"))
         })?;
         Ok(Some(Ok(r)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server on a fresh socket with `limits`; returns the socket path, the daemon's end of
+    /// the request channel, and the guards to keep alive.
+    fn serve(
+        connections: usize,
+        deadline: Duration,
+    ) -> (tempfile::TempDir, PathBuf, mpsc::Receiver<Envelope>, Server) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = socket_path(dir.path());
+        let listener = bind(&path).unwrap_or_else(|e| panic!("bind: {e}"));
+        let (tx, rx) = mpsc::channel(64);
+        let (events, _) = broadcast::channel(16);
+        let limits = Limits {
+            connections,
+            request_deadline: deadline,
+        };
+        let server = Server::with_limits(listener, tx, events, limits);
+        (dir, path, rx, server)
+    }
+
+    /// Answers every request `ok` from a task of its own.
+    fn answer_all(mut rx: mpsc::Receiver<Envelope>) {
+        tokio::spawn(async move {
+            while let Some(env) = rx.recv().await {
+                let _ = env.reply.send(Response::ok(Value::Null));
+            }
+        });
+    }
+
+    async fn half_line(path: &Path) -> UnixStream {
+        let mut s = UnixStream::connect(path)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        s.write_all(b"{\"cmd\":\"sta")
+            .await
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        s
+    }
+
+    /// The one answer on a connection, within 5 s.
+    async fn answer_of(s: UnixStream) -> Response {
+        let mut lines = BufReader::new(s).lines();
+        let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await;
+        let line = match line {
+            Ok(Ok(Some(line))) => line,
+            other => panic!("no answer: {other:?}"),
+        };
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    async fn status(path: &Path) -> Response {
+        let mut client = match Client::send(path, &Request::Status).await {
+            Ok(Connect::Connected(c)) => c,
+            Ok(Connect::NoDaemon) => panic!("no daemon"),
+            Err(e) => panic!("send: {e}"),
+        };
+        match tokio::time::timeout(Duration::from_secs(5), client.next()).await {
+            Ok(Ok(Some(Ok(r)))) => r,
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_line_must_arrive_within_the_deadline() {
+        let (_dir, path, rx, _server) = serve(4, Duration::from_millis(100));
+        answer_all(rx);
+        let r = answer_of(half_line(&path).await).await;
+        assert!(
+            r.error
+                .as_deref()
+                .is_some_and(|e| e.contains("no complete request line")),
+            "{r:?}"
+        );
+        assert_eq!(r.exit, Some(2));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_new_connection_evicts_the_oldest_one_without_a_request() {
+        let (_dir, path, rx, _server) = serve(2, Duration::from_secs(60));
+        answer_all(rx);
+        let first = half_line(&path).await;
+        let _second = half_line(&path).await;
+        // Both slots are held by stalled clients; a real request is still answered.
+        assert!(status(&path).await.ok);
+        let r = answer_of(first).await;
+        assert!(
+            r.error.as_deref().is_some_and(|e| e.contains("closed")),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn connections_beyond_the_cap_that_are_all_being_served_are_refused() {
+        let (_dir, path, mut rx, _server) = serve(2, Duration::from_secs(60));
+        // Two requests the daemon holds on to (as it would while following a run).
+        let mut held = Vec::new();
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            match Client::send(&path, &Request::Status).await {
+                Ok(Connect::Connected(c)) => clients.push(c),
+                _ => panic!("cannot connect"),
+            }
+            match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+                Ok(Some(env)) => held.push(env),
+                _ => panic!("the request was not forwarded"),
+            }
+        }
+        let r = status(&path).await;
+        assert!(!r.ok);
+        assert!(
+            r.error.as_deref().is_some_and(|e| e.contains("busy")),
+            "{r:?}"
+        );
+        // Once they are answered, their slots serve new connections again.
+        for env in held {
+            let _ = env.reply.send(Response::ok(Value::Null));
+        }
+        for mut c in clients {
+            assert!(matches!(c.next().await, Ok(Some(Ok(r))) if r.ok));
+        }
+        answer_all(rx);
+        assert!(status(&path).await.ok);
     }
 }

@@ -248,6 +248,7 @@ impl Daemon<OsWorld> {
             None => None,
         };
         let (req_tx, mut req_rx) = mpsc::channel::<Envelope>(64);
+        let server = listener.map(|l| control::Server::start(l, req_tx.clone(), events_tx.clone()));
         let mut watcher = match watch::JobsWatcher::new(&self.config.jobs_dir) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -286,9 +287,6 @@ impl Daemon<OsWorld> {
                 _ = self.engine.report_ready(), if healthy => {}
                 _ = tokio::time::sleep(wake.after) => self.engine.on_tick(),
                 _ = wall_sleep(&mut walltimer, wake.firing) => {}
-                Some(conn) = accept(&listener) => {
-                    tokio::spawn(control::serve_connection(conn, req_tx.clone(), events_tx.clone()));
-                }
                 Some(env) = req_rx.recv() => {
                     let response = self.handle(env.request);
                     let _ = env.reply.send(response);
@@ -313,6 +311,7 @@ impl Daemon<OsWorld> {
                 self.notifier.watchdog();
             }
         }
+        drop(server); // accept no new requests while stopping
         tracing::info!("stopping: interrupting running tasks");
         self.notifier.stopping();
         self.engine.shutdown().await?;
@@ -981,13 +980,6 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
         Some(s) => {
             s.recv().await;
         }
-        None => std::future::pending().await,
-    }
-}
-
-async fn accept(listener: &Option<tokio::net::UnixListener>) -> Option<tokio::net::UnixStream> {
-    match listener {
-        Some(l) => l.accept().await.ok().map(|(s, _)| s),
         None => std::future::pending().await,
     }
 }

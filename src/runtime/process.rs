@@ -257,10 +257,10 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
             // Without an identity the attempt could not be recovered after a crash: do not let
             // it run. The child is unreaped, so its group id is still ours to signal.
             let _ = signal_group(pid as i32, Signal::Kill);
-            return Err(spawn_error(
-                SpawnErrorKind::Other,
-                format!("cannot read the identity of process {pid} in /proc: {err}"),
+            return Err(classify(
                 err,
+                SpawnErrorKind::Other,
+                format!("cannot read the identity of process {pid} in /proc"),
             ));
         }
     };

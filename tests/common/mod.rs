@@ -163,6 +163,40 @@ impl Bench {
     /// Spawns `pt run JOBS --state STATE --clock-sync-timeout 0` with `env`, stderr appended to
     /// the bench's daemon log; does not wait for it to come up.
     pub fn spawn_daemon(&self, env: &[(&str, &str)]) -> DaemonProc {
+        DaemonProc {
+            child: Some(self.daemon_command(env).spawn().unwrap()),
+        }
+    }
+
+    /// As [`Bench::start_daemon`], with the daemon's descriptor limit (`RLIMIT_NOFILE`) set to
+    /// `nofile`.
+    pub fn start_daemon_with_nofile(&self, env: &[(&str, &str)], nofile: u64) -> DaemonProc {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.daemon_command(env);
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile as libc::rlim_t,
+                    rlim_max: nofile as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut d = DaemonProc {
+            child: Some(cmd.spawn().unwrap()),
+        };
+        let up = wait_until(Duration::from_secs(30), || {
+            d.exited().is_none() && self.status().is_some()
+        });
+        assert!(up, "daemon did not come up:\n{}", self.daemon_log());
+        d
+    }
+
+    fn daemon_command(&self, env: &[(&str, &str)]) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -183,9 +217,7 @@ impl Bench {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        DaemonProc {
-            child: Some(cmd.spawn().unwrap()),
-        }
+        cmd
     }
 
     /// Spawns a daemon and waits until it answers `pt status`.
