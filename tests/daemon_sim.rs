@@ -2,6 +2,10 @@
 //! a fake wall clock, firings, failing commits. No second daemon loop exists in the tests.
 
 use std::collections::BTreeSet;
+
+use petit::runtime::daemon::Wake;
+use petit::runtime::engine::EngineError;
+use petit::runtime::world::Outcome;
 use std::time::Duration;
 
 use petit::core::run::RunStatus;
@@ -123,4 +127,412 @@ fn full_disk_with_a_due_schedule_sleeps_then_resumes_exactly_once() {
         "{:?}",
         d.engine().world().violations
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon under proptest: random job files, operations and faults, the real `Daemon::turn`.
+// ---------------------------------------------------------------------------------------------
+
+use petit::runtime::control::Request;
+use petit::testing::world::CrashPoint;
+use proptest::prelude::*;
+
+/// One thing that happens to the simulated daemon.
+#[derive(Clone, Debug)]
+enum DOp {
+    /// Sleep as the daemon asked (to its next wake-up), then turn.
+    Wait,
+    /// The clock moves by this many seconds (both clocks; negative: backwards), then a turn.
+    Jump(i64),
+    /// The next pending process spawns (or fails to).
+    Spawn { fail: bool },
+    /// A live process exits with `code` (None: killed by SIGKILL).
+    Exit { pick: usize, code: Option<i32> },
+    /// `pt trigger JOB` through the socket.
+    Trigger(usize),
+    /// `pt cancel` of the newest unfinished run.
+    Cancel,
+    /// `pt pause` / `pt unpause`.
+    Pause(usize, bool),
+    /// A power cut (`true`) or `kill -9` of `pt` alone, then a restart.
+    Crash(bool),
+    /// A crash armed at a commit point.
+    CrashAt(CrashPoint),
+    /// The next N commits fail (a full disk).
+    DiskFull(u32),
+    /// The next N fences fail.
+    FailFences(u32),
+    /// Restart on a board whose clock is behind by hours and not yet synchronized.
+    BootClockBehind(u32),
+    /// NTP corrects the clock (wall clock back to real time, synchronized).
+    ClockFixed,
+    /// SIGTERM: a graceful stop, then a restart.
+    Shutdown,
+}
+
+fn dop() -> impl Strategy<Value = DOp> {
+    prop_oneof![
+        10 => Just(DOp::Wait),
+        3 => (-90i64..=400).prop_map(DOp::Jump),
+        8 => proptest::bool::weighted(0.1).prop_map(|fail| DOp::Spawn { fail }),
+        8 => (0usize..4, prop_oneof![4 => Just(Some(0)), 1 => Just(Some(1)), 1 => Just(None)])
+            .prop_map(|(pick, code)| DOp::Exit { pick, code }),
+        2 => (0usize..3).prop_map(DOp::Trigger),
+        1 => Just(DOp::Cancel),
+        1 => ((0usize..3), any::<bool>()).prop_map(|(j, p)| DOp::Pause(j, p)),
+        1 => any::<bool>().prop_map(DOp::Crash),
+        2 => prop_oneof![
+            Just(CrashPoint::BeforeCommit),
+            Just(CrashPoint::BeforeEffects),
+            (1usize..3).prop_map(CrashPoint::MidEffects),
+        ].prop_map(DOp::CrashAt),
+        1 => (1u32..6).prop_map(DOp::DiskFull),
+        1 => (1u32..3).prop_map(DOp::FailFences),
+        1 => (1u32..6).prop_map(DOp::BootClockBehind),
+        1 => Just(DOp::ClockFixed),
+        1 => Just(DOp::Shutdown),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct JobsGen {
+    catchup: &'static str,
+    overlap: &'static str,
+    max_concurrency: u32,
+    keep_runs: u32,
+    max_jobs: Option<u32>,
+}
+
+fn jobs_gen() -> impl Strategy<Value = JobsGen> {
+    (
+        prop_oneof![Just("latest"), Just("all"), Just("none")],
+        prop_oneof![Just("skip"), Just("queue"), Just("replace")],
+        1u32..=2,
+        2u32..=6,
+        proptest::option::of(1u32..=2),
+    )
+        .prop_map(
+            |(catchup, overlap, max_concurrency, keep_runs, max_jobs)| JobsGen {
+                catchup,
+                overlap,
+                max_concurrency,
+                keep_runs,
+                max_jobs,
+            },
+        )
+}
+
+const JOBS: [&str; 3] = ["tick", "slow", "after"];
+
+fn write_jobs(dir: &std::path::Path, g: &JobsGen) {
+    let tick = format!(
+        "id: tick\nschedule: \"@every 60s\"\ncatchup: {}\nmax_catchup: 5\noverlap: {}\n\
+         max_concurrency: {}\nhistory: {{keep_runs: {}}}\ntasks:\n  - id: a\n    command: \"true\"\n\
+         \x20   retry: {{max_attempts: 2, delay_secs: 5}}\n  - id: b\n    command: \"true\"\n\
+         \x20   depends_on: [a]\n    timeout_secs: 120\n",
+        g.catchup, g.overlap, g.max_concurrency, g.keep_runs
+    );
+    let slow = format!(
+        "id: slow\nschedule: \"*/5 * * * *\"\ntimezone: Europe/Berlin\ncatchup: {}\n\
+         history: {{keep_runs: {}}}\ntimeout_secs: 600\ntasks:\n  - id: s\n    command: \"true\"\n\
+         \x20   timeout_secs: 200\n    kill_grace_secs: 3\n",
+        g.catchup, g.keep_runs
+    );
+    let after = "id: after\ndepends_on:\n  - job_id: tick\n    condition: last_success\n\
+                 dependency_timeout_secs: 300\ntasks:\n  - id: u\n    command: \"true\"\n";
+    std::fs::write(dir.join("tick.yaml"), tick).unwrap();
+    std::fs::write(dir.join("slow.yaml"), slow).unwrap();
+    std::fs::write(dir.join("after.yaml"), after).unwrap();
+}
+
+struct DSim {
+    daemon: Option<Daemon<SimWorld>>,
+    dir: std::path::PathBuf,
+    max_jobs: Option<u32>,
+    /// Real time: what the wall clock reads once NTP has corrected it.
+    real: Timestamp,
+    zero_waits: u32,
+    turns: u64,
+}
+
+impl DSim {
+    fn d(&mut self) -> &mut Daemon<SimWorld> {
+        self.daemon.as_mut().unwrap()
+    }
+
+    fn w(&mut self) -> &mut SimWorld {
+        self.d().engine_mut().world_mut()
+    }
+
+    fn build(&self, store: Store, world: SimWorld) -> Daemon<SimWorld> {
+        let config = EngineConfig {
+            logs_dir: self.dir.join("logs"),
+            default_max_tasks: 4,
+            env: Default::default(),
+            shutdown_grace: Duration::from_secs(10),
+        };
+        let engine = Engine::with_world(store, config, world);
+        Daemon::new(
+            engine,
+            DaemonConfig {
+                jobs_dir: self.dir.clone(),
+                socket: None,
+                max_jobs: self.max_jobs,
+                clock_sync_timeout_secs: 30,
+                logs_dir: self.dir.join("logs"),
+            },
+        )
+        .unwrap()
+    }
+
+    fn restart(
+        &mut self,
+        power_cut: bool,
+        world_change: impl FnOnce(&mut SimWorld),
+    ) -> Result<(), String> {
+        let (store, mut world) = self.daemon.take().unwrap().into_parts();
+        world.crash(power_cut);
+        world_change(&mut world);
+        let mut d = self.build(store, world);
+        loop {
+            match d.start() {
+                Ok(()) => break,
+                Err(petit::runtime::daemon::DaemonError::Engine(EngineError::Crashed)) => {
+                    let (store, mut world) = d.into_parts();
+                    world.crash(true);
+                    d = self.build(store, world);
+                }
+                Err(e) => return Err(format!("start failed: {e}")),
+            }
+        }
+        self.daemon = Some(d);
+        Ok(())
+    }
+
+    /// One turn of the real daemon loop, with crash handling; returns the wake it asked for.
+    fn turn(&mut self) -> Result<Wake, String> {
+        self.turns += 1;
+        if self.zero_waits > 0 {
+            // The loop's zero-length sleep is ready at once: `pt run` ticks the engine.
+            self.d().engine_mut().on_tick();
+        }
+        let commits = self.w().commits;
+        let effects = self.w().effects;
+        let wake = self.d().turn(None, true);
+        if self.w().violations.iter().any(|_| true) {
+            return Err(self.w().violations.join("\n"));
+        }
+        if self.d().engine().is_stopped() {
+            self.w().stopped();
+            self.restart(false, |_| {})?;
+            return Ok(wake);
+        }
+        if self.w().crashed {
+            // An injected crash at a commit point: everything in memory is gone.
+            self.restart(true, |_| {})?;
+            return Ok(wake);
+        }
+        let progressed = self.w().commits != commits || self.w().effects != effects;
+        let wall = self.w().wall;
+        let until = wake.firing.map_or(wake.after.as_millis() as u64, |f| {
+            f.millis_since(wall).min(wake.after.as_millis() as u64)
+        });
+        if until == 0 && !progressed {
+            self.zero_waits += 1;
+            if self.zero_waits >= 2 {
+                let deadline = self.d().engine().next_deadline();
+                let (now, wall) = (self.w().now, self.w().wall);
+                let status = self.d().handle(Request::Status);
+                let states: Vec<String> = self
+                    .d()
+                    .engine()
+                    .states()
+                    .map(|s| format!("{:?}", s))
+                    .collect();
+                return Err(format!(
+                    "the daemon loop neither progresses nor sleeps: {wake:?}; engine deadline \
+                     {deadline:?} now {now:?} wall {wall:?}\n{status:?}\n{states:#?}"
+                ));
+            }
+        } else {
+            self.zero_waits = 0;
+        }
+        Ok(wake)
+    }
+
+    fn wait(&mut self) -> Result<(), String> {
+        let wake = self.turn()?;
+        let wall = self.w().wall;
+        let ms = wake.firing.map_or(wake.after.as_millis() as i64, |f| {
+            (f.millis_since(wall) as i64).min(wake.after.as_millis() as i64)
+        });
+        let ms = ms.clamp(1, 3_600_000);
+        self.w().jump(ms);
+        self.real = self.real.plus_millis(ms);
+        self.d().engine_mut().on_tick();
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &DOp) -> Result<(), String> {
+        match op {
+            DOp::Wait => return self.wait(),
+            DOp::Jump(s) => {
+                self.w().jump(s * 1000);
+                if *s > 0 {
+                    self.real = self.real.plus_millis(s * 1000);
+                }
+                self.d().engine_mut().on_tick();
+            }
+            DOp::Spawn { fail } => {
+                self.w().spawn(0, fail.then_some(false));
+            }
+            DOp::Exit { pick, code } => {
+                self.w().end(
+                    *pick,
+                    Outcome::Exited {
+                        code: *code,
+                        signal: if code.is_none() { Some(9) } else { None },
+                        outputs: Ok(vec![]),
+                    },
+                );
+            }
+            DOp::Trigger(j) => {
+                let _ = self.d().handle(Request::Trigger {
+                    job: JOBS[*j].to_string(),
+                    follow: false,
+                });
+            }
+            DOp::Cancel => {
+                if let Some(id) = self.d().engine().active_runs().last().copied() {
+                    let _ = self.d().handle(Request::Cancel { run: id });
+                }
+            }
+            DOp::Pause(j, p) => {
+                let job = JOBS[*j].to_string();
+                let _ = self.d().handle(if *p {
+                    Request::Pause { job }
+                } else {
+                    Request::Unpause { job }
+                });
+            }
+            DOp::Crash(power) => return self.restart(*power, |_| {}),
+            DOp::CrashAt(p) => self.w().crash = Some(*p),
+            DOp::DiskFull(n) => self.w().failing_commits = *n,
+            DOp::FailFences(n) => self.w().failing_fences = *n,
+            DOp::BootClockBehind(h) => {
+                let h = i64::from(*h);
+                return self.restart(true, |w| {
+                    w.wall = w.wall.plus_millis(-h * 3_600_000);
+                    w.now = w.wall;
+                    w.synced = false;
+                });
+            }
+            DOp::ClockFixed => {
+                let real = self.real;
+                let w = self.w();
+                if w.wall < real {
+                    w.wall = real;
+                }
+                w.synced = true;
+            }
+            DOp::Shutdown => self.d().engine_mut().request_shutdown(),
+        }
+        if self.w().crashed {
+            return self.restart(true, |_| {});
+        }
+        self.turn().map(|_| ())
+    }
+}
+
+fn run_daemon_case(g: &JobsGen, ops: &[DOp]) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    write_jobs(dir.path(), g);
+    let start = Timestamp::parse_rfc3339("2026-03-29T00:57:30Z").unwrap();
+    let mut sim = DSim {
+        daemon: None,
+        dir: dir.path().to_path_buf(),
+        max_jobs: g.max_jobs,
+        real: start,
+        zero_waits: 0,
+        turns: 0,
+    };
+    let store = Store::in_memory().map_err(|e| e.to_string())?;
+    let mut d = sim.build(store, SimWorld::new(start));
+    d.start().map_err(|e| e.to_string())?;
+    sim.daemon = Some(d);
+    for (i, op) in ops.iter().enumerate() {
+        sim.apply(op).map_err(|e| format!("op #{i} {op:?}: {e}"))?;
+        check_firings(sim.d()).map_err(|e| format!("op #{i} {op:?}: {e}"))?;
+    }
+    // The world calms down: the clock is right, every process exits 0, time passes.
+    sim.w().failing_commits = 0;
+    sim.w().failing_fences = 0;
+    sim.w().crash = None;
+    sim.apply(&DOp::ClockFixed)?;
+    for j in 0..JOBS.len() {
+        sim.apply(&DOp::Pause(j, false))?;
+    }
+    for _ in 0..120 {
+        sim.w().reap_orphans();
+        settle(sim.d());
+        sim.wait()?;
+    }
+    check_firings(sim.d())?;
+    // Nothing is stranded: with the schedules paused, every run finishes in bounded time.
+    for j in 0..JOBS.len() {
+        sim.apply(&DOp::Pause(j, true))?;
+    }
+    for _ in 0..300 {
+        if sim.d().engine().states().all(|s| s.is_terminal()) {
+            break;
+        }
+        settle(sim.d());
+        sim.wait()?;
+    }
+    if let Some(s) = sim.d().engine().states().find(|s| !s.is_terminal()) {
+        return Err(format!("run {} is stranded: {:#?}", s.run.id, s));
+    }
+    Ok(())
+}
+
+/// Every firing instant of a job has at most one record.
+fn check_firings(d: &Daemon<SimWorld>) -> Result<(), String> {
+    for job in ["tick", "slow"] {
+        let runs = d
+            .engine()
+            .store()
+            .runs_of_job(job, 100_000)
+            .map_err(|e| e.to_string())?;
+        let mut seen = BTreeSet::new();
+        for r in &runs {
+            if matches!(
+                r.trigger,
+                petit::core::run::Trigger::Schedule | petit::core::run::Trigger::Catchup
+            ) && !r.reason.as_deref().unwrap_or("").contains("firings from")
+                && !seen.insert(r.scheduled_at)
+            {
+                return Err(format!("{job}: firing {} recorded twice", r.scheduled_at));
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        max_shrink_iters: 500,
+        ..ProptestConfig::default()
+    })]
+
+    /// The real daemon turn under random firings, admissions, triggers, dependency runs,
+    /// retention, pauses, crashes at every commit point, full disks, failing fences, wrong boot
+    /// clocks and graceful stops: no firing twice, no launch beside a live process of its task,
+    /// every commit a valid progression, and the loop always progresses or sleeps.
+    #[test]
+    fn the_daemon_keeps_every_invariant(g in jobs_gen(), ops in proptest::collection::vec(dop(), 0..60)) {
+        if let Err(e) = run_daemon_case(&g, &ops) {
+            prop_assert!(false, "{e}\njobs: {g:?}");
+        }
+    }
 }

@@ -412,8 +412,19 @@ impl<W: World> Engine<W> {
             if self.runs.contains_key(&id) || self.fencing.contains_key(&id) {
                 continue;
             }
-            let Some(state) = self.store.load_run(id)? else {
-                continue;
+            let state = match self.store.load_run(id) {
+                Ok(Some(state)) => state,
+                Ok(None) => continue,
+                Err(StoreError::Record { detail, .. }) => {
+                    // A damaged run stops only itself: recorded failed, recovery goes on.
+                    tracing::error!(
+                        run = id,
+                        "quarantining run #{id}: its records are damaged: {detail}"
+                    );
+                    self.quarantine_damaged(id, &detail)?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             };
             let job = match self.job_for(id, &state) {
                 Ok(job) => job,
@@ -619,6 +630,29 @@ impl<W: World> Engine<W> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Records failed a run whose task records do not decode (only its run record is
+    /// rewritten; its tasks stay as they are, for a post-mortem).
+    fn quarantine_damaged(&mut self, id: u64, detail: &str) -> Result<(), EngineError> {
+        let Some(mut run) = self.store.run(id)? else {
+            return Ok(());
+        };
+        let now = self.world.now();
+        run.status = RunStatus::Failed;
+        run.ended_at = Some(now);
+        run.reason = Some(format!("quarantined: its records are damaged: {detail}"));
+        self.write(|tx| tx.put_run(&run))?;
+        self.emit(Event {
+            at: now,
+            run_id: id,
+            job_id: run.job_id.clone(),
+            task: None,
+            attempt: None,
+            kind: EventKind::RunFailed,
+            detail: run.reason.clone().unwrap_or_default(),
+        });
         Ok(())
     }
 

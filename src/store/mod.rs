@@ -433,7 +433,12 @@ impl Store {
             }
             tasks.push(records::decode_task(v.value()).map_err(|e| self.rec(e))?);
         }
-        Ok(Some(RunState { run, tasks }))
+        let state = RunState { run, tasks };
+        // Invariants stay on in production: a record that breaks one is damaged, named here,
+        // never a state the core was not tested in.
+        crate::core::invariants::check_record(&state)
+            .map_err(|m| self.rec(DecodeError(format!("run {id} breaks an invariant: {m}"))))?;
+        Ok(Some(state))
     }
 
     /// Reads one run record without its tasks.
@@ -639,6 +644,12 @@ impl WriteTx {
 
     /// Writes a new run: its record, every task record, its snapshot and its index entries.
     pub fn insert_run(&mut self, state: &RunState, snapshot: &Snapshot) -> Result<(), redb::Error> {
+        crate::core::invariants::check_record(state).map_err(|m| {
+            redb::Error::Corrupted(format!(
+                "refusing to write run {} that breaks an invariant: {m}",
+                state.run.id
+            ))
+        })?;
         self.put_run(&state.run)?;
         for (i, t) in state.tasks.iter().enumerate() {
             self.put_task(state.run.id, i, t)?;

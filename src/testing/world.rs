@@ -64,6 +64,8 @@ pub struct SimWorld {
     pub failing_commits: u32,
     /// An armed crash.
     pub crash: Option<CrashPoint>,
+    /// Set when an injected crash fired: the harness must drop the engine and restart.
+    pub crashed: bool,
     /// While true, no crash fires (a run's creation, which the harness drives itself).
     pub hold_crash: bool,
     effects_since_commit: usize,
@@ -95,6 +97,7 @@ impl SimWorld {
             failing_commits: 0,
             crash: None,
             hold_crash: false,
+            crashed: false,
             effects_since_commit: 0,
             ledger: BTreeMap::new(),
             launched: BTreeSet::new(),
@@ -119,6 +122,7 @@ impl SimWorld {
     pub fn crash(&mut self, power_cut: bool) {
         self.reports.clear();
         self.crash = None;
+        self.crashed = false;
         self.hold_crash = false;
         self.failing_commits = 0;
         self.procs.retain_mut(|p| {
@@ -259,6 +263,7 @@ impl SimWorld {
     fn arm_check(&mut self, point: CrashPoint) -> Result<(), Injected> {
         if !self.hold_crash && self.crash == Some(point) {
             self.crash = None;
+            self.crashed = true;
             return Err(Injected::Crash);
         }
         Ok(())
@@ -431,6 +436,7 @@ impl World for SimWorld {
         if let Some(CrashPoint::MidEffects(n)) = self.crash {
             if !self.hold_crash && self.effects_since_commit >= n {
                 self.crash = None;
+                self.crashed = true;
                 return Err(Injected::Crash);
             }
         }
