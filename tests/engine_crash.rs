@@ -90,6 +90,14 @@ fn crash_sweep(kind: Crash) {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().unwrap();
+        if i == 0 {
+            // The sweep is about runs, so the first kill comes after run 1 exists (a loaded
+            // machine can take longer than the shortest delay just to start pt).
+            assert!(
+                wait_until(Duration::from_secs(30), || m.join("markers").exists()),
+                "seed {seed}: the first task never started"
+            );
+        }
         let delay = 30 + rng.below(500);
         std::thread::sleep(Duration::from_millis(delay));
         match kind {
@@ -99,9 +107,17 @@ fn crash_sweep(kind: Crash) {
             Crash::PowerCut => {
                 // Everything that descends from this test's pt: pt and every task group.
                 let _ = child.kill();
-                for pid in pids_with_env("PETIT_CRASH_TAG", &tag) {
+                let killed = pids_with_env("PETIT_CRASH_TAG", &tag);
+                for &pid in &killed {
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
+                // A power cut is instantaneous; SIGKILL is not: a process that is exiting has
+                // already lost its environment (so no fence can name it) while it still
+                // holds its files. The next boot starts when they are all gone.
+                assert!(
+                    wait_until(Duration::from_secs(10), || killed.iter().all(|&p| !alive(p))),
+                    "seed {seed}: killed processes did not die"
+                );
             }
         }
         let _ = child.wait();
