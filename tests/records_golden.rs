@@ -15,7 +15,9 @@ use petit::core::run::{
     AttemptStatus, ProcessRef, Run, RunStatus, RunStop, Stop, StopReason, TaskState, TaskStatus,
     Trigger,
 };
-use petit::store::records::{self, AttemptV1, Snapshot, TaskStateV1};
+use petit::store::records::{
+    self, AttemptV1, BlobKey, Snapshot, SnapshotRef, StoredSnapshot, TaskStateV1,
+};
 use petit::time::Timestamp;
 
 fn t(secs: i64) -> Timestamp {
@@ -237,6 +239,55 @@ fn snapshot_v1_golden_bytes() {
         records::decode_snapshot,
     );
 }
+
+/// Version 2 (schema 3): the snapshot's path and base directory, and the key of its text.
+fn golden_snapshot_ref() -> SnapshotRef {
+    let text = golden_snapshot().text;
+    SnapshotRef {
+        path: "/etc/petit/jobs/nightly_backup.yaml".into(),
+        base_dir: "/etc/petit/jobs".into(),
+        blob: BlobKey {
+            hash: records::content_hash(&text),
+            n: 0,
+        },
+    }
+}
+
+#[test]
+fn snapshot_v2_golden_bytes() {
+    let v = golden_snapshot_ref();
+    check(
+        "snapshot_v2.hex",
+        &StoredSnapshot::Shared(v.clone()),
+        records::encode_snapshot_ref(&v),
+        records::decode_snapshot_record,
+    );
+}
+
+#[test]
+fn snapshot_text_v1_golden_bytes() {
+    let text = golden_snapshot().text;
+    check(
+        "snapshot_text_v1.hex",
+        &text,
+        records::encode_snapshot_text(&text),
+        records::decode_snapshot_text,
+    );
+}
+
+/// The content hash keys `snapshot_blobs`: a different hash of the same text would store it
+/// again and, worse, never find the texts already stored.
+#[test]
+fn content_hash_never_changes() {
+    assert_eq!(records::content_hash(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(records::content_hash("a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(
+        records::content_hash(&golden_snapshot().text),
+        GOLDEN_SNAPSHOT_HASH
+    );
+}
+
+const GOLDEN_SNAPSHOT_HASH: u64 = 0x8fbc_b669_edc8_0bd6;
 
 /// A record of one kind never decodes as another, and trailing bytes are refused.
 #[test]

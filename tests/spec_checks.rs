@@ -455,3 +455,23 @@ fn pt_validate_exit_codes() {
     );
     assert!(stderr.contains("2 problems in 2 files"), "{stderr}");
 }
+
+/// Job files were read whole with no cap, and every run stored the text.
+#[test]
+fn issue_13_a_job_file_over_1_mib_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = "id: big\ntasks: [{id: t, command: echo}]\n#";
+    let limit = petit::spec::MAX_JOB_FILE_BYTES as usize;
+    assert_eq!(limit, 1 << 20);
+    let at_limit = format!("{job}{}", "x".repeat(limit - job.len()));
+    write(tmp.path(), "big.yaml", &at_limit);
+    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    assert_eq!(loaded.jobs.len(), 1, "{:?}", loaded.diagnostics);
+    write(tmp.path(), "big.yaml", &format!("{at_limit}x"));
+    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    assert!(loaded.jobs.is_empty());
+    assert_eq!(loaded.diagnostics.len(), 1);
+    let d = &loaded.diagnostics[0];
+    assert_eq!(d.file, tmp.path().join("big.yaml"));
+    assert!(d.to_string().contains("larger than 1048576 bytes"), "{d}");
+}

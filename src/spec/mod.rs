@@ -73,14 +73,14 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     let mut outcomes = Vec::new();
     for file in files {
-        match std::fs::read_to_string(&file) {
+        match read_job_file(&file) {
             Ok(text) => outcomes.push(validate::check_file(&file, dir, &text, default_tz)),
-            Err(e) => diagnostics.push(Diagnostic {
+            Err(message) => diagnostics.push(Diagnostic {
                 file: file.clone(),
                 line: 0,
                 column: 0,
                 path: String::new(),
-                message: format!("cannot read the file: {e}"),
+                message,
                 hint: None,
             }),
         }
@@ -89,6 +89,28 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
     diagnostics.append(&mut loaded.diagnostics);
     loaded.diagnostics = diagnostics;
     loaded
+}
+
+/// The largest job file Petit reads, in bytes (1 MiB). Every run keeps its job file's text (once
+/// per distinct content, see `store`), and the whole file is parsed in memory; a job far
+/// beyond this is a generated file that belongs in a script or a data file beside it.
+pub const MAX_JOB_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a job file of at most [`MAX_JOB_FILE_BYTES`]; reads one byte more to tell, so a file
+/// that grows while read, or that `stat` reports wrongly, is still caught.
+fn read_job_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_JOB_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if text.len() as u64 > MAX_JOB_FILE_BYTES {
+        return Err(format!(
+            "the file is larger than {MAX_JOB_FILE_BYTES} bytes (1 MiB), the limit of a job \
+             file; move data into a script or a file beside it"
+        ));
+    }
+    Ok(text)
 }
 
 /// Parses and validates one job file on its own (no cross-file checks). Used for run

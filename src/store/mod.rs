@@ -7,7 +7,8 @@
 //! creation cannot leave a file that every later open rejects.
 //!
 //! Keys are native redb tuples. "Runs not yet finished" and "latest runs of job X" are index
-//! tables, so neither needs a scan of all history.
+//! tables, so neither needs a scan of all history. A job file's text is stored once per
+//! distinct content and shared by the runs that started from it (ARCHITECTURE.md "Records").
 
 pub mod records;
 
@@ -16,18 +17,20 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::core::run::{Run, RunState, RunStatus, TaskState};
 use crate::time::Timestamp;
-use records::{DecodeError, Snapshot};
+use records::{BlobKey, DecodeError, Snapshot, SnapshotRef, StoredSnapshot};
 
 /// The schema version this binary writes. A database with a newer one is refused; an older one
 /// is upgraded on open (records are decoded from every older envelope version, and rewritten in
 /// the newest one when they next change).
 ///
-/// History: 1 — first release; 2 — task records V2 (Slurm job ids in attempts).
-pub const SCHEMA_VERSION: u32 = 2;
+/// History: 1 — first release; 2 — task records V2 (Slurm job ids in attempts); 3 — snapshot
+/// texts stored once per distinct content (`snapshot_blobs`, snapshot records V2; V1 records of
+/// older runs are read as they are).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// redb's page cache, bounded for small boards (redb's default is 1 GiB).
 pub const CACHE_BYTES: usize = 16 << 20;
@@ -37,8 +40,14 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("runs");
 /// `(run id, task index) -> TaskRecord`
 const TASKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("tasks");
-/// `run id -> SnapshotRecord`
+/// `run id -> SnapshotRecord`: V1, the whole snapshot; V2, its path and the key of its text.
 const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots");
+/// `(content hash, n) -> SnapshotTextRecord`: each distinct snapshot text once (a job file
+/// that does not change is stored once, not once per run).
+const SNAPSHOT_BLOBS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("snapshot_blobs");
+/// `(content hash, n) -> number of snapshot records (runs) that point at the text`; the text
+/// is deleted with its last run, in the same transaction.
+const SNAPSHOT_REFS: TableDefinition<(u64, u32), u64> = TableDefinition::new("snapshot_refs");
 /// Index: runs that are not terminal.
 const ACTIVE: TableDefinition<u64, ()> = TableDefinition::new("active_runs");
 /// Index: `(job id, run id)` for every run.
@@ -287,6 +296,8 @@ impl Store {
             t.open_table(RUNS)?;
             t.open_table(TASKS)?;
             t.open_table(SNAPSHOTS)?;
+            t.open_table(SNAPSHOT_BLOBS)?;
+            t.open_table(SNAPSHOT_REFS)?;
             t.open_table(ACTIVE)?;
             t.open_table(JOB_RUNS)?;
             t.open_table(CURSORS)?;
@@ -335,6 +346,9 @@ impl Store {
                     self.path.display()
                 );
                 self.write(|tx| {
+                    // Tables added since: created empty, so read-only opens find them.
+                    tx.tx.open_table(SNAPSHOT_BLOBS)?;
+                    tx.tx.open_table(SNAPSHOT_REFS)?;
                     let mut meta = tx.tx.open_table(META)?;
                     meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())?;
                     Ok(())
@@ -457,12 +471,42 @@ impl Store {
     pub fn snapshot(&self, id: u64) -> Result<Option<Snapshot>, StoreError> {
         let rx = self.begin_read()?;
         let t = rx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
-        match t.get(id).map_err(|e| self.err(e))? {
-            Some(b) => Ok(Some(
-                records::decode_snapshot(b.value()).map_err(|e| self.rec(e))?,
-            )),
-            None => Ok(None),
-        }
+        let stored = match t.get(id).map_err(|e| self.err(e))? {
+            Some(b) => records::decode_snapshot_record(b.value()).map_err(|e| self.rec(e))?,
+            None => return Ok(None),
+        };
+        let r = match stored {
+            StoredSnapshot::Inline(s) => return Ok(Some(s)),
+            StoredSnapshot::Shared(r) => r,
+        };
+        let blobs = rx.open_table(SNAPSHOT_BLOBS).map_err(|e| self.err(e))?;
+        let Some(text) = blobs
+            .get((r.blob.hash, r.blob.n))
+            .map_err(|e| self.err(e))?
+        else {
+            return Err(self.rec(DecodeError(format!(
+                "run {id}'s snapshot text {:016x}/{} is missing",
+                r.blob.hash, r.blob.n
+            ))));
+        };
+        let text = records::decode_snapshot_text(text.value()).map_err(|e| self.rec(e))?;
+        Ok(Some(Snapshot {
+            path: r.path,
+            base_dir: r.base_dir,
+            text,
+        }))
+    }
+
+    /// How many distinct snapshot texts are stored (one per distinct job file content).
+    pub fn snapshot_texts(&self) -> Result<u64, StoreError> {
+        let rx = self.begin_read()?;
+        let blobs = match rx.open_table(SNAPSHOT_BLOBS) {
+            Ok(t) => t,
+            // A schema-2 database opened read-only, before a writer upgraded it.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(self.err(e)),
+        };
+        blobs.len().map_err(|e| self.err(e))
     }
 
     /// Ids of every run that is not terminal, ascending (an index lookup).
@@ -654,8 +698,21 @@ impl WriteTx {
         for (i, t) in state.tasks.iter().enumerate() {
             self.put_task(state.run.id, i, t)?;
         }
-        let mut snaps = self.tx.open_table(SNAPSHOTS)?;
-        snaps.insert(state.run.id, records::encode_snapshot(snapshot).as_slice())?;
+        let blob = self.share_text(&snapshot.text)?;
+        let record = records::encode_snapshot_ref(&SnapshotRef {
+            path: snapshot.path.clone(),
+            base_dir: snapshot.base_dir.clone(),
+            blob,
+        });
+        let previous = self
+            .tx
+            .open_table(SNAPSHOTS)?
+            .insert(state.run.id, record.as_slice())?
+            .map(|v| v.value().to_vec());
+        if let Some(previous) = previous {
+            // A run written again keeps one reference, not two.
+            self.release_snapshot(state.run.id, &previous)?;
+        }
         let mut idx = self.tx.open_table(JOB_RUNS)?;
         idx.insert((state.run.job_id.as_str(), state.run.id), ())?;
         Ok(())
@@ -787,10 +844,86 @@ impl WriteTx {
         Ok(Some(reset))
     }
 
-    /// Deletes a finished run: its record, task records, snapshot and index entries.
+    /// Stores `text` once: finds it among the texts with its hash, or adds it, and counts one
+    /// more reference to it.
+    fn share_text(&mut self, text: &str) -> Result<BlobKey, redb::Error> {
+        let hash = records::content_hash(text);
+        let encoded = records::encode_snapshot_text(text);
+        let mut blobs = self.tx.open_table(SNAPSHOT_BLOBS)?;
+        let mut found = None;
+        let mut next_n = 0u32;
+        for item in blobs.range((hash, 0u32)..=(hash, u32::MAX))? {
+            let (k, v) = item?;
+            let (_, n) = k.value();
+            if v.value() == encoded.as_slice() {
+                found = Some(n);
+                break;
+            }
+            next_n = n.checked_add(1).ok_or_else(|| {
+                redb::Error::Corrupted(format!("too many snapshot texts with hash {hash:016x}"))
+            })?;
+        }
+        let mut refs = self.tx.open_table(SNAPSHOT_REFS)?;
+        let (n, count) = match found {
+            Some(n) => match refs.get((hash, n))?.map(|v| v.value()) {
+                Some(c) => (n, c.saturating_add(1)),
+                // Counting from 0 would delete the text while other runs still need it.
+                None => {
+                    return Err(redb::Error::Corrupted(format!(
+                        "snapshot text {hash:016x}/{n} has no reference count"
+                    )))
+                }
+            },
+            None => {
+                blobs.insert((hash, next_n), encoded.as_slice())?;
+                (next_n, 1)
+            }
+        };
+        refs.insert((hash, n), count)?;
+        Ok(BlobKey { hash, n })
+    }
+
+    /// Drops run `run_id`'s reference to its snapshot text (`record`: its snapshot record), and
+    /// the text with its last reference. A version-1 record holds its own text.
+    fn release_snapshot(&mut self, run_id: u64, record: &[u8]) -> Result<(), redb::Error> {
+        let stored = records::decode_snapshot_record(record)
+            .map_err(|e| redb::Error::Corrupted(format!("run {run_id}: {}", e.0)))?;
+        let StoredSnapshot::Shared(r) = stored else {
+            return Ok(());
+        };
+        let key = (r.blob.hash, r.blob.n);
+        let mut refs = self.tx.open_table(SNAPSHOT_REFS)?;
+        let count = refs.get(key)?.map(|v| v.value());
+        match count {
+            Some(c) if c > 1 => {
+                refs.insert(key, c - 1)?;
+            }
+            Some(_) => {
+                refs.remove(key)?;
+                self.tx.open_table(SNAPSHOT_BLOBS)?.remove(key)?;
+            }
+            None => {
+                return Err(redb::Error::Corrupted(format!(
+                    "run {run_id}'s snapshot text {:016x}/{} has no reference count",
+                    r.blob.hash, r.blob.n
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a finished run: its record, task records, snapshot (and its text, if no other
+    /// run shares it) and index entries.
     pub fn delete_run(&mut self, run: &Run) -> Result<(), redb::Error> {
         self.tx.open_table(RUNS)?.remove(run.id)?;
-        self.tx.open_table(SNAPSHOTS)?.remove(run.id)?;
+        let snapshot = self
+            .tx
+            .open_table(SNAPSHOTS)?
+            .remove(run.id)?
+            .map(|v| v.value().to_vec());
+        if let Some(record) = snapshot {
+            self.release_snapshot(run.id, &record)?;
+        }
         self.tx.open_table(ACTIVE)?.remove(run.id)?;
         self.tx
             .open_table(JOB_RUNS)?

@@ -102,15 +102,64 @@ impl From<TaskStateV1> for TaskState {
     }
 }
 
-/// Encoded form of a [`Snapshot`].
+/// Encoded form of a run's snapshot (`snapshots` table). V1 holds the whole [`Snapshot`] in
+/// the run's record; V2 (schema 3) holds its path and base directory and points at the text,
+/// stored once per distinct content in `snapshot_blobs`.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum SnapshotRecord {
     V1(Snapshot),
+    V2(SnapshotRef),
 }
 
 #[derive(Serialize)]
 enum SnapshotRecordRef<'a> {
     V1(&'a Snapshot),
+    V2(&'a SnapshotRef),
+}
+
+/// The key of a snapshot text in `snapshot_blobs`: its [`content_hash`] and, for the unlikely
+/// texts that share a hash, a number telling them apart (0 for the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BlobKey {
+    pub hash: u64,
+    pub n: u32,
+}
+
+/// A run's snapshot whose text is shared (record V2; frozen once released).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    pub path: String,
+    pub base_dir: String,
+    pub blob: BlobKey,
+}
+
+/// A decoded `snapshots` value: the whole snapshot, or where its text is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredSnapshot {
+    Inline(Snapshot),
+    Shared(SnapshotRef),
+}
+
+/// Encoded form of a snapshot text in `snapshot_blobs`.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum SnapshotTextRecord {
+    V1(String),
+}
+
+#[derive(Serialize)]
+enum SnapshotTextRecordRef<'a> {
+    V1(&'a str),
+}
+
+/// The content hash of a snapshot text: 64-bit FNV-1a over its UTF-8 bytes. Part of the file
+/// format (it keys `snapshot_blobs`), so it never changes; `tests/records_golden.rs` pins it.
+/// Not a cryptographic hash: texts with equal hashes are compared and kept apart
+/// ([`BlobKey::n`]), so a collision costs a comparison, never a wrong snapshot.
+pub fn content_hash(text: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    text.bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 /// A value that failed to decode.
@@ -160,13 +209,45 @@ pub fn decode_task(bytes: &[u8]) -> Result<TaskState, DecodeError> {
     }
 }
 
+/// Encodes a whole snapshot in the version-1 form, which databases before schema 3 hold and
+/// this binary no longer writes (golden and fuzz tests).
 pub fn encode_snapshot(s: &Snapshot) -> Vec<u8> {
     encode(&SnapshotRecordRef::V1(s))
 }
 
+/// Decodes a version-1 (whole) snapshot record; a version-2 one, whose text is elsewhere, is an
+/// error here (see [`decode_snapshot_record`]).
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
+    match decode_snapshot_record(bytes)? {
+        StoredSnapshot::Inline(s) => Ok(s),
+        StoredSnapshot::Shared(_) => Err(DecodeError(
+            "snapshot record points at a shared text".into(),
+        )),
+    }
+}
+
+/// Encodes a run's snapshot record that points at a shared text (version 2).
+pub fn encode_snapshot_ref(s: &SnapshotRef) -> Vec<u8> {
+    encode(&SnapshotRecordRef::V2(s))
+}
+
+/// Decodes a run's snapshot record of any version.
+pub fn decode_snapshot_record(bytes: &[u8]) -> Result<StoredSnapshot, DecodeError> {
     match decode::<SnapshotRecord>("snapshot", bytes)? {
-        SnapshotRecord::V1(s) => Ok(s),
+        SnapshotRecord::V1(s) => Ok(StoredSnapshot::Inline(s)),
+        SnapshotRecord::V2(r) => Ok(StoredSnapshot::Shared(r)),
+    }
+}
+
+/// Encodes a shared snapshot text (`snapshot_blobs`).
+pub fn encode_snapshot_text(text: &str) -> Vec<u8> {
+    encode(&SnapshotTextRecordRef::V1(text))
+}
+
+/// Decodes a shared snapshot text.
+pub fn decode_snapshot_text(bytes: &[u8]) -> Result<String, DecodeError> {
+    match decode::<SnapshotTextRecord>("snapshot text", bytes)? {
+        SnapshotTextRecord::V1(t) => Ok(t),
     }
 }
 
@@ -174,5 +255,6 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
 pub fn decode_any(bytes: &[u8]) -> usize {
     usize::from(decode_run(bytes).is_ok())
         + usize::from(decode_task(bytes).is_ok())
-        + usize::from(decode_snapshot(bytes).is_ok())
+        + usize::from(decode_snapshot_record(bytes).is_ok())
+        + usize::from(decode_snapshot_text(bytes).is_ok())
 }

@@ -307,3 +307,151 @@ fn issue_13_reset_high_water_unblocks_cursors_and_releases_future_firings() {
         .write(|tx| tx.record_firing("ahead", Timestamp(8_000_000), 3))
         .unwrap();
 }
+
+fn snap_with(text: &str) -> Snapshot {
+    Snapshot {
+        path: "/jobs/j.yaml".into(),
+        base_dir: "/jobs".into(),
+        text: text.into(),
+    }
+}
+
+fn insert_with(store: &Store, snapshot: &Snapshot) -> u64 {
+    let j = job("j", vec![task("a", &[])]);
+    store
+        .write(|tx| {
+            let id = tx.next_run_id()?;
+            let s = RunState::new(&j, id, Trigger::Manual, Timestamp(5), Timestamp(5), 4);
+            tx.insert_run(&s, snapshot)?;
+            Ok(id)
+        })
+        .unwrap()
+}
+
+fn delete(store: &Store, id: u64) {
+    let run = store.run(id).unwrap().unwrap();
+    store.write(|tx| tx.delete_run(&run)).unwrap();
+}
+
+#[test]
+fn issue_13_an_unchanged_job_file_is_stored_once_not_once_per_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("petit.redb")).unwrap();
+    let big = snap_with(&format!("id: j\n# {}\n", "x".repeat(500_000)));
+    for _ in 0..20 {
+        insert_with(&store, &big);
+    }
+    let stats = store.write(|tx| Ok(tx.tx.stats()?)).unwrap();
+    // Twenty runs of a 500 kB job file used to store 10 MB (20 MiB of pages).
+    assert!(
+        stats.stored_bytes() < 2 * 500_000,
+        "stored {} bytes",
+        stats.stored_bytes()
+    );
+    assert_eq!(store.snapshot_texts().unwrap(), 1);
+    for id in 1..=20 {
+        assert_eq!(store.snapshot(id).unwrap(), Some(big.clone()));
+    }
+}
+
+#[test]
+fn issue_13_a_shared_snapshot_text_lives_until_its_last_run_is_deleted() {
+    let store = Store::in_memory().unwrap();
+    let a = snap_with("id: j\n# a\n");
+    let b = snap_with("id: j\n# b\n");
+    let moved = Snapshot {
+        path: "/elsewhere/j.yaml".into(),
+        base_dir: "/elsewhere".into(),
+        ..a.clone()
+    };
+    let r1 = insert_with(&store, &a);
+    let r2 = insert_with(&store, &b);
+    let r3 = insert_with(&store, &moved);
+    assert_eq!(store.snapshot_texts().unwrap(), 2);
+    assert_eq!(store.snapshot(r3).unwrap(), Some(moved.clone()));
+    delete(&store, r1);
+    assert_eq!(store.snapshot_texts().unwrap(), 2);
+    assert_eq!(store.snapshot(r3).unwrap(), Some(moved));
+    delete(&store, r3);
+    assert_eq!(store.snapshot_texts().unwrap(), 1);
+    delete(&store, r2);
+    assert_eq!(store.snapshot_texts().unwrap(), 0);
+    let refs = store
+        .write(|tx| Ok(tx.tx.open_table(SNAPSHOT_REFS)?.len()?))
+        .unwrap();
+    assert_eq!(refs, 0);
+    // A failed transaction takes its text with it.
+    let j = job("j", vec![task("a", &[])]);
+    let failed: Result<(), StoreError> = store.write(|tx| {
+        let s = RunState::new(&j, 99, Trigger::Manual, Timestamp(5), Timestamp(5), 4);
+        tx.insert_run(&s, &a)?;
+        Err(redb::Error::Corrupted("cut".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(store.snapshot_texts().unwrap(), 0);
+}
+
+#[test]
+fn issue_13_texts_with_the_same_hash_are_kept_apart() {
+    let store = Store::in_memory().unwrap();
+    let text = "id: j\n";
+    let hash = records::content_hash(text);
+    // Another text already stored under this hash, as a collision would leave it.
+    store
+        .write(|tx| {
+            let other = records::encode_snapshot_text("id: other\n");
+            tx.tx
+                .open_table(SNAPSHOT_BLOBS)?
+                .insert((hash, 0u32), other.as_slice())?;
+            tx.tx
+                .open_table(SNAPSHOT_REFS)?
+                .insert((hash, 0u32), 1u64)?;
+            Ok(())
+        })
+        .unwrap();
+    let id = insert_with(&store, &snap_with(text));
+    assert_eq!(store.snapshot(id).unwrap(), Some(snap_with(text)));
+    assert_eq!(store.snapshot_texts().unwrap(), 2);
+    delete(&store, id);
+    assert_eq!(store.snapshot_texts().unwrap(), 1);
+}
+
+#[test]
+fn issue_13_version_1_snapshots_of_an_older_database_still_read_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("petit.redb");
+    let old = snap_with("id: j\n# old\n");
+    {
+        let store = Store::open(&path).unwrap();
+        let id = insert_with(&store, &old);
+        // The layout of schema 2: the whole snapshot in the run's record, no text tables.
+        store
+            .write(|tx| {
+                tx.tx
+                    .open_table(SNAPSHOTS)?
+                    .insert(id, records::encode_snapshot(&old).as_slice())?;
+                tx.tx.delete_table(SNAPSHOT_BLOBS)?;
+                tx.tx.delete_table(SNAPSHOT_REFS)?;
+                let mut meta = tx.tx.open_table(META)?;
+                meta.insert(KEY_SCHEMA, 2u32.to_le_bytes().as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    // Read-only, before any upgrade.
+    {
+        let store = Store::open_read_only(&path).unwrap();
+        assert_eq!(store.snapshot(1).unwrap(), Some(old.clone()));
+        assert_eq!(store.snapshot_texts().unwrap(), 0);
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
+    assert_eq!(store.snapshot(1).unwrap(), Some(old.clone()));
+    let id = insert_with(&store, &old);
+    assert_eq!(store.snapshot(id).unwrap(), Some(old));
+    assert_eq!(store.snapshot_texts().unwrap(), 1);
+    delete(&store, 1);
+    assert_eq!(store.snapshot_texts().unwrap(), 1);
+    delete(&store, id);
+    assert_eq!(store.snapshot_texts().unwrap(), 0);
+}
