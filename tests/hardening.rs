@@ -95,3 +95,51 @@ fn template_values_in_scripts_are_text_not_code() {
         format!("bare $(touch {p})\ndouble $(touch {p})\nsingle $(touch {p})\n")
     );
 }
+
+fn spec_errors(text: &str) -> Vec<String> {
+    match petit::spec::parse_job_in_zone(
+        Path::new("job.yaml"),
+        Path::new("/jobs"),
+        text,
+        chrono_tz::UTC,
+    ) {
+        Ok(_) => panic!("must not validate:\n{text}"),
+        Err(d) => d.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Item 13: a quoted `"false"` was accepted as a boolean and `"3"` as a number.
+#[test]
+fn quoted_booleans_and_numbers_are_type_errors() {
+    assert_eq!(
+        spec_errors("id: q\nenabled: \"false\"\ntasks:\n  - id: a\n    command: \"true\"\n"),
+        ["job.yaml:2:10: enabled: `enabled` must be a boolean, not the string \"false\" (remove the quotes: `enabled: false`)"]
+    );
+    assert_eq!(
+        spec_errors("id: q\ntasks:\n  - id: a\n    command: \"true\"\n    timeout_secs: '3'\n    retry: {max_attempts: 2, exit_codes: [1, \"2\"]}\n"),
+        [
+            "job.yaml:5:19: tasks[0].timeout_secs: `timeout_secs` must be a number, not the string \"3\" (remove the quotes: `timeout_secs: 3`)",
+            "job.yaml:6:46: tasks[0].retry.exit_codes[1]: `exit_codes` must be a number, not the string \"2\" (remove the quotes: `exit_codes: 2`)",
+        ]
+    );
+    // Strings stay strings, including in free-form maps with field-like keys.
+    let ok = "id: q\nconfig:\n  enabled: \"false\"\n  timeout_secs: \"3\"\nenvironment:\n  max_tasks: \"4\"\nenabled: false\ntasks:\n  - id: a\n    command: \"true\"\n    args: [\"3\"]\n    timeout_secs: 3\n    environment: {nodes: \"2\"}\n";
+    if let Err(d) = petit::spec::parse_job_in_zone(
+        Path::new("job.yaml"),
+        Path::new("/jobs"),
+        ok,
+        chrono_tz::UTC,
+    ) {
+        panic!("{d:#?}");
+    }
+}
+
+/// Item 13: `@every 1ms` said "`s` must follow a number"; it now names the minimum.
+#[test]
+fn every_below_a_second_names_the_minimum() {
+    for expr in ["@every 1ms", "@every 500ms", "@every 10us", "@every 0s"] {
+        let e = petit::schedule::Schedule::parse(expr).unwrap_err();
+        assert!(e.contains("shortest"), "{expr}: {e}");
+        assert!(e.contains("1s"), "{expr}: {e}");
+    }
+}

@@ -112,6 +112,82 @@ pub fn parse_job_in_zone(
     }
 }
 
+/// `${{ env.NAME }}` references of `job` to variables `env` does not have, one diagnostic per
+/// place. Validation cannot know the environment of the daemon that will run the job; the
+/// daemon calls this when it loads jobs, so a missing variable is reported then, with file and
+/// line, instead of failing an attempt at run time.
+pub fn check_env(job: &Job, env: &std::collections::BTreeMap<String, String>) -> Vec<Diagnostic> {
+    use template::{Reference, Template};
+    let mut places: Vec<(String, &Template)> = Vec::new();
+    for (k, t) in &job.environment {
+        places.push((format!("environment.{k}"), t));
+    }
+    for (i, task) in job.tasks.iter().enumerate() {
+        match &task.action {
+            model::Action::Command { args, .. } => {
+                for (j, a) in args.iter().enumerate() {
+                    places.push((format!("tasks[{i}].args[{j}]"), a));
+                }
+            }
+            model::Action::Shell { script, .. } => {
+                places.push((format!("tasks[{i}].script"), script));
+            }
+        }
+        if let Some(w) = &task.working_dir {
+            places.push((format!("tasks[{i}].working_dir"), w));
+        }
+        for (k, t) in &task.environment {
+            places.push((format!("tasks[{i}].environment.{k}"), t));
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (path, t) in places {
+        for r in t.references() {
+            let Reference::Env(name) = r else { continue };
+            if env.contains_key(name) {
+                continue;
+            }
+            // The n-th reference to `name` is taken to be its n-th occurrence in the text.
+            let nth = seen.entry(name).or_default();
+            let (line, column) = env_ref_position(&job.source.text, name, *nth);
+            *nth += 1;
+            out.push(Diagnostic {
+                file: job.source.path.clone(),
+                line,
+                column,
+                path: path.clone(),
+                message: format!(
+                    "`${{{{ env.{name} }}}}`: the environment variable `{name}` is not set \
+                     for `pt run`"
+                ),
+                hint: Some(format!(
+                    "set `{name}` in the daemon's environment (for systemd: `Environment=` \
+                     in the unit), or use `config:`"
+                )),
+            });
+        }
+    }
+    out
+}
+
+/// The 1-based line and column of the `nth` (0-based) `${{ env.NAME }}` in `text`; `(0, 0)`
+/// when it is not found (a template written across lines in a folded scalar).
+fn env_ref_position(text: &str, name: &str, nth: usize) -> (u64, u64) {
+    let needle = format!("env.{name}");
+    let mut hits = text.match_indices("${{").filter(|(at, _)| {
+        let inner = text[at + 3..].split("}}").next().unwrap_or("");
+        inner.trim().trim_start_matches("raw").trim() == needle
+    });
+    let Some((at, _)) = hits.nth(nth) else {
+        return (0, 0);
+    };
+    let before = &text[..at];
+    let line = before.matches('\n').count() as u64 + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
+    (line, col)
+}
+
 /// The system's time zone: `TZ` if it names a zone (`Europe/Berlin`, `:Europe/Berlin`, or a
 /// path into a zoneinfo directory), else the target of the `/etc/localtime` symlink, else
 /// `/etc/timezone`, else UTC.
@@ -161,6 +237,29 @@ fn zone_from_path(path: &str) -> Option<Tz> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_references_are_checked_against_the_daemons_environment() {
+        let text = "id: e\nenvironment:\n  A: ${{ env.HOME }}\ntasks:\n  - id: t\n    command: echo\n    args: [\"${{ env.NOPE_VAR }}\"]\n  - id: s\n    type: shell\n    script: echo ${{ raw env.NOPE_VAR }}\n";
+        let job = parse_job_in_zone(Path::new("e.yaml"), Path::new("/j"), text, Tz::UTC)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let env: std::collections::BTreeMap<String, String> =
+            [("HOME".to_string(), "/root".to_string())].into();
+        let d = check_env(&job, &env);
+        let shown: Vec<String> = d
+            .iter()
+            .map(|d| format!("{}:{} {}", d.line, d.column, d.path))
+            .collect();
+        assert_eq!(shown, ["7:13 tasks[0].args[0]", "10:18 tasks[1].script"]);
+        assert!(
+            d[0].message.contains("`NOPE_VAR` is not set"),
+            "{}",
+            d[0].message
+        );
+        let mut full = env.clone();
+        full.insert("NOPE_VAR".into(), "x".into());
+        assert!(check_env(&job, &full).is_empty());
+    }
 
     #[test]
     fn tz_values_name_zones() {
