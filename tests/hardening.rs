@@ -143,3 +143,40 @@ fn every_below_a_second_names_the_minimum() {
         assert!(e.contains("1s"), "{expr}: {e}");
     }
 }
+
+/// Item 11: a dangling `*.yaml` symlink made its job vanish while `pt validate` said OK. It
+/// is now an error naming the file; a FIFO is skipped with a note and blocks nothing.
+#[test]
+fn dangling_job_symlink_is_an_error_and_a_fifo_a_note() {
+    let b = Bench::new();
+    b.job("ok", "id: ok\ntasks:\n  - id: a\n    command: \"true\"\n");
+    let link = b.jobs.join("gone.yaml");
+    std::os::unix::fs::symlink(b.root.join("elsewhere/gone.yaml"), &link).unwrap();
+    let o = pt_run(&["validate", b.jobs.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{}:0:0: a symbolic link to", link.display())),
+        "{err}"
+    );
+    assert!(err.contains("elsewhere/gone.yaml"), "{err}");
+
+    std::fs::remove_file(&link).unwrap();
+    let fifo = b.jobs.join("pipe.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let o = pt_run(&["validate", b.jobs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), "1 job OK\n");
+    assert!(
+        stderr(&o).contains(&format!(
+            "note: {}:0:0: skipped: a FIFO, not a regular file",
+            fifo.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -196,6 +196,9 @@ pub fn load_one_job(
     job_id: &str,
 ) -> Result<crate::spec::Job, CliError> {
     let loaded = crate::spec::load_dir(jobs_dir);
+    for d in &loaded.notes {
+        eprintln!("note: {d}");
+    }
     let job = loaded.jobs.into_iter().find(|j| j.id == job_id);
     match job {
         Some(job) => {

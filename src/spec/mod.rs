@@ -24,6 +24,9 @@ pub struct Loaded {
     pub jobs: Vec<Job>,
     /// Every problem, file by file in name order, then the problems between files.
     pub diagnostics: Vec<Diagnostic>,
+    /// Entries skipped on purpose (a FIFO or a device named `*.yaml`): worth a word, not a
+    /// problem. They never block loading.
+    pub notes: Vec<Diagnostic>,
 }
 
 /// Loads every `*.yaml` / `*.yml` file in `dir` (not recursive), validating each file and the
@@ -49,11 +52,13 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
             return Loaded {
                 jobs: Vec::new(),
                 diagnostics: vec![whole_dir(format!("cannot read the jobs directory: {e}"))],
+                notes: Vec::new(),
             }
         }
     };
     let mut files: Vec<PathBuf> = Vec::new();
     let mut diagnostics = Vec::new();
+    let mut notes = Vec::new();
     for entry in entries {
         match entry {
             Ok(e) => {
@@ -62,9 +67,31 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
                     path.extension().and_then(|x| x.to_str()),
                     Some("yaml" | "yml")
                 );
-                // `is_file` follows symlinks, so a linked job file counts.
-                if is_yaml && path.is_file() {
-                    files.push(path);
+                if !is_yaml {
+                    continue;
+                }
+                // `metadata` follows symlinks, so a linked job file counts; a link to nothing
+                // is a job file that vanished, and must not pass for "no such job".
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_file() => files.push(path),
+                    Ok(m) if m.is_dir() => {}
+                    Ok(m) => {
+                        let what = file_kind(&m);
+                        notes.push(entry_diag(
+                            &path,
+                            format!("skipped: {what}, not a regular file"),
+                        ));
+                    }
+                    Err(e) => {
+                        let message = match std::fs::read_link(&path) {
+                            Ok(target) => format!(
+                                "a symbolic link to {}, which cannot be read: {e}",
+                                target.display()
+                            ),
+                            Err(_) => format!("cannot read the file: {e}"),
+                        };
+                        diagnostics.push(entry_diag(&path, message));
+                    }
                 }
             }
             Err(e) => diagnostics.push(whole_dir(format!("cannot list the jobs directory: {e}"))),
@@ -88,7 +115,38 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
     let mut loaded = validate::check_directory(outcomes);
     diagnostics.append(&mut loaded.diagnostics);
     loaded.diagnostics = diagnostics;
+    notes.sort_by(|a, b| a.file.cmp(&b.file));
+    loaded.notes = notes;
     loaded
+}
+
+/// A diagnostic about a directory entry as a whole (no line).
+fn entry_diag(path: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        path: String::new(),
+        message,
+        hint: None,
+    }
+}
+
+/// What a non-regular, non-directory entry is, for a note.
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
 }
 
 /// Parses and validates one job file on its own (no cross-file checks). Used for run
