@@ -180,3 +180,94 @@ fn dangling_job_symlink_is_an_error_and_a_fifo_a_note() {
         stderr(&o)
     );
 }
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(p) {
+        Ok(m) => m.permissions().mode() & 0o7777,
+        Err(e) => panic!("{}: {e}", p.display()),
+    }
+}
+
+/// Item 6: the database was created 0644 and `FILE.logs/` 0755 (with outputs files inside
+/// under the task's umask), so `--db` in an ordinary directory let any user read snapshots
+/// and outputs. A group- or world-writable state directory now gets a warning.
+#[test]
+fn database_logs_and_outputs_are_private_and_unsafe_dirs_are_warned() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = Bench::new();
+    b.job(
+        "pe",
+        "id: pe\ntasks:\n  - id: produce\n    type: shell\n    script: 'echo \"k=secret\" >> \"$PETIT_OUTPUT\"; echo log'\n",
+    );
+    let shared = b.root.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = shared.join("x.db");
+    // A permissive umask, as on many desktops: the modes must not depend on it.
+    let o = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            "umask 000; exec \"$@\"",
+            "sh",
+            env!("CARGO_BIN_EXE_pt"),
+        ])
+        .args([
+            "trigger",
+            b.jobs.to_str().unwrap(),
+            "pe",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .env_remove("PETIT_STATE")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        !stderr(&o).contains("warning: state directory"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(mode(&db), 0o600);
+    let logs = shared.join("x.db.logs");
+    assert_eq!(mode(&logs), 0o700);
+    let run_dir = logs.join("1");
+    assert_eq!(mode(&run_dir), 0o700);
+    for e in std::fs::read_dir(&run_dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "log") {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let h = pt_run(&["history", "pe", "--db", db.to_str().unwrap()]);
+    assert!(h.status.success(), "{}", stderr(&h));
+    let err = stderr(&h);
+    assert!(
+        err.contains(&format!(
+            "warning: state directory {} is writable by everyone (mode 0777)",
+            shared.display()
+        )),
+        "{err}"
+    );
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+/// Item 6: the ownership half of the ssh-style check (another user's directory).
+#[test]
+fn state_dir_owned_by_another_user_is_unsafe() {
+    let dir = tempfile::tempdir().unwrap();
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    assert_eq!(petit::cli::state::unsafe_state_dir(dir.path(), me), None);
+    let other = me.wrapping_add(12345);
+    let why = petit::cli::state::unsafe_state_dir(dir.path(), other);
+    if me == 0 {
+        // Root owns it: root is always trusted, as by ssh.
+        assert_eq!(why, None);
+    } else {
+        let why = why.unwrap_or_default();
+        assert!(why.contains(&format!("owned by uid {me}")), "{why}");
+    }
+}

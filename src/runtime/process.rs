@@ -530,7 +530,7 @@ fn check_working_dir(dir: &Path) -> Result<(), SpawnError> {
 fn prepare_log(path: &Path) -> Result<LazyFile, SpawnError> {
     let context = || format!("cannot create log file {}", path.display());
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
+        private_dir_all(parent)
             .map_err(|err| classify(err, SpawnErrorKind::LogDirUnwritable, context()))?;
         // access(2) on the directory, so a read-only mount is caught before the task runs.
         let c = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes()).map_err(|_| {
@@ -555,11 +555,22 @@ fn prepare_log(path: &Path) -> Result<LazyFile, SpawnError> {
     })
 }
 
+/// Creates `dir` and its missing parents mode 0700: logs and outputs can hold secrets, and the
+/// outputs file is created by the task with its own umask, so the directory is what keeps
+/// other users out.
+fn private_dir_all(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// `PETIT_OUTPUT` names a file the task may create; none exists before it runs (a stale one
 /// from an earlier Petit is removed). Reading a missing file means "no outputs".
 fn prepare_output_file(path: &Path) -> Result<(), SpawnError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(|err| {
+        private_dir_all(parent).map_err(|err| {
             classify(
                 err,
                 SpawnErrorKind::OutputFileUnwritable,

@@ -727,6 +727,14 @@ fn create_atomically(path: &Path) -> Result<(), StoreError> {
         Err(e) => return Err(io(e)),
     }
     {
+        // 0600 from the first byte: snapshots hold job files, `environment:` secrets included.
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| map_db_error(&tmp, e.into()))?;
         let db = builder()
             .create(&tmp)
             .map_err(|e| map_db_error(&tmp, e.into()))?;
