@@ -121,7 +121,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    match run(cli) {
+    // A damaged database can make redb panic in any read; that is exit 4 with the usual
+    // message, not a crash (store::catch_damaged_database).
+    let outcome = crate::store::catch_damaged_database(|| run(cli))
+        .unwrap_or_else(|e| Err(state::store_error(e)));
+    match outcome {
         Ok(()) => 0,
         Err(e) => {
             if !e.message.is_empty() {
