@@ -325,3 +325,86 @@ fn damaged_databases_never_print_a_panic() {
         "no damage was detected: the test no longer damages anything"
     );
 }
+
+/// Item 15: systemd's socket-activation and notify variables leaked into tasks.
+#[test]
+fn systemd_variables_do_not_reach_tasks() {
+    let b = Bench::new();
+    let seen = b.root.join("env.txt");
+    b.job(
+        "e",
+        &format!(
+            "id: e\ntasks:\n  - id: a\n    type: shell\n    script: env > {}\n",
+            seen.display()
+        ),
+    );
+    let o = pt()
+        .args([
+            "trigger",
+            b.jobs.to_str().unwrap(),
+            "e",
+            "--state",
+            b.state.to_str().unwrap(),
+        ])
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", "1")
+        .env("LISTEN_FDNAMES", "petit")
+        .env("NOTIFY_SOCKET", "/nonexistent/notify")
+        .env("WATCHDOG_USEC", "1000000")
+        .env("WATCHDOG_PID", "1")
+        .env("PETIT_TEST_KEEP", "kept")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let env = std::fs::read_to_string(&seen).unwrap();
+    for var in [
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+    ] {
+        assert!(
+            !env.lines().any(|l| l.starts_with(&format!("{var}="))),
+            "{var} leaked:\n{env}"
+        );
+    }
+    assert!(env.contains("PETIT_TEST_KEEP=kept"), "{env}");
+    assert!(env.contains("PETIT_ATTEMPT_KEY="), "{env}");
+}
+
+/// Item 15: `pt next` printed `+10000-01-01T00:00:00Z` (not RFC 3339) past the year 9999.
+#[test]
+fn next_never_prints_a_five_digit_year() {
+    let b = Bench::new();
+    b.job(
+        "n",
+        "id: n\nschedule: \"@every 1h\"\ntasks:\n  - id: a\n    command: \"true\"\n",
+    );
+    let jobs = b.jobs.to_str().unwrap();
+    let o = pt_run(&[
+        "next",
+        jobs,
+        "n",
+        "--from",
+        "9999-12-31T22:59:59Z",
+        "--count",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        r#"[{"local":"9999-12-31T23:00:00+00:00","utc":"9999-12-31T23:00:00Z"}]"#
+    );
+    assert!(stderr(&o).contains("only 1 firing(s)"), "{}", stderr(&o));
+    let o = pt_run(&["next", jobs, "n", "--from", "9999-12-31T23:59:59Z"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("+10000"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("no firings after this instant"),
+        "{}",
+        stdout(&o)
+    );
+}

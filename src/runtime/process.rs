@@ -44,6 +44,9 @@ pub const READ_CHUNK_BYTES: usize = 32 * 1024;
 /// How long [`Running::wait`] keeps reading output after the task's process group was killed.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
+/// systemd's socket-activation variables (`sd_listen_fds(3)`), removed from tasks' environment.
+pub const SOCKET_ACTIVATION_VARS: [&str; 3] = ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"];
+
 /// Largest `PETIT_OUTPUT` file [`read_outputs`] accepts, in bytes.
 pub const OUTPUT_MAX_BYTES: u64 = 64 * 1024;
 
@@ -228,6 +231,10 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
     command.args(&req.args).current_dir(&req.working_dir);
     // systemd's notify variables belong to Petit; a task must not talk to systemd as us.
     for var in crate::runtime::sdnotify::PROTOCOL_VARS {
+        command.env_remove(var);
+    }
+    // Likewise systemd's socket activation: descriptors passed to Petit are not the task's.
+    for var in SOCKET_ACTIVATION_VARS {
         command.env_remove(var);
     }
     command
