@@ -408,3 +408,42 @@ fn next_never_prints_a_five_digit_year() {
         stdout(&o)
     );
 }
+
+/// Item 12: with a daemon running, `pt trigger JOBS_DIR JOB` ran the daemon's definition of
+/// JOB without a word, whatever JOBS_DIR held. A different definition is now refused (exit 2);
+/// the same text runs, with a note saying whose definition it is.
+#[test]
+fn trigger_with_another_jobs_dir_than_the_daemons_is_refused_when_the_job_differs() {
+    let b = Bench::new();
+    let job =
+        |word: &str| format!("id: t\ntasks:\n  - id: a\n    command: echo\n    args: [{word}]\n");
+    b.job("t", &job("daemons"));
+    let _d = b.start_daemon(&[]);
+    let other = b.root.join("other-jobs");
+    std::fs::create_dir(&other).unwrap();
+    write(&other.join("t.yaml"), &job("mine"));
+    let o = b.pt(&["trigger", other.to_str().unwrap(), "t"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("differs from"), "{err}");
+    assert!(err.contains(b.jobs.to_str().unwrap()), "{err}");
+    assert!(
+        b.history("t").is_empty(),
+        "a refused trigger must start no run"
+    );
+
+    write(&other.join("t.yaml"), &job("daemons"));
+    let o = b.pt(&["trigger", other.to_str().unwrap(), "t"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("note: the daemon on this state"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The daemon's own directory, given relatively or not, says nothing.
+    let o = b.pt(&["trigger", b.jobs.to_str().unwrap(), "t"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+    assert_eq!(b.history("t").len(), 2);
+}

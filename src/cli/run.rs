@@ -60,6 +60,9 @@ pub fn cmd_run(args: RunArgs) -> Result<(), CliError> {
             format!("{} is not a directory", jobs_dir.display()),
         ));
     }
+    // Absolute, so that `pt status` (and `pt trigger`, which compares directories) can tell
+    // which directory it is from any working directory.
+    let jobs_dir = std::fs::canonicalize(&jobs_dir).unwrap_or(jobs_dir);
     let location = args.state.locate()?;
     let engine = build_engine_with(
         &location,
