@@ -124,7 +124,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    match run(cli) {
+    // A damaged database can make redb panic in any read; that is exit 4 with the usual
+    // message, not a crash (store::catch_damaged_database).
+    let outcome = crate::store::catch_damaged_database(|| run(cli))
+        .unwrap_or_else(|e| Err(state::store_error(e)));
+    match outcome {
         Ok(()) => 0,
         Err(e) => {
             if !e.message.is_empty() {
@@ -200,6 +204,9 @@ pub fn load_one_job(
     job_id: &str,
 ) -> Result<crate::spec::Job, CliError> {
     let loaded = crate::spec::load_dir(jobs_dir);
+    for d in &loaded.notes {
+        eprintln!("note: {d}");
+    }
     let job = loaded.jobs.into_iter().find(|j| j.id == job_id);
     match job {
         Some(job) => {

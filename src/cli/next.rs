@@ -52,6 +52,14 @@ pub fn cmd_next(args: NextArgs) -> Result<(), CliError> {
             job.id
         );
     }
+    let asked = args.count.min(MAX_COUNT) as usize;
+    if !firings.is_empty() && firings.len() < asked {
+        eprintln!(
+            "note: only {} firing(s): schedules are evaluated up to the year 5000 for cron \
+             expressions, 9999-12-31T23:59:59Z for @every",
+            firings.len()
+        );
+    }
     if args.json {
         println!("{}", render_json(job, &firings));
     } else {
@@ -114,7 +122,10 @@ pub fn render_text(job: &Job, from: Timestamp, firings: &[Timestamp]) -> String 
     ));
     out.push('\n');
     if firings.is_empty() {
-        out.push_str("no firings after this instant\n");
+        out.push_str(
+            "no firings after this instant (schedules are evaluated up to the year 5000 for \
+             cron expressions, 9999-12-31T23:59:59Z for @every)\n",
+        );
         return out;
     }
     let mut cells: Vec<[String; 4]> = vec![["#", "LOCAL", "OFFSET", "UTC"].map(String::from)];
@@ -261,6 +272,6 @@ after:    Fri 2026-03-27 13:00:00 CET (2026-03-27T12:00:00Z)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(firings.len() <= 4, "{} firings", firings.len());
         let text = render_text(&yearly, at("5001-01-01T00:00:00Z"), &[]);
-        assert!(text.ends_with("no firings after this instant\n"), "{text}");
+        assert!(text.contains("no firings after this instant"), "{text}");
     }
 }

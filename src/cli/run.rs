@@ -60,6 +60,10 @@ pub fn cmd_run(args: RunArgs) -> Result<(), CliError> {
             format!("{} is not a directory", jobs_dir.display()),
         ));
     }
+    // Absolute, so that `pt status` (and `pt trigger`, which compares directories) can tell
+    // which directory it is from any working directory. Not canonical: a symbolic link to the
+    // jobs directory stays a link, so that swapping its target (then SIGHUP) takes effect.
+    let jobs_dir = std::path::absolute(&jobs_dir).unwrap_or(jobs_dir);
     let location = args.state.locate()?;
     let engine = build_engine_with(
         &location,

@@ -116,8 +116,65 @@ impl StateArgs {
     }
 }
 
+/// Why `dir`, holding the state, is unsafe, as ssh judges `~/.ssh`: writable by group or
+/// others (without the sticky bit, which keeps them from replacing our files), or owned by
+/// someone other than us or root. `None` when it is fine or cannot be read.
+pub fn unsafe_state_dir(dir: &Path, euid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir).ok()?;
+    let mode = m.mode() & 0o7777;
+    if m.uid() != euid && m.uid() != 0 {
+        return Some(format!(
+            "{} is owned by uid {}, not by you (uid {euid}): its owner can read and replace \
+             the database",
+            dir.display(),
+            m.uid()
+        ));
+    }
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Some(format!(
+            "{} is writable by {} (mode {mode:04o}): they can replace the database \
+             (chmod go-w {})",
+            dir.display(),
+            if mode & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            dir.display()
+        ));
+    }
+    None
+}
+
 impl StateLocation {
-    /// Opens (creating if needed) the database. The state directory is created mode 0700.
+    /// The directory that holds the database: the state directory, or the `--db` file's.
+    fn holder(&self) -> Option<PathBuf> {
+        match (&self.dir, &self.db) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Some(db)) => db.parent().map(Path::to_path_buf),
+            (None, None) => None,
+        }
+    }
+
+    /// Warns on stderr (and goes on) when the directory holding the state is unsafe; once per
+    /// process, however often the database is opened.
+    fn warn_if_unsafe(&self) {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        if let Some(dir) = self.holder() {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let euid = unsafe { libc::geteuid() };
+            if let Some(why) = unsafe_state_dir(&dir, euid) {
+                eprintln!("warning: state directory {why}");
+            }
+        }
+    }
+
+    /// Opens (creating if needed) the database. The state directory is created mode 0700, the
+    /// database file 0600; an unsafe state directory gets a warning.
     pub fn open(&self) -> Result<Store, CliError> {
         let Some(db) = &self.db else {
             return Store::in_memory().map_err(store_error);
@@ -134,6 +191,7 @@ impl StateLocation {
                     )
                 })?;
         }
+        self.warn_if_unsafe();
         Store::open(db).map_err(store_error)
     }
 
@@ -208,7 +266,10 @@ impl StateLocation {
                 ErrorKind::BadInput,
                 "--in-memory keeps no history to read",
             )),
-            Some(db) => self.open_read_only_patiently(db, std::time::Duration::from_secs(2)),
+            Some(db) => {
+                self.warn_if_unsafe();
+                self.open_read_only_patiently(db, std::time::Duration::from_secs(2))
+            }
         }
     }
 }

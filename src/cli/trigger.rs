@@ -36,7 +36,13 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
         }
     };
     let location = args.state.locate()?;
-    // A running daemon executes the run, under its concurrency limits.
+    // A running daemon executes the run, under its concurrency limits, with its own definition
+    // of the job: refuse when that is not the one JOBS_DIR holds.
+    if let Some(dir) = &jobs_dir {
+        if let Some(status) = super::client::ask(&location, &Request::Status)? {
+            check_daemon_definition(dir, &job_id, &status)?;
+        }
+    }
     let request = Request::Trigger {
         job: job_id.clone(),
         follow: !args.detach,
@@ -79,4 +85,72 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
             .map_err(super::engine::engine_error)?;
         follow_runs(&mut engine, &[id]).await
     })
+}
+
+/// With a daemon running, `pt trigger JOBS_DIR JOB` runs the daemon's definition of `JOB`, read
+/// from the daemon's jobs directory. Fine when that is JOBS_DIR; when it is another directory,
+/// the run goes ahead only if the two job files are the same text (saying so on stderr), and is
+/// refused (exit 2) otherwise: the user would get a run of a job they did not ask for.
+fn check_daemon_definition(
+    dir: &std::path::Path,
+    job_id: &str,
+    status: &serde_json::Value,
+) -> Result<(), CliError> {
+    let daemon = &status["daemon"];
+    let Some(theirs) = daemon["jobs_dir"].as_str().map(PathBuf::from) else {
+        return Ok(()); // an older daemon that does not say: nothing to compare
+    };
+    let pid = daemon["pid"].as_u64().unwrap_or(0);
+    // A daemon started with a relative directory reports it relative to its own cwd.
+    let theirs = if theirs.is_relative() {
+        match std::fs::read_link(format!("/proc/{pid}/cwd")) {
+            Ok(cwd) => cwd.join(theirs),
+            Err(_) => theirs,
+        }
+    } else {
+        theirs
+    };
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.into());
+    let mine = std::fs::canonicalize(dir).map_err(|e| {
+        CliError::new(
+            ErrorKind::BadInput,
+            format!("cannot read the jobs directory {}: {e}", dir.display()),
+        )
+    })?;
+    let theirs = canonical(&theirs);
+    if mine == theirs {
+        return Ok(());
+    }
+    let my_job = super::load_one_job(&mine, job_id)?;
+    let their_job = crate::spec::load_dir(&theirs)
+        .jobs
+        .into_iter()
+        .find(|j| j.id == job_id);
+    match their_job {
+        Some(j) if j.source.text == my_job.source.text => {
+            eprintln!(
+                "note: the daemon on this state (pid {pid}) runs `{job_id}` from its own jobs \
+                 directory, {} (the same text as {})",
+                j.source.path.display(),
+                my_job.source.path.display()
+            );
+            Ok(())
+        }
+        other => Err(CliError::new(
+            ErrorKind::BadInput,
+            format!(
+                "a daemon runs on this state (pid {pid}) with the jobs of {}, and its \
+                 definition of `{job_id}` {} {}: the run would not be the job you asked \
+                 for. Run the daemon's definition with `pt trigger {job_id}`, or stop the \
+                 daemon (or use another --state) to run {} in the foreground",
+                theirs.display(),
+                match &other {
+                    Some(_) => "differs from",
+                    None => "is missing, unlike",
+                },
+                my_job.source.path.display(),
+                my_job.source.path.display()
+            ),
+        )),
+    }
 }

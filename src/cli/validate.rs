@@ -11,11 +11,15 @@ pub struct ValidateArgs {
     pub jobs_dir: PathBuf,
 }
 
-/// Prints each diagnostic to stderr, then a summary; fails with exit code 2 on any problem.
+/// Prints each diagnostic (and each note: entries skipped on purpose) to stderr, then a
+/// summary; fails with exit code 2 on any problem (notes are not problems).
 pub fn cmd_validate(args: ValidateArgs) -> Result<(), CliError> {
     let loaded = crate::spec::load_dir(&args.jobs_dir);
     for d in &loaded.diagnostics {
         eprintln!("{d}");
+    }
+    for d in &loaded.notes {
+        eprintln!("note: {d}");
     }
     let n_jobs = loaded.jobs.len();
     let jobs = if n_jobs == 1 { "job" } else { "jobs" };

@@ -44,6 +44,9 @@ pub const READ_CHUNK_BYTES: usize = 32 * 1024;
 /// How long [`Running::wait`] keeps reading output after the task's process group was killed.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
+/// systemd's socket-activation variables (`sd_listen_fds(3)`), removed from tasks' environment.
+pub const SOCKET_ACTIVATION_VARS: [&str; 3] = ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"];
+
 /// Largest `PETIT_OUTPUT` file [`read_outputs`] accepts, in bytes.
 pub const OUTPUT_MAX_BYTES: u64 = 64 * 1024;
 
@@ -228,6 +231,10 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
     command.args(&req.args).current_dir(&req.working_dir);
     // systemd's notify variables belong to Petit; a task must not talk to systemd as us.
     for var in crate::runtime::sdnotify::PROTOCOL_VARS {
+        command.env_remove(var);
+    }
+    // Likewise systemd's socket activation: descriptors passed to Petit are not the task's.
+    for var in SOCKET_ACTIVATION_VARS {
         command.env_remove(var);
     }
     command
@@ -530,7 +537,7 @@ fn check_working_dir(dir: &Path) -> Result<(), SpawnError> {
 fn prepare_log(path: &Path) -> Result<LazyFile, SpawnError> {
     let context = || format!("cannot create log file {}", path.display());
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
+        private_dir_all(parent)
             .map_err(|err| classify(err, SpawnErrorKind::LogDirUnwritable, context()))?;
         // access(2) on the directory, so a read-only mount is caught before the task runs.
         let c = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes()).map_err(|_| {
@@ -555,11 +562,22 @@ fn prepare_log(path: &Path) -> Result<LazyFile, SpawnError> {
     })
 }
 
+/// Creates `dir` and its missing parents mode 0700: logs and outputs can hold secrets, and the
+/// outputs file is created by the task with its own umask, so the directory is what keeps
+/// other users out.
+fn private_dir_all(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// `PETIT_OUTPUT` names a file the task may create; none exists before it runs (a stale one
 /// from an earlier Petit is removed). Reading a missing file means "no outputs".
 fn prepare_output_file(path: &Path) -> Result<(), SpawnError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(|err| {
+        private_dir_all(parent).map_err(|err| {
             classify(
                 err,
                 SpawnErrorKind::OutputFileUnwritable,

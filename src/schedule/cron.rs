@@ -173,13 +173,23 @@ fn next_of(cron: &Cron, fixed: bool, after: Timestamp, tz: chrono_tz::Tz) -> Opt
                 // croner gives up on some large zone jumps (a skipped day in Pacific/Apia):
                 // an error is never "no more firings". Search on the local calendar instead.
                 let found = next_on_local_calendar(cron, fixed, after, tz);
-                tracing::warn!(
-                    zone = %tz,
-                    after = %after.rfc3339(),
-                    error = %e,
-                    found = ?found.map(|t| t.rfc3339()),
-                    "the cron library failed near a zone transition; searched the local calendar"
-                );
+                match found {
+                    Some(t) => tracing::warn!(
+                        zone = %tz,
+                        after = %after.rfc3339(),
+                        error = %e,
+                        found = %t.rfc3339(),
+                        "the cron library failed near a zone transition; searched the local \
+                         calendar"
+                    ),
+                    // Its search limit, far in the future: nothing fires before it.
+                    None => tracing::debug!(
+                        zone = %tz,
+                        after = %after.rfc3339(),
+                        error = %e,
+                        "no firing within the cron library's search range"
+                    ),
+                }
                 return found;
             }
         };

@@ -17,6 +17,17 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     if text.is_empty() {
         return Err("`@every` needs a duration such as `90s`, `5m`, `1h30m` or `2d`".into());
     }
+    let lower = text.to_lowercase();
+    if let Some(unit) = ["ms", "us", "µs", "ns"].iter().find(|u| {
+        lower
+            .match_indices(**u)
+            .any(|(at, _)| lower[..at].ends_with(|c: char| c.is_ascii_digit()))
+    }) {
+        return Err(format!(
+            "invalid duration `{text}`: `{unit}` is not supported; the shortest `@every` \
+             interval is 1s (units are d, h, m, s)"
+        ));
+    }
     let units: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
     // Index into `units` of the next unit allowed; units must appear in decreasing size.
     let mut next_unit = 0;
@@ -58,7 +69,8 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     }
     if total == 0 {
         return Err(format!(
-            "invalid duration `{text}`: the interval must be greater than zero"
+            "invalid duration `{text}`: the interval must be greater than zero (the shortest \
+             is 1s)"
         ));
     }
     if total > MAX_EVERY_SECS {

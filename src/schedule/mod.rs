@@ -12,6 +12,11 @@ pub mod every;
 
 pub use every::MAX_EVERY_SECS;
 
+/// The last instant a schedule fires at: 9999-12-31T23:59:59Z, the end of RFC 3339's four-digit
+/// years (the form of every time Petit prints or hands to a task). A firing after it would
+/// print as `+10000-...`; there is none.
+pub const LAST_FIRING: Timestamp = Timestamp::from_secs(253_402_300_799);
+
 use crate::time::Timestamp;
 
 use self::cron::CronSchedule;
@@ -121,17 +126,18 @@ impl Schedule {
     }
 
     /// The first firing strictly after `after`, evaluated in `tz`; `None` if there is none
-    /// (past the year 5000, or outside the range of [`Timestamp`]).
+    /// (a cron expression past the year 5000, anything after [`LAST_FIRING`]).
     ///
     /// Daylight saving time follows Vixie cron: a fixed time of day (no `*` in second, minute
     /// or hour) skipped by spring-forward fires once at the first instant after the gap, and
     /// one repeated by fall-back fires once, the first time. Other expressions follow real
     /// time: nothing in the gap, both passes of a repeated hour. `@every` ignores `tz`.
     pub fn next_after(&self, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp> {
-        match &self.kind {
+        let next = match &self.kind {
             Kind::Cron(cron) => cron.next_after(after, tz),
             Kind::Every { interval_secs } => every::next_after(*interval_secs, after),
-        }
+        };
+        next.filter(|t| *t <= LAST_FIRING)
     }
 
     /// The firings strictly after `after`, in increasing order; ends when

@@ -24,6 +24,9 @@ pub struct Loaded {
     pub jobs: Vec<Job>,
     /// Every problem, file by file in name order, then the problems between files.
     pub diagnostics: Vec<Diagnostic>,
+    /// Entries skipped on purpose (a FIFO or a device named `*.yaml`): worth a word, not a
+    /// problem. They never block loading.
+    pub notes: Vec<Diagnostic>,
 }
 
 /// Loads every `*.yaml` / `*.yml` file in `dir` (not recursive), validating each file and the
@@ -49,11 +52,13 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
             return Loaded {
                 jobs: Vec::new(),
                 diagnostics: vec![whole_dir(format!("cannot read the jobs directory: {e}"))],
+                notes: Vec::new(),
             }
         }
     };
     let mut files: Vec<PathBuf> = Vec::new();
     let mut diagnostics = Vec::new();
+    let mut notes = Vec::new();
     for entry in entries {
         match entry {
             Ok(e) => {
@@ -62,9 +67,31 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
                     path.extension().and_then(|x| x.to_str()),
                     Some("yaml" | "yml")
                 );
-                // `is_file` follows symlinks, so a linked job file counts.
-                if is_yaml && path.is_file() {
-                    files.push(path);
+                if !is_yaml {
+                    continue;
+                }
+                // `metadata` follows symlinks, so a linked job file counts; a link to nothing
+                // is a job file that vanished, and must not pass for "no such job".
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_file() => files.push(path),
+                    Ok(m) if m.is_dir() => {}
+                    Ok(m) => {
+                        let what = file_kind(&m);
+                        notes.push(entry_diag(
+                            &path,
+                            format!("skipped: {what}, not a regular file"),
+                        ));
+                    }
+                    Err(e) => {
+                        let message = match std::fs::read_link(&path) {
+                            Ok(target) => format!(
+                                "a symbolic link to {}, which cannot be read: {e}",
+                                target.display()
+                            ),
+                            Err(_) => format!("cannot read the file: {e}"),
+                        };
+                        diagnostics.push(entry_diag(&path, message));
+                    }
                 }
             }
             Err(e) => diagnostics.push(whole_dir(format!("cannot list the jobs directory: {e}"))),
@@ -88,6 +115,8 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
     let mut loaded = validate::check_directory(outcomes);
     diagnostics.append(&mut loaded.diagnostics);
     loaded.diagnostics = diagnostics;
+    notes.sort_by(|a, b| a.file.cmp(&b.file));
+    loaded.notes = notes;
     loaded
 }
 
@@ -113,6 +142,35 @@ fn read_job_file(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
+/// A diagnostic about a directory entry as a whole (no line).
+fn entry_diag(path: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        path: String::new(),
+        message,
+        hint: None,
+    }
+}
+
+/// What a non-regular, non-directory entry is, for a note.
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
 /// Parses and validates one job file on its own (no cross-file checks). Used for run
 /// snapshots, which must re-derive the job exactly as it was when the run started. Jobs
 /// without a time zone use [`system_timezone`].
@@ -132,6 +190,82 @@ pub fn parse_job_in_zone(
         Some(job) if outcome.diagnostics.is_empty() => Ok(job),
         _ => Err(outcome.diagnostics),
     }
+}
+
+/// `${{ env.NAME }}` references of `job` to variables `env` does not have, one diagnostic per
+/// place. Validation cannot know the environment of the daemon that will run the job; the
+/// daemon calls this when it loads jobs, so a missing variable is reported then, with file and
+/// line, instead of failing an attempt at run time.
+pub fn check_env(job: &Job, env: &std::collections::BTreeMap<String, String>) -> Vec<Diagnostic> {
+    use template::{Reference, Template};
+    let mut places: Vec<(String, &Template)> = Vec::new();
+    for (k, t) in &job.environment {
+        places.push((format!("environment.{k}"), t));
+    }
+    for (i, task) in job.tasks.iter().enumerate() {
+        match &task.action {
+            model::Action::Command { args, .. } => {
+                for (j, a) in args.iter().enumerate() {
+                    places.push((format!("tasks[{i}].args[{j}]"), a));
+                }
+            }
+            model::Action::Shell { script, .. } => {
+                places.push((format!("tasks[{i}].script"), script));
+            }
+        }
+        if let Some(w) = &task.working_dir {
+            places.push((format!("tasks[{i}].working_dir"), w));
+        }
+        for (k, t) in &task.environment {
+            places.push((format!("tasks[{i}].environment.{k}"), t));
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (path, t) in places {
+        for r in t.references() {
+            let Reference::Env(name) = r else { continue };
+            if env.contains_key(name) {
+                continue;
+            }
+            // The n-th reference to `name` is taken to be its n-th occurrence in the text.
+            let nth = seen.entry(name).or_default();
+            let (line, column) = env_ref_position(&job.source.text, name, *nth);
+            *nth += 1;
+            out.push(Diagnostic {
+                file: job.source.path.clone(),
+                line,
+                column,
+                path: path.clone(),
+                message: format!(
+                    "`${{{{ env.{name} }}}}`: the environment variable `{name}` is not set \
+                     for `pt run`"
+                ),
+                hint: Some(format!(
+                    "set `{name}` in the daemon's environment (for systemd: `Environment=` \
+                     in the unit), or use `config:`"
+                )),
+            });
+        }
+    }
+    out
+}
+
+/// The 1-based line and column of the `nth` (0-based) `${{ env.NAME }}` in `text`; `(0, 0)`
+/// when it is not found (a template written across lines in a folded scalar).
+fn env_ref_position(text: &str, name: &str, nth: usize) -> (u64, u64) {
+    let needle = format!("env.{name}");
+    let mut hits = text.match_indices("${{").filter(|(at, _)| {
+        let inner = text[at + 3..].split("}}").next().unwrap_or("");
+        inner.trim().trim_start_matches("raw").trim() == needle
+    });
+    let Some((at, _)) = hits.nth(nth) else {
+        return (0, 0);
+    };
+    let before = &text[..at];
+    let line = before.matches('\n').count() as u64 + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
+    (line, col)
 }
 
 /// The system's time zone: `TZ` if it names a zone (`Europe/Berlin`, `:Europe/Berlin`, or a
@@ -183,6 +317,29 @@ fn zone_from_path(path: &str) -> Option<Tz> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_references_are_checked_against_the_daemons_environment() {
+        let text = "id: e\nenvironment:\n  A: ${{ env.HOME }}\ntasks:\n  - id: t\n    command: echo\n    args: [\"${{ env.NOPE_VAR }}\"]\n  - id: s\n    type: shell\n    script: echo ${{ raw env.NOPE_VAR }}\n";
+        let job = parse_job_in_zone(Path::new("e.yaml"), Path::new("/j"), text, Tz::UTC)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let env: std::collections::BTreeMap<String, String> =
+            [("HOME".to_string(), "/root".to_string())].into();
+        let d = check_env(&job, &env);
+        let shown: Vec<String> = d
+            .iter()
+            .map(|d| format!("{}:{} {}", d.line, d.column, d.path))
+            .collect();
+        assert_eq!(shown, ["7:13 tasks[0].args[0]", "10:18 tasks[1].script"]);
+        assert!(
+            d[0].message.contains("`NOPE_VAR` is not set"),
+            "{}",
+            d[0].message
+        );
+        let mut full = env.clone();
+        full.insert("NOPE_VAR".into(), "x".into());
+        assert!(check_env(&job, &full).is_empty());
+    }
 
     #[test]
     fn tz_values_name_zones() {

@@ -1022,20 +1022,111 @@ fn check_next_run_id(next: u64, last_run: u64) -> Result<(), String> {
 /// redb can panic on a badly damaged file instead of returning an error (seen with a disk that
 /// ignored fsync, in the power-loss tests). A damaged file is bad input, not a bug of ours: it
 /// becomes [`StoreError::Corrupt`], never a crash. (This is why the release profile unwinds.)
+/// The panic is caught silently: no "panicked at" message and backtrace before the real one.
 fn guard_panic<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    quiet::note_database(path);
+    match quiet::catch(quiet::Mode::All, f) {
         Ok(r) => r,
-        Err(panic) => {
-            let detail = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "the database library gave up on it".into());
-            Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                detail,
-            })
-        }
+        Err(panic) => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: quiet::detail(&*panic),
+        }),
+    }
+}
+
+/// Runs `f` (a whole command), turning a panic raised inside redb, which only a damaged file
+/// causes, into [`StoreError::Corrupt`] naming the database last opened on this thread. Any
+/// other panic is a bug of ours and goes on unwinding, reported as usual.
+pub fn catch_damaged_database<T>(f: impl FnOnce() -> T) -> Result<T, StoreError> {
+    match quiet::catch(quiet::Mode::DatabaseLibrary, f) {
+        Ok(v) => Ok(v),
+        Err(panic) if quiet::was_database_panic() => Err(StoreError::Corrupt {
+            path: quiet::last_database().unwrap_or_default(),
+            detail: quiet::detail(&*panic),
+        }),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// The panic hook that keeps caught database panics quiet.
+mod quiet {
+    use std::cell::{Cell, RefCell};
+    use std::path::{Path, PathBuf};
+
+    /// Which panics the hook keeps quiet inside [`catch`].
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum Mode {
+        /// Every panic (inside a redb call).
+        All,
+        /// Only panics raised in redb's own source.
+        DatabaseLibrary,
+    }
+
+    thread_local! {
+        static MODE: Cell<Option<Mode>> = const { Cell::new(None) };
+        static FROM_DB: Cell<bool> = const { Cell::new(false) };
+        static LAST_DB: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+    }
+
+    fn in_redb(info: &std::panic::PanicHookInfo<'_>) -> bool {
+        info.location()
+            .is_some_and(|l| l.file().contains("/redb-") || l.file().contains("\\redb-"))
+    }
+
+    fn install() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let from_db = in_redb(info);
+                FROM_DB.with(|f| f.set(from_db));
+                let quiet = match MODE.with(Cell::get) {
+                    Some(Mode::All) => true,
+                    Some(Mode::DatabaseLibrary) => from_db,
+                    None => false,
+                };
+                if !quiet {
+                    previous(info);
+                }
+            }));
+        });
+    }
+
+    /// `catch_unwind` with the hook quiet per `mode` (restored afterwards, even on nesting).
+    pub fn catch<T>(mode: Mode, f: impl FnOnce() -> T) -> std::thread::Result<T> {
+        install();
+        let outer = MODE.with(|m| m.replace(Some(mode)));
+        let mode_now = match (outer, mode) {
+            (Some(Mode::All), _) | (_, Mode::All) => Mode::All,
+            _ => Mode::DatabaseLibrary,
+        };
+        MODE.with(|m| m.set(Some(mode_now)));
+        FROM_DB.with(|f| f.set(false));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        MODE.with(|m| m.set(outer));
+        r
+    }
+
+    /// Whether the last panic on this thread was raised in redb.
+    pub fn was_database_panic() -> bool {
+        FROM_DB.with(Cell::get)
+    }
+
+    pub fn note_database(path: &Path) {
+        LAST_DB.with(|p| *p.borrow_mut() = Some(path.to_path_buf()));
+    }
+
+    pub fn last_database() -> Option<PathBuf> {
+        LAST_DB.with(|p| p.borrow().clone())
+    }
+
+    /// The panic's message.
+    pub fn detail(panic: &(dyn std::any::Any + Send)) -> String {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the database library gave up on it".into())
     }
 }
 
@@ -1090,6 +1181,14 @@ fn create_atomically(path: &Path) -> Result<(), StoreError> {
         Err(e) => return Err(io(e)),
     }
     {
+        // 0600 from the first byte: snapshots hold job files, `environment:` secrets included.
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| map_db_error(&tmp, e.into()))?;
         let db = builder()
             .create(&tmp)
             .map_err(|e| map_db_error(&tmp, e.into()))?;
