@@ -815,6 +815,7 @@ impl Daemon {
                 "jobs_dir": self.config.jobs_dir.display().to_string(),
                 "jobs": self.jobs.len(),
             },
+            "isolation": crate::runtime::process::isolation_json(),
             "clock": { "trusted": self.trust == ClockTrust::Trusted, "state": trust_text(self.trust) },
             "running": running,
             "next": next,

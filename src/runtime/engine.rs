@@ -388,11 +388,7 @@ impl Engine {
             for pid in ident::find_by_env(ATTEMPT_KEY_VAR, &key) {
                 pgids.insert(pid as i32);
             }
-            for pgid in pgids {
-                tracing::warn!(run = state.run.id, task = %job.tasks[i].id, pgid,
-                    "killing a process left over from before the restart");
-                let _ = ident::kill_group_and_wait(pgid, grace).await;
-            }
+            process::kill_attempt_tree(&key, pgids, grace).await;
         }
     }
 
