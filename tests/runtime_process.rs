@@ -24,6 +24,7 @@ fn request(dir: &Path, program: &str, args: &[&str]) -> SpawnRequest {
         log_path: dir.join("logs/run-1/task.log"),
         max_log_bytes: 1024 * 1024,
         output_path: dir.join("outputs/task.out"),
+        limits: Default::default(),
     }
 }
 

@@ -1099,6 +1099,7 @@ impl Engine {
             log_path,
             max_log_bytes: spec.max_log_bytes,
             output_path,
+            limits: spec.limits,
         })
     }
 

@@ -503,6 +503,37 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_written_into_the_attempt_group() {
+        // A directory standing in for a cgroup whose controllers offer these files.
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let root = CgroupRoot {
+            dir: tmp.path().to_path_buf(),
+            memory: true,
+            cpu: true,
+        };
+        let dir = tmp.path().join("7.0.1-x");
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        for f in [
+            "memory.max",
+            "memory.oom.group",
+            "cpu.weight",
+            "cgroup.procs",
+        ] {
+            fs::write(dir.join(f), "").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let limits = GroupLimits {
+            memory_max: Some(256 << 20),
+            cpu_weight: Some(50),
+        };
+        let group = AttemptGroup::create(&root, "7.0.1-x", limits);
+        assert!(group.is_ok(), "{group:?}");
+        let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_default();
+        assert_eq!(read("memory.max"), "268435456");
+        assert_eq!(read("memory.oom.group"), "1");
+        assert_eq!(read("cpu.weight"), "50");
+    }
+
+    #[test]
     fn group_names_are_readable_and_differ_between_states() {
         let a = group_name("/var/lib/petit/petit.redb#12.0.1");
         let b = group_name("/tmp/other/petit.redb#12.0.1");

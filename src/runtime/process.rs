@@ -45,6 +45,7 @@ use tokio::net::unix::pipe;
 use super::ident::{self, GroupKill, ProcessIdent};
 use super::isolation::{self, AttemptGroup, GroupLimits};
 use super::logfile::CappedLog;
+use crate::spec::model::ResourceLimits;
 
 /// The environment variable that carries an attempt's key (`<database>#<run>.<task>.<attempt>`)
 /// into its processes: recovery finds them by it, and it names the attempt's cgroup.
@@ -77,6 +78,9 @@ pub struct SpawnRequest {
     /// The file passed as `PETIT_OUTPUT` (overriding any `PETIT_OUTPUT` in `env`); created empty
     /// with mode 0600, truncated if it exists.
     pub output_path: PathBuf,
+    /// Limits written into the attempt's cgroup. An attempt with a limit the system cannot
+    /// enforce (no cgroup, or its controller is not available) does not start.
+    pub limits: ResourceLimits,
 }
 
 /// What [`signal_group`] and the subreaper need to know about a running attempt.
@@ -287,6 +291,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         .rev()
         .find(|(k, _)| k == ATTEMPT_KEY_VAR)
         .map(|(_, v)| v.clone());
+    check_limits(&req.limits)?;
     let group = match isolation::isolation().cgroup() {
         Some(root) => {
             let name = match &key {
@@ -294,7 +299,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
                 None => anonymous_group_name(),
             };
             let group =
-                AttemptGroup::create(root, &name, GroupLimits::default()).map_err(|err| {
+                AttemptGroup::create(root, &name, group_limits(&req.limits)).map_err(|err| {
                     classify(
                         err,
                         SpawnErrorKind::Other,
@@ -396,6 +401,49 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         log: CappedLog::new(log_file, req.max_log_bytes),
         group,
     })
+}
+
+/// Refuses limits that this system cannot enforce: a limit silently not applied would be
+/// worse than a task that does not start and says why.
+fn check_limits(limits: &ResourceLimits) -> Result<(), SpawnError> {
+    let iso = isolation::isolation();
+    let root = iso.cgroup();
+    let missing = [
+        (
+            "memory_max",
+            "memory",
+            limits.memory_max.is_some(),
+            root.is_some_and(|r| r.memory),
+        ),
+        (
+            "cpu_weight",
+            "cpu",
+            limits.cpu_weight.is_some(),
+            root.is_some_and(|r| r.cpu),
+        ),
+    ]
+    .into_iter()
+    .find(|(_, _, asked, available)| *asked && !available);
+    match missing {
+        None => Ok(()),
+        Some((field, controller, _, _)) => Err(spawn_error(
+            SpawnErrorKind::Other,
+            format!(
+                "`{field}` needs the cgroup v2 {controller} controller, which is not available \
+                 to Petit here (task isolation: {}); run Petit under systemd with \
+                 `Delegate=yes` (see docs/job-files.md) or remove `{field}`",
+                iso.describe()
+            ),
+            io::Error::from(io::ErrorKind::Unsupported),
+        )),
+    }
+}
+
+fn group_limits(limits: &ResourceLimits) -> GroupLimits {
+    GroupLimits {
+        memory_max: limits.memory_max,
+        cpu_weight: limits.cpu_weight,
+    }
 }
 
 /// A cgroup name for a request without an attempt key (tests, embedders).
@@ -1016,6 +1064,7 @@ mod tests {
             log_path: dir.path().join("log"),
             max_log_bytes: 1024,
             output_path: dir.path().join("out"),
+            limits: Default::default(),
         };
         let running = spawn(&req);
         assert!(running.is_ok());
