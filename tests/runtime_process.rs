@@ -251,6 +251,50 @@ async fn invalid_outputs_are_an_error() {
     assert!(err.is_some_and(|e| e.contains("line 1")));
 }
 
+// Issue 13, item 9: an outputs file over the cap stayed on disk whole (a runaway task could
+// leave gigabytes in the state directory until retention). It is truncated to the cap once
+// read; a file linked elsewhere is left alone.
+#[tokio::test(flavor = "current_thread")]
+async fn oversized_outputs_are_an_error_and_the_file_is_cut_to_the_cap() {
+    let dir = temp_dir();
+    let req = sh(
+        dir.path(),
+        r#"i=0; while [ $i -lt 4000 ]; do echo "key$i=0123456789012345678901234567890123456789"; i=$((i+1)); done > "$PETIT_OUTPUT""#,
+    );
+    assert_eq!(start(&req).wait().await.code, Some(0));
+    let before = std::fs::metadata(&req.output_path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(before > 2 * process::OUTPUT_MAX_BYTES, "{before}");
+    let err = process::read_outputs(&req.output_path)
+        .err()
+        .unwrap_or_default();
+    assert!(
+        err.contains("larger than") && err.contains("truncated"),
+        "{err}"
+    );
+    let after = std::fs::metadata(&req.output_path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert_eq!(after, process::OUTPUT_MAX_BYTES);
+
+    // A second link: the file may be something else the task pointed there; not touched.
+    let other = dir.path().join("elsewhere");
+    let req = sh(
+        dir.path(),
+        &format!(
+            r#"head -c 100000 /dev/zero | tr '\0' a > {o}; ln -f {o} "$PETIT_OUTPUT""#,
+            o = other.display()
+        ),
+    );
+    assert_eq!(start(&req).wait().await.code, Some(0));
+    assert!(process::read_outputs(&req.output_path).is_err());
+    assert_eq!(
+        std::fs::metadata(&other).map(|m| m.len()).ok(),
+        Some(100_000)
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn large_output_is_capped_with_head_marker_and_tail() {
     let dir = temp_dir();

@@ -804,6 +804,16 @@ fn killpg(pgid: i32, sig: Signal) -> io::Result<()> {
 /// twice keeps its last value, at the position of the first. A missing file (the task deleted
 /// it) means no outputs. Errors, as one sentence for the user: a file larger than
 /// [`OUTPUT_MAX_BYTES`], not a regular file, not UTF-8, or an invalid line (with its number).
+///
+/// # Why the cap is applied on reading
+///
+/// Nothing in Linux caps one regular file while another process writes it: `RLIMIT_FSIZE`
+/// limits every file the task writes, quotas need a file system mounted for them, and a FIFO in
+/// its place would change what the task may do with the file (read it back, truncate it with
+/// `>`, replace it with `mv`). So the task may grow the file while it runs, as it may any
+/// file it can write; once read (after the attempt, when no process of it is left), a file over
+/// the cap is truncated to its first [`OUTPUT_MAX_BYTES`], which are kept to show what it wrote,
+/// and the space is given back at once rather than at retention.
 pub fn read_outputs(path: &Path) -> Result<Vec<(String, String)>, String> {
     let shown = path.display();
     // O_NONBLOCK so that a FIFO planted by the task cannot block us; O_NOFOLLOW so that the
@@ -827,13 +837,35 @@ pub fn read_outputs(path: &Path) -> Result<Vec<(String, String)>, String> {
         return Err(format!("cannot read outputs file {shown}: {err}"));
     }
     if bytes.len() as u64 > OUTPUT_MAX_BYTES {
+        let kept = truncate_oversized(path);
         return Err(format!(
-            "outputs file {shown} is larger than {OUTPUT_MAX_BYTES} bytes"
+            "outputs file {shown} is larger than {OUTPUT_MAX_BYTES} bytes{kept}"
         ));
     }
     let text =
         String::from_utf8(bytes).map_err(|_| format!("outputs file {shown} is not valid UTF-8"))?;
     parse_outputs(&text).map_err(|err| format!("outputs file {shown}: {err}"))
+}
+
+/// Truncates an oversized outputs file to [`OUTPUT_MAX_BYTES`], if it is still the regular file
+/// with one link that the task was given (never another file linked or swapped in). Says what
+/// it did, for the error message.
+fn truncate_oversized(path: &Path) -> String {
+    let Ok(file) = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+    else {
+        return String::new();
+    };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) == 1 => {}
+        _ => return String::new(),
+    }
+    match file.set_len(OUTPUT_MAX_BYTES) {
+        Ok(()) => format!(" (truncated to its first {OUTPUT_MAX_BYTES} bytes)"),
+        Err(_) => String::new(),
+    }
 }
 
 fn parse_outputs(text: &str) -> Result<Vec<(String, String)>, String> {
