@@ -115,7 +115,9 @@ fn crash_sweep(kind: Crash) {
                 // already lost its environment (so no fence can name it) while it still
                 // holds its files. The next boot starts when they are all gone.
                 assert!(
-                    wait_until(Duration::from_secs(10), || killed.iter().all(|&p| !alive(p))),
+                    wait_until(Duration::from_secs(10), || killed
+                        .iter()
+                        .all(|&p| !alive(p))),
                     "seed {seed}: killed processes did not die"
                 );
             }

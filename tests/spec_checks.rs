@@ -475,3 +475,58 @@ fn issue_13_a_job_file_over_1_mib_is_an_error_naming_it() {
     assert_eq!(d.file, tmp.path().join("big.yaml"));
     assert!(d.to_string().contains("larger than 1048576 bytes"), "{d}");
 }
+
+#[test]
+fn memory_max_and_cpu_weight_reach_the_model() {
+    let job = |limits: &str| {
+        parse(&format!(
+            "id: a\ntasks:\n  - id: t\n    command: echo\n{limits}"
+        ))
+    };
+    let limits = |text: &str| job(text).unwrap().tasks[0].limits;
+    let l = limits("    memory_max: 256M\n    cpu_weight: 50\n");
+    assert_eq!((l.memory_max, l.cpu_weight), (Some(256 << 20), Some(50)));
+    assert_eq!(
+        limits("    memory_max: 1048576\n").memory_max,
+        Some(1 << 20)
+    );
+    assert_eq!(limits("    memory_max: 2g\n").memory_max, Some(2 << 30));
+    assert_eq!(
+        limits("    memory_max: 512MiB\n").memory_max,
+        Some(512 << 20)
+    );
+    assert!(!limits("").any());
+}
+
+#[test]
+fn bad_memory_max_and_cpu_weight_are_errors_naming_the_field() {
+    let errs = |limits: &str| {
+        errors(&format!(
+            "id: a\ntasks:\n  - id: t\n    command: echo\n{limits}"
+        ))
+    };
+    assert_eq!(
+        errs("    memory_max: 1.5G\n"),
+        ["job.yaml:5:17: tasks[0].memory_max: `1.5G` is not a memory size (write bytes, or digits with K, M, G or T (powers of 1024), as in `256M` or `2G`)"]
+    );
+    assert_eq!(
+        errs("    memory_max: 100\n"),
+        ["job.yaml:5:17: tasks[0].memory_max: 100 is out of range: must be between 1M and 1P bytes"]
+    );
+    assert_eq!(
+        errs("    cpu_weight: 0\n"),
+        ["job.yaml:5:17: tasks[0].cpu_weight: 0 is out of range: must be between 1 and 10000"]
+    );
+    assert_eq!(errs("    cpu_weight: 10001\n").len(), 1);
+    assert_eq!(errs("    memory_max: -5\n").len(), 1);
+    let slurm = errors(
+        "id: a\ntasks:\n  - id: t\n    type: slurm\n    command: echo\n    memory_max: 1G\n",
+    );
+    assert!(
+        slurm.iter().any(
+            |e| e.contains("`memory_max` cannot be used with `type: slurm`")
+                && e.contains("slurm.mem")
+        ),
+        "{slurm:?}"
+    );
+}

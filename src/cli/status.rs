@@ -70,6 +70,10 @@ pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
             d["jobs_dir"].as_str().unwrap_or("-")
         );
         println!("clock: {}", value["clock"]["state"].as_str().unwrap_or("-"));
+        // How the daemon keeps a task's processes inside it (absent from older daemons).
+        if let Some(detail) = value["isolation"]["detail"].as_str() {
+            println!("task isolation: {detail}");
+        }
     }
     let running = value["running"]
         .as_array()

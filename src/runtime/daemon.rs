@@ -112,7 +112,21 @@ impl<W: World> Daemon<W> {
     /// Re-reads the jobs directory. A file with problems keeps its previous definition in
     /// force; its problems are logged with file and line.
     pub fn reload(&mut self) {
-        let loaded = crate::spec::load_dir(&self.config.jobs_dir);
+        let mut loaded = crate::spec::load_dir(&self.config.jobs_dir);
+        for n in &loaded.notes {
+            tracing::warn!("note: {n}");
+        }
+        // `${{ env.NAME }}` of a variable this daemon does not have would fail every attempt:
+        // the job is refused at load, like any job file with an error.
+        let env = self.engine.env();
+        let mut missing = Vec::new();
+        loaded.jobs.retain(|job| {
+            let diags = crate::spec::check_env(job, env);
+            let ok = diags.is_empty();
+            missing.extend(diags);
+            ok
+        });
+        loaded.diagnostics.extend(missing);
         let bad_files: BTreeSet<PathBuf> =
             loaded.diagnostics.iter().map(|d| d.file.clone()).collect();
         for d in &loaded.diagnostics {
@@ -887,6 +901,7 @@ impl<W: World> Daemon<W> {
                 "jobs_dir": self.config.jobs_dir.display().to_string(),
                 "jobs": self.jobs.len(),
             },
+            "isolation": crate::runtime::process::isolation_json(),
             "clock": { "trusted": self.trust == ClockTrust::Trusted, "state": trust_text(self.trust) },
             "running": running,
             "next": next,

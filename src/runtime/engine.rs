@@ -817,6 +817,11 @@ impl<W: World> Engine<W> {
         let _ = self.events.send(event);
     }
 
+    /// The environment tasks inherit and `${{ env.NAME }}` reads.
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        &self.config.env
+    }
+
     /// `-t`: concurrent tasks per run unless the job says otherwise.
     pub fn default_max_tasks(&self) -> u32 {
         self.config.default_max_tasks
@@ -1313,6 +1318,7 @@ impl<W: World> Engine<W> {
             log_path,
             max_log_bytes: spec.max_log_bytes,
             output_path,
+            limits: spec.limits,
         })
     }
 }

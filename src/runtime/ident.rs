@@ -92,6 +92,46 @@ pub fn group_members(pgid: i32) -> Vec<u32> {
     members
 }
 
+/// One line of the process table: what [`process_table`] reads from `/proc/<pid>/stat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcEntry {
+    pub pid: u32,
+    /// The parent's pid (0 for the kernel's own processes).
+    pub ppid: u32,
+    pub pgid: i32,
+    /// Exited (zombie or dead), whatever still waits on it.
+    pub dead: bool,
+}
+
+/// Every process in `/proc` whose `stat` could be read, in increasing pid order. A snapshot:
+/// processes come and go while it is read.
+pub fn process_table() -> Vec<ProcEntry> {
+    let mut table: Vec<ProcEntry> = proc_pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = read_stat(pid).ok()?;
+            Some(ProcEntry {
+                pid,
+                ppid: stat.ppid,
+                pgid: stat.pgid,
+                dead: stat.is_dead(),
+            })
+        })
+        .collect();
+    table.sort_unstable_by_key(|e| e.pid);
+    table
+}
+
+/// The value of `var` in the environment process `pid` was started with, if readable.
+pub fn env_of(pid: u32, var: &str) -> Option<String> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{var}=");
+    environ.split(|&b| b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(prefix.as_bytes())?;
+        String::from_utf8(value.to_vec()).ok()
+    })
+}
+
 /// How [`kill_group_and_wait`] ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GroupKill {
@@ -161,6 +201,8 @@ async fn wait_group_gone(pgid: i32, limit: Duration) -> bool {
 struct Stat {
     /// Field 3: `R`, `S`, `D`, `Z`, `X`, ...
     state: u8,
+    /// Field 4.
+    ppid: u32,
     /// Field 5.
     pgid: i32,
     /// Field 22.
@@ -191,10 +233,12 @@ fn parse_stat(text: &str) -> Option<Stat> {
     // Field 3 (state) is the first one after `comm`, so field N is at index N - 3.
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     let state = *fields.first()?.as_bytes().first()?;
+    let ppid = fields.get(4 - 3)?.parse().ok()?;
     let pgid = fields.get(5 - 3)?.parse().ok()?;
     let start_ticks = fields.get(22 - 3)?.parse().ok()?;
     Some(Stat {
         state,
+        ppid,
         pgid,
         start_ticks,
     })
@@ -222,6 +266,7 @@ mod tests {
             parse_stat(text),
             Some(Stat {
                 state: b'S',
+                ppid: 1,
                 pgid: 4242,
                 start_ticks: 987654
             })

@@ -2,7 +2,9 @@
 //!
 //! This module owns every interaction with the operating system that a task attempt needs, as
 //! mechanism only: [`process`] spawns an attempt and collects its exit, [`logfile`] caps its
-//! output, [`ident`] identifies and finds processes across restarts through `/proc`, and
+//! output, [`isolation`] keeps every process of an attempt inside it (a cgroup per attempt, or
+//! Petit as a child subreaper), [`ident`] identifies and finds processes across restarts
+//! through `/proc`, and
 //! [`clocksync`] asks the kernel whether the clock is synchronized. [`slurm`] submits, polls and
 //! cancels the batch jobs of `type: slurm` tasks through the Slurm clients. None of it decides
 //! what to spawn, kill or retry, or when; that policy belongs to the engine that calls these
@@ -14,6 +16,7 @@ pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod ident;
+pub mod isolation;
 pub mod logfile;
 pub mod os;
 pub mod process;

@@ -345,33 +345,19 @@ impl World for OsWorld {
                 pgids.insert(p.pid as i32);
             }
         }
-        for pid in ident::find_by_env(crate::runtime::engine::ATTEMPT_KEY_VAR, &target.attempt_key)
-        {
-            pgids.insert(pid as i32);
-        }
-        if pgids.is_empty() {
-            self.ready.push_back(Report {
-                key: target.key,
-                outcome: Outcome::Fenced(Ok(())),
-            });
-            return;
-        }
         let tx = self.tx.clone();
         let key = target.key;
         let grace = Duration::from_millis(target.grace_ms);
+        // The attempt's process groups, its cgroup and every process carrying its key (also
+        // ones that left the group), TERM then KILL; a survivor of SIGKILL fails the fence.
         tokio::spawn(async move {
-            let mut result = Ok(());
-            for pgid in pgids {
-                tracing::warn!(
-                    run = key.0,
-                    task = key.1,
-                    pgid,
-                    "killing a process left over from before the restart"
-                );
-                if let Err(e) = ident::kill_group_and_wait(pgid, grace).await {
-                    result = Err(format!("cannot kill process group {pgid}: {e}"));
-                }
-            }
+            let result = match process::kill_attempt_tree(&target.attempt_key, pgids, grace).await {
+                ident::GroupKill::Survived { pids } => Err(format!(
+                    "processes {pids:?} of the attempt survived SIGKILL (uninterruptible \
+                         I/O, or not ours to kill)"
+                )),
+                _ => Ok(()),
+            };
             let _ = tx.send(Report {
                 key,
                 outcome: Outcome::Fenced(result),

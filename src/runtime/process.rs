@@ -16,12 +16,18 @@
 //! # No process of a task outlives it
 //!
 //! Each attempt runs in its own process group (`setpgid(0, 0)`, so the group id is the leader's
-//! pid). When the leader exits, [`Running::wait`] sends SIGKILL to the rest of the group before
-//! reaping the leader: while the leader is an unreaped zombie its pid, and so the group id,
-//! cannot be reused, so the signal cannot reach an unrelated process. Then it drains the output
-//! pipe for at most [`DRAIN_DEADLINE`]: a process that left the group (`setsid`) may still hold
-//! the pipe open, and must not hang the attempt forever.
+//! pid) and, where the system allows, in a cgroup of its own; otherwise Petit is a child
+//! subreaper ([`super::isolation`] sets either up and explains both). When the leader exits,
+//! [`Running::wait`] sends SIGKILL to the rest of the group and kills the attempt's cgroup (or,
+//! as a subreaper, every orphaned descendant re-parented to Petit) before reaping the leader:
+//! while the leader is an unreaped zombie its pid, and so the group id, cannot be reused, so the
+//! signal cannot reach an unrelated process. Then it drains the output pipe for at most
+//! [`DRAIN_DEADLINE`]: a process that escaped anyway may still hold the pipe open, and must not
+//! hang the attempt forever. [`signal_group`] (timeouts, cancels, shutdown) reaches the
+//! attempt's whole cgroup, and [`kill_attempt_tree`] does the same for an attempt left from
+//! before a restart.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -29,14 +35,21 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::unix::pipe;
 
-use super::ident::{self, ProcessIdent};
+use super::ident::{self, GroupKill, ProcessIdent};
+use super::isolation::{self, AttemptGroup, GroupLimits};
 use super::logfile::CappedLog;
+use crate::spec::model::ResourceLimits;
+
+/// The environment variable that carries an attempt's key (`<database>#<run>.<task>.<attempt>`)
+/// into its processes: recovery finds them by it, and it names the attempt's cgroup.
+pub const ATTEMPT_KEY_VAR: &str = "PETIT_ATTEMPT_KEY";
 
 /// Size of the buffer each running attempt reads its output pipe with.
 pub const READ_CHUNK_BYTES: usize = 32 * 1024;
@@ -68,6 +81,52 @@ pub struct SpawnRequest {
     /// The file passed as `PETIT_OUTPUT` (overriding any `PETIT_OUTPUT` in `env`); created empty
     /// with mode 0600, truncated if it exists.
     pub output_path: PathBuf,
+    /// Limits written into the attempt's cgroup. An attempt with a limit the system cannot
+    /// enforce (no cgroup, or its controller is not available) does not start.
+    pub limits: ResourceLimits,
+}
+
+/// What [`signal_group`] and the subreaper need to know about a running attempt.
+#[derive(Debug)]
+struct Live {
+    /// Its [`ATTEMPT_KEY_VAR`], if the request set one.
+    key: Option<String>,
+    /// Its cgroup, in cgroup mode.
+    cgroup: Option<PathBuf>,
+}
+
+/// Attempts whose leader is not reaped yet, by process group id. Held across `fork` in
+/// [`spawn`], so that a subreaper sweep never mistakes a new leader for an orphan.
+static LIVE: Mutex<BTreeMap<i32, Live>> = Mutex::new(BTreeMap::new());
+
+fn live() -> MutexGuard<'static, BTreeMap<i32, Live>> {
+    // Every change to the map is a single insert or remove: a poisoned lock is still consistent.
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How this Petit keeps a task's processes inside it: `"cgroup"` or `"subreaper"` (set up on
+/// first use, see [`super::isolation`]).
+pub fn isolation_mode() -> &'static str {
+    isolation::isolation().name()
+}
+
+/// The isolation mode for `pt status --json`: `{"mode", "detail", "cgroup", "limits"}`.
+pub fn isolation_json() -> serde_json::Value {
+    let iso = isolation::isolation();
+    let root = iso.cgroup();
+    let mut limits = Vec::new();
+    if root.is_some_and(|r| r.memory) {
+        limits.push("memory_max");
+    }
+    if root.is_some_and(|r| r.cpu) {
+        limits.push("cpu_weight");
+    }
+    serde_json::json!({
+        "mode": iso.name(),
+        "detail": iso.describe(),
+        "cgroup": root.map(|r| r.dir.display().to_string()),
+        "limits": limits,
+    })
 }
 
 /// Why an attempt could not be started; the process does not exist.
@@ -152,6 +211,8 @@ pub struct Running {
     /// available (Linux before 5.3, seccomp), see [`Running::wait`].
     exit_watch: Option<AsyncFd<OwnedFd>>,
     log: CappedLog<LazyFile>,
+    /// The attempt's cgroup, in cgroup mode.
+    group: Option<AttemptGroup>,
 }
 
 /// The log file, created on the first byte of output: most tasks of a big DAG print nothing,
@@ -227,6 +288,32 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         )
     })?;
 
+    let key = req
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == ATTEMPT_KEY_VAR)
+        .map(|(_, v)| v.clone());
+    check_limits(&req.limits)?;
+    let group = match isolation::isolation().cgroup() {
+        Some(root) => {
+            let name = match &key {
+                Some(key) => isolation::group_name(key),
+                None => anonymous_group_name(),
+            };
+            let group =
+                AttemptGroup::create(root, &name, group_limits(&req.limits)).map_err(|err| {
+                    classify(
+                        err,
+                        SpawnErrorKind::Other,
+                        format!("cannot set up cgroup {}", root.dir.join(&name).display()),
+                    )
+                })?;
+            Some(group)
+        }
+        None => None,
+    };
+
     let mut command = tokio::process::Command::new(&req.program);
     command.args(&req.args).current_dir(&req.working_dir);
     // systemd's notify variables belong to Petit; a task must not talk to systemd as us.
@@ -245,25 +332,66 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         .stderr(Stdio::from(stderr))
         .process_group(0)
         .kill_on_drop(false);
+    if let Some(group) = &group {
+        let fd = group.procs_fd();
+        // SAFETY: between fork and exec the closure only calls write(2), which is
+        // async-signal-safe, on a descriptor that stays open until `group` is dropped, after
+        // the spawn. Writing "0" to cgroup.procs moves the writing process into the group, so
+        // the task and everything it starts are inside before the program runs.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    // Registered under the lock taken before the fork: see [`LIVE`].
+    let mut registry = live();
     let spawned = command.spawn();
     // Close our copies of the pipe's write end now, or the pipe would never report EOF.
     drop(command);
-    let child = spawned.map_err(|err| spawn_failure(req, err))?;
+    let child = match spawned {
+        Ok(child) => child,
+        Err(err) => {
+            drop(registry);
+            if let Some(group) = group {
+                group.remove();
+            }
+            return Err(spawn_failure(req, err));
+        }
+    };
 
     let Some(pid) = child.id() else {
+        drop(registry);
         return Err(spawn_error(
             SpawnErrorKind::Other,
             format!("{} exited before its pid could be read", req.program),
             io::Error::other("no pid"),
         ));
     };
+    registry.insert(
+        pid as i32,
+        Live {
+            key,
+            cgroup: group.as_ref().map(|g| g.dir().to_path_buf()),
+        },
+    );
+    drop(registry);
     let exit_watch = open_exit_watch(pid);
     let ident = match ident::ident_of(pid) {
         Ok(ident) => ident,
         Err(err) => {
             // Without an identity the attempt could not be recovered after a crash: do not let
-            // it run. The child is unreaped, so its group id is still ours to signal.
+            // it run. The child is unreaped, so its group id is still ours to signal; the rest
+            // of the attempt goes when tokio reaps it.
             let _ = signal_group(pid as i32, Signal::Kill);
+            live().remove(&(pid as i32));
+            if let Some(group) = group {
+                isolation::signal(group.dir(), libc::SIGKILL);
+            }
             return Err(classify(
                 err,
                 SpawnErrorKind::Other,
@@ -278,7 +406,58 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         output,
         exit_watch,
         log: CappedLog::new(log_file, req.max_log_bytes),
+        group,
     })
+}
+
+/// Refuses limits that this system cannot enforce: a limit silently not applied would be
+/// worse than a task that does not start and says why.
+fn check_limits(limits: &ResourceLimits) -> Result<(), SpawnError> {
+    let iso = isolation::isolation();
+    let root = iso.cgroup();
+    let missing = [
+        (
+            "memory_max",
+            "memory",
+            limits.memory_max.is_some(),
+            root.is_some_and(|r| r.memory),
+        ),
+        (
+            "cpu_weight",
+            "cpu",
+            limits.cpu_weight.is_some(),
+            root.is_some_and(|r| r.cpu),
+        ),
+    ]
+    .into_iter()
+    .find(|(_, _, asked, available)| *asked && !available);
+    match missing {
+        None => Ok(()),
+        Some((field, controller, _, _)) => Err(spawn_error(
+            SpawnErrorKind::Other,
+            format!(
+                "`{field}` needs the cgroup v2 {controller} controller, which is not available \
+                 to Petit here (task isolation: {}); run Petit under systemd with \
+                 `Delegate=yes` (see docs/job-files.md) or remove `{field}`",
+                iso.describe()
+            ),
+            io::Error::from(io::ErrorKind::Unsupported),
+        )),
+    }
+}
+
+fn group_limits(limits: &ResourceLimits) -> GroupLimits {
+    GroupLimits {
+        memory_max: limits.memory_max,
+        cpu_weight: limits.cpu_weight,
+    }
+}
+
+/// A cgroup name for a request without an attempt key (tests, embedders).
+fn anonymous_group_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("anon-{}-{n}", std::process::id())
 }
 
 impl Running {
@@ -321,13 +500,26 @@ impl Running {
         // The leader has exited. If `reaped` is None it is still an unreaped zombie, so the group
         // id cannot have been reused; otherwise (no pidfd) there is a tiny window for pid reuse,
         // accepted on kernels without pidfd_open.
+        if reaped.is_some() {
+            live().remove(&self.pgid());
+        }
         if let Err(err) = signal_group(self.pgid(), Signal::Kill) {
             tracing::warn!(pgid = self.pgid(), %err, "cannot kill the rest of the task's process group");
+        }
+        match self.group.take() {
+            Some(group) => group.kill_and_remove().await,
+            None => {
+                if isolation::isolation().cgroup().is_none() {
+                    kill_escapees(self.pgid()).await;
+                }
+            }
         }
         let status = match reaped {
             Some(status) => status,
             None => self.child.wait().await,
         };
+        // Reaped: from now on the pid may be reused, so the attempt is forgotten at once.
+        live().remove(&self.pgid());
 
         let mut trailer = None;
         if pipe_open {
@@ -421,13 +613,178 @@ fn split_status(status: ExitStatus) -> (Option<i32>, Option<i32>) {
     (status.code(), status.signal())
 }
 
-/// Sends `sig` to every process in group `pgid`. A group that no longer exists is not an error.
+/// Sends `sig` to every process in group `pgid` and, if `pgid` is a running attempt of this
+/// process with a cgroup, to every process in that cgroup (SIGKILL through `cgroup.kill`), so
+/// that descendants which left the group are reached too. A group that no longer exists is not
+/// an error.
 ///
 /// Refuses (`InvalidInput`) `pgid <= 1` and Petit's own group, which `killpg` would otherwise
 /// happily signal. Signal only a group whose leader is not reaped yet ([`Running::wait`] has not
 /// returned) or whose leader's identity was just confirmed with [`ident::is_alive`]: once the
 /// group is empty its id may be reused by an unrelated process.
 pub fn signal_group(pgid: i32, sig: Signal) -> io::Result<()> {
+    let result = killpg(pgid, sig);
+    if result.is_ok() {
+        let cgroup = live().get(&pgid).and_then(|l| l.cgroup.clone());
+        if let Some(dir) = cgroup {
+            isolation::signal(&dir, sig.number());
+        }
+    }
+    result
+}
+
+/// In subreaper mode, after the leader of group `pgid` exited: SIGKILLs what is left of the
+/// group and every orphaned descendant re-parented to Petit that belongs to no other running
+/// attempt (see [`isolation::escapees`]), and reaps them, until none is left or
+/// [`ident::KILL_WAIT`] passed.
+async fn kill_escapees(pgid: i32) {
+    let deadline = tokio::time::Instant::now() + ident::KILL_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let table = ident::process_table();
+        let group_left = table.iter().any(|e| e.pgid == pgid && !e.dead);
+        let (leaders, keys): (Vec<u32>, Vec<String>) = {
+            let registry = live();
+            let leaders = registry.keys().map(|&g| g as u32).chain([pgid as u32]);
+            let keys = registry
+                .iter()
+                .filter(|(&g, _)| g != pgid)
+                .filter_map(|(_, l)| l.key.clone());
+            (leaders.collect(), keys.collect())
+        };
+        let (escaped, zombies) = isolation::escapees(&table, &leaders, &keys, ATTEMPT_KEY_VAR);
+        for pid in zombies {
+            isolation::reap(pid);
+        }
+        for &pid in &escaped {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill takes plain integers. The pid is a live descendant seen just now;
+                // orphans re-parented to us stay ours (unreaped) until we reap them.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if !group_left && escaped.is_empty() {
+            return;
+        }
+        if group_left {
+            let _ = killpg(pgid, Signal::Kill);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            tracing::warn!(
+                pgid,
+                ?escaped,
+                "processes of a task survived SIGKILL (uninterruptible I/O?)"
+            );
+            return;
+        }
+        tokio::time::sleep_until((now + pause).min(deadline)).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Kills what is left of an attempt that is not this process's child (recovery fences one found
+/// alive after a restart): the process groups `pgids` (whose leaders the caller identified), the
+/// attempt's cgroup if it still exists, and every process started with the attempt's key in its
+/// environment (`ATTEMPT_KEY_VAR=attempt_key`), also ones that left the group. SIGTERM first,
+/// `grace` to exit, then SIGKILL and up to [`ident::KILL_WAIT`]; the emptied cgroup is removed.
+/// Logs what it kills.
+pub async fn kill_attempt_tree(
+    attempt_key: &str,
+    pgids: impl IntoIterator<Item = i32>,
+    grace: Duration,
+) -> GroupKill {
+    let pgids: Vec<i32> = pgids.into_iter().collect();
+    let cgroup = isolation::isolation()
+        .cgroup()
+        .map(|root| root.dir.join(isolation::group_name(attempt_key)))
+        .filter(|dir| dir.is_dir());
+    let me = std::process::id();
+    let strays = || -> Vec<u32> {
+        ident::find_by_env(ATTEMPT_KEY_VAR, attempt_key)
+            .into_iter()
+            .filter(|&p| p != me)
+            .collect()
+    };
+    let alive = |strays: &[u32]| -> Vec<u32> {
+        let mut pids: Vec<u32> = pgids
+            .iter()
+            .flat_map(|&g| ident::group_members(g))
+            .collect();
+        if let Some(dir) = &cgroup {
+            pids.extend(isolation::read_pids(dir).unwrap_or_default());
+        }
+        pids.extend(strays);
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    };
+    let send = |sig: Signal, strays: &[u32]| {
+        for &g in &pgids {
+            let _ = killpg(g, sig);
+        }
+        if let Some(dir) = &cgroup {
+            isolation::signal(dir, sig.number());
+        }
+        for &pid in strays {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill takes plain integers; the pid carried the attempt's key just now.
+                unsafe { libc::kill(pid, sig.number()) };
+            }
+        }
+    };
+    let found = alive(&strays());
+    if found.is_empty() {
+        if let Some(dir) = &cgroup {
+            let _ = fs::remove_dir(dir);
+        }
+        return GroupKill::AlreadyGone;
+    }
+    tracing::warn!(attempt = attempt_key, ?pgids, cgroup = ?cgroup, pids = ?found,
+        "killing processes left over from before the restart");
+    send(Signal::Term, &strays());
+    let outcome = if wait_all_gone(&alive, &strays, grace).await {
+        GroupKill::ExitedAfterTerm
+    } else {
+        send(Signal::Kill, &strays());
+        if wait_all_gone(&alive, &strays, ident::KILL_WAIT).await {
+            GroupKill::Killed
+        } else {
+            GroupKill::Survived {
+                pids: alive(&strays()),
+            }
+        }
+    };
+    if let Some(dir) = &cgroup {
+        isolation::kill_and_remove(dir).await;
+    }
+    outcome
+}
+
+/// Polls `alive` until it is empty (true) or `limit` passed (false). The processes are not our
+/// children: there is nothing to await.
+async fn wait_all_gone(
+    alive: &impl Fn(&[u32]) -> Vec<u32>,
+    strays: &impl Fn() -> Vec<u32>,
+    limit: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if alive(&strays()).is_empty() {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        tokio::time::sleep_until((now + pause).min(deadline)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// `killpg`, refusing Petit's own group and `pgid <= 1`; a group that is gone is not an error.
+fn killpg(pgid: i32, sig: Signal) -> io::Result<()> {
     // SAFETY: getpgrp has no preconditions and cannot fail.
     if pgid <= 1 || pgid == unsafe { libc::getpgrp() } {
         return Err(io::Error::new(
@@ -454,6 +811,16 @@ pub fn signal_group(pgid: i32, sig: Signal) -> io::Result<()> {
 /// twice keeps its last value, at the position of the first. A missing file (the task deleted
 /// it) means no outputs. Errors, as one sentence for the user: a file larger than
 /// [`OUTPUT_MAX_BYTES`], not a regular file, not UTF-8, or an invalid line (with its number).
+///
+/// # Why the cap is applied on reading
+///
+/// Nothing in Linux caps one regular file while another process writes it: `RLIMIT_FSIZE`
+/// limits every file the task writes, quotas need a file system mounted for them, and a FIFO in
+/// its place would change what the task may do with the file (read it back, truncate it with
+/// `>`, replace it with `mv`). So the task may grow the file while it runs, as it may any
+/// file it can write; once read (after the attempt, when no process of it is left), a file over
+/// the cap is truncated to its first [`OUTPUT_MAX_BYTES`], which are kept to show what it wrote,
+/// and the space is given back at once rather than at retention.
 pub fn read_outputs(path: &Path) -> Result<Vec<(String, String)>, String> {
     let shown = path.display();
     // O_NONBLOCK so that a FIFO planted by the task cannot block us; O_NOFOLLOW so that the
@@ -477,13 +844,35 @@ pub fn read_outputs(path: &Path) -> Result<Vec<(String, String)>, String> {
         return Err(format!("cannot read outputs file {shown}: {err}"));
     }
     if bytes.len() as u64 > OUTPUT_MAX_BYTES {
+        let kept = truncate_oversized(path);
         return Err(format!(
-            "outputs file {shown} is larger than {OUTPUT_MAX_BYTES} bytes"
+            "outputs file {shown} is larger than {OUTPUT_MAX_BYTES} bytes{kept}"
         ));
     }
     let text =
         String::from_utf8(bytes).map_err(|_| format!("outputs file {shown} is not valid UTF-8"))?;
     parse_outputs(&text).map_err(|err| format!("outputs file {shown}: {err}"))
+}
+
+/// Truncates an oversized outputs file to [`OUTPUT_MAX_BYTES`], if it is still the regular file
+/// with one link that the task was given (never another file linked or swapped in). Says what
+/// it did, for the error message.
+fn truncate_oversized(path: &Path) -> String {
+    let Ok(file) = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+    else {
+        return String::new();
+    };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) == 1 => {}
+        _ => return String::new(),
+    }
+    match file.set_len(OUTPUT_MAX_BYTES) {
+        Ok(()) => format!(" (truncated to its first {OUTPUT_MAX_BYTES} bytes)"),
+        Err(_) => String::new(),
+    }
 }
 
 fn parse_outputs(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -698,6 +1087,11 @@ mod tests {
     }
 
     #[test]
+    fn the_attempt_key_variable_is_the_engines() {
+        assert_eq!(ATTEMPT_KEY_VAR, crate::runtime::engine::ATTEMPT_KEY_VAR);
+    }
+
+    #[test]
     fn own_process_group_is_never_signalled() {
         // SAFETY: getpgrp has no preconditions.
         let own = unsafe { libc::getpgrp() };
@@ -720,6 +1114,7 @@ mod tests {
             log_path: dir.path().join("log"),
             max_log_bytes: 1024,
             output_path: dir.path().join("out"),
+            limits: Default::default(),
         };
         let running = spawn(&req);
         assert!(running.is_ok());

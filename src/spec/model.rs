@@ -73,8 +73,30 @@ pub struct Task {
     pub max_interrupts: u32,
     /// Per-attempt log cap; defaults to the job's `max_log_bytes`.
     pub max_log_bytes: u64,
+    /// Resource limits of each attempt's cgroup (local tasks only).
+    pub limits: ResourceLimits,
     /// Where its attempts run: a local process group, or a Slurm batch job.
     pub executor: Executor,
+}
+
+/// Per-attempt resource limits, enforced through the attempt's cgroup (`memory.max`,
+/// `cpu.weight`); an attempt that asks for one where the controller is not available does not
+/// start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// Bytes of memory (RAM and swap-backed pages charged to the group); over it the kernel
+    /// reclaims, then kills the attempt.
+    pub memory_max: Option<u64>,
+    /// Relative CPU share against other tasks and Petit itself, 1 to 10000 (100 is the default
+    /// of every group).
+    pub cpu_weight: Option<u32>,
+}
+
+impl ResourceLimits {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        self.memory_max.is_some() || self.cpu_weight.is_some()
+    }
 }
 
 /// Where a task's attempts run. The one seam between "run it here" and "run it on the cluster".

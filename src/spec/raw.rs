@@ -181,6 +181,10 @@ pub struct RawTask {
     pub on_interrupt: Option<RawOnInterrupt>,
     pub max_interrupts: Option<Spanned<u32>>,
     pub max_log_bytes: Option<Spanned<u64>>,
+    /// Written into the attempt's cgroup as `memory.max`; local tasks only.
+    pub memory_max: Option<Spanned<RawSize>>,
+    /// Written into the attempt's cgroup as `cpu.weight`; local tasks only.
+    pub cpu_weight: Option<Spanned<u32>>,
     /// Only with `type: slurm`; its fields override the job's `slurm:` block.
     pub slurm: Option<Spanned<RawSlurm>>,
 }
@@ -239,6 +243,35 @@ impl<'de> Deserialize<'de> for RawShell {
                     argv.push(arg);
                 }
                 Ok(RawShell::Argv(argv))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A size in bytes as written: a number, or text such as `256M` (checked by validation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size: bytes, or digits with K, M, G or T (`256M`)")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawSize, E> {
+                Ok(RawSize::Bytes(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawSize, E> {
+                Ok(RawSize::Text(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSize, E> {
+                Ok(RawSize::Text(v.to_string()))
             }
         }
         d.deserialize_any(V)

@@ -14,11 +14,13 @@ use serde_saphyr::{Location, Spanned};
 use super::diagnostic::Diagnostic;
 use super::model::{
     Action, Backoff, Catchup, Condition, DependencyCondition, Executor, Job, JobDependency,
-    JobSource, OnInterrupt, Overlap, Retention, RetryCondition, RetryPolicy, SlurmOptions, Task,
-    DEFAULT_DEPENDENCY_TIMEOUT_SECS, DEFAULT_KILL_GRACE_SECS, DEFAULT_MAX_INTERRUPTS,
-    DEFAULT_MAX_LOG_BYTES,
+    JobSource, OnInterrupt, Overlap, ResourceLimits, Retention, RetryCondition, RetryPolicy,
+    SlurmOptions, Task, DEFAULT_DEPENDENCY_TIMEOUT_SECS, DEFAULT_KILL_GRACE_SECS,
+    DEFAULT_MAX_INTERRUPTS, DEFAULT_MAX_LOG_BYTES,
 };
-use super::raw::{self, RawJob, RawJobDependency, RawSchedule, RawShell, RawTask, RawTaskType};
+use super::raw::{
+    self, RawJob, RawJobDependency, RawSchedule, RawShell, RawSize, RawTask, RawTaskType,
+};
 use super::template::{Reference, Template};
 use crate::schedule::Schedule;
 
@@ -42,6 +44,10 @@ pub const MAX_CATCHUP: u32 = 100_000;
 pub const MAX_INTERRUPTS: u32 = 100;
 /// Bounds of `max_log_bytes`: 1 KiB to 1 GiB.
 pub const LOG_BYTES_RANGE: (u64, u64) = (1 << 10, 1 << 30);
+/// Bounds of `memory_max`: 1 MiB to 1 PiB.
+pub const MEMORY_MAX_RANGE: (u64, u64) = (1 << 20, 1 << 50);
+/// Bounds of `cpu_weight`, the kernel's `cpu.weight`.
+pub const CPU_WEIGHT_RANGE: (u32, u32) = (1, 10_000);
 /// The shell used by `type: shell` when `shell` is not given.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
@@ -926,8 +932,118 @@ fn task(
                 LOG_BYTES_RANGE.1,
             )
             .unwrap_or(job_max_log_bytes),
+        limits: limits(ck, t, kind, &p),
         executor,
     }
+}
+
+/// `memory_max` and `cpu_weight`: checked, and refused on tasks that do not run as local
+/// processes (a Slurm job has `slurm.mem`; a custom task runs inside Petit).
+fn limits(
+    ck: &mut Checker,
+    t: &RawTask,
+    kind: RawTaskType,
+    p: &impl Fn(&str) -> String,
+) -> ResourceLimits {
+    let remote = matches!(kind, RawTaskType::Slurm | RawTaskType::Custom);
+    let kind_name = if kind == RawTaskType::Slurm {
+        "slurm"
+    } else {
+        "custom"
+    };
+    let memory_max = t.memory_max.as_ref().and_then(|m| {
+        let bytes = match &m.value {
+            RawSize::Bytes(n) => Some(*n),
+            RawSize::Text(s) => parse_size(s),
+        };
+        let shown = match &m.value {
+            RawSize::Bytes(n) => n.to_string(),
+            RawSize::Text(s) => format!("`{s}`"),
+        };
+        match bytes {
+            Some(n) if (MEMORY_MAX_RANGE.0..=MEMORY_MAX_RANGE.1).contains(&n) => Some(n),
+            Some(_) => {
+                ck.report(
+                    m.referenced,
+                    p("memory_max"),
+                    format!("{shown} is out of range: must be between 1M and 1P bytes"),
+                );
+                None
+            }
+            None => {
+                ck.report_hint(
+                    m.referenced,
+                    p("memory_max"),
+                    format!("{shown} is not a memory size"),
+                    Some(
+                        "write bytes, or digits with K, M, G or T (powers of 1024), as in \
+                         `256M` or `2G`"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    });
+    let cpu_weight = ck.range(
+        &t.cpu_weight,
+        &p("cpu_weight"),
+        CPU_WEIGHT_RANGE.0,
+        CPU_WEIGHT_RANGE.1,
+    );
+    if remote {
+        let present = [
+            ("memory_max", t.memory_max.as_ref().map(|m| m.referenced)),
+            ("cpu_weight", t.cpu_weight.as_ref().map(|c| c.referenced)),
+        ];
+        for (field, loc) in present {
+            if let Some(loc) = loc {
+                let hint = if kind == RawTaskType::Slurm {
+                    "the cluster enforces a Slurm job's resources: use `slurm.mem` and \
+                     `slurm.cpus_per_task`"
+                } else {
+                    "a custom task runs inside Petit's own process"
+                };
+                ck.report_hint(
+                    loc,
+                    p(field),
+                    format!("`{field}` cannot be used with `type: {kind_name}`"),
+                    Some(hint.into()),
+                );
+            }
+        }
+        return ResourceLimits::default();
+    }
+    ResourceLimits {
+        memory_max,
+        cpu_weight,
+    }
+}
+
+/// `256M` -> 268435456: digits with an optional `K`, `M`, `G`, `T` or `P` (powers of 1024,
+/// upper or lower case, an optional trailing `B` or `iB`). `None` if malformed or too large.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    if digits_end == 0 {
+        return None;
+    }
+    let number: u64 = s[..digits_end].parse().ok()?;
+    let unit = s[digits_end..].to_ascii_uppercase();
+    let unit = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B').filter(|u| !u.is_empty()))
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        "P" => 50,
+        _ => return None,
+    };
+    number.checked_mul(1u64 << shift)
 }
 
 /// The action of a task that runs `command` with `args` (`type: command`, or `type: slurm`

@@ -43,6 +43,7 @@ pub fn task(id: &str, deps: &[&str]) -> (Task, Vec<String>) {
             on_interrupt: OnInterrupt::Retry,
             max_interrupts: DEFAULT_MAX_INTERRUPTS,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            limits: Default::default(),
             executor: Executor::Local,
         },
         deps.iter().map(|s| s.to_string()).collect(),
