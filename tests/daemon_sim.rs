@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use petit::runtime::control::Request;
 use petit::runtime::daemon::Wake;
 use petit::runtime::engine::EngineError;
 use petit::runtime::world::Outcome;
@@ -133,7 +134,6 @@ fn full_disk_with_a_due_schedule_sleeps_then_resumes_exactly_once() {
 // The daemon under proptest: random job files, operations and faults, the real `Daemon::turn`.
 // ---------------------------------------------------------------------------------------------
 
-use petit::runtime::control::Request;
 use petit::testing::world::CrashPoint;
 use proptest::prelude::*;
 
@@ -535,4 +535,84 @@ proptest! {
             prop_assert!(false, "{e}\njobs: {g:?}");
         }
     }
+}
+
+fn rebuild(dir: &std::path::Path, store: Store, world: SimWorld) -> Daemon<SimWorld> {
+    let config = EngineConfig {
+        logs_dir: dir.join("logs"),
+        default_max_tasks: 4,
+        env: Default::default(),
+        shutdown_grace: Duration::from_secs(10),
+    };
+    let engine = Engine::with_world(store, config, world);
+    let mut d = Daemon::new(
+        engine,
+        DaemonConfig {
+            jobs_dir: dir.to_path_buf(),
+            socket: None,
+            max_jobs: None,
+            clock_sync_timeout_secs: 0,
+            logs_dir: dir.join("logs"),
+        },
+    )
+    .unwrap();
+    d.start().unwrap();
+    d
+}
+
+/// A board without RTC boots hours behind: a recovered 10 s retry delay is measured against
+/// the real time once the clock is corrected, not stretched by the length of the error.
+/// (Before, engine time was anchored at start, before clock trust was decided, and the retry
+/// waited five hours.)
+#[test]
+fn a_recovered_retry_delay_is_not_stretched_by_a_wrong_boot_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Timestamp::parse_rfc3339("2026-12-01T12:00:00Z").unwrap();
+    let mut d = daemon(
+        dir.path(),
+        "id: r\ntasks:\n  - id: t\n    command: \"true\"\n    retry: {max_attempts: 2, delay_secs: 10}\n",
+        t0,
+    );
+    let _ = d.turn(None, true);
+    let r = d.handle(Request::Trigger {
+        job: "r".into(),
+        follow: false,
+    });
+    assert!(r.ok, "{r:?}");
+    let _ = d.turn(None, true);
+    let w = d.engine_mut().world_mut();
+    assert!(w.spawn(0, None));
+    assert!(w.end(
+        0,
+        Outcome::Exited {
+            code: Some(1),
+            signal: None,
+            outputs: Ok(vec![])
+        }
+    ));
+    let _ = d.turn(None, true);
+    let attempts = |d: &Daemon<SimWorld>| d.engine().world().ledger[&1].tasks[0].attempts.len();
+    assert_eq!(attempts(&d), 1, "attempt 1 failed, the retry waits 10 s");
+    // Power cut; the board boots five hours behind, its clock not synchronized.
+    let (store, mut world) = d.into_parts();
+    world.crash(true);
+    world.wall = t0.plus_millis(-5 * 3_600_000);
+    world.now = world.wall;
+    world.synced = false;
+    let mut d = rebuild(dir.path(), store, world);
+    let _ = d.turn(None, true);
+    assert_eq!(attempts(&d), 1);
+    // NTP steps the clock to the real time, 20 s after the failure.
+    let w = d.engine_mut().world_mut();
+    w.wall = t0.plus_millis(20_000);
+    w.synced = true;
+    for _ in 0..3 {
+        let _ = d.turn(None, true);
+        d.engine_mut().on_tick();
+    }
+    assert_eq!(
+        attempts(&d),
+        2,
+        "the retry did not run once the clock was right"
+    );
 }

@@ -728,3 +728,139 @@ fn half_line_connections_cannot_exhaust_the_daemon() {
     drop(held);
     assert!(d.sigterm().success());
 }
+
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3; utime and stime are fields 14 and 15.
+    let at = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    at(14) + at(15)
+}
+
+/// CPU ticks the daemon uses over `secs` seconds of wall time (a measurement, not a wait).
+fn cpu_over(pid: i32, secs: u64) -> u64 {
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(secs));
+    cpu_ticks(pid) - before
+}
+
+/// The hostile pass's reproduction: a full disk while an every-second schedule is due. The
+/// daemon must not spin (it did: 76-100% CPU, ~200,000 log lines in five seconds, deaf to
+/// SIGTERM): CPU near zero while the disk is full, `pt status` answers, firings resume when
+/// space returns and none is recorded twice, and SIGTERM exits within the shutdown grace
+/// while the disk is full.
+#[test]
+fn full_disk_with_a_due_schedule_neither_spins_nor_ignores_sigterm() {
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "needs root to mount a tmpfs, and CI runs as root"
+        );
+        eprintln!("full_disk_with_a_due_schedule: needs root to mount a tmpfs; not run");
+        return;
+    }
+    let mut b = Bench::new();
+    let mnt = TmpfsMount::new(&b.root.join("small"), "size=4m");
+    b.state = mnt.path.join("state");
+    b.job(
+        "tick",
+        "id: tick\nschedule: \"@every 1s\"\ntasks:\n  - id: t\n    type: shell\n    script: printf 'k=%s\\n' \"$(head -c 51200 /dev/zero | tr '\\0' a)\" > \"$PETIT_OUTPUT\"\n",
+    );
+    let mut d = b.start_daemon(&[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || b
+            .history("tick")
+            .iter()
+            .filter(|r| r["status"] == "succeeded")
+            .count()
+            >= 2),
+        "the schedule does not run: {}",
+        b.daemon_log()
+    );
+    fill(&mnt.path);
+    assert!(
+        wait_until(Duration::from_secs(60), || b
+            .daemon_log()
+            .contains("No space left on device")),
+        "the full disk was never reported:\n{}",
+        b.daemon_log()
+    );
+    let lines_before = b.daemon_log().lines().count();
+    let ticks = cpu_over(d.pid(), 3);
+    let lines = b.daemon_log().lines().count() - lines_before;
+    assert!(
+        ticks < 30,
+        "the daemon spins on a full disk: {ticks} CPU ticks in 3 s, {lines} log lines"
+    );
+    assert!(lines < 100, "{lines} log lines in 3 s on a full disk");
+    assert!(
+        b.status().is_some(),
+        "pt status does not answer on a full disk"
+    );
+    // Space returns: firings resume.
+    std::fs::remove_file(mnt.path.join("filler")).unwrap();
+    let ok_before = b
+        .history("tick")
+        .iter()
+        .filter(|r| r["status"] == "succeeded")
+        .count();
+    assert!(
+        wait_until(Duration::from_secs(60), || b
+            .history("tick")
+            .iter()
+            .filter(|r| r["status"] == "succeeded")
+            .count()
+            >= ok_before + 2),
+        "firings did not resume after space returned:\n{}",
+        b.daemon_log()
+    );
+    // Full again, then SIGTERM: the daemon exits within the grace (2 s) plus its slack.
+    fill(&mnt.path);
+    assert!(d.exited().is_none());
+    let started = std::time::Instant::now();
+    let status = d.sigterm();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "SIGTERM took {took:?} on a full disk ({status})"
+    );
+    std::fs::remove_file(mnt.path.join("filler")).unwrap();
+    let runs = b.history("tick");
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &runs {
+        if r["trigger"] == "schedule" || r["trigger"] == "catchup" {
+            let at = r["scheduled_at"].as_str().unwrap_or("").to_string();
+            assert!(
+                seen.insert(at.clone()),
+                "firing {at} recorded twice: {runs:#?}"
+            );
+        }
+    }
+}
+
+/// `pt run` under `PETIT_NOW` (the test clock) sleeps: the wall-clock timer follows the
+/// kernel's clock, which knows nothing of the fixed test clock, so it is not used there.
+/// (Before, the timer fired at once for every firing "in the past" and the daemon spun.)
+#[test]
+fn the_daemon_under_a_fixed_test_clock_sleeps() {
+    let b = Bench::new();
+    b.job(
+        "hourly",
+        "id: hourly\nschedule: \"0 * * * *\"\ntasks:\n  - id: t\n    command: \"true\"\n",
+    );
+    let d = b.start_daemon(&[("PETIT_NOW", "2026-01-01T00:30:00Z")]);
+    let ticks = cpu_over(d.pid(), 2);
+    assert!(
+        ticks < 20,
+        "pt run under PETIT_NOW spins: {ticks} CPU ticks in 2 s"
+    );
+    assert!(d.sigterm().success());
+}

@@ -449,7 +449,24 @@ async fn serve_connection(
                         }
                     }
                     Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        // Events were dropped, maybe this run's end among them: ask the daemon
+                        // how the run stands instead of waiting for an event that is gone.
+                        tracing::warn!(run = run_id, "a follower lagged; {n} events dropped");
+                        match ended_status(&to_daemon, run_id).await {
+                            Some(status) => {
+                                let _ = write_line(
+                                    &mut write,
+                                    &Response::ok(
+                                        serde_json::json!({"run": run_id, "status": status}),
+                                    ),
+                                )
+                                .await;
+                                return;
+                            }
+                            None => continue,
+                        }
+                    }
                     Err(broadcast::error::RecvError::Closed) => {
                         let _ =
                             write_line(&mut write, &Response::error(1, "the daemon stopped")).await;
@@ -475,6 +492,24 @@ async fn serve_connection(
             let _ = write_line(&mut write, &response).await;
         }
     }
+}
+
+/// The status of run `id` if it has ended, asked of the daemon (`None`: still going, or the
+/// daemon could not say).
+async fn ended_status(to_daemon: &mpsc::Sender<Envelope>, id: u64) -> Option<String> {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let envelope = Envelope {
+        request: Request::Run { id },
+        reply: reply_tx,
+    };
+    to_daemon.send(envelope).await.ok()?;
+    let response = reply_rx.await.ok()?;
+    let status = response.data.get("status")?.as_str()?;
+    let ended = matches!(
+        status,
+        "succeeded" | "failed" | "cancelled" | "skipped" | "missed"
+    );
+    ended.then(|| status.to_string())
 }
 
 /// Whether an event ends its run.
@@ -667,6 +702,80 @@ mod tests {
             Ok(Ok(Some(Ok(r)))) => r,
             other => panic!("no answer: {other:?}"),
         }
+    }
+
+    /// A follower of a run that lags behind the event stream (more than the channel holds
+    /// passed while it followed) and so loses the run's end event still ends, with the run's
+    /// status asked of the daemon. (Before, `pt trigger` following through the daemon hung.)
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lagged_follower_still_sees_its_run_end() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = socket_path(dir.path());
+        let listener = bind(&path).unwrap_or_else(|e| panic!("bind: {e}"));
+        let (tx, mut rx) = mpsc::channel(64);
+        let (events, _) = broadcast::channel(16);
+        let _server = Server::with_limits(
+            listener,
+            tx,
+            events.clone(),
+            Limits {
+                connections: 4,
+                request_deadline: Duration::from_secs(5),
+            },
+        );
+        let event = |run_id: u64, kind: EventKind| Event {
+            at: crate::time::Timestamp(0),
+            run_id,
+            job_id: "j".into(),
+            task: None,
+            attempt: None,
+            kind,
+            detail: String::new(),
+        };
+        tokio::spawn(async move {
+            while let Some(env) = rx.recv().await {
+                match env.request {
+                    Request::Trigger { .. } => {
+                        let _ = env.reply.send(Response::ok(serde_json::json!({"run": 7})));
+                        // The run ends among far more events than the channel holds.
+                        let _ = events.send(event(7, EventKind::RunSucceeded));
+                        for _ in 0..100 {
+                            let _ = events.send(event(8, EventKind::TaskStarted));
+                        }
+                    }
+                    Request::Run { .. } => {
+                        let _ = env
+                            .reply
+                            .send(Response::ok(serde_json::json!({"status": "succeeded"})));
+                    }
+                    _ => {
+                        let _ = env.reply.send(Response::ok(Value::Null));
+                    }
+                }
+            }
+        });
+        let request = Request::Trigger {
+            job: "j".into(),
+            follow: true,
+        };
+        let mut client = match Client::send(&path, &request).await {
+            Ok(Connect::Connected(c)) => c,
+            Ok(Connect::NoDaemon) => panic!("no daemon"),
+            Err(e) => panic!("send: {e}"),
+        };
+        let last = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match client.next().await {
+                    Ok(Some(Ok(r))) => return r,
+                    Ok(Some(Err(_event))) => continue,
+                    other => panic!("stream ended: {other:?}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the follower hung after it lagged"));
+        assert!(last.ok, "{last:?}");
+        assert_eq!(last.data["status"], "succeeded");
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -53,6 +53,9 @@ use std::sync::Arc;
 /// Environment variable carrying an attempt's identity, found by recovery in `/proc`.
 pub const ATTEMPT_KEY_VAR: &str = "PETIT_ATTEMPT_KEY";
 
+/// How long after the shutdown grace a failing commit is still retried before Petit stops.
+const SHUTDOWN_COMMIT_SLACK: Duration = Duration::from_secs(3);
+
 /// First wait before a failed fence is tried again; doubles up to [`FENCE_BACKOFF_MAX_MS`].
 const FENCE_BACKOFF_MS: i64 = 1_000;
 /// Longest wait between two tries of a failed fence.
@@ -230,16 +233,29 @@ impl Engine<OsWorld> {
         }
     }
 
-    /// Graceful stop, driven to the end: see the module doc.
+    /// Graceful stop, driven to the end: see the module doc. If the last commits keep failing
+    /// (a full disk), it gives up a few seconds after the grace: what was committed stands, and
+    /// the next start recovers the rest as after a crash (at-least-once), rather than holding
+    /// systemd's stop until it kills us.
     pub async fn shutdown(&mut self) -> Result<(), EngineError> {
         self.request_shutdown();
+        let give_up =
+            std::time::Instant::now() + self.config.shutdown_grace + SHUTDOWN_COMMIT_SLACK;
         let mut backoff = Duration::from_millis(500);
         loop {
             match self.process_inputs() {
                 Ok(()) => backoff = Duration::from_millis(500),
+                Err(EngineError::Store(e)) if std::time::Instant::now() >= give_up => {
+                    tracing::error!(
+                        "{e}; stopping without recording the shutdown: the next start \
+                         recovers the unfinished runs as after a crash"
+                    );
+                    return Ok(());
+                }
                 Err(EngineError::Store(e)) => {
                     tracing::error!("{e}; retrying in {}s", backoff.as_secs_f32());
-                    tokio::time::sleep(backoff).await;
+                    let left = give_up.saturating_duration_since(std::time::Instant::now());
+                    tokio::time::sleep(backoff.min(left)).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
                 }

@@ -161,12 +161,20 @@ fn job_from(b: &mut Bytes<'_>) -> Job {
         };
         t.retry.delay_secs = u64::from(b.next() % 30);
         let cap = b.next();
-        t.retry.max_delay_secs = (cap & 1 == 1).then_some(u64::from(cap >> 3));
+        t.retry.max_delay_secs =
+            (cap & 1 == 1).then_some(u64::from(cap >> 3).max(t.retry.delay_secs));
+        // Only jobs that validate: the engine re-derives a run's job from its file text.
+        if t.retry.delay_secs == 0 {
+            t.retry.backoff = Backoff::Fixed;
+        }
+        if d.is_empty() && t.condition == Condition::OnFailure {
+            t.condition = Condition::AllSuccess;
+        }
         if cap & 2 != 0 {
             t.retry.exit_codes = vec![3];
         }
         let timeout = b.next();
-        t.timeout_secs = (timeout != 0).then_some(u64::from(timeout % 40));
+        t.timeout_secs = (timeout != 0).then_some(1 + u64::from(timeout % 40));
         let misc = b.next();
         t.kill_grace_secs = u64::from(misc % 6);
         t.on_interrupt = if misc & 0x40 != 0 {
@@ -179,7 +187,7 @@ fn job_from(b: &mut Bytes<'_>) -> Job {
     }
     let mut j = job("fuzz", specs);
     let timeout = b.next();
-    j.timeout_secs = (timeout & 3 == 1).then_some(u64::from(timeout >> 2));
+    j.timeout_secs = (timeout & 3 == 1).then_some(1 + u64::from(timeout >> 2));
     let max_tasks = b.next() % 4;
     j.max_tasks = (max_tasks != 0).then_some(u32::from(max_tasks));
     j

@@ -410,13 +410,20 @@ impl Shell {
         world.crash(true);
         self.crashes += 1;
         // The new image holds the acknowledged commits, and at most the one in progress.
+        let mut found_all = BTreeMap::new();
         for (id, acked) in &world.ledger {
             match store.load_run(*id)? {
-                Some(found) => invariants::check_progress(acked, &found)
-                    .map_err(|m| Halt::Violation(format!("run {id} after the power cut: {m}")))?,
+                Some(found) => {
+                    invariants::check_progress(acked, &found).map_err(|m| {
+                        Halt::Violation(format!("run {id} after the power cut: {m}"))
+                    })?;
+                    found_all.insert(*id, found);
+                }
                 None => return violation(format!("acknowledged run {id} lost by a power cut")),
             }
         }
+        // The commit in progress at the cut may have landed: the store is the truth now.
+        world.ledger.extend(found_all);
         self.start_on(store, world)
     }
 
