@@ -453,3 +453,44 @@ fn max_jobs_limits_runs_across_jobs_and_queued_runs_start_when_a_slot_frees() {
         s.history("one")[0]["status"] == "succeeded" && s.history("two")[0]["status"] == "succeeded"
     }));
 }
+
+/// The hostile pass's repro of `catchup: all`: an hourly job, `pt run` at 00:30, then again at
+/// 05:30: the five missed firings (01:00 to 05:00) all run, one after another, not one of five.
+#[test]
+fn catchup_all_runs_every_missed_firing_in_order() {
+    let b = Bench::new();
+    b.job(
+        "hourly",
+        "id: hourly\nschedule: \"0 * * * *\"\ncatchup: all\ntasks:\n  - id: t\n    command: \"true\"\n",
+    );
+    let d = b.start_daemon(&[("PETIT_NOW", "2026-06-01T00:30:00Z")]);
+    assert!(d.sigterm().success());
+    let d = b.start_daemon(&[("PETIT_NOW", "2026-06-01T05:30:00Z")]);
+    let done = wait_until(Duration::from_secs(30), || {
+        b.history("hourly")
+            .iter()
+            .filter(|r| r["status"] == "succeeded")
+            .count()
+            >= 5
+    });
+    let runs = b.history("hourly");
+    assert!(done, "not every missed firing ran: {runs:#?}");
+    assert!(d.sigterm().success());
+    let mut at: Vec<&str> = runs
+        .iter()
+        .map(|r| r["scheduled_at"].as_str().unwrap_or(""))
+        .collect();
+    at.sort();
+    assert_eq!(
+        at,
+        [
+            "2026-06-01T01:00:00Z",
+            "2026-06-01T02:00:00Z",
+            "2026-06-01T03:00:00Z",
+            "2026-06-01T04:00:00Z",
+            "2026-06-01T05:00:00Z"
+        ],
+        "{runs:#?}"
+    );
+    assert!(runs.iter().all(|r| r["trigger"] == "catchup"), "{runs:#?}");
+}

@@ -221,3 +221,68 @@ fn kill_only_pt_at_random_moments_then_resume() {
 fn power_cut_at_random_moments_then_resume() {
     crash_sweep(Crash::PowerCut);
 }
+
+/// `pt trigger` killed with `kill -9` leaves its task running; a second foreground
+/// `pt trigger` of the same `max_concurrency: 1` job recovers that run first (fences the
+/// orphan, records it interrupted, finishes the run) and only then starts its own: never two
+/// processes of the task at once, and the orphan's attempt is not recorded twice. (Before, the
+/// second trigger started a second run at once beside the orphan.)
+#[test]
+fn a_foreground_trigger_recovers_an_orphaned_run_before_it_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jobs = tmp.path().join("jobs");
+    let state = tmp.path().join("state");
+    let m = tmp.path().join("m");
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::fs::create_dir_all(&m).unwrap();
+    write(
+        &jobs.join("solo.yaml"),
+        &format!(
+            "id: solo\nenvironment:\n  M: \"{}\"\ntasks:\n  - id: t\n    type: shell\n    script: |\n      exec 9>>\"$M/lock\"\n      flock -n 9 || echo \"OVERLAP $PETIT_RUN_ID $PETIT_ATTEMPT\" >> \"$M/overlap\"\n      echo \"start $PETIT_RUN_ID $PETIT_ATTEMPT\" >> \"$M/markers\"\n      sleep 2\n      echo \"end $PETIT_RUN_ID $PETIT_ATTEMPT\" >> \"$M/markers\"\n",
+            m.display()
+        ),
+    );
+    let (jobs_s, state_s) = (jobs.to_str().unwrap(), state.to_str().unwrap());
+    let mut first = pt()
+        .args(["trigger", jobs_s, "solo", "--state", state_s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let markers = || std::fs::read_to_string(m.join("markers")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(20), || markers().contains("start 1 1")),
+        "the first run's task never started"
+    );
+    let _ = first.kill();
+    let _ = first.wait();
+    let out = pt_run(&["trigger", jobs_s, "solo", "--state", state_s]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("recovering unfinished runs"),
+        "{}",
+        stderr(&out)
+    );
+    let overlap = std::fs::read_to_string(m.join("overlap")).unwrap_or_default();
+    assert!(
+        overlap.is_empty(),
+        "two processes of one task ran together:\n{overlap}\n{}",
+        markers()
+    );
+    for id in ["1", "2"] {
+        let h = pt_run(&["history", "--run", id, "--json", "--state", state_s]);
+        let v: serde_json::Value = serde_json::from_slice(&h.stdout).unwrap();
+        assert_eq!(v["status"], "succeeded", "run {id}: {v:#}");
+        let attempts = v["tasks"][0]["attempts"].as_array().unwrap();
+        let ok = attempts
+            .iter()
+            .filter(|a| a["status"] == "succeeded")
+            .count();
+        assert_eq!(ok, 1, "run {id}: {v:#}");
+    }
+    assert!(
+        !markers().contains("end 1 1"),
+        "the orphan was not fenced: {}",
+        markers()
+    );
+}

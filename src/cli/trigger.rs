@@ -80,6 +80,42 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
     let mut engine = build_engine(&location, args.max_tasks)?;
     let rt = super::engine::runtime()?;
     rt.block_on(async {
+        // Unfinished runs of an earlier pt (a foreground trigger killed with kill -9) may
+        // still have live processes: recover them first, as pt run and pt resume do, so their
+        // survivors are fenced and recorded before anything new starts.
+        let recovered = engine
+            .recover(None, true)
+            .map_err(super::engine::engine_error)?;
+        let same_job = recovered
+            .iter()
+            .filter(|id| {
+                engine
+                    .run_state(**id)
+                    .is_some_and(|s| s.run.job_id == job.id)
+            })
+            .count();
+        if !recovered.is_empty() {
+            let list: Vec<String> = recovered.iter().map(|id| format!("#{id}")).collect();
+            eprintln!(
+                "pt: recovering unfinished runs of an earlier pt first: {}",
+                list.join(", ")
+            );
+        }
+        if same_job >= job.max_concurrency.max(1) as usize {
+            // The job's limit is taken by recovered runs: the new run waits for them, as the
+            // daemon queues a manual trigger of a busy job.
+            eprintln!(
+                "pt: `{}` allows {} concurrent run(s); waiting for the recovered ones to end",
+                job.id, job.max_concurrency
+            );
+            let _ = follow_runs(&mut engine, &[]).await;
+            if engine.is_shutting_down() {
+                return Err(CliError::new(
+                    ErrorKind::RunFailed,
+                    "stopped before the run was started",
+                ));
+            }
+        }
         let id = engine
             .start_run(&job, Trigger::Manual, None)
             .map_err(super::engine::engine_error)?;

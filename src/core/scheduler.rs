@@ -494,7 +494,7 @@ pub fn admit(job: &Job, active: &[(u64, RunStatus)]) -> Admission {
     match job.overlap {
         Overlap::Skip => Admission::Skip {
             reason: format!(
-                "overlap: {} run(s) active (max_concurrency {max})",
+                "overlap: {} run(s) active and {n_queued} queued (max_concurrency {max})",
                 holding.len()
             ),
         },
@@ -507,6 +507,25 @@ pub fn admit(job: &Job, active: &[(u64, RunStatus)]) -> Admission {
             // A free slot with runs queued (left from an earlier `queue` policy): take the slot.
             _ => Admission::Start,
         },
+    }
+}
+
+/// How a catch-up firing is admitted: catch-up runs are one plan, run one after another in
+/// order under the job's concurrency limit whatever `overlap` says about live firings (as
+/// Airflow's catchup and Dagu's backfill do), so each is started if a slot is free and nothing
+/// is queued, else queued behind the others. Their number is bounded by `max_catchup`, not
+/// `max_queued`.
+pub fn admit_catchup(job: &Job, active: &[(u64, RunStatus)]) -> Admission {
+    let max = job.max_concurrency.max(1) as usize;
+    let holding = active
+        .iter()
+        .filter(|(_, s)| matches!(s, RunStatus::Running | RunStatus::Waiting))
+        .count();
+    let queued = active.iter().any(|(_, s)| *s == RunStatus::Queued);
+    if holding < max && !queued {
+        Admission::Start
+    } else {
+        Admission::Queue
     }
 }
 

@@ -625,3 +625,31 @@ fn a_gap_too_long_to_walk_is_cut_into_a_lower_bound_summary() {
         Some(FiringKind::CatchUp)
     );
 }
+
+/// Catch-up firings are one plan: with the defaults (`max_concurrency: 1`, `overlap: skip`)
+/// the second and later ones queue behind the first instead of being skipped, and they start
+/// in order. (Before, `catchup: all` ran one firing of five.)
+#[test]
+fn catch_up_firings_queue_behind_each_other_whatever_overlap_says() {
+    let j = scheduled("0 * * * *");
+    assert_eq!(j.overlap, Overlap::Skip);
+    assert_eq!(admit_catchup(&j, &[]), Admission::Start);
+    let mut active = vec![(1, RunStatus::Queued)];
+    for id in 2..=5 {
+        assert_eq!(admit_catchup(&j, &active), Admission::Queue);
+        active.push((id, RunStatus::Queued));
+    }
+    assert_eq!(next_queued(&j, &active), Some(1));
+    active[0].1 = RunStatus::Running;
+    assert_eq!(next_queued(&j, &active), None, "one at a time");
+    // A live firing meanwhile still follows `overlap`, with a reason that counts the queue.
+    match admit(&j, &active) {
+        Admission::Skip { reason } => {
+            assert_eq!(
+                reason,
+                "overlap: 1 run(s) active and 4 queued (max_concurrency 1)"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -525,9 +525,14 @@ impl<W: World> Daemon<W> {
                         Some((RunStatus::Skipped, reason.clone())),
                     ),
                 };
+                let admission = if matches!(f.kind, FiringKind::CatchUp) {
+                    scheduler::admit_catchup(job, &active)
+                } else {
+                    scheduler::admit(job, &active)
+                };
                 let record = match record {
                     Some(r) => Some(r),
-                    None => match scheduler::admit(job, &active) {
+                    None => match admission {
                         Admission::Skip { reason } => Some((RunStatus::Skipped, reason)),
                         Admission::Start | Admission::Queue => None,
                         Admission::Replace { cancel } => {
