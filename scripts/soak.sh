@@ -10,7 +10,10 @@
 #      kill -9 a thousand times (about 30-40 minutes on a 2-core box);
 #   2. tests/engine_crash.rs with PETIT_CRASH_ITERATIONS=1000: `pt trigger`/`pt resume`
 #      killed a thousand times per crash kind;
-#   3. tests/sim_props.rs with PROPTEST_CASES=20000, ROUNDS times (fresh random cases each).
+#   3. tests/sim_props.rs with PROPTEST_CASES=20000, ROUNDS times (fresh random cases each):
+#      the real engine loop over the simulated world;
+#   4. tests/daemon_sim.rs with PROPTEST_CASES=${DAEMON_SIM_CASES:-300}: the real daemon turn
+#      over the simulated world (each case is minutes of simulated firings; ~3 s a case).
 # Each test prints its seed; replay a failure with PETIT_TEST_SEED=<seed> and the same knob,
 # e.g. PETIT_TEST_SEED=123 PETIT_DAEMON_KILLS=1000 cargo test --test daemon_crash.
 # Output goes to the terminal and to target/soak-<date>.log; the exit status is non-zero if any
@@ -34,6 +37,7 @@ while [ "$i" -le "$rounds" ]; do
     step PROPTEST_CASES=20000 cargo test --test sim_props
     i=$((i + 1))
 done
+step PROPTEST_CASES="${DAEMON_SIM_CASES:-300}" cargo test --test daemon_sim
 
 if grep -q '^soak: step failed' "$log"; then
     echo "soak: FAILED (see $log)" | tee -a "$log"
