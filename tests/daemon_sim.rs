@@ -16,26 +16,44 @@ use petit::store::Store;
 use petit::testing::world::SimWorld;
 use petit::time::Timestamp;
 
-fn daemon(dir: &std::path::Path, yaml: &str, now: Timestamp) -> Daemon<SimWorld> {
-    std::fs::write(dir.join("tick.yaml"), yaml).unwrap();
+/// A daemon over `store` and `world` with the jobs of `dir` (not started).
+fn build(
+    dir: &std::path::Path,
+    store: Store,
+    world: SimWorld,
+    clock_sync_timeout_secs: u64,
+    max_jobs: Option<u32>,
+) -> Daemon<SimWorld> {
     let config = EngineConfig {
         logs_dir: dir.join("logs"),
         default_max_tasks: 4,
         env: Default::default(),
         shutdown_grace: Duration::from_secs(10),
     };
-    let engine = Engine::with_world(Store::in_memory().unwrap(), config, SimWorld::new(now));
-    let mut d = Daemon::new(
+    let engine = Engine::with_world(store, config, world);
+    Daemon::new(
         engine,
         DaemonConfig {
             jobs_dir: dir.to_path_buf(),
             socket: None,
-            max_jobs: None,
-            clock_sync_timeout_secs: 0,
+            max_jobs,
+            clock_sync_timeout_secs,
             logs_dir: dir.join("logs"),
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A started daemon on a fresh store with one job file, `tick.yaml`.
+fn daemon(dir: &std::path::Path, yaml: &str, now: Timestamp) -> Daemon<SimWorld> {
+    std::fs::write(dir.join("tick.yaml"), yaml).unwrap();
+    let mut d = build(
+        dir,
+        Store::in_memory().unwrap(),
+        SimWorld::new(now),
+        0,
+        None,
+    );
     d.start().unwrap();
     d
 }
@@ -265,24 +283,7 @@ impl DSim {
     }
 
     fn build(&self, store: Store, world: SimWorld) -> Daemon<SimWorld> {
-        let config = EngineConfig {
-            logs_dir: self.dir.join("logs"),
-            default_max_tasks: 4,
-            env: Default::default(),
-            shutdown_grace: Duration::from_secs(10),
-        };
-        let engine = Engine::with_world(store, config, world);
-        Daemon::new(
-            engine,
-            DaemonConfig {
-                jobs_dir: self.dir.clone(),
-                socket: None,
-                max_jobs: self.max_jobs,
-                clock_sync_timeout_secs: 30,
-                logs_dir: self.dir.join("logs"),
-            },
-        )
-        .unwrap()
+        build(&self.dir, store, world, 30, self.max_jobs)
     }
 
     fn restart(
@@ -538,24 +539,7 @@ proptest! {
 }
 
 fn rebuild(dir: &std::path::Path, store: Store, world: SimWorld) -> Daemon<SimWorld> {
-    let config = EngineConfig {
-        logs_dir: dir.join("logs"),
-        default_max_tasks: 4,
-        env: Default::default(),
-        shutdown_grace: Duration::from_secs(10),
-    };
-    let engine = Engine::with_world(store, config, world);
-    let mut d = Daemon::new(
-        engine,
-        DaemonConfig {
-            jobs_dir: dir.to_path_buf(),
-            socket: None,
-            max_jobs: None,
-            clock_sync_timeout_secs: 0,
-            logs_dir: dir.join("logs"),
-        },
-    )
-    .unwrap();
+    let mut d = build(dir, store, world, 0, None);
     d.start().unwrap();
     d
 }

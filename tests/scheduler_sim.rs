@@ -1,7 +1,11 @@
-//! A simulated daemon loop over weeks of virtual time, driving `core::scheduler` with a fake
-//! clock: the loop jumps `now` to the next firing (or moves the clock by hand), plans, and
-//! records every firing instant in a `BTreeMap`. Checked: no instant is materialised twice, and
-//! every firing instant up to the final cursor has exactly one record or lies in a summary.
+//! Properties of the pure firing planner (`core::scheduler`) over weeks of virtual time: a
+//! `Planner` keeps only a cursor (what the daemon persists) and a `BTreeMap` of the firing
+//! instants it was told to record, jumps `now` to the next firing (or moves the clock by hand)
+//! and plans. Checked: no instant is materialised twice, and every firing instant up to the
+//! final cursor has exactly one record or lies in a summary. This is not a daemon loop: the
+//! real one (`Daemon::turn`, with admission, runs, crashes and faults) is simulated in
+//! `tests/daemon_sim.rs`; here the planner's calendar logic (DST, outages, catch-up policies)
+//! is covered over spans the daemon simulation cannot afford.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,8 +33,8 @@ fn scheduled(expr: &str, tz: chrono_tz::Tz) -> Job {
     j
 }
 
-/// The persisted state of one job in the simulated daemon, and what it has written.
-struct Daemon {
+/// The persisted state of one job (its cursor), and the firing records planned so far.
+struct Planner {
     job: Job,
     now: Timestamp,
     /// The only state that survives a crash.
@@ -41,10 +45,10 @@ struct Daemon {
     summaries: Vec<Summary>,
 }
 
-impl Daemon {
+impl Planner {
     fn new(job: Job, now: Timestamp) -> Self {
         let cursor = initial_cursor(now);
-        Daemon {
+        Planner {
             job,
             now,
             cursor,
@@ -151,7 +155,7 @@ fn is_run(k: &FiringKind) -> bool {
 #[test]
 fn daily_0230_fires_once_per_local_day_across_dst() {
     for tz in [chrono_tz::Europe::Berlin, chrono_tz::America::New_York] {
-        let mut d = Daemon::new(scheduled("30 2 * * *", tz), ts("2026-01-01T12:00:00Z"));
+        let mut d = Planner::new(scheduled("30 2 * * *", tz), ts("2026-01-01T12:00:00Z"));
         d.run_until(ts("2027-01-01T12:00:00Z"));
         d.assert_complete();
         let mut per_day: BTreeMap<chrono::NaiveDate, usize> = BTreeMap::new();
@@ -190,7 +194,7 @@ fn a_three_day_outage_follows_each_catchup_policy() {
         j.max_catchup = max_catchup;
         j.catchup_window_secs = window;
         let start = ts("2026-06-01T00:00:00Z");
-        let mut d = Daemon::new(j, start);
+        let mut d = Planner::new(j, start);
         d.run_until(ts("2026-06-02T00:00:00Z"));
         assert_eq!(d.records.len(), 24);
         d.jump(ts("2026-06-05T00:10:00Z"));
@@ -230,7 +234,7 @@ fn a_three_day_outage_follows_each_catchup_policy() {
 
 #[test]
 fn clock_jumps_forward_and_back_never_fire_twice() {
-    let mut d = Daemon::new(
+    let mut d = Planner::new(
         scheduled("*/5 * * * *", chrono_tz::UTC),
         ts("2026-02-01T00:00:00Z"),
     );
@@ -258,7 +262,7 @@ fn clock_jumps_forward_and_back_never_fire_twice() {
 
 #[test]
 fn pause_records_firings_skipped_then_unpause_runs_again() {
-    let mut d = Daemon::new(
+    let mut d = Planner::new(
         scheduled("0 */2 * * *", chrono_tz::UTC),
         ts("2026-04-01T00:00:00Z"),
     );
@@ -284,7 +288,7 @@ fn pause_records_firings_skipped_then_unpause_runs_again() {
 fn every_second_over_a_three_week_outage_is_bounded_and_exact() {
     let start = ts("2026-03-20T00:00:00Z");
     // Across Berlin's spring-forward, to exercise the walk around DST days too.
-    let mut d = Daemon::new(scheduled("* * * * * *", chrono_tz::Europe::Berlin), start);
+    let mut d = Planner::new(scheduled("* * * * * *", chrono_tz::Europe::Berlin), start);
     d.run_until(start.plus_secs(10));
     let gap_secs: u64 = 21 * 86_400;
     let back = start.plus_secs(10 + gap_secs).plus_millis(2_500);
@@ -378,7 +382,7 @@ fn overlap_policies_bound_runs_and_queue() {
         let mut j = scheduled("* * * * *", chrono_tz::UTC);
         j.overlap = overlap;
         j.max_queued = 1;
-        let mut d = Daemon::new(j.clone(), ts("2026-05-01T00:00:00Z"));
+        let mut d = Planner::new(j.clone(), ts("2026-05-01T00:00:00Z"));
         let mut runs = Runs {
             next_id: 1,
             runs: BTreeMap::new(),
@@ -488,7 +492,7 @@ fn stale_boot_clock_waits_for_sync_then_catches_up() {
     // The board saved its clock at 11:00 and lost power until 14:00; it boots believing it is
     // 11:00 (fake-hwclock) and syncs at 11:00:45 (true time 14:00:45).
     let j = scheduled("0 * * * *", chrono_tz::UTC);
-    let mut d = Daemon::new(j, ts("2026-08-01T00:30:00Z"));
+    let mut d = Planner::new(j, ts("2026-08-01T00:30:00Z"));
     d.run_until(ts("2026-08-01T11:00:00Z"));
     let high_water = ts("2026-08-01T11:00:00Z");
     let boot = ts("2026-08-01T11:00:00Z");
@@ -593,7 +597,7 @@ proptest! {
         j.catchup = [Catchup::Latest, Catchup::All, Catchup::None][policy_idx];
         j.max_catchup = 5;
         j.catchup_window_secs = window;
-        let mut d = Daemon::new(j, Timestamp::from_secs(start_secs));
+        let mut d = Planner::new(j, Timestamp::from_secs(start_secs));
         for (i, m) in moves.iter().enumerate() {
             d.paused = paused_every > 0 && i % (paused_every + 1) == 0;
             match m {

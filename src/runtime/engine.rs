@@ -660,15 +660,7 @@ impl<W: World> Engine<W> {
         run.ended_at = Some(now);
         run.reason = Some(format!("quarantined: its records are damaged: {detail}"));
         self.write(|tx| tx.put_run(&run))?;
-        self.emit(Event {
-            at: now,
-            run_id: id,
-            job_id: run.job_id.clone(),
-            task: None,
-            attempt: None,
-            kind: EventKind::RunFailed,
-            detail: run.reason.clone().unwrap_or_default(),
-        });
+        self.emit_quarantined(&run);
         Ok(())
     }
 
@@ -683,16 +675,21 @@ impl<W: World> Engine<W> {
             }
             Ok(())
         })?;
+        self.emit_quarantined(&state.run);
+        Ok(())
+    }
+
+    /// Reports a quarantined run (its record is committed).
+    fn emit_quarantined(&mut self, run: &run::Run) {
         self.emit(Event {
-            at: now,
-            run_id: state.run.id,
-            job_id: state.run.job_id.clone(),
+            at: run.ended_at.unwrap_or(run.created_at),
+            run_id: run.id,
+            job_id: run.job_id.clone(),
             task: None,
             attempt: None,
             kind: EventKind::RunFailed,
-            detail: format!("quarantined: {reason}"),
+            detail: run.reason.clone().unwrap_or_default(),
         });
-        Ok(())
     }
 
     /// Fences that failed and are being retried.
@@ -1017,33 +1014,38 @@ impl<W: World> Engine<W> {
                 continue;
             }
             while let Some((id, input)) = self.inputs.pop_front() {
-                if let Some(f) = self.fencing.get_mut(&id) {
-                    // Nothing reaches a run before its survivors are fenced; ticks are
-                    // regenerated later, everything else waits.
-                    if !matches!(input, Input::Tick) {
-                        f.deferred.push(input);
-                    }
-                    continue;
-                }
-                let now = self.world.now();
-                let Some(active) = self.runs.get_mut(&id) else {
-                    continue;
-                };
-                // A cluster job's id is committed as soon as sbatch returns it, not only with
-                // the next transition (docs/slurm.md).
-                self.commit_now |= matches!(input, Input::Submitted { .. });
-                let step = run::step(&active.job, &mut active.state, input, now);
-                // A run's own status (waiting, say) is what `pt history` shows: commit it now.
-                self.commit_now |= step.run_changed;
-                active.run_dirty |= step.run_changed;
-                active
-                    .tasks_dirty
-                    .extend(step.tasks_changed.iter().copied());
-                // A step without effects (a recorded pid) rides along with the next commit.
-                self.held_effects
-                    .extend(step.effects.into_iter().map(|e| (id, e)));
+                self.apply(id, input);
             }
         }
+    }
+
+    /// Steps one run with one input: marks the records that changed and holds the effects for
+    /// the next commit. Nothing reaches a run before its survivors are fenced: ticks are
+    /// regenerated later, everything else waits.
+    fn apply(&mut self, id: u64, input: Input) {
+        if let Some(f) = self.fencing.get_mut(&id) {
+            if !matches!(input, Input::Tick) {
+                f.deferred.push(input);
+            }
+            return;
+        }
+        let now = self.world.now();
+        let Some(active) = self.runs.get_mut(&id) else {
+            return;
+        };
+        // A cluster job's id is committed as soon as sbatch returns it, not only with the
+        // next transition (docs/slurm.md).
+        self.commit_now |= matches!(input, Input::Submitted { .. });
+        let step = run::step(&active.job, &mut active.state, input, now);
+        // A run's own status (waiting, say) is what `pt history` shows: commit it now.
+        self.commit_now |= step.run_changed;
+        active.run_dirty |= step.run_changed;
+        active
+            .tasks_dirty
+            .extend(step.tasks_changed.iter().copied());
+        // A step without effects (a recorded pid) rides along with the next commit.
+        self.held_effects
+            .extend(step.effects.into_iter().map(|e| (id, e)));
     }
 
     /// Moves a graceful shutdown on: SIGKILL at the end of the grace, then `Suspend` for every
@@ -1063,23 +1065,9 @@ impl<W: World> Engine<W> {
             }
             return Ok(false);
         }
+        // The suspensions launch nothing and are committed together.
         for id in self.runs.keys().copied().collect::<Vec<_>>() {
-            self.inputs.push_back((id, Input::Suspend));
-        }
-        // Drain the suspensions now: they launch nothing and are committed together.
-        let queued: Vec<(u64, Input)> = self.inputs.drain(..).collect();
-        for (id, input) in queued {
-            let now = self.world.now();
-            let Some(active) = self.runs.get_mut(&id) else {
-                continue;
-            };
-            let step = run::step(&active.job, &mut active.state, input, now);
-            active.run_dirty |= step.run_changed;
-            active
-                .tasks_dirty
-                .extend(step.tasks_changed.iter().copied());
-            self.held_effects
-                .extend(step.effects.into_iter().map(|e| (id, e)));
+            self.apply(id, Input::Suspend);
         }
         self.commit_now = true;
         self.commit_and_act()?;
