@@ -290,6 +290,18 @@ impl DaemonProc {
         c.wait().unwrap()
     }
 
+    /// SIGTERM, then waits at most `limit` for the exit (`None`: still running; it is killed
+    /// when dropped).
+    pub fn sigterm_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        self.signal(libc::SIGTERM);
+        let mut status = None;
+        wait_until(limit, || {
+            status = self.exited();
+            status.is_some()
+        });
+        status
+    }
+
     pub fn signal(&self, sig: i32) {
         unsafe { libc::kill(self.pid(), sig) };
     }
