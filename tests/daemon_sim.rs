@@ -186,6 +186,9 @@ enum DOp {
     ClockFixed,
     /// SIGTERM: a graceful stop, then a restart.
     Shutdown,
+    /// A job file is edited (its schedule and limits change, or it is broken) and the daemon
+    /// reloads (inotify, SIGHUP).
+    Reload { variant: u8 },
 }
 
 fn dop() -> impl Strategy<Value = DOp> {
@@ -209,6 +212,7 @@ fn dop() -> impl Strategy<Value = DOp> {
         1 => (1u32..6).prop_map(DOp::BootClockBehind),
         1 => Just(DOp::ClockFixed),
         1 => Just(DOp::Shutdown),
+        1 => (0u8..3).prop_map(|variant| DOp::Reload { variant }),
     ]
 }
 
@@ -437,6 +441,19 @@ impl DSim {
                 w.synced = true;
             }
             DOp::Shutdown => self.d().engine_mut().request_shutdown(),
+            DOp::Reload { variant } => {
+                let text = match variant {
+                    // A faster schedule and a second slot.
+                    0 => "id: tick\nschedule: \"@every 30s\"\nmax_concurrency: 2\ntasks:\n  - id: a\n    command: \"true\"\n",
+                    // Broken: the previous definition stays in force.
+                    1 => "id: tick\nschedule: \"@every 30s\"\ntasks: [}\n",
+                    // Back to a slower schedule.
+                    _ => "id: tick\nschedule: \"*/2 * * * *\"\ntasks:\n  - id: a\n    command: \"true\"\n  - id: b\n    command: \"true\"\n    depends_on: [a]\n",
+                };
+                let path = self.dir.join("tick.yaml");
+                std::fs::write(path, text).map_err(|e| e.to_string())?;
+                self.d().reload();
+            }
         }
         if self.w().crashed {
             return self.restart(true, |_| {});

@@ -13,7 +13,9 @@
 //! proptest under `proptest-regressions/` and replayed first on the next run.
 
 use petit::core::run::{AttemptStatus, RunStatus};
-use petit::spec::model::{Backoff, Condition, Job, OnInterrupt, RetryCondition};
+use petit::spec::model::{
+    Backoff, Condition, Executor, Job, OnInterrupt, RetryCondition, SlurmOptions,
+};
 use petit::store::Store;
 use petit::testing::model::{CrashPoint, Op, Shell};
 use petit::testing::{job, task};
@@ -47,6 +49,8 @@ struct TaskGen {
     kill_grace_secs: u64,
     on_interrupt: OnInterrupt,
     max_interrupts: u32,
+    /// A `type: slurm` task (a simulated cluster job).
+    remote: bool,
 }
 
 fn task_gen() -> impl Strategy<Value = TaskGen> {
@@ -75,6 +79,7 @@ fn task_gen() -> impl Strategy<Value = TaskGen> {
             0u64..=5,
             prop_oneof![Just(OnInterrupt::Retry), Just(OnInterrupt::Fail)],
             0u32..=2,
+            proptest::bool::weighted(0.25),
         ),
     )
         .prop_map(
@@ -87,6 +92,7 @@ fn task_gen() -> impl Strategy<Value = TaskGen> {
                     kill_grace_secs,
                     on_interrupt,
                     max_interrupts,
+                    remote,
                 ),
             )| TaskGen {
                 deps,
@@ -101,6 +107,7 @@ fn task_gen() -> impl Strategy<Value = TaskGen> {
                 kill_grace_secs,
                 on_interrupt,
                 max_interrupts,
+                remote,
             },
         )
 }
@@ -138,6 +145,19 @@ fn build_job(tasks: &[TaskGen], timeout_secs: Option<u64>, max_tasks: Option<u32
             t.kill_grace_secs = g.kill_grace_secs;
             t.on_interrupt = g.on_interrupt;
             t.max_interrupts = g.max_interrupts;
+            if g.remote {
+                t.executor = Executor::Slurm(SlurmOptions {
+                    partition: None,
+                    nodes: None,
+                    ntasks: None,
+                    cpus_per_task: None,
+                    mem: None,
+                    time_minutes: None,
+                    constraint: None,
+                    workdir: "/sim/cluster".into(),
+                    extra_args: Vec::new(),
+                });
+            }
             (t, d)
         })
         .collect();
@@ -198,6 +218,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (2usize..4).prop_map(|count| Op::ExitMany { count }),
         1 => (1u32..3).prop_map(Op::FailFences),
         1 => (1u32..4).prop_map(Op::DiskFull),
+        2 => (0usize..4, any::<bool>()).prop_map(|(pick, lost)| Op::RemoteEnd { pick, lost }),
     ]
 }
 
@@ -431,4 +452,61 @@ fn a_run_with_a_bad_snapshot_is_quarantined_and_the_others_recover() {
     );
     let good = runs.keys().copied().find(|id| *id != bad).unwrap();
     assert_eq!(runs[&good].run.status, RunStatus::Succeeded);
+}
+
+/// A cluster job is not a process of Petit's: a crash leaves it running and recovery adopts it
+/// (no second submission); a job lost to a node failure is recorded `interrupted` and retried.
+#[test]
+fn a_cluster_job_is_adopted_after_a_crash_and_a_lost_one_retried() {
+    let (mut t, d) = task("remote", &[]);
+    t.executor = Executor::Slurm(SlurmOptions {
+        partition: None,
+        nodes: None,
+        ntasks: None,
+        cpus_per_task: None,
+        mem: None,
+        time_minutes: None,
+        constraint: None,
+        workdir: "/sim/cluster".into(),
+        extra_args: Vec::new(),
+    });
+    t.retry.max_retries = 1;
+    let store = Store::in_memory().unwrap();
+    let mut shell = Shell::new(
+        store,
+        job("cluster", vec![(t, d)]),
+        Timestamp::from_secs(1_000_000),
+    );
+    shell.apply(&Op::Create).unwrap();
+    shell
+        .apply(&Op::Spawn {
+            pick: 0,
+            fail: None,
+        })
+        .unwrap();
+    assert!(
+        shell.world().procs.iter().any(|p| p.remote && p.alive),
+        "submitted"
+    );
+    shell.apply(&Op::Crash).unwrap();
+    assert_eq!(
+        shell.world().procs.len(),
+        1,
+        "the cluster job outlives Petit"
+    );
+    assert_eq!(
+        shell.committed()[&1].tasks[0].attempts.len(),
+        1,
+        "adopted, not resubmitted"
+    );
+    shell
+        .apply(&Op::RemoteEnd {
+            pick: 0,
+            lost: true,
+        })
+        .unwrap();
+    shell.finish(QUIET_BOUND).unwrap();
+    let a = &shell.committed()[&1].tasks[0];
+    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted, "{a:#?}");
+    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded, "{a:#?}");
 }

@@ -290,6 +290,10 @@ pub fn with_yaml(job: &Job) -> Result<Job, String> {
     for t in &job.tasks {
         let _ = writeln!(y, "  - id: {}", t.id);
         y.push_str("    command: \"true\"\n");
+        if let Executor::Slurm(o) = &t.executor {
+            y.push_str("    type: slurm\n");
+            let _ = writeln!(y, "    slurm: {{workdir: {}}}", o.workdir.display());
+        }
         if !t.depends_on.is_empty() {
             let deps: Vec<&str> = t
                 .depends_on
