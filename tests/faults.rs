@@ -215,8 +215,7 @@ fn state_directory_under_a_regular_file_is_a_clear_error() {
 
 #[test]
 fn read_only_state_is_a_clear_error() {
-    if !is_root() {
-        eprintln!("read_only_state_is_a_clear_error: needs root to mount a tmpfs; not run");
+    if !root_or_skip("read_only_state_is_a_clear_error", "to mount a tmpfs") {
         return;
     }
     let b = Bench::new();
@@ -420,8 +419,7 @@ fn fill(dir: &Path) {
 
 #[test]
 fn full_disk_during_a_commit_is_reported_and_work_continues_when_space_returns() {
-    if !is_root() {
-        eprintln!("full_disk_during_a_commit: needs root to mount a tmpfs; not run");
+    if !root_or_skip("full_disk_during_a_commit", "to mount a tmpfs") {
         return;
     }
     let mut b = Bench::new();
@@ -759,12 +757,7 @@ fn cpu_over(pid: i32, secs: u64) -> u64 {
 /// while the disk is full.
 #[test]
 fn full_disk_with_a_due_schedule_neither_spins_nor_ignores_sigterm() {
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "needs root to mount a tmpfs, and CI runs as root"
-        );
-        eprintln!("full_disk_with_a_due_schedule: needs root to mount a tmpfs; not run");
+    if !root_or_skip("full_disk_with_a_due_schedule", "to mount a tmpfs") {
         return;
     }
     let mut b = Bench::new();

@@ -316,6 +316,21 @@ impl Drop for DaemonProc {
     }
 }
 
+/// For a test that needs root: true if it may run. As another user it says so and is not run,
+/// except under CI (`CI` set), which runs as root: there a missing privilege is a failure, not a
+/// silent pass.
+pub fn root_or_skip(test: &str, why: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: needs root ({why}), and CI runs as root"
+    );
+    eprintln!("{test}: needs root ({why}); not run");
+    false
+}
+
 /// Whether the tests run as root (mounts need it).
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
