@@ -19,6 +19,7 @@ pub mod ident;
 pub mod isolation;
 pub mod logfile;
 pub mod os;
+pub mod outputs_watch;
 pub mod process;
 pub mod remote;
 pub mod sdnotify;

@@ -171,7 +171,15 @@ impl OsWorld {
         let output_path = req.output_path.clone();
         tokio::spawn(async move {
             let outcome = running.wait().await;
-            let outputs = process::read_outputs(&output_path);
+            let outputs = if outcome.outputs_capped {
+                Err(format!(
+                    "outputs file {} grew past {} bytes while the task ran and was cut",
+                    output_path.display(),
+                    process::OUTPUT_MAX_BYTES
+                ))
+            } else {
+                process::read_outputs(&output_path)
+            };
             let _ = tx.send(Report {
                 key,
                 outcome: Outcome::Exited {

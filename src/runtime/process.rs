@@ -194,6 +194,8 @@ pub struct ExitOutcome {
     /// The first error writing the log file (e.g. disk full), if any. Output after it was counted
     /// but not stored.
     pub log_error: Option<String>,
+    /// `PETIT_OUTPUT` went past [`OUTPUT_MAX_BYTES`] while the task ran and was cut.
+    pub outputs_capped: bool,
 }
 
 /// A started attempt. Call [`Running::wait`] to drain its output and collect its exit.
@@ -213,6 +215,8 @@ pub struct Running {
     log: CappedLog<LazyFile>,
     /// The attempt's cgroup, in cgroup mode.
     group: Option<AttemptGroup>,
+    /// Caps `PETIT_OUTPUT` while the task writes it (`None` if inotify is unavailable).
+    outputs: Option<super::outputs_watch::OutputsWatch>,
 }
 
 /// The log file, created on the first byte of output: most tasks of a big DAG print nothing,
@@ -399,6 +403,14 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
             ));
         }
     };
+    let outputs = match super::outputs_watch::OutputsWatch::new(&req.output_path) {
+        Ok(w) => Some(w),
+        Err(err) => {
+            tracing::warn!(path = %req.output_path.display(), %err,
+                "cannot watch the outputs file; its size is checked when it is read");
+            None
+        }
+    };
     Ok(Running {
         child,
         pid,
@@ -407,6 +419,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         exit_watch,
         log: CappedLog::new(log_file, req.max_log_bytes),
         group,
+        outputs,
     })
 }
 
@@ -494,6 +507,12 @@ impl Running {
                 read = self.output.read(&mut buf), if pipe_open => {
                     pipe_open = self.store(read, &buf, &mut log_error);
                 }
+                changed = outputs_changed(&mut self.outputs) => {
+                    if let Err(err) = changed {
+                        tracing::warn!(%err, "stopped watching an outputs file");
+                        self.outputs = None;
+                    }
+                }
             }
         };
 
@@ -553,6 +572,7 @@ impl Running {
             signal,
             log_bytes_total,
             log_error,
+            outputs_capped: self.outputs.as_ref().is_some_and(|w| w.capped),
         }
     }
 
@@ -812,15 +832,15 @@ fn killpg(pgid: i32, sig: Signal) -> io::Result<()> {
 /// it) means no outputs. Errors, as one sentence for the user: a file larger than
 /// [`OUTPUT_MAX_BYTES`], not a regular file, not UTF-8, or an invalid line (with its number).
 ///
-/// # Why the cap is applied on reading
+/// # The cap
 ///
-/// Nothing in Linux caps one regular file while another process writes it: `RLIMIT_FSIZE`
-/// limits every file the task writes, quotas need a file system mounted for them, and a FIFO in
-/// its place would change what the task may do with the file (read it back, truncate it with
-/// `>`, replace it with `mv`). So the task may grow the file while it runs, as it may any
-/// file it can write; once read (after the attempt, when no process of it is left), a file over
-/// the cap is truncated to its first [`OUTPUT_MAX_BYTES`], which are kept to show what it wrote,
-/// and the space is given back at once rather than at retention.
+/// While the task runs, [`super::outputs_watch`] cuts the file to the cap as soon as a write
+/// takes it past (a local attempt's outcome then says so and its outputs are an error without
+/// reading). Here, on reading (a cluster job's file, or where inotify was unavailable, or
+/// what was written after the last cut), a file over the cap is truncated to its first
+/// [`OUTPUT_MAX_BYTES`], which are kept to show what it wrote. `RLIMIT_FSIZE` would limit every
+/// file the task writes, and a FIFO in the file's place would change what the task may do with
+/// it (read it back, truncate it with `>`, replace it with `mv`).
 pub fn read_outputs(path: &Path) -> Result<Vec<(String, String)>, String> {
     let shown = path.display();
     // O_NONBLOCK so that a FIFO planted by the task cannot block us; O_NOFOLLOW so that the
@@ -852,6 +872,14 @@ pub fn read_outputs(path: &Path) -> Result<Vec<(String, String)>, String> {
     let text =
         String::from_utf8(bytes).map_err(|_| format!("outputs file {shown} is not valid UTF-8"))?;
     parse_outputs(&text).map_err(|err| format!("outputs file {shown}: {err}"))
+}
+
+/// The next change of a watched outputs file (never, if none is watched).
+async fn outputs_changed(w: &mut Option<super::outputs_watch::OutputsWatch>) -> io::Result<()> {
+    match w {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Truncates an oversized outputs file to [`OUTPUT_MAX_BYTES`], if it is still the regular file
