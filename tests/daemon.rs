@@ -494,3 +494,32 @@ fn catchup_all_runs_every_missed_firing_in_order() {
     );
     assert!(runs.iter().all(|r| r["trigger"] == "catchup"), "{runs:#?}");
 }
+
+/// A job naming `${{ env.NAME }}` of a variable the daemon does not have is refused when the
+/// daemon loads it (it would fail every attempt at run time), named with file and line; the
+/// other jobs load. (Before, it passed and failed at run time.)
+#[test]
+fn a_job_naming_a_variable_the_daemon_lacks_is_refused_at_load() {
+    let b = Bench::new();
+    b.job(
+        "needs",
+        "id: needs\ntasks:\n  - id: t\n    command: echo\n    args: [\"${{ env.PETIT_TEST_SURELY_UNSET }}\"]\n",
+    );
+    b.job(
+        "fine",
+        "id: fine\ntasks:\n  - id: t\n    command: \"true\"\n",
+    );
+    let d = b.start_daemon(&[]);
+    let status = b.status().unwrap_or_default();
+    let jobs: Vec<&str> = status["next"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|j| j["job"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(jobs, ["fine"], "{status:#}");
+    let log = b.daemon_log();
+    assert!(
+        log.contains("needs.yaml:5") && log.contains("PETIT_TEST_SURELY_UNSET"),
+        "{log}"
+    );
+    assert!(d.sigterm().success());
+}
