@@ -58,7 +58,7 @@
 
 use chrono::{Offset, TimeZone, Timelike};
 
-use crate::core::run::RunStatus;
+use crate::core::run::{Run, RunStatus};
 use crate::schedule::Schedule;
 use crate::spec::model::{Catchup, DependencyCondition, Job, Overlap};
 use crate::spec::validate::MAX_CATCHUP;
@@ -526,6 +526,40 @@ pub fn admit_catchup(job: &Job, active: &[(u64, RunStatus)]) -> Admission {
         Admission::Start
     } else {
         Admission::Queue
+    }
+}
+
+/// What retention decides for one of a job's runs, visited oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retain {
+    /// Delete it (with its logs).
+    Delete,
+    /// Keep it, and look at the next one.
+    Keep,
+    /// Keep it and every newer one: nothing newer can be due for deletion.
+    Stop,
+}
+
+/// Retention (`history: {keep_runs, keep_days}`) for the run at `position` (0 = oldest) of the
+/// job's `total` runs, at engine time `now`. Unfinished runs are kept. Without `keep_days`,
+/// only the oldest `total - keep_runs` can go, so the walk stops at the first run past them.
+pub fn retain(job: &Job, position: usize, total: usize, run: &Run, now: Timestamp) -> Retain {
+    if !run.status.is_terminal() {
+        return Retain::Keep;
+    }
+    let keep_runs = job.history.keep_runs.map_or(usize::MAX, |n| n as usize);
+    let excess = total.saturating_sub(keep_runs);
+    let cutoff = job
+        .history
+        .keep_days
+        .map(|d| Timestamp(now.0.saturating_sub(i64::from(d) * 86_400_000)));
+    let old = cutoff.is_some_and(|c| run.ended_at.unwrap_or(run.created_at) < c);
+    if position < excess || old {
+        Retain::Delete
+    } else if cutoff.is_none() {
+        Retain::Stop
+    } else {
+        Retain::Keep
     }
 }
 

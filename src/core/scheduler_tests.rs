@@ -653,3 +653,44 @@ fn catch_up_firings_queue_behind_each_other_whatever_overlap_says() {
         other => panic!("{other:?}"),
     }
 }
+
+fn finished(id: u64, ended_secs: i64) -> crate::core::run::Run {
+    crate::core::run::Run {
+        id,
+        job_id: "j".into(),
+        trigger: crate::core::run::Trigger::Schedule,
+        scheduled_at: at(ended_secs),
+        created_at: at(ended_secs),
+        started_at: Some(at(ended_secs)),
+        ended_at: Some(at(ended_secs)),
+        status: RunStatus::Succeeded,
+        max_tasks: 1,
+        deadline: None,
+        stop: None,
+        reason: None,
+    }
+}
+
+/// Retention keeps the newest `keep_runs` and deletes finished runs older than `keep_days`;
+/// unfinished runs are never deleted; without `keep_days` the walk stops past the excess.
+#[test]
+fn retention_deletes_the_excess_and_the_old_never_the_unfinished() {
+    let mut j = scheduled("0 * * * *");
+    j.history.keep_runs = Some(2);
+    j.history.keep_days = None;
+    let now = at(10 * 86_400);
+    assert_eq!(retain(&j, 0, 5, &finished(1, 0), now), Retain::Delete);
+    assert_eq!(retain(&j, 2, 5, &finished(3, 0), now), Retain::Delete);
+    assert_eq!(retain(&j, 3, 5, &finished(4, 0), now), Retain::Stop);
+    let mut running = finished(1, 0);
+    running.status = RunStatus::Running;
+    assert_eq!(retain(&j, 0, 5, &running, now), Retain::Keep);
+    j.history.keep_runs = None;
+    j.history.keep_days = Some(1);
+    assert_eq!(retain(&j, 3, 5, &finished(4, 0), now), Retain::Delete, "older than a day");
+    assert_eq!(
+        retain(&j, 3, 5, &finished(4, 10 * 86_400 - 60), now),
+        Retain::Keep,
+        "a minute old"
+    );
+}

@@ -694,12 +694,6 @@ impl<W: World> Daemon<W> {
     fn prune(&mut self, job: &Job) -> Result<(), DaemonError> {
         let ids = self.store().run_ids_of_job(&job.id)?;
         let now = self.engine.now();
-        let keep_runs = job.history.keep_runs.map_or(usize::MAX, |n| n as usize);
-        let cutoff = job
-            .history
-            .keep_days
-            .map(|d| Timestamp(now.0.saturating_sub(i64::from(d) * 86_400_000)));
-        let excess = ids.len().saturating_sub(keep_runs);
         let mut doomed = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             if doomed.len() >= PRUNE_BATCH {
@@ -708,14 +702,10 @@ impl<W: World> Daemon<W> {
             let Some(run) = self.store().run(*id)? else {
                 continue;
             };
-            if !run.status.is_terminal() {
-                continue;
-            }
-            let old = cutoff.is_some_and(|c| run.ended_at.unwrap_or(run.created_at) < c);
-            if i < excess || old {
-                doomed.push(run);
-            } else if cutoff.is_none() {
-                break;
+            match scheduler::retain(job, i, ids.len(), &run, now) {
+                scheduler::Retain::Delete => doomed.push(run),
+                scheduler::Retain::Keep => {}
+                scheduler::Retain::Stop => break,
             }
         }
         if doomed.is_empty() {
