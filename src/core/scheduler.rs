@@ -529,6 +529,76 @@ pub fn admit_catchup(job: &Job, active: &[(u64, RunStatus)]) -> Admission {
     }
 }
 
+/// A run that is waiting for a start: what [`plan_starts`] needs to know of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartCandidate {
+    pub id: u64,
+    /// `Waiting` (for its dependencies) or `Queued` (for a slot).
+    pub status: RunStatus,
+    /// Whether its job's cross-job dependencies are met now (true if it has none).
+    pub deps_met: bool,
+    /// Whether its dependency timeout has passed (waiting runs).
+    pub dep_timed_out: bool,
+    /// Whether it is the queued run its job would start next ([`next_queued`]).
+    pub next_of_job: bool,
+}
+
+/// What to do with a [`StartCandidate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartDecision {
+    /// Start it (`Input::Start`).
+    Start,
+    /// Its dependencies are unmet: it waits (`Input::Wait`).
+    Wait,
+    /// Its dependencies stayed unmet past the timeout (`Input::Skip`).
+    Skip { reason: String },
+}
+
+/// Admission under `-j` (`max_jobs` concurrent runs across jobs, `running` of them running):
+/// waiting runs first, in id order (met: start while a slot is free; timed out: skipped), then
+/// each job's next queued run in id order (unmet dependencies: it waits; else it starts while
+/// a slot is free). Candidates not decided stay as they are until the next pass.
+pub fn plan_starts(
+    candidates: &[StartCandidate],
+    running: usize,
+    max_jobs: Option<u32>,
+) -> Vec<(u64, StartDecision)> {
+    let max_jobs = max_jobs.map_or(usize::MAX, |n| n as usize);
+    let mut running = running;
+    let mut out = Vec::new();
+    let mut ordered: Vec<&StartCandidate> = candidates.iter().collect();
+    ordered.sort_by_key(|c| (c.status != RunStatus::Waiting, c.id));
+    for c in ordered {
+        match c.status {
+            RunStatus::Waiting if c.deps_met => {
+                if running < max_jobs {
+                    out.push((c.id, StartDecision::Start));
+                    running += 1;
+                }
+            }
+            RunStatus::Waiting if c.dep_timed_out => out.push((
+                c.id,
+                StartDecision::Skip {
+                    reason: "dependency unmet".into(),
+                },
+            )),
+            RunStatus::Queued if c.next_of_job => {
+                if running >= max_jobs {
+                    break;
+                }
+                if c.deps_met {
+                    out.push((c.id, StartDecision::Start));
+                    running += 1;
+                } else {
+                    out.push((c.id, StartDecision::Wait));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// What retention decides for one of a job's runs, visited oldest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retain {

@@ -687,10 +687,62 @@ fn retention_deletes_the_excess_and_the_old_never_the_unfinished() {
     assert_eq!(retain(&j, 0, 5, &running, now), Retain::Keep);
     j.history.keep_runs = None;
     j.history.keep_days = Some(1);
-    assert_eq!(retain(&j, 3, 5, &finished(4, 0), now), Retain::Delete, "older than a day");
+    assert_eq!(
+        retain(&j, 3, 5, &finished(4, 0), now),
+        Retain::Delete,
+        "older than a day"
+    );
     assert_eq!(
         retain(&j, 3, 5, &finished(4, 10 * 86_400 - 60), now),
         Retain::Keep,
         "a minute old"
+    );
+}
+
+/// `-j` admission: waiting runs whose dependencies are met go first, then each job's next
+/// queued run, in id order, while slots last; timed-out waiting runs are skipped whatever the
+/// slots; a queued run with unmet dependencies waits without taking a slot.
+#[test]
+fn plan_starts_orders_waiting_then_queued_under_max_jobs() {
+    let c = |id, status, deps_met, dep_timed_out, next_of_job| StartCandidate {
+        id,
+        status,
+        deps_met,
+        dep_timed_out,
+        next_of_job,
+    };
+    let candidates = [
+        c(5, RunStatus::Queued, true, false, true),
+        c(3, RunStatus::Waiting, true, false, false),
+        c(4, RunStatus::Waiting, false, true, false),
+        c(6, RunStatus::Queued, false, false, true),
+        c(7, RunStatus::Queued, true, false, false),
+        c(8, RunStatus::Queued, true, false, true),
+    ];
+    let skip = StartDecision::Skip {
+        reason: "dependency unmet".into(),
+    };
+    assert_eq!(
+        plan_starts(&candidates, 0, Some(2)),
+        [
+            (3, StartDecision::Start),
+            (4, skip.clone()),
+            (5, StartDecision::Start)
+        ]
+    );
+    assert_eq!(
+        plan_starts(&candidates, 0, None),
+        [
+            (3, StartDecision::Start),
+            (4, skip),
+            (5, StartDecision::Start),
+            (6, StartDecision::Wait),
+            (8, StartDecision::Start)
+        ]
+    );
+    assert_eq!(
+        plan_starts(&candidates, 2, Some(2)).len(),
+        1,
+        "only the skip"
     );
 }

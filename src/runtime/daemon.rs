@@ -622,50 +622,50 @@ impl<W: World> Daemon<W> {
     /// Starts queued runs while the job's and the daemon's limits allow; re-checks waiting
     /// runs. Returns whether it fed anything.
     fn start_ready(&mut self) -> Result<bool, DaemonError> {
-        let mut fed = false;
         let engine_now = self.engine.now();
-        let max_jobs = self.config.max_jobs.map_or(usize::MAX, |n| n as usize);
-        let mut running = self.engine.n_running_runs();
-        // Waiting runs first: dependency met -> start, timed out -> skipped.
+        let mut candidates = Vec::new();
         for (id, _job_id, since) in self.engine.waiting_run_ids() {
             // A run keeps the definition it was created with.
             let Some(job) = self.engine.job_of(id) else {
                 continue;
             };
-            if self.deps_met(&job, engine_now)? {
-                if running < max_jobs {
-                    self.engine.feed(id, Input::Start);
-                    running += 1;
-                    fed = true;
-                }
-            } else if scheduler::dependency_deadline(&job, since) <= engine_now {
-                self.engine.feed(
-                    id,
-                    Input::Skip {
-                        reason: "dependency unmet".into(),
-                    },
-                );
-                fed = true;
-            }
+            candidates.push(scheduler::StartCandidate {
+                id,
+                status: RunStatus::Waiting,
+                deps_met: self.deps_met(&job, engine_now)?,
+                dep_timed_out: scheduler::dependency_deadline(&job, since) <= engine_now,
+                next_of_job: false,
+            });
         }
         for (id, job_id) in self.engine.queued_run_ids() {
-            if running >= max_jobs {
-                break;
-            }
             let Some(job) = self.engine.job_of(id) else {
                 continue;
             };
-            let active = self.engine.runs_of_job(&job_id);
-            if scheduler::next_queued(&job, &active) != Some(id) {
-                continue;
-            }
-            if !job.depends_on.is_empty() && !self.deps_met(&job, engine_now)? {
-                self.engine.feed(id, Input::Wait);
-            } else {
-                self.engine.feed(id, Input::Start);
-                running += 1;
-            }
-            fed = true;
+            let next_of_job =
+                scheduler::next_queued(&job, &self.engine.runs_of_job(&job_id)) == Some(id);
+            let deps_met =
+                !next_of_job || job.depends_on.is_empty() || self.deps_met(&job, engine_now)?;
+            candidates.push(scheduler::StartCandidate {
+                id,
+                status: RunStatus::Queued,
+                deps_met,
+                dep_timed_out: false,
+                next_of_job,
+            });
+        }
+        let decisions = scheduler::plan_starts(
+            &candidates,
+            self.engine.n_running_runs(),
+            self.config.max_jobs,
+        );
+        let fed = !decisions.is_empty();
+        for (id, decision) in decisions {
+            let input = match decision {
+                scheduler::StartDecision::Start => Input::Start,
+                scheduler::StartDecision::Wait => Input::Wait,
+                scheduler::StartDecision::Skip { reason } => Input::Skip { reason },
+            };
+            self.engine.feed(id, input);
         }
         Ok(fed)
     }
