@@ -10,8 +10,10 @@ pub mod core;
 pub mod runtime;
 pub mod schedule;
 pub mod spec;
+pub mod state;
 pub mod store;
 pub mod testing;
 pub mod time;
 #[cfg(feature = "tui")]
 pub mod tui;
+pub mod view;

@@ -5,11 +5,10 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
-use crate::core::run::{Run, RunState, TaskStatus};
 use crate::runtime::control::Request;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
@@ -73,114 +72,21 @@ pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `pt history JOB --json`: the newest `limit` runs of `job_id`, newest first.
+/// `pt history JOB --json`: the newest `limit` runs of `job_id`, newest first
+/// ([`crate::view::RunSummary`]).
 pub fn history_json(store: &Store, job_id: &str, limit: usize) -> Result<Value, StoreError> {
-    let runs = store.runs_of_job(job_id, limit)?;
-    let mut out = Vec::with_capacity(runs.len());
-    for r in runs {
-        let state = store.load_run(r.id)?;
-        let tasks = state.as_ref().map(|s| s.tasks.as_slice()).unwrap_or(&[]);
-        out.push(run_summary_json(&r, &counts(tasks)));
-    }
-    Ok(Value::Array(out))
+    Ok(to_value(&crate::view::history(store, job_id, limit)?))
 }
 
-/// `pt history --run N --json`: one run with every task and attempt.
+/// `pt history --run N --json`: one run with every task and attempt
+/// ([`crate::view::RunDetail`]).
 pub fn run_json(store: &Store, id: u64, logs_dir: &Path) -> Result<Option<Value>, StoreError> {
-    let Some(state) = store.load_run(id)? else {
-        return Ok(None);
-    };
-    let snapshot = store.snapshot(id)?;
-    let job = snapshot_job(
-        snapshot.map(|s| s.text).as_deref().unwrap_or(""),
-        state.tasks.len(),
-    );
-    Ok(Some(run_detail_json(&state, job.as_ref(), logs_dir)))
+    Ok(crate::view::run_detail(store, id, logs_dir)?.map(|d| to_value(&d)))
 }
 
-fn counts(tasks: &[crate::core::run::TaskState]) -> Value {
-    let (mut ok, mut failed, mut skipped, mut cancelled, mut running, mut pending) =
-        (0, 0, 0, 0, 0, 0);
-    for t in tasks {
-        match t.status {
-            TaskStatus::Succeeded => ok += 1,
-            TaskStatus::Failed => failed += 1,
-            TaskStatus::Skipped => skipped += 1,
-            TaskStatus::Cancelled => cancelled += 1,
-            TaskStatus::Running => running += 1,
-            TaskStatus::Pending | TaskStatus::RetryWait { .. } => pending += 1,
-        }
-    }
-    json!({
-        "succeeded": ok, "failed": failed, "skipped": skipped,
-        "cancelled": cancelled, "running": running, "pending": pending,
-    })
-}
-
-fn opt_time(t: Option<Timestamp>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(t.rfc3339()))
-}
-
-fn run_summary_json(r: &Run, counts: &Value) -> Value {
-    json!({
-        "id": r.id,
-        "job_id": r.job_id,
-        "trigger": r.trigger.name(),
-        "scheduled_at": r.scheduled_at.rfc3339(),
-        "status": r.status.name(),
-        "started_at": opt_time(r.started_at),
-        "ended_at": opt_time(r.ended_at),
-        "reason": r.reason,
-        "tasks": counts,
-    })
-}
-
-/// The job a run was started with, from its snapshot (if it still parses and matches).
-fn snapshot_job(snapshot_text: &str, n: usize) -> Option<crate::spec::Job> {
-    crate::spec::parse_job(Path::new("snapshot.yaml"), Path::new("."), snapshot_text)
-        .ok()
-        .filter(|job| job.tasks.len() == n)
-}
-
-fn run_detail_json(s: &RunState, job: Option<&crate::spec::Job>, logs_dir: &Path) -> Value {
-    let mut v = run_summary_json(&s.run, &counts(&s.tasks));
-    let tasks: Vec<Value> = s
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let id = job.map_or_else(|| format!("task{i}"), |j| j.tasks[i].id.clone());
-            let log = |no: u32| match job {
-                Some(j) => crate::runtime::engine::attempt_log_path(j, logs_dir, s.run.id, i, no),
-                None => crate::runtime::engine::log_path(logs_dir, s.run.id, &id, no),
-            };
-            let attempts: Vec<Value> = t
-                .attempts
-                .iter()
-                .map(|a| {
-                    json!({
-                        "attempt": a.no,
-                        "status": a.status.name(),
-                        "exit_code": a.exit_code,
-                        "signal": a.signal,
-                        "started_at": a.started_at.rfc3339(),
-                        "ended_at": opt_time(a.ended_at),
-                        "message": a.message,
-                        "slurm_job": a.remote_job,
-                        "log": log(a.no).display().to_string(),
-                    })
-                })
-                .collect();
-            let outputs: serde_json::Map<String, Value> = t
-                .outputs
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            json!({ "id": id, "status": t.status.name(), "attempts": attempts, "outputs": outputs })
-        })
-        .collect();
-    v["tasks"] = Value::Array(tasks);
-    v
+/// A view as JSON (a derived `Serialize` of strings and numbers cannot fail).
+fn to_value(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {

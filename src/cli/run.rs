@@ -70,7 +70,7 @@ pub fn cmd_run(args: RunArgs) -> Result<(), CliError> {
         args.max_tasks,
         Duration::from_secs(args.shutdown_grace_secs),
     )?;
-    let pid_file = location.socket.as_ref().map(|s| s.with_extension("pid"));
+    let pid_file = location.pid_file();
     if let Some(p) = &pid_file {
         let text = format!(
             "{}\n{}\n",

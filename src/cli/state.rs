@@ -21,17 +21,8 @@ pub struct StateArgs {
     pub in_memory: bool,
 }
 
-/// A resolved state location.
-#[derive(Debug, Clone)]
-pub struct StateLocation {
-    /// The database file; `None` for `--in-memory`.
-    pub db: Option<PathBuf>,
-    pub logs_dir: PathBuf,
-    /// The state directory; `None` with `--db`/`--in-memory`.
-    pub dir: Option<PathBuf>,
-    /// The control socket of a daemon on this state; `None` for `--in-memory`.
-    pub socket: Option<PathBuf>,
-}
+/// A resolved state location: the library's [`crate::state::Layout`], which knows the paths.
+pub use crate::state::Layout as StateLocation;
 
 /// The default state directory.
 pub fn default_state_dir() -> Option<PathBuf> {
@@ -67,35 +58,10 @@ impl StateArgs {
         if self.in_memory {
             let logs =
                 absolute(&std::env::temp_dir())?.join(format!("petit-{}", std::process::id()));
-            return Ok(StateLocation {
-                db: None,
-                logs_dir: logs,
-                dir: None,
-                socket: None,
-            });
+            return Ok(StateLocation::in_memory(logs));
         }
         if let Some(db) = &self.db {
-            let db = &absolute(db)?;
-            let beside = |suffix: &str| {
-                let mut s = db.as_os_str().to_owned();
-                s.push(suffix);
-                PathBuf::from(s)
-            };
-            let (logs_dir, socket) = if db.file_name().is_some_and(|n| n == "petit.redb") {
-                let parent = db.parent().unwrap_or(Path::new("."));
-                (
-                    parent.join("logs"),
-                    parent.join(crate::runtime::control::SOCKET_NAME),
-                )
-            } else {
-                (beside(".logs"), beside(".sock"))
-            };
-            return Ok(StateLocation {
-                db: Some(db.clone()),
-                logs_dir,
-                dir: None,
-                socket: Some(socket),
-            });
+            return Ok(StateLocation::of_db(&absolute(db)?));
         }
         let dir = match &self.state {
             Some(d) => d.clone(),
@@ -106,13 +72,7 @@ impl StateArgs {
                 )
             })?,
         };
-        let dir = absolute(&dir)?;
-        Ok(StateLocation {
-            db: Some(dir.join("petit.redb")),
-            logs_dir: dir.join("logs"),
-            socket: Some(dir.join(crate::runtime::control::SOCKET_NAME)),
-            dir: Some(dir),
-        })
+        Ok(StateLocation::of_dir(&absolute(&dir)?))
     }
 }
 
@@ -230,9 +190,7 @@ impl StateLocation {
     /// its pid file) when there is one, and ending with `what_to_do`.
     pub fn in_use(&self, what_to_do: &str) -> CliError {
         let holder = self
-            .socket
-            .as_ref()
-            .map(|s| s.with_extension("pid"))
+            .pid_file()
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|t| {
                 let mut lines = t.lines();

@@ -570,12 +570,12 @@ pub fn plan_starts(
     ordered.sort_by_key(|c| (c.status != RunStatus::Waiting, c.id));
     for c in ordered {
         match c.status {
-            RunStatus::Waiting if c.deps_met => {
-                if running < max_jobs {
-                    out.push((c.id, StartDecision::Start));
-                    running += 1;
-                }
+            RunStatus::Waiting if c.deps_met && running < max_jobs => {
+                out.push((c.id, StartDecision::Start));
+                running += 1;
             }
+            // Met, but no slot: it waits for one (never skipped for a full daemon).
+            RunStatus::Waiting if c.deps_met => {}
             RunStatus::Waiting if c.dep_timed_out => out.push((
                 c.id,
                 StartDecision::Skip {

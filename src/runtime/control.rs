@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use crate::core::{Event, EventKind};
 
 /// The socket's file name inside the state directory.
-pub const SOCKET_NAME: &str = "petit.sock";
+pub use crate::state::SOCKET_NAME;
 
 /// Longest request line accepted (a request is a few hundred bytes).
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -547,21 +547,10 @@ async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, r: &Response) -> s
 
 /// The stable JSON form of an event (`pt events --json`).
 pub fn event_json(e: &Event) -> Value {
-    serde_json::json!({
-        "at": e.at.rfc3339(),
-        "kind": e.kind.name(),
-        "run": e.run_id,
-        "job": e.job_id,
-        "task": e.task,
-        "attempt": e.attempt,
-        "detail": e.detail,
-    })
+    serde_json::to_value(crate::view::EventView::of(e)).unwrap_or(Value::Null)
 }
 
-/// Where the socket of a state directory is.
-pub fn socket_path(state_dir: &Path) -> PathBuf {
-    state_dir.join(SOCKET_NAME)
-}
+pub use crate::state::socket_path;
 
 /// A client connection to a running daemon.
 pub struct Client {
@@ -642,6 +631,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A server on a fresh socket with `limits`; returns the socket path, the daemon's end of
     /// the request channel, and the guards to keep alive.

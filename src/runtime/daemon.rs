@@ -768,14 +768,12 @@ impl<W: World> Daemon<W> {
                 self.paused.remove(&job);
                 Response::ok(json!({ "job": job, "paused": false }))
             }
-            Request::History { job, limit } => Response::ok(crate::cli::history::history_json(
-                self.store(),
-                &job,
-                limit,
-            )?),
+            Request::History { job, limit } => {
+                Response::ok(view_json(&crate::view::history(self.store(), &job, limit)?))
+            }
             Request::Run { id } => {
-                match crate::cli::history::run_json(self.store(), id, &self.config.logs_dir)? {
-                    Some(v) => Response::ok(v),
+                match crate::view::run_detail(self.store(), id, &self.config.logs_dir)? {
+                    Some(v) => Response::ok(view_json(&v)),
                     None => Response::error(2, format!("no run #{id}")),
                 }
             }
@@ -917,6 +915,11 @@ impl<W: World> Daemon<W> {
         }
         Ok(status)
     }
+}
+
+/// A view as JSON (a derived `Serialize` of strings and numbers cannot fail).
+fn view_json(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// A human description of the clock-trust state.

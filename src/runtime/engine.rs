@@ -1312,8 +1312,9 @@ impl<W: World> Engine<W> {
             ATTEMPT_KEY_VAR.into(),
             self.attempt_key(run.id, task, attempt),
         );
-        let log_path = log_path(&self.config.logs_dir, run.id, &spec.id, attempt);
-        let output_path = log_path.with_extension("out");
+        let log_path = crate::state::log_path(&self.config.logs_dir, run.id, &spec.id, attempt);
+        let output_path =
+            crate::state::output_path(&self.config.logs_dir, run.id, &spec.id, attempt);
         Ok(SpawnRequest {
             program,
             args,
@@ -1344,28 +1345,7 @@ async fn recv_opt(rx: &mut Option<&mut mpsc::Receiver<Command>>) -> Option<Comma
     }
 }
 
-/// Where an attempt's log is: under the state's `logs/`, or for a cluster job on the
-/// cluster's shared filesystem.
-pub fn attempt_log_path(
-    job: &Job,
-    logs_dir: &Path,
-    run: u64,
-    task: usize,
-    attempt: u32,
-) -> PathBuf {
-    let spec = &job.tasks[task];
-    match &spec.executor {
-        Executor::Slurm(opts) => slurm::attempt_files(&opts.workdir, run, &spec.id, attempt).log,
-        Executor::Local | Executor::InProcess => log_path(logs_dir, run, &spec.id, attempt),
-    }
-}
-
-/// Path of an attempt's log file.
-pub fn log_path(logs_dir: &Path, run: u64, task_id: &str, attempt: u32) -> PathBuf {
-    logs_dir
-        .join(run.to_string())
-        .join(format!("{task_id}.{attempt}.log"))
-}
+pub use crate::state::{attempt_log_path, log_path};
 
 /// The snapshot a run keeps of its job.
 pub fn snapshot_of(job: &Job) -> Snapshot {

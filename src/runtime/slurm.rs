@@ -74,33 +74,7 @@ impl SlurmError {
     }
 }
 
-/// Paths of one attempt on the shared filesystem:
-/// `<workdir>/.petit/<run>/<task>.<attempt>/{job.sh,out.log,output}`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptFiles {
-    /// The attempt's directory; [`submit`] creates it.
-    pub dir: PathBuf,
-    /// The batch script.
-    pub script: PathBuf,
-    /// The job's stdout and stderr, appended to by slurmstepd on the node that runs it.
-    pub log: PathBuf,
-    /// The job's `PETIT_OUTPUT` file.
-    pub output: PathBuf,
-}
-
-/// The files of attempt `attempt` of task `task_id` in run `run`, under `workdir`.
-pub fn attempt_files(workdir: &Path, run: u64, task_id: &str, attempt: u32) -> AttemptFiles {
-    let dir = workdir
-        .join(".petit")
-        .join(run.to_string())
-        .join(format!("{task_id}.{attempt}"));
-    AttemptFiles {
-        script: dir.join("job.sh"),
-        log: dir.join("out.log"),
-        output: dir.join("output"),
-        dir,
-    }
-}
+pub use crate::state::{attempt_files, AttemptFiles};
 
 /// Quotes `s` for a POSIX shell: `'...'`, with each `'` written as `'\''`. NUL bytes, which no
 /// shell word or environment value can hold, are dropped.

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::app::{Action, LogText, Query, Update, HISTORY_LIMIT};
-use crate::cli::state::StateLocation;
 use crate::core::run::TaskStatus;
 use crate::runtime::control::{Client, Connect, Request, Response};
+use crate::state::Layout as StateLocation;
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -149,12 +149,14 @@ impl Source {
                     }
                     Query::History { job } => Update::History {
                         job: job.clone(),
-                        runs: crate::cli::history::history_json(store, job, HISTORY_LIMIT)
+                        runs: crate::view::history(store, job, HISTORY_LIMIT)
+                            .map(|v| serde_json::to_value(v).unwrap_or_default())
                             .map_err(e)?,
                     },
                     Query::Run { id } => Update::Run {
-                        detail: crate::cli::history::run_json(store, *id, logs_dir)
+                        detail: crate::view::run_detail(store, *id, logs_dir)
                             .map_err(e)?
+                            .map(|v| serde_json::to_value(v).unwrap_or_default())
                             .ok_or_else(|| format!("no run #{id}"))?,
                     },
                     Query::Log { .. } => unreachable_log(),
