@@ -47,9 +47,9 @@ impl TaskCounts {
     }
 }
 
-/// One run in a list (`pt history JOB --json`).
+/// A run: its record, and its tasks as `T` ([`TaskCounts`] in a list, every task in detail).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunSummary {
+pub struct RunView<T> {
     pub ended_at: Option<String>,
     pub id: u64,
     pub job_id: String,
@@ -57,14 +57,13 @@ pub struct RunSummary {
     pub scheduled_at: String,
     pub started_at: Option<String>,
     pub status: String,
-    pub tasks: TaskCounts,
+    pub tasks: T,
     pub trigger: String,
 }
 
-impl RunSummary {
-    /// The summary of `run` with its tasks' counts.
-    pub fn of(run: &Run, tasks: &[TaskState]) -> Self {
-        RunSummary {
+impl<T> RunView<T> {
+    fn of(run: &Run, tasks: T) -> Self {
+        RunView {
             ended_at: time(run.ended_at),
             id: run.id,
             job_id: run.job_id.clone(),
@@ -72,9 +71,19 @@ impl RunSummary {
             scheduled_at: run.scheduled_at.rfc3339(),
             started_at: time(run.started_at),
             status: run.status.name().to_string(),
-            tasks: TaskCounts::of(tasks),
+            tasks,
             trigger: run.trigger.name().to_string(),
         }
+    }
+}
+
+/// One run in a list (`pt history JOB --json`).
+pub type RunSummary = RunView<TaskCounts>;
+
+impl RunSummary {
+    /// The summary of `run` with its tasks' counts.
+    pub fn summary(run: &Run, tasks: &[TaskState]) -> Self {
+        RunView::of(run, TaskCounts::of(tasks))
     }
 }
 
@@ -118,23 +127,12 @@ pub struct TaskView {
 }
 
 /// One run with every task and attempt (`pt history --run N --json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunDetail {
-    pub ended_at: Option<String>,
-    pub id: u64,
-    pub job_id: String,
-    pub reason: Option<String>,
-    pub scheduled_at: String,
-    pub started_at: Option<String>,
-    pub status: String,
-    pub tasks: Vec<TaskView>,
-    pub trigger: String,
-}
+pub type RunDetail = RunView<Vec<TaskView>>;
 
 impl RunDetail {
     /// The detail of `s`; task ids and log paths come from `job` (the run's snapshot), or are
     /// made up (`task0`, ...) when it no longer parses.
-    pub fn of(s: &RunState, job: Option<&Job>, logs_dir: &Path) -> Self {
+    pub fn detail(s: &RunState, job: Option<&Job>, logs_dir: &Path) -> Self {
         let tasks = s
             .tasks
             .iter()
@@ -157,18 +155,7 @@ impl RunDetail {
                 }
             })
             .collect();
-        let r = &s.run;
-        RunDetail {
-            ended_at: time(r.ended_at),
-            id: r.id,
-            job_id: r.job_id.clone(),
-            reason: r.reason.clone(),
-            scheduled_at: r.scheduled_at.rfc3339(),
-            started_at: time(r.started_at),
-            status: r.status.name().to_string(),
-            tasks,
-            trigger: r.trigger.name().to_string(),
-        }
+        RunView::of(&s.run, tasks)
     }
 }
 
@@ -206,7 +193,7 @@ pub fn history(store: &Store, job_id: &str, limit: usize) -> Result<Vec<RunSumma
     for r in runs {
         let state = store.load_run(r.id)?;
         let tasks = state.as_ref().map(|s| s.tasks.as_slice()).unwrap_or(&[]);
-        out.push(RunSummary::of(&r, tasks));
+        out.push(RunSummary::summary(&r, tasks));
     }
     Ok(out)
 }
@@ -226,5 +213,5 @@ pub fn run_detail(
             .ok()
             .filter(|job| job.tasks.len() == state.tasks.len())
     });
-    Ok(Some(RunDetail::of(&state, job.as_ref(), logs_dir)))
+    Ok(Some(RunDetail::detail(&state, job.as_ref(), logs_dir)))
 }

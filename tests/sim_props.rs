@@ -314,11 +314,18 @@ fn queued_run_stranded_by_a_crash_is_started_on_recovery() {
     );
 }
 
-/// A task that traps SIGTERM during the shutdown grace and exits 0 succeeded: its exit is a
-/// fact, recorded as such, and the task is not run again after the restart. (Before the one
-/// loop, exits during the grace were dropped and the attempt recorded `interrupted`.)
-#[test]
-fn exit_during_shutdown_grace_is_recorded_not_rerun() {
+/// The first live process exits with `code` or dies by `signal`.
+fn exit_by(code: Option<i32>, signal: Option<i32>) -> Op {
+    Op::Exit {
+        pick: 0,
+        code,
+        signal,
+        bad_outputs: false,
+    }
+}
+
+/// A shell whose run 1 of [`small_job`] has its first task running.
+fn first_task_running() -> Shell {
     let store = Store::in_memory().unwrap();
     let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
     shell.apply(&Op::Create).unwrap();
@@ -328,15 +335,17 @@ fn exit_during_shutdown_grace_is_recorded_not_rerun() {
             fail: None,
         })
         .unwrap();
-    shell.apply(&Op::Shutdown).unwrap();
     shell
-        .apply(&Op::Exit {
-            pick: 0,
-            code: Some(0),
-            signal: None,
-            bad_outputs: false,
-        })
-        .unwrap();
+}
+
+/// A task that traps SIGTERM during the shutdown grace and exits 0 succeeded: its exit is a
+/// fact, recorded as such, and the task is not run again after the restart. (Before the one
+/// loop, exits during the grace were dropped and the attempt recorded `interrupted`.)
+#[test]
+fn exit_during_shutdown_grace_is_recorded_not_rerun() {
+    let mut shell = first_task_running();
+    shell.apply(&Op::Shutdown).unwrap();
+    shell.apply(&exit_by(Some(0), None)).unwrap();
     assert_eq!(
         shell.crashes, 1,
         "the graceful stop completed and Petit restarted"
@@ -350,24 +359,9 @@ fn exit_during_shutdown_grace_is_recorded_not_rerun() {
 /// A task killed by Petit's own SIGTERM at shutdown stays `interrupted` (and runs again).
 #[test]
 fn death_by_shutdown_signal_is_interrupted() {
-    let store = Store::in_memory().unwrap();
-    let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
-    shell.apply(&Op::Create).unwrap();
-    shell
-        .apply(&Op::Spawn {
-            pick: 0,
-            fail: None,
-        })
-        .unwrap();
+    let mut shell = first_task_running();
     shell.apply(&Op::Shutdown).unwrap();
-    shell
-        .apply(&Op::Exit {
-            pick: 0,
-            code: None,
-            signal: Some(15),
-            bad_outputs: false,
-        })
-        .unwrap();
+    shell.apply(&exit_by(None, Some(15))).unwrap();
     shell.finish(QUIET_BOUND).unwrap();
     let a = &shell.committed()[&1].tasks[0];
     assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
@@ -379,15 +373,7 @@ fn death_by_shutdown_signal_is_interrupted() {
 /// (Before, a failed fence was ignored and `on_interrupt: retry` launched a second process.)
 #[test]
 fn failed_fence_never_launches_beside_a_survivor() {
-    let store = Store::in_memory().unwrap();
-    let mut shell = Shell::new(store, small_job(), Timestamp::from_secs(1_000_000));
-    shell.apply(&Op::Create).unwrap();
-    shell
-        .apply(&Op::Spawn {
-            pick: 0,
-            fail: None,
-        })
-        .unwrap();
+    let mut shell = first_task_running();
     shell.apply(&Op::FailFences(2)).unwrap();
     shell.apply(&Op::KillPt).unwrap();
     let orphans = shell.world().procs.iter().filter(|p| p.orphan).count();
