@@ -9,8 +9,10 @@
 //! task cannot fill the state directory's disk through its outputs file: it holds at most the
 //! cap plus one write. Cost: one descriptor per running attempt and one wake-up per burst of
 //! writes to the outputs file (inotify merges repeated events that are not yet read); nothing
-//! while the task does not write it. If inotify is unavailable (no descriptors left), the cap
-//! falls back to the read side (`process::read_outputs`).
+//! while the task does not write it. If inotify is unavailable (no descriptors left, or the
+//! user's `fs.inotify.max_user_instances`, 128 by default, is used up by many concurrent
+//! attempts), the cap falls back to the read side (`process::read_outputs`), said once in the
+//! log.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;

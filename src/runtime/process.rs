@@ -406,8 +406,14 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
     let outputs = match super::outputs_watch::OutputsWatch::new(&req.output_path) {
         Ok(w) => Some(w),
         Err(err) => {
-            tracing::warn!(path = %req.output_path.display(), %err,
-                "cannot watch the outputs file; its size is checked when it is read");
+            // Out of inotify instances (fs.inotify.max_user_instances) or descriptors: said
+            // once, not per attempt.
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(%err, "cannot watch outputs files; their size is checked when \
+                    they are read (said once)");
+            }
             None
         }
     };
