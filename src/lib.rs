@@ -5,6 +5,13 @@
 //! arms timers and commits transitions. See `ARCHITECTURE.md` for the map.
 
 pub mod cli;
+
+/// What a program that embeds Petit needs (see `examples/embed.rs`).
+pub use crate::core::run::Trigger;
+pub use crate::core::{Event, EventKind};
+pub use crate::runtime::engine::{Engine, EngineBuilder, EngineError};
+pub use crate::runtime::task::{Task as InProcessTask, TaskContext, TaskError, TaskResult};
+pub use crate::spec::{load_dir, parse_job, Job};
 pub mod clock;
 pub mod core;
 pub mod runtime;

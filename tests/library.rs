@@ -150,3 +150,58 @@ fn custom_tasks_validate_and_the_cli_explains_them() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `EngineBuilder` recovers before it hands the engine out: a run left unfinished in the state
+/// (created, never started: a crash between the two commits) is driven to the end by the
+/// embedder's `run_until_idle`, and `events()` loses none of its events, ending with the
+/// engine.
+#[tokio::test(flavor = "current_thread")]
+async fn the_builder_recovers_and_the_event_stream_is_lossless() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let job = petit::parse_job(
+        "left.yaml".as_ref(),
+        tmp.path(),
+        "id: left\ntasks:\n  - id: a\n    command: \"true\"\n  - id: b\n    command: \"true\"\n    depends_on: [a]\n",
+    )
+    .unwrap();
+    {
+        let engine = petit::EngineBuilder::new()
+            .state_dir(&state)
+            .build()
+            .unwrap();
+        engine
+            .store()
+            .write(|tx| {
+                let id = tx.next_run_id()?;
+                let s = petit::core::run::RunState::new(
+                    &job,
+                    id,
+                    Trigger::Manual,
+                    petit::time::Timestamp(0),
+                    petit::time::Timestamp(0),
+                    4,
+                );
+                tx.insert_run(&s, &petit::runtime::engine::snapshot_of(&job))
+            })
+            .unwrap();
+    }
+    let mut engine = petit::EngineBuilder::new()
+        .state_dir(&state)
+        .build()
+        .unwrap();
+    let mut events = engine.events();
+    engine.run_until_idle(None).await.unwrap();
+    assert_eq!(
+        engine.store().run(1).unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+    drop(engine);
+    let mut kinds = Vec::new();
+    while let Some(e) = events.recv().await {
+        kinds.push(e.kind);
+    }
+    assert_eq!(kinds.first(), Some(&EventKind::RunStarted), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&EventKind::RunSucceeded), "{kinds:?}");
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+}

@@ -161,6 +161,96 @@ pub struct Engine<W: World = OsWorld> {
     commit_now: bool,
     fencing: BTreeMap<u64, Fencing>,
     shutdown: Option<Shutdown>,
+    /// Lossless event streams ([`Engine::events`]); they end when the engine is dropped.
+    streams: Vec<mpsc::UnboundedSender<Event>>,
+}
+
+/// Builds an [`Engine`] for a program that embeds Petit: opens (or creates) the state,
+/// registers its in-process tasks and recovers unfinished runs before handing the engine out,
+/// so an embedder cannot forget recovery.
+pub struct EngineBuilder {
+    state_dir: Option<PathBuf>,
+    max_tasks: u32,
+    shutdown_grace: Duration,
+    tasks: Vec<(String, Arc<dyn Task>)>,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EngineBuilder {
+    /// An in-memory engine (nothing kept) with 4 concurrent tasks per run; see the setters.
+    pub fn new() -> Self {
+        EngineBuilder {
+            state_dir: None,
+            max_tasks: 4,
+            shutdown_grace: Duration::from_secs(10),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Keeps the state in `dir` (created, mode 0700, if missing), as `pt --state DIR` does.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Concurrent tasks per run unless a job sets `max_tasks`.
+    pub fn max_tasks(mut self, n: u32) -> Self {
+        self.max_tasks = n.max(1);
+        self
+    }
+
+    /// Registers an in-process task for job tasks with `type: custom` and `command: NAME`.
+    pub fn task(mut self, name: impl Into<String>, task: impl Task + 'static) -> Self {
+        self.tasks.push((name.into(), Arc::new(task)));
+        self
+    }
+
+    /// Opens the state, registers the tasks and recovers every unfinished run (its inputs are
+    /// queued: [`Engine::run_until_idle`] drives them with the new runs).
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let (store, layout) = match &self.state_dir {
+            Some(dir) => {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|source| StoreError::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
+                let layout = crate::state::Layout::of_dir(dir);
+                let db = layout
+                    .db
+                    .clone()
+                    .unwrap_or_else(|| dir.join(crate::state::DB_FILE));
+                (Store::open(&db)?, layout)
+            }
+            None => (
+                Store::in_memory()?,
+                crate::state::Layout::in_memory(
+                    std::env::temp_dir().join(format!("petit-{}", std::process::id())),
+                ),
+            ),
+        };
+        let config = EngineConfig {
+            logs_dir: layout.logs_dir,
+            default_max_tasks: self.max_tasks,
+            env: std::env::vars().collect(),
+            shutdown_grace: self.shutdown_grace,
+        };
+        let mut engine = Engine::new(store, config);
+        for (name, task) in self.tasks {
+            engine.register_task(name, task);
+        }
+        engine.recover(None, true)?;
+        Ok(engine)
+    }
 }
 
 impl Engine<OsWorld> {
@@ -289,7 +379,18 @@ impl<W: World> Engine<W> {
             commit_now: false,
             fencing: BTreeMap::new(),
             shutdown: None,
+            streams: Vec::new(),
         }
+    }
+
+    /// Every event from now on, each after its transition was committed, losing none; the
+    /// stream ends when the engine is dropped. (The events of a long-lived engine wait in it
+    /// until read: read them, or use [`Engine::subscribe`], which drops what a slow reader
+    /// misses.)
+    pub fn events(&mut self) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.streams.push(tx);
+        rx
     }
 
     /// Gives up the engine (a simulated crash keeps the store and the world, nothing else).
@@ -827,6 +928,7 @@ impl<W: World> Engine<W> {
         if let Some(f) = self.observer.as_mut() {
             f(&event);
         }
+        self.streams.retain(|s| s.send(event.clone()).is_ok());
         let _ = self.events.send(event);
     }
 
@@ -1162,10 +1264,7 @@ impl<W: World> Engine<W> {
             Effect::Emit(event) => {
                 tracing::info!(run = event.run_id, task = ?event.task, "{}: {}",
                     event.kind.name(), event.detail);
-                if let Some(f) = self.observer.as_mut() {
-                    f(&event);
-                }
-                let _ = self.events.send(event);
+                self.emit(event);
             }
         }
     }
