@@ -64,10 +64,12 @@ fn dag_yaml(m: &Path) -> String {
     y
 }
 
+/// Every second, every firing run; no retention (the checks need every record, and the long
+/// version fires more than the default 500 kept runs).
 fn tick_yaml(m: &Path) -> String {
     format!(
         "id: tick\nschedule: \"* * * * * *\"\ntimezone: UTC\ncatchup: all\nmax_catchup: 1000\n\
-         max_concurrency: 10\ntasks:\n  - id: mark\n    type: shell\n    max_interrupts: 100\n    \
+         max_concurrency: 10\nhistory: {{keep_runs: 1000000}}\ntasks:\n  - id: mark\n    type: shell\n    max_interrupts: 100\n    \
          script: 'echo \"$PETIT_SCHEDULED_AT $PETIT_ATTEMPT\" >> \"{}/tick\"'\n",
         m.display()
     )
