@@ -14,6 +14,11 @@ use crate::spec::Job;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 
+/// A view as JSON (a derived `Serialize` of strings and numbers cannot fail).
+pub fn to_json(v: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
 fn time(t: Option<Timestamp>) -> Option<String> {
     t.map(|t| t.rfc3339())
 }

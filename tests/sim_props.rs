@@ -112,6 +112,21 @@ fn task_gen() -> impl Strategy<Value = TaskGen> {
         )
 }
 
+/// The executor of a simulated `type: slurm` task.
+fn cluster() -> Executor {
+    Executor::Slurm(SlurmOptions {
+        partition: None,
+        nodes: None,
+        ntasks: None,
+        cpus_per_task: None,
+        mem: None,
+        time_minutes: None,
+        constraint: None,
+        workdir: "/sim/cluster".into(),
+        extra_args: Vec::new(),
+    })
+}
+
 fn build_job(tasks: &[TaskGen], timeout_secs: Option<u64>, max_tasks: Option<u32>) -> Job {
     let ids: Vec<String> = (0..tasks.len()).map(|i| format!("t{i}")).collect();
     let specs = tasks
@@ -146,17 +161,7 @@ fn build_job(tasks: &[TaskGen], timeout_secs: Option<u64>, max_tasks: Option<u32
             t.on_interrupt = g.on_interrupt;
             t.max_interrupts = g.max_interrupts;
             if g.remote {
-                t.executor = Executor::Slurm(SlurmOptions {
-                    partition: None,
-                    nodes: None,
-                    ntasks: None,
-                    cpus_per_task: None,
-                    mem: None,
-                    time_minutes: None,
-                    constraint: None,
-                    workdir: "/sim/cluster".into(),
-                    extra_args: Vec::new(),
-                });
+                t.executor = cluster();
             }
             (t, d)
         })
@@ -445,17 +450,7 @@ fn a_run_with_a_bad_snapshot_is_quarantined_and_the_others_recover() {
 #[test]
 fn a_cluster_job_is_adopted_after_a_crash_and_a_lost_one_retried() {
     let (mut t, d) = task("remote", &[]);
-    t.executor = Executor::Slurm(SlurmOptions {
-        partition: None,
-        nodes: None,
-        ntasks: None,
-        cpus_per_task: None,
-        mem: None,
-        time_minutes: None,
-        constraint: None,
-        workdir: "/sim/cluster".into(),
-        extra_args: Vec::new(),
-    });
+    t.executor = cluster();
     t.retry.max_retries = 1;
     let store = Store::in_memory().unwrap();
     let mut shell = Shell::new(

@@ -75,18 +75,15 @@ pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
 /// `pt history JOB --json`: the newest `limit` runs of `job_id`, newest first
 /// ([`crate::view::RunSummary`]).
 pub fn history_json(store: &Store, job_id: &str, limit: usize) -> Result<Value, StoreError> {
-    Ok(to_value(&crate::view::history(store, job_id, limit)?))
+    Ok(crate::view::to_json(&crate::view::history(
+        store, job_id, limit,
+    )?))
 }
 
 /// `pt history --run N --json`: one run with every task and attempt
 /// ([`crate::view::RunDetail`]).
 pub fn run_json(store: &Store, id: u64, logs_dir: &Path) -> Result<Option<Value>, StoreError> {
-    Ok(crate::view::run_detail(store, id, logs_dir)?.map(|d| to_value(&d)))
-}
-
-/// A view as JSON (a derived `Serialize` of strings and numbers cannot fail).
-fn to_value(v: &impl serde::Serialize) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+    Ok(crate::view::run_detail(store, id, logs_dir)?.map(|d| crate::view::to_json(&d)))
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {

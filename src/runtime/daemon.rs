@@ -768,12 +768,12 @@ impl<W: World> Daemon<W> {
                 self.paused.remove(&job);
                 Response::ok(json!({ "job": job, "paused": false }))
             }
-            Request::History { job, limit } => {
-                Response::ok(view_json(&crate::view::history(self.store(), &job, limit)?))
-            }
+            Request::History { job, limit } => Response::ok(crate::view::to_json(
+                &crate::view::history(self.store(), &job, limit)?,
+            )),
             Request::Run { id } => {
                 match crate::view::run_detail(self.store(), id, &self.config.logs_dir)? {
-                    Some(v) => Response::ok(view_json(&v)),
+                    Some(v) => Response::ok(crate::view::to_json(&v)),
                     None => Response::error(2, format!("no run #{id}")),
                 }
             }
@@ -915,11 +915,6 @@ impl<W: World> Daemon<W> {
         }
         Ok(status)
     }
-}
-
-/// A view as JSON (a derived `Serialize` of strings and numbers cannot fail).
-fn view_json(v: &impl serde::Serialize) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// A human description of the clock-trust state.
