@@ -1,6 +1,6 @@
 //! Petit: a durable task orchestrator for small Linux machines that lose power.
 //!
-//! Jobs are YAML files ([`spec`]); every job run and task attempt is a state machine
+//! Jobs are YAML files ([`jobs`]); every job run and task attempt is a state machine
 //! ([`core`]) persisted in redb ([`store`]); a thin tokio shell ([`runtime`]) spawns processes,
 //! arms timers and commits transitions. See `ARCHITECTURE.md` for the map.
 
@@ -9,14 +9,14 @@ pub mod cli;
 /// What a program that embeds Petit needs (see `examples/embed.rs`).
 pub use crate::core::run::Trigger;
 pub use crate::core::{Event, EventKind};
+pub use crate::jobs::{load_dir, parse_job, Job};
 pub use crate::runtime::engine::{Engine, EngineBuilder, EngineError};
 pub use crate::runtime::task::{Task as InProcessTask, TaskContext, TaskError, TaskResult};
-pub use crate::spec::{load_dir, parse_job, Job};
 pub mod clock;
 pub mod core;
+pub mod jobs;
 pub mod runtime;
 pub mod schedule;
-pub mod spec;
 pub mod state;
 pub mod store;
 pub mod testing;

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::spec::model::{Executor, Job};
+use crate::jobs::model::{Executor, Job};
 
 /// The database file in a state directory.
 pub const DB_FILE: &str = "petit.redb";

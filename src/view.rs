@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::run::{Attempt, Run, RunState, TaskState, TaskStatus};
 use crate::core::Event;
-use crate::spec::Job;
+use crate::jobs::Job;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 
@@ -214,7 +214,7 @@ pub fn run_detail(
     };
     let snapshot = store.snapshot(id)?;
     let job = snapshot.and_then(|s| {
-        crate::spec::parse_job(Path::new("snapshot.yaml"), Path::new("."), &s.text)
+        crate::jobs::parse_job(Path::new("snapshot.yaml"), Path::new("."), &s.text)
             .ok()
             .filter(|job| job.tasks.len() == state.tasks.len())
     });

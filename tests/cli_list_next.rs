@@ -1,6 +1,6 @@
 //! `pt list` and `pt next` run as a binary, with `PETIT_NOW` fixing the clock.
 //!
-//! Tests in `needs_loader` read job files through `spec::load_dir`, so they pass only once the
+//! Tests in `needs_loader` read job files through `jobs::load_dir`, so they pass only once the
 //! YAML loader is merged (run the others with `-- --skip needs_loader`). The rendering logic
 //! itself is unit-tested on hand-built jobs in `src/cli/list.rs` and `src/cli/next.rs`.
 

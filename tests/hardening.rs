@@ -97,7 +97,7 @@ fn template_values_in_scripts_are_text_not_code() {
 }
 
 fn spec_errors(text: &str) -> Vec<String> {
-    match petit::spec::parse_job_in_zone(
+    match petit::jobs::parse_job_in_zone(
         Path::new("job.yaml"),
         Path::new("/jobs"),
         text,
@@ -124,7 +124,7 @@ fn quoted_booleans_and_numbers_are_type_errors() {
     );
     // Strings stay strings, including in free-form maps with field-like keys.
     let ok = "id: q\nconfig:\n  enabled: \"false\"\n  timeout_secs: \"3\"\nenvironment:\n  max_tasks: \"4\"\nenabled: false\ntasks:\n  - id: a\n    command: \"true\"\n    args: [\"3\"]\n    timeout_secs: 3\n    environment: {nodes: \"2\"}\n";
-    if let Err(d) = petit::spec::parse_job_in_zone(
+    if let Err(d) = petit::jobs::parse_job_in_zone(
         Path::new("job.yaml"),
         Path::new("/jobs"),
         ok,

@@ -29,7 +29,7 @@ fn history_run_and_event_json_are_byte_identical() {
     a.retry.delay_secs = 5;
     let b = task("report", &["fetch"]);
     let (mut c, dc) = task("cleanup", &["fetch"]);
-    c.condition = petit::spec::model::Condition::OnFailure;
+    c.condition = petit::jobs::model::Condition::OnFailure;
     let j = with_yaml(&job("golden", vec![(a, da), b, (c, dc)])).unwrap();
     let mut sim = Sim::new(j.clone());
     sim.launch_all();

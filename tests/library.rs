@@ -64,7 +64,7 @@ async fn in_process_tasks_run_with_outputs_retries_timeouts_and_events() {
     let jobs = tmp.path().join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
     std::fs::write(jobs.join("embedded.yaml"), JOB).unwrap();
-    let loaded = petit::spec::load_dir(&jobs);
+    let loaded = petit::jobs::load_dir(&jobs);
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
     let job = loaded.jobs.into_iter().next().unwrap();
 

@@ -25,7 +25,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use petit::spec::model::Job;
+use petit::jobs::model::Job;
 use petit::store::Store;
 use petit::testing::model::{Halt, Op, Shell};
 use petit::testing::powerloss::{Disk, Rng};
@@ -62,7 +62,7 @@ tasks:
 "#;
 
 fn the_job() -> Job {
-    match petit::spec::parse_job(Path::new("powerloss.yaml"), Path::new("."), JOB) {
+    match petit::jobs::parse_job(Path::new("powerloss.yaml"), Path::new("."), JOB) {
         Ok(j) => j,
         Err(d) => panic!("the power-loss job does not parse: {d:?}"),
     }

@@ -16,8 +16,8 @@ use petit::core::scheduler::{
     initial_cursor, next_firing, next_queued, plan_firings, Admission, ClockTrust, FiringKind,
     Summary, UpstreamFacts, SUMMARY_THRESHOLD,
 };
+use petit::jobs::model::{Catchup, DependencyCondition, Job, JobDependency, Overlap};
 use petit::schedule::Schedule;
-use petit::spec::model::{Catchup, DependencyCondition, Job, JobDependency, Overlap};
 use petit::testing::{job, task};
 use petit::time::Timestamp;
 use proptest::prelude::*;

@@ -13,7 +13,7 @@
 //! proptest under `proptest-regressions/` and replayed first on the next run.
 
 use petit::core::run::{AttemptStatus, RunStatus};
-use petit::spec::model::{
+use petit::jobs::model::{
     Backoff, Condition, Executor, Job, OnInterrupt, RetryCondition, SlurmOptions,
 };
 use petit::store::Store;

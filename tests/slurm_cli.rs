@@ -11,11 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use petit::jobs::model::SlurmOptions;
 use petit::runtime::slurm::{
     self, attempt_files, parse_sacct, parse_sacct_records, parse_sbatch, parse_squeue,
     render_script, sbatch_args, state_of, JobState, Submission,
 };
-use petit::spec::model::SlurmOptions;
 
 fn data(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

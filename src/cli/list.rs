@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 
 use super::{CliError, ErrorKind};
-use crate::spec::{self, Job};
+use crate::jobs::{self, Job};
 use crate::time::Timestamp;
 
 /// Arguments of `pt list`
@@ -62,7 +62,7 @@ pub(crate) fn load_jobs(dir: &Path) -> Result<Vec<Job>, CliError> {
             format!("{} is not a directory", dir.display()),
         ));
     }
-    let loaded = spec::load_dir(dir);
+    let loaded = jobs::load_dir(dir);
     if !loaded.diagnostics.is_empty() {
         for diagnostic in &loaded.diagnostics {
             eprintln!("{diagnostic}");
@@ -189,8 +189,8 @@ pub fn render_json(rows: &[ListRow]) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::jobs::model::{Catchup, JobSource, Overlap, Retention, DEFAULT_MAX_LOG_BYTES};
     use crate::schedule::Schedule;
-    use crate::spec::model::{Catchup, JobSource, Overlap, Retention, DEFAULT_MAX_LOG_BYTES};
     use std::collections::BTreeMap;
 
     /// A job with no tasks, built by hand: enough for listing and schedules.

@@ -202,8 +202,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 pub fn load_one_job(
     jobs_dir: &std::path::Path,
     job_id: &str,
-) -> Result<crate::spec::Job, CliError> {
-    let loaded = crate::spec::load_dir(jobs_dir);
+) -> Result<crate::jobs::Job, CliError> {
+    let loaded = crate::jobs::load_dir(jobs_dir);
     for d in &loaded.notes {
         eprintln!("note: {d}");
     }

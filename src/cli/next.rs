@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::list::{format_local, load_jobs, render_columns};
 use super::{CliError, ErrorKind};
-use crate::spec::Job;
+use crate::jobs::Job;
 use crate::time::Timestamp;
 
 /// The largest `--count`.

@@ -158,7 +158,7 @@ fn check_daemon_definition(
         return Ok(());
     }
     let my_job = super::load_one_job(&mine, job_id)?;
-    let their_job = crate::spec::load_dir(&theirs)
+    let their_job = crate::jobs::load_dir(&theirs)
         .jobs
         .into_iter()
         .find(|j| j.id == job_id);

@@ -9,7 +9,7 @@
 //! is what a commit may do to a committed run; the simulation checks it on every commit.
 
 use crate::core::run::{RunState, RunStatus, TaskStatus};
-use crate::spec::model::Job;
+use crate::jobs::model::Job;
 
 /// Invariants of one run record that need no job definition.
 pub fn check_record(s: &RunState) -> Result<(), String> {

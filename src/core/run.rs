@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::core::event::{Event, EventKind};
-use crate::spec::model::{Backoff, Condition, Job, OnInterrupt, RetryCondition};
+use crate::jobs::model::{Backoff, Condition, Job, OnInterrupt, RetryCondition};
 use crate::time::Timestamp;
 
 /// Exit status that means "temporary failure, try again" (sysexits `EX_TEMPFAIL`).
@@ -1100,12 +1100,12 @@ fn condition_holds(cond: Condition, mut upstream: impl Iterator<Item = TaskStatu
 /// When Petit gives up on an attempt: its `timeout_secs`. A cluster job without one is still
 /// limited by Slurm's `--time` (which also holds while Petit is down); Petit's backstop for it
 /// is two minutes after that limit.
-fn attempt_deadline(spec: &crate::spec::model::Task, now: Timestamp) -> Option<Timestamp> {
+fn attempt_deadline(spec: &crate::jobs::model::Task, now: Timestamp) -> Option<Timestamp> {
     let backstop = match &spec.executor {
-        crate::spec::model::Executor::Slurm(opts) => opts
+        crate::jobs::model::Executor::Slurm(opts) => opts
             .time_minutes
             .map(|m| m.saturating_mul(60).saturating_add(120)),
-        crate::spec::model::Executor::Local | crate::spec::model::Executor::InProcess => None,
+        crate::jobs::model::Executor::Local | crate::jobs::model::Executor::InProcess => None,
     };
     spec.timeout_secs.or(backstop).map(|s| now.plus_secs(s))
 }

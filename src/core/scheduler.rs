@@ -27,7 +27,7 @@
 //!      "latest" and *all* missed ones are `Missed`.
 //!    - `all`: the newest `max_catchup` are `CatchUp` (in ascending order), the older ones
 //!      `Skipped { "more than max_catchup" }`. `max_catchup` is clamped to
-//!      [`crate::spec::validate::MAX_CATCHUP`] so that a plan stays bounded whatever the input.
+//!      [`crate::jobs::validate::MAX_CATCHUP`] so that a plan stays bounded whatever the input.
 //!    - `none`: all `Missed { "catchup: none" }`.
 //!
 //! Firings that run always form the newest part of the plan. When more than
@@ -59,9 +59,9 @@
 use chrono::{Offset, TimeZone, Timelike};
 
 use crate::core::run::{Run, RunStatus};
+use crate::jobs::model::{Catchup, DependencyCondition, Job, Overlap};
+use crate::jobs::validate::MAX_CATCHUP;
 use crate::schedule::Schedule;
-use crate::spec::model::{Catchup, DependencyCondition, Job, Overlap};
-use crate::spec::validate::MAX_CATCHUP;
 use crate::time::Timestamp;
 
 /// Non-run firings kept as individual records; older ones are folded into a [`Summary`].

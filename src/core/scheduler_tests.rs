@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::core::run::RunStatus;
+use crate::jobs::model::{Catchup, DependencyCondition, Job, JobDependency, Overlap};
 use crate::schedule::Schedule;
-use crate::spec::model::{Catchup, DependencyCondition, Job, JobDependency, Overlap};
 use crate::testing::{job, task};
 use crate::time::Timestamp;
 

@@ -1,7 +1,7 @@
 //! Deterministic tests of the run state machine, driven by [`crate::testing::Sim`].
 
 use crate::core::run::{AttemptStatus, Input, RunStatus, TaskStatus};
-use crate::spec::model::{Backoff, Condition, OnInterrupt, RetryCondition};
+use crate::jobs::model::{Backoff, Condition, OnInterrupt, RetryCondition};
 use crate::testing::{job, task, Sim};
 use crate::time::Timestamp;
 
@@ -513,9 +513,9 @@ fn a_queued_run_can_wait_then_start_or_be_skipped() {
         .any(|e| matches!(e, crate::core::run::Effect::Launch { .. })));
 }
 
-fn slurm_task(id: &str, deps: &[&str]) -> (crate::spec::model::Task, Vec<String>) {
+fn slurm_task(id: &str, deps: &[&str]) -> (crate::jobs::model::Task, Vec<String>) {
     let (mut t, d) = task(id, deps);
-    t.executor = crate::spec::model::Executor::Slurm(crate::spec::model::SlurmOptions {
+    t.executor = crate::jobs::model::Executor::Slurm(crate::jobs::model::SlurmOptions {
         workdir: "/shared".into(),
         time_minutes: Some(1),
         ..Default::default()

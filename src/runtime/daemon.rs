@@ -20,12 +20,12 @@ use tokio::sync::mpsc;
 use crate::core::run::{Input, Run, RunState, RunStatus, Trigger};
 use crate::core::scheduler::{self, Admission, ClockTrust, FiringKind, UpstreamFacts};
 use crate::core::{Event, EventKind};
+use crate::jobs::Job;
 use crate::runtime::control::{self, Envelope, Request, Response};
 use crate::runtime::engine::{snapshot_of, Engine, EngineError};
 use crate::runtime::os::OsWorld;
 use crate::runtime::world::World;
 use crate::runtime::{sdnotify, walltimer, watch};
-use crate::spec::Job;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 
@@ -112,7 +112,7 @@ impl<W: World> Daemon<W> {
     /// Re-reads the jobs directory. A file with problems keeps its previous definition in
     /// force; its problems are logged with file and line.
     pub fn reload(&mut self) {
-        let mut loaded = crate::spec::load_dir(&self.config.jobs_dir);
+        let mut loaded = crate::jobs::load_dir(&self.config.jobs_dir);
         for n in &loaded.notes {
             tracing::warn!("note: {n}");
         }
@@ -121,7 +121,7 @@ impl<W: World> Daemon<W> {
         let env = self.engine.env();
         let mut missing = Vec::new();
         loaded.jobs.retain(|job| {
-            let diags = crate::spec::check_env(job, env);
+            let diags = crate::jobs::check_env(job, env);
             let ok = diags.is_empty();
             missing.extend(diags);
             ok

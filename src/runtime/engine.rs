@@ -35,6 +35,8 @@ use tokio::sync::{broadcast, mpsc};
 use crate::core::invariants;
 use crate::core::run::{self, Effect, Input, RunState, RunStatus, Signal, Trigger};
 use crate::core::{Event, EventKind};
+use crate::jobs::model::{Action, Executor, Job, DEFAULT_KILL_GRACE_SECS};
+use crate::jobs::template::{Context, Reference};
 use crate::runtime::os::OsWorld;
 use crate::runtime::process::SpawnRequest;
 use crate::runtime::remote::SubmitPlan;
@@ -43,8 +45,6 @@ use crate::runtime::task::Task;
 use crate::runtime::world::{
     AttemptKey, FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report, World,
 };
-use crate::spec::model::{Action, Executor, Job, DEFAULT_KILL_GRACE_SECS};
-use crate::spec::template::{Context, Reference};
 use crate::store::records::Snapshot;
 use crate::store::{Store, StoreError, WriteTx};
 use crate::time::Timestamp;
@@ -605,7 +605,7 @@ impl<W: World> Engine<W> {
             .map_err(|e| format!("its job snapshot cannot be read: {e}"))?
             .ok_or_else(|| "its job snapshot is missing".to_string())?;
         let job =
-            crate::spec::parse_job(Path::new(&snap.path), Path::new(&snap.base_dir), &snap.text)
+            crate::jobs::parse_job(Path::new(&snap.path), Path::new(&snap.base_dir), &snap.text)
                 .map_err(|diags| {
                     format!(
                         "its job snapshot no longer validates: {}",

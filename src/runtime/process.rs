@@ -45,7 +45,7 @@ use tokio::net::unix::pipe;
 use super::ident::{self, GroupKill, ProcessIdent};
 use super::isolation::{self, AttemptGroup, GroupLimits};
 use super::logfile::CappedLog;
-use crate::spec::model::ResourceLimits;
+use crate::jobs::model::ResourceLimits;
 
 /// The environment variable that carries an attempt's key (`<database>#<run>.<task>.<attempt>`)
 /// into its processes: recovery finds them by it, and it names the attempt's cgroup.

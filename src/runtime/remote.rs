@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::jobs::model::SlurmOptions;
 use crate::runtime::process;
 use crate::runtime::slurm::{self, AttemptFiles, JobState};
 use crate::runtime::world::{Outcome, Report};
-use crate::spec::model::SlurmOptions;
 use crate::time::Timestamp;
 
 /// How long a job may be unknown to Slurm after its submission before it counts as lost

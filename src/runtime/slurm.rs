@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::spec::model::SlurmOptions;
+use crate::jobs::model::SlurmOptions;
 
 /// Deadline of every Slurm client call. A call that takes longer is killed and reported as a
 /// transient [`SlurmError`] (`sbatch` may still have submitted the job: see [`submit`]).

@@ -3,11 +3,11 @@
 //! This module owns one inotify descriptor on the jobs directory, registered with the tokio
 //! reactor ([`AsyncFd`]), and turns the kernel's events into one coarse signal: "the job files
 //! changed, reload them". It only reports; it does not read, parse or load job files, and it
-//! does not decide what a reload does (that is [`crate::spec::load_dir`] and the daemon).
+//! does not decide what a reload does (that is [`crate::jobs::load_dir`] and the daemon).
 //!
 //! # What counts
 //!
-//! Only entries whose name has the extension `yaml` or `yml`, as [`crate::spec::load_dir`] sees
+//! Only entries whose name has the extension `yaml` or `yml`, as [`crate::jobs::load_dir`] sees
 //! them: created, written and closed, moved in or out, deleted, or with changed attributes
 //! (permissions can make a file readable or not). Editors save through temporary files (`.swp`,
 //! `4913`, `x.yaml~`, `.x.yaml.tmp`) that do not count themselves, but the final rename or write
@@ -307,7 +307,7 @@ fn parse_events(mut bytes: &[u8]) -> Batch {
     batch
 }
 
-/// Whether an entry name is one [`crate::spec::load_dir`] would load: extension `yaml` or `yml`.
+/// Whether an entry name is one [`crate::jobs::load_dir`] would load: extension `yaml` or `yml`.
 fn is_job_file(name: &[u8]) -> bool {
     matches!(
         Path::new(OsStr::from_bytes(name))

@@ -8,8 +8,8 @@
 
 use std::path::Path;
 
+use crate::jobs::model::{Backoff, Condition, Job, OnInterrupt, RetryCondition};
 use crate::schedule::Schedule;
-use crate::spec::model::{Backoff, Condition, Job, OnInterrupt, RetryCondition};
 use crate::store::records;
 use crate::store::Store;
 use crate::testing::model::{CrashPoint, Halt, Op, Shell};
@@ -33,10 +33,10 @@ pub fn spec_parse(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(job) = crate::spec::parse_job(Path::new("fuzz.yaml"), Path::new("."), text) {
+    if let Ok(job) = crate::jobs::parse_job(Path::new("fuzz.yaml"), Path::new("."), text) {
         // A valid job re-parses from its snapshot to the same shape (what recovery relies on).
         let again =
-            crate::spec::parse_job(&job.source.path, &job.source.base_dir, &job.source.text);
+            crate::jobs::parse_job(&job.source.path, &job.source.base_dir, &job.source.text);
         match again {
             Ok(j) => assert_eq!(
                 (j.id.as_str(), j.tasks.len()),

@@ -15,12 +15,12 @@ use std::path::PathBuf;
 use crate::core::run::{
     self, Effect, Input, ProcessRef, RunState, Signal, Step, TaskStatus, Trigger,
 };
-use crate::spec::model::{
+use crate::jobs::model::{
     Action, Catchup, Condition, Executor, Job, JobSource, OnInterrupt, Overlap, Retention,
     RetryPolicy, Task, DEFAULT_DEPENDENCY_TIMEOUT_SECS, DEFAULT_KILL_GRACE_SECS,
     DEFAULT_MAX_INTERRUPTS, DEFAULT_MAX_LOG_BYTES,
 };
-use crate::spec::template::Template;
+use crate::jobs::template::Template;
 use crate::time::Timestamp;
 
 /// A task running `true`, depending on `deps` (ids of tasks defined earlier or later).
@@ -276,7 +276,7 @@ impl Sim {
 /// simulated engine stores a real snapshot and re-derives the job from it on recovery, as
 /// production does. Returns the job as parsed back from that text.
 pub fn with_yaml(job: &Job) -> Result<Job, String> {
-    use crate::spec::model::{Backoff, Condition, OnInterrupt, RetryCondition};
+    use crate::jobs::model::{Backoff, Condition, OnInterrupt, RetryCondition};
     use std::fmt::Write;
     let mut y = String::new();
     let _ = writeln!(y, "id: {}", job.id);
@@ -342,7 +342,7 @@ pub fn with_yaml(job: &Job) -> Result<Job, String> {
         let _ = writeln!(y, "    max_interrupts: {}", t.max_interrupts);
     }
     let path = PathBuf::from(format!("/sim/{}.yaml", job.id));
-    crate::spec::parse_job(&path, std::path::Path::new("/sim"), &y).map_err(|d| {
+    crate::jobs::parse_job(&path, std::path::Path::new("/sim"), &y).map_err(|d| {
         format!(
             "{}\n{y}",
             d.iter()

@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use crate::core::invariants;
 use crate::core::run::{RunState, Signal, Trigger};
+use crate::jobs::model::Job;
 use crate::runtime::engine::{Engine, EngineConfig, EngineError};
 use crate::runtime::world::Outcome;
-use crate::spec::model::Job;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 

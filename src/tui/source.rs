@@ -339,11 +339,11 @@ fn snapshot_overview(
 fn snapshot_job(
     store: &Store,
     id: u64,
-) -> Result<Option<crate::spec::Job>, crate::store::StoreError> {
+) -> Result<Option<crate::jobs::Job>, crate::store::StoreError> {
     let Some(snapshot) = store.snapshot(id)? else {
         return Ok(None);
     };
-    Ok(crate::spec::parse_job(
+    Ok(crate::jobs::parse_job(
         Path::new(&snapshot.path),
         Path::new(&snapshot.base_dir),
         &snapshot.text,

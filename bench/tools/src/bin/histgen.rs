@@ -27,7 +27,7 @@ fn main() {
     let yaml_path = Path::new(yaml);
     let text = std::fs::read_to_string(yaml_path).expect("read the job file");
     let base_dir = yaml_path.parent().unwrap_or(Path::new("."));
-    let job = match petit::spec::parse_job(yaml_path, base_dir, &text) {
+    let job = match petit::jobs::parse_job(yaml_path, base_dir, &text) {
         Ok(j) => j,
         Err(diags) => {
             for d in diags {
@@ -63,7 +63,7 @@ fn main() {
 }
 
 /// A run of `job` scheduled at `at`, driven to completion with every attempt exiting 0.
-fn finished_run(job: &petit::spec::Job, id: u64, at: Timestamp) -> RunState {
+fn finished_run(job: &petit::jobs::Job, id: u64, at: Timestamp) -> RunState {
     let mut state = RunState::new(job, id, Trigger::Schedule, at, at, 4);
     let mut now = at;
     let mut pending: Vec<Input> = vec![Input::Start];

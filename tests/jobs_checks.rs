@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use petit::spec::model::{Action, Condition, DependencyCondition, Executor, OnInterrupt, Overlap};
-use petit::spec::template::Part;
-use petit::spec::validate::parse_slurm_time;
-use petit::spec::{load_dir_in_zone, parse_job_in_zone, Diagnostic, Job};
+use petit::jobs::model::{Action, Condition, DependencyCondition, Executor, OnInterrupt, Overlap};
+use petit::jobs::template::Part;
+use petit::jobs::validate::parse_slurm_time;
+use petit::jobs::{load_dir_in_zone, parse_job_in_zone, Diagnostic, Job};
 
 fn parse(text: &str) -> Result<Job, Vec<Diagnostic>> {
     parse_job_in_zone(
@@ -169,7 +169,7 @@ fn slurm_task_merges_its_block_over_the_jobs() {
     assert_eq!(s.workdir, Path::new("/cluster/w"));
     assert_eq!(s.extra_args, ["--gres=gpu:1"]);
     assert!(matches!(job.tasks[1].action, Action::Command { .. }));
-    let literal = |t: &petit::spec::template::Template| match &t.parts[..] {
+    let literal = |t: &petit::jobs::template::Template| match &t.parts[..] {
         [Part::Literal(l)] => l.clone(),
         other => panic!("{other:?}"),
     };
@@ -461,7 +461,7 @@ fn pt_validate_exit_codes() {
 fn issue_13_a_job_file_over_1_mib_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let job = "id: big\ntasks: [{id: t, command: echo}]\n#";
-    let limit = petit::spec::MAX_JOB_FILE_BYTES as usize;
+    let limit = petit::jobs::MAX_JOB_FILE_BYTES as usize;
     assert_eq!(limit, 1 << 20);
     let at_limit = format!("{job}{}", "x".repeat(limit - job.len()));
     write(tmp.path(), "big.yaml", &at_limit);

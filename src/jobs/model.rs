@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::jobs::template::Template;
 use crate::schedule::Schedule;
-use crate::spec::template::Template;
 
 /// One validated job: a DAG of tasks plus when and how it runs.
 #[derive(Clone, Debug)]

@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use petit::jobs::model::{Action, Backoff, Condition, DependencyCondition, RetryCondition};
+use petit::jobs::{load_dir_in_zone, parse_job_in_zone, Diagnostic};
 use petit::schedule::Schedule;
-use petit::spec::model::{Action, Backoff, Condition, DependencyCondition, RetryCondition};
-use petit::spec::{load_dir_in_zone, parse_job_in_zone, Diagnostic};
 
 fn data(dir: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)

@@ -92,7 +92,7 @@ fn property_names(node: &Value) -> BTreeSet<String> {
 
 /// The field names the parser expects where `doc` has the unknown field `zz_unknown`.
 fn parser_fields(doc: &str) -> BTreeSet<String> {
-    let Err(e) = petit::spec::raw::parse(doc) else {
+    let Err(e) = petit::jobs::raw::parse(doc) else {
         panic!("{doc:?} must not parse");
     };
     match e.without_snippet() {
@@ -185,7 +185,7 @@ fn every_schema_example_is_accepted_by_the_parser() {
         assert!(v.is_valid(&doc), "{what}: {doc}");
         // JSON is YAML, so the same document goes through the job-file parser.
         let text = doc.to_string();
-        if let Err(e) = petit::spec::raw::parse(&text) {
+        if let Err(e) = petit::jobs::raw::parse(&text) {
             panic!("{what}: {text}: {e}");
         }
     }

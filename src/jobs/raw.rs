@@ -3,7 +3,7 @@
 //! Every struct denies unknown fields, so a typo is an error with a location rather than a
 //! silently ignored key. Values are kept as written (with their source location where a later
 //! check needs to point at them); defaults, ranges and cross-references are the business of
-//! [`super::validate`]. This is the only place in `spec` that derives serde.
+//! [`super::validate`]. This is the only place in `jobs` that derives serde.
 
 use std::collections::BTreeMap;
 use std::fmt;
