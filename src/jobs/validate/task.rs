@@ -65,27 +65,21 @@ pub(super) fn tasks(
     }
     let ids: Vec<&str> = index.keys().copied().collect();
 
+    let scope = JobScope {
+        base_dir,
+        max_log_bytes: job_max_log_bytes,
+        slurm_defaults,
+        index: &index,
+        ids: &ids,
+    };
     let mut tasks = Vec::new();
     let mut sites: Vec<Vec<TemplateSite>> = Vec::new();
     let mut dep_locs: Vec<Vec<Location>> = Vec::new();
     for (i, t) in raw.tasks.value.iter().enumerate() {
-        let mut task_sites = Vec::new();
-        let mut locs = Vec::new();
-        let task = task(
-            ck,
-            &t.value,
-            i,
-            base_dir,
-            job_max_log_bytes,
-            slurm_defaults,
-            &index,
-            &ids,
-            &mut task_sites,
-            &mut locs,
-        );
-        tasks.push(task);
-        sites.push(task_sites);
-        dep_locs.push(locs);
+        let checked = task(ck, &scope, i, &t.value);
+        tasks.push(checked.task);
+        sites.push(checked.sites);
+        dep_locs.push(checked.dep_locs);
     }
     let edges: Vec<Vec<usize>> = tasks.iter().map(|t| t.depends_on.clone()).collect();
     for cycle in find_cycles(&edges) {
@@ -137,19 +131,33 @@ pub(super) fn tasks(
     Some(tasks)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn task(
-    ck: &mut Checker,
-    t: &RawTask,
-    i: usize,
-    base_dir: &Path,
-    job_max_log_bytes: u64,
-    slurm_defaults: &SlurmBlock,
-    index: &BTreeMap<&str, usize>,
-    ids: &[&str],
-    sites: &mut Vec<TemplateSite>,
-    dep_locs: &mut Vec<Location>,
-) -> Task {
+/// What checking one task needs from its job: the defaults it may override and the ids of its
+/// sibling tasks.
+struct JobScope<'a> {
+    /// Where a local task's relative `working_dir` starts: the jobs directory.
+    base_dir: &'a Path,
+    /// The job's `max_log_bytes`, the default of each task's.
+    max_log_bytes: u64,
+    /// The job's `slurm:` block, under each Slurm task's own.
+    slurm_defaults: &'a SlurmBlock,
+    /// Each task id to the index of the first task that has it.
+    index: &'a BTreeMap<&'a str, usize>,
+    /// Every task id, in order, for "did you mean".
+    ids: &'a [&'a str],
+}
+
+/// One task after its own checks, with what the job-wide checks need afterwards.
+struct CheckedTask {
+    task: Task,
+    /// Where its templates are written, to check their references once every task is known.
+    sites: Vec<TemplateSite>,
+    /// Where each entry of `task.depends_on` is written, in the same order.
+    dep_locs: Vec<Location>,
+}
+
+/// Checks task `i` of the job, `t`.
+fn task(ck: &mut Checker, job: &JobScope, i: usize, t: &RawTask) -> CheckedTask {
+    let mut sites = Vec::new();
     let p = |field: &str| format!("tasks[{i}].{field}");
     let kind = t
         .kind
@@ -218,7 +226,7 @@ fn task(
                         Some("write the arguments into `script`".into()),
                     );
                 }
-                shell_action(ck, t, i, sites)
+                shell_action(ck, t, i, &mut sites)
             } else {
                 ck.report_hint(
                     t.id.referenced,
@@ -247,7 +255,7 @@ fn task(
                 "shell",
             );
             forbid(ck, t.args.as_ref().map(|s| s.referenced), "args", "shell");
-            shell_action(ck, t, i, sites)
+            shell_action(ck, t, i, &mut sites)
         }
     };
 
@@ -263,7 +271,7 @@ fn task(
                 .map(|b| b.referenced)
                 .or(kind_loc)
                 .unwrap_or(t.id.referenced);
-            slurm_options(ck, own, slurm_defaults, timeout_secs, at, &p("slurm"))
+            slurm_options(ck, own, job.slurm_defaults, timeout_secs, at, &p("slurm"))
                 .map(Executor::Slurm)
                 .unwrap_or_default()
         }
@@ -286,7 +294,7 @@ fn task(
             o.workdir.as_path(),
             Some(Template::literal(o.workdir.to_string_lossy())),
         ),
-        Executor::Local | Executor::InProcess => (base_dir, None),
+        Executor::Local | Executor::InProcess => (job.base_dir, None),
     };
     let working_dir = t
         .working_dir
@@ -306,22 +314,22 @@ fn task(
             Some(resolve_working_dir(tpl, base_dir))
         })
         .or(default_working_dir);
-    let environment = environment(ck, &t.environment, &p("environment"), sites);
+    let environment = environment(ck, &t.environment, &p("environment"), &mut sites);
 
-    let mut depends_on = Vec::new();
+    // Each upstream task once, with where it is written.
+    let mut deps: Vec<(usize, Location)> = Vec::new();
     for (j, d) in t.depends_on.iter().flatten().enumerate() {
         let path = p(&format!("depends_on[{j}]"));
-        match index.get(d.value.as_str()) {
+        match job.index.get(d.value.as_str()) {
             Some(&k) if k == i => ck.report(d.referenced, path, "a task cannot depend on itself"),
             Some(&k) => {
-                if !depends_on.contains(&k) {
-                    depends_on.push(k);
-                    dep_locs.push(d.referenced);
+                if !deps.iter().any(|(x, _)| *x == k) {
+                    deps.push((k, d.referenced));
                 }
             }
             None => {
-                let hint = closest(&d.value, ids.iter().copied().filter(|x| *x != t.id.value))
-                    .map(|c| format!("did you mean `{c}`?"));
+                let others = job.ids.iter().copied().filter(|x| *x != t.id.value);
+                let hint = closest(&d.value, others).map(|c| format!("did you mean `{c}`?"));
                 ck.report_hint(
                     d.referenced,
                     path,
@@ -331,12 +339,9 @@ fn task(
             }
         }
     }
-    // Keep `dep_locs` aligned with `depends_on` while sorting the indices.
-    let mut pairs: Vec<(usize, Location)> =
-        depends_on.into_iter().zip(dep_locs.drain(..)).collect();
-    pairs.sort_by_key(|(k, _)| *k);
-    let depends_on: Vec<usize> = pairs.iter().map(|(k, _)| *k).collect();
-    dep_locs.extend(pairs.into_iter().map(|(_, l)| l));
+    // Sorted by index, each location staying with its index.
+    deps.sort_by_key(|(k, _)| *k);
+    let (depends_on, dep_locs): (Vec<usize>, Vec<Location>) = deps.into_iter().unzip();
 
     let condition = match t.condition {
         None | Some(raw::RawCondition::AllSuccess) => Condition::AllSuccess,
@@ -359,7 +364,7 @@ fn task(
         .map(|r| retry(ck, r, &p("retry")))
         .unwrap_or_default();
 
-    Task {
+    let task = Task {
         id: t.id.value.clone(),
         name: t.name.clone().unwrap_or_else(|| t.id.value.clone()),
         action,
@@ -391,9 +396,14 @@ fn task(
                 LOG_BYTES_RANGE.0,
                 LOG_BYTES_RANGE.1,
             )
-            .unwrap_or(job_max_log_bytes),
+            .unwrap_or(job.max_log_bytes),
         limits: limits(ck, t, kind, &p),
         executor,
+    };
+    CheckedTask {
+        task,
+        sites,
+        dep_locs,
     }
 }
 
