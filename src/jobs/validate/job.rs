@@ -21,12 +21,12 @@ use crate::jobs::raw::{self, RawJob, RawJobDependency, RawSchedule};
 use crate::jobs::template::{Reference, Template};
 use crate::schedule::Schedule;
 
+/// Checks the job in `raw`, the file `ck` is checking. `job_deps` receives the `depends_on`
+/// jobs as written, for the directory-wide checks.
 pub(super) fn job(
     ck: &mut Checker,
     raw: RawJob,
-    path: &Path,
     base_dir: &Path,
-    text: &str,
     default_tz: Tz,
     job_deps: &mut Vec<Located>,
 ) -> Option<Job> {
@@ -185,9 +185,9 @@ pub(super) fn job(
         history,
         tasks: tasks?,
         source: JobSource {
-            path: path.to_path_buf(),
+            path: ck.file.to_path_buf(),
             base_dir: base_dir.to_path_buf(),
-            text: text.to_string(),
+            text: ck.text.to_string(),
         },
     })
 }

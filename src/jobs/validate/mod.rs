@@ -234,15 +234,7 @@ pub fn check_file(path: &Path, base_dir: &Path, text: &str, default_tz: Tz) -> F
         diags: Vec::new(),
     };
     outcome.id = Some(located(&raw.id, "id"));
-    let job = job(
-        &mut ck,
-        raw,
-        path,
-        base_dir,
-        text,
-        default_tz,
-        &mut outcome.job_deps,
-    );
+    let job = job(&mut ck, raw, base_dir, default_tz, &mut outcome.job_deps);
     outcome.diagnostics = ck.diags;
     outcome.diagnostics.extend(quoted_typed_scalars(path, text));
     if outcome.diagnostics.is_empty() {
