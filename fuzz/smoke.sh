@@ -15,7 +15,7 @@ secs="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(spec_parse schedule_parse record_decode core_step)
+  targets=(jobs_parse schedule_parse record_decode core_step)
 fi
 
 toolchain="${PETIT_FUZZ_TOOLCHAIN:-nightly}"

@@ -53,8 +53,8 @@ fn run_named(name: &str, bytes: &[u8], f: fn(&[u8])) {
 }
 
 #[test]
-fn spec_parse_seeds() {
-    exercise("spec_parse", fuzz::spec_parse, 200, 300);
+fn jobs_parse_seeds() {
+    exercise("jobs_parse", fuzz::jobs_parse, 200, 300);
 }
 
 #[test]
