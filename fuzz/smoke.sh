@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Short fuzzing smoke run of every target in fuzz/ (spec section 7: "a short smoke run in CI").
+# Short fuzzing smoke run of every target in fuzz/; .ci/run runs it for 20 s a target.
 #
 # Usage: fuzz/smoke.sh [SECONDS_PER_TARGET] [TARGET...]   (default 20 s, every target)
 #

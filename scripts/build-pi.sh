@@ -10,7 +10,7 @@
 #   2. cargo build --release --locked --target <that target> (linked by rust-lld, fully static,
 #      see .cargo/config.toml);
 #   3. checks the binary: the right machine, static (no program interpreter, no shared
-#      libraries); the arm64 one at most 6 MiB (the spec's footprint budget; FAILS if over),
+#      libraries); the arm64 one at most 6 MiB (the target in docs/performance.md; FAILS if over),
 #      the amd64 one's size is printed, with a NOTE if it is over;
 #   4. builds the Debian package with packaging/build-deb.sh.
 # Results (under Cargo's target directory, target/ unless CARGO_TARGET_DIR says otherwise):

@@ -1,5 +1,5 @@
 //! The fuzz targets' logic on stable Rust: every seed in `fuzz/corpus-seeds/<target>/` (the
-//! examples, the spec fixtures, cron expressions, the golden record bytes, crash regressions
+//! examples, the job-file fixtures, cron expressions, the golden record bytes, crash regressions
 //! named `regression_*`), plus seeded random and mutated inputs, through the same
 //! `petit::testing::fuzz` functions the cargo-fuzz targets call. A panic is a failure.
 

@@ -140,7 +140,7 @@ const TYPED_FIELDS: [(&str, &str); 21] = [
 ];
 
 /// Quoted scalars in boolean and number fields: `enabled: "false"`, `timeout_secs: "3"`. The
-/// YAML library reads the text whatever its quotes; the spec says a quoted value is a string,
+/// YAML library reads the text whatever its quotes; a quoted value is a string (docs/job-files.md),
 /// and a string where a boolean or number belongs is a type error. Keys under `config` and
 /// `environment` (free-form string maps) are not fields.
 pub(super) fn quoted_typed_scalars(file: &Path, text: &str) -> Vec<Diagnostic> {
