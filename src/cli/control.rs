@@ -2,7 +2,7 @@
 
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
-use crate::runtime::control::Request;
+use petit::runtime::control::Request;
 
 /// Cancel a run: its running tasks get SIGTERM, then SIGKILL after their grace
 #[derive(Debug, clap::Args)]

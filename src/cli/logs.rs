@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::state::{store_error, StateArgs, StateLocation};
 use super::{CliError, ErrorKind};
-use crate::runtime::control::Request;
+use petit::runtime::control::Request;
 
 /// Print the output of a task's attempt (the latest unless --attempt)
 #[derive(Debug, clap::Args)]

@@ -127,7 +127,7 @@ pub fn main() -> i32 {
     };
     // A damaged database can make redb panic in any read; that is exit 4 with the usual
     // message, not a crash (store::catch_damaged_database).
-    let outcome = crate::store::catch_damaged_database(|| run(cli))
+    let outcome = petit::store::catch_damaged_database(|| run(cli))
         .unwrap_or_else(|e| Err(state::store_error(e)));
     match outcome {
         Ok(()) => 0,
@@ -203,8 +203,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 pub fn load_one_job(
     jobs_dir: &std::path::Path,
     job_id: &str,
-) -> Result<crate::jobs::Job, CliError> {
-    let loaded = crate::jobs::load_dir(jobs_dir);
+) -> Result<petit::jobs::Job, CliError> {
+    let loaded = petit::jobs::load_dir(jobs_dir);
     for d in &loaded.notes {
         eprintln!("note: {d}");
     }

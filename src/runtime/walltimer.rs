@@ -48,9 +48,11 @@ impl WallTimer {
                 tv_sec: 0,
                 tv_nsec: 0,
             },
+            // On 32-bit musl (armv7) `time_t` is 32 bits: a time past 2038 saturates, and the
+            // caller re-reads the clock and decides again when it wakes.
             it_value: libc::timespec {
-                tv_sec: ms / 1000,
-                tv_nsec: (ms % 1000) * 1_000_000,
+                tv_sec: libc::time_t::try_from(ms / 1000).unwrap_or(libc::time_t::MAX),
+                tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
             },
         };
         // SAFETY: the descriptor is open for the lifetime of `self`; `spec` is a valid
