@@ -28,6 +28,8 @@ use crate::jobs::template::{Reference, Template};
 /// The shell used by `type: shell` when `shell` is not given.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
+/// Checks the task list: the ids first, so that `depends_on` may name a later task, then each
+/// task, then the cycles of the DAG and the references between tasks.
 pub(super) fn tasks(
     ck: &mut Checker,
     raw: &RawJob,
@@ -142,7 +144,7 @@ struct JobScope<'a> {
     slurm_defaults: &'a SlurmBlock,
     /// Each task id to the index of the first task that has it.
     index: &'a BTreeMap<&'a str, usize>,
-    /// Every task id, in order, for "did you mean".
+    /// Every task id, sorted, for "did you mean".
     ids: &'a [&'a str],
 }
 
