@@ -13,7 +13,7 @@
 #   2. cargo build --release --locked --features tui --target <that target> (linked by
 #      rust-lld, fully static, see .cargo/config.toml; every package has the dashboard);
 #   3. checks the binary: the right machine, static (no program interpreter, no shared
-#      libraries); the arm64 and armhf ones at most 6 MiB (the footprint budget; FAILS if
+#      libraries); the arm64 and armhf ones at most 6 MiB (the target in docs/performance.md; FAILS if
 #      over), the amd64 one's size is printed, with a NOTE if it is over;
 #   4. builds the Debian package with packaging/build-deb.sh.
 # Results (under Cargo's target directory, target/ unless CARGO_TARGET_DIR says otherwise):

@@ -1,5 +1,5 @@
-//! Every example job runs to the end through the real binary (spec section 7: "every example
-//! validates and runs").
+//! Every example job runs to the end through the real binary: every example in `examples/`
+//! validates and runs.
 
 mod common;
 

@@ -5,7 +5,7 @@
 //! a stale clock), the firing would come late by the size of the step. A `timerfd` on
 //! `CLOCK_REALTIME` with an absolute deadline fires at the right wall time whatever happens to
 //! the clock, and with `TFD_TIMER_CANCEL_ON_SET` it also wakes the daemon when the clock is set,
-//! so it can re-plan (spec section 4: clock jumps). No thread, no polling.
+//! so it can re-plan (ARCHITECTURE.md, "Cross-cutting", Time). No thread, no polling.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
