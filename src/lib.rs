@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod state;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
 #[cfg(feature = "tui")]
