@@ -8,7 +8,7 @@ use std::time::Duration;
 use petit::core::run::{AttemptStatus, RunStatus, TaskStatus, Trigger};
 use petit::core::EventKind;
 use petit::runtime::engine::{Engine, EngineConfig};
-use petit::runtime::task::{TaskContext, TaskError, TaskResult};
+use petit::runtime::in_process::{TaskContext, TaskError, TaskResult};
 use petit::store::Store;
 
 const JOB: &str = r#"

@@ -41,7 +41,7 @@ use crate::runtime::os::OsWorld;
 use crate::runtime::process::SpawnRequest;
 use crate::runtime::remote::SubmitPlan;
 use crate::runtime::slurm;
-use crate::runtime::task::Task;
+use crate::runtime::in_process::InProcessTask;
 use crate::runtime::world::{
     AttemptKey, FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report, World,
 };
@@ -172,7 +172,7 @@ pub struct EngineBuilder {
     state_dir: Option<PathBuf>,
     max_tasks: u32,
     shutdown_grace: Duration,
-    tasks: Vec<(String, Arc<dyn Task>)>,
+    tasks: Vec<(String, Arc<dyn InProcessTask>)>,
 }
 
 impl Default for EngineBuilder {
@@ -205,7 +205,7 @@ impl EngineBuilder {
     }
 
     /// Registers an in-process task for job tasks with `type: custom` and `command: NAME`.
-    pub fn task(mut self, name: impl Into<String>, task: impl Task + 'static) -> Self {
+    pub fn task(mut self, name: impl Into<String>, task: impl InProcessTask + 'static) -> Self {
         self.tasks.push((name.into(), Arc::new(task)));
         self
     }
@@ -262,7 +262,7 @@ impl Engine<OsWorld> {
 
     /// Registers an in-process task under `name`, for job tasks with `type: custom` and
     /// `command: NAME`. Register before recovering or starting runs.
-    pub fn register_task(&mut self, name: impl Into<String>, task: Arc<dyn Task>) {
+    pub fn register_task(&mut self, name: impl Into<String>, task: Arc<dyn InProcessTask>) {
         self.world.register_task(name.into(), task);
     }
 

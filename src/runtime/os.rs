@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::core::run::{ProcessRef, Signal};
 use crate::runtime::process;
 use crate::runtime::remote::{Remote, SubmitPlan};
-use crate::runtime::task::{Task, TaskContext};
+use crate::runtime::in_process::{InProcessTask, TaskContext};
 use crate::runtime::world::{
     AttemptKey, FenceTarget, InProcessLaunch, Launch, LaunchError, Outcome, Report, World,
 };
@@ -78,7 +78,7 @@ pub struct OsWorld {
     children: BTreeMap<AttemptKey, i32>,
     in_process: BTreeMap<AttemptKey, InProcess>,
     remote: Remote,
-    tasks: BTreeMap<String, Arc<dyn Task>>,
+    tasks: BTreeMap<String, Arc<dyn InProcessTask>>,
     /// Reports produced synchronously (a spawn's pid), handed out before the channel's.
     ready: VecDeque<Report>,
     tx: mpsc::UnboundedSender<Report>,
@@ -108,7 +108,7 @@ impl OsWorld {
     }
 
     /// Registers an in-process task under `name` (`type: custom`, `command: NAME`).
-    pub fn register_task(&mut self, name: String, task: Arc<dyn Task>) {
+    pub fn register_task(&mut self, name: String, task: Arc<dyn InProcessTask>) {
         self.tasks.insert(name, task);
     }
 
