@@ -75,7 +75,7 @@ pub struct EngineConfig {
 }
 
 /// A callback told of every event after its transition was committed.
-pub type Observer = Box<dyn FnMut(&Event)>;
+pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
 /// Errors that stop the engine.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +174,14 @@ pub struct EngineBuilder {
     shutdown_grace: Duration,
     tasks: Vec<(String, Arc<dyn InProcessTask>)>,
 }
+
+/// A tokio program moves the engine (and its builder) between threads (`tokio::spawn` on a
+/// multi-threaded runtime): checked here, at compile time, and in `tests/library.rs`.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Engine>();
+    assert_send::<EngineBuilder>();
+};
 
 impl Default for EngineBuilder {
     fn default() -> Self {
@@ -424,7 +432,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Calls `f` for every event, after its transition was committed.
-    pub fn set_observer(&mut self, f: impl FnMut(&Event) + 'static) {
+    pub fn set_observer(&mut self, f: impl FnMut(&Event) + Send + 'static) {
         self.observer = Some(Box::new(f));
     }
 
