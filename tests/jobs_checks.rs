@@ -245,7 +245,7 @@ fn slurm_time_accepts_durations_and_slurm_forms() {
         ));
         job.map(|j| match &j.tasks[0].executor {
             Executor::Slurm(s) => s.time_minutes,
-            Executor::Local | Executor::InProcess => None,
+            _ => None,
         })
         .map_err(|e| e[0].message.clone())
     };

@@ -79,6 +79,7 @@ pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
 /// Errors that stop the engine.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -66,6 +66,7 @@ const EVENT_HEADER_BYTES: usize = 16;
 
 /// Why the watcher cannot report changes.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatchError {
     /// The inotify descriptor or the watch could not be set up (no such directory, out of
     /// inotify watches or instances, no tokio reactor).

@@ -83,6 +83,7 @@ pub struct HighWaterReset {
 
 /// What can go wrong with the state database, each a different thing for the caller to do.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// Another process holds the database (a running `pt run`).
     #[error("{path} is in use by another pt process")]
