@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::core::run::{ProcessRef, Signal};
+use crate::runtime::in_process::{InProcessTask, TaskContext};
 use crate::runtime::process;
 use crate::runtime::remote::{Remote, SubmitPlan};
-use crate::runtime::in_process::{InProcessTask, TaskContext};
 use crate::runtime::world::{
     AttemptKey, FenceTarget, InProcessLaunch, Launch, LaunchError, Outcome, Report, World,
 };

@@ -840,7 +840,7 @@ fn killpg(pgid: i32, sig: Signal) -> io::Result<()> {
 ///
 /// # The cap
 ///
-/// While the task runs, [`super::outputs_watch`] cuts the file to the cap as soon as a write
+/// While the task runs, `super::outputs_watch` cuts the file to the cap as soon as a write
 /// takes it past (a local attempt's outcome then says so and its outputs are an error without
 /// reading). Here, on reading (a cluster job's file, or where inotify was unavailable, or
 /// what was written after the last cut), a file over the cap is truncated to its first

@@ -12,10 +12,10 @@
 
 pub mod records;
 
-use std::sync::Mutex;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -211,7 +211,9 @@ impl Store {
     /// engine that owns one, can move to another thread (`tokio::spawn` on a multi-threaded
     /// runtime).
     fn db(&self) -> std::sync::MutexGuard<'_, Option<Database>> {
-        self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn reopen_if_closed(&self) -> Result<(), StoreError> {
