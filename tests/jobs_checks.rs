@@ -1,5 +1,7 @@
 //! Validation behaviour on small inline job files and temporary job directories.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 use std::path::Path;
 
 use petit::jobs::model::{Action, Condition, DependencyCondition, Executor, OnInterrupt, Overlap};

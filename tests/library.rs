@@ -1,6 +1,8 @@
 //! Petit as a library: load jobs, register in-process tasks (`type: custom`), run the engine,
 //! subscribe to lifecycle events — the way a program that embeds Petit uses it.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -276,6 +276,7 @@ impl Engine<OsWorld> {
     }
 
     /// A sleep until engine time `deadline` (a day if none; callers re-arm after waking).
+    #[allow(clippy::disallowed_methods)] // the async shell turns engine time into a real tokio sleep
     pub(crate) fn sleep_until(&self, deadline: Option<Timestamp>) -> tokio::time::Sleep {
         let at = deadline
             .map(|d| self.world.clock().instant_of(d))
@@ -336,6 +337,7 @@ impl Engine<OsWorld> {
     /// (a full disk), it gives up a few seconds after the grace: what was committed stands, and
     /// the next start recovers the rest as after a crash (at-least-once), rather than holding
     /// systemd's stop until it kills us.
+    #[allow(clippy::disallowed_methods)] // the give-up deadline of a failing last commit is real time, by design
     pub async fn shutdown(&mut self) -> Result<(), EngineError> {
         self.request_shutdown();
         let give_up =

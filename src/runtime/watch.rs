@@ -181,6 +181,7 @@ impl JobsWatcher {
     /// Cancel-safe: the daemon awaits this inside `select!`, which drops it whenever another
     /// branch wins. An event already read is remembered in the watcher (`pending`), so the
     /// next call finishes its quiet period and reports it instead of losing it.
+    #[allow(clippy::disallowed_methods)] // the debounce of inotify events is real time
     pub async fn changed(&mut self) -> Result<(), WatchError> {
         if self.pending.is_none() {
             loop {
