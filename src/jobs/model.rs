@@ -160,7 +160,7 @@ pub enum Action {
     },
 }
 
-/// When a task whose upstreams are all terminal runs (spec section 2, "Task conditions").
+/// When a task whose upstreams are all terminal runs (docs/job-files.md, "Task conditions").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Condition {
