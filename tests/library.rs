@@ -229,11 +229,9 @@ async fn an_engine_runs_inside_tokio_spawn_on_a_multi_threaded_runtime() {
         "id: spawned\ntasks:\n  - id: double\n    type: custom\n    command: double\n    args: [\"4\"]\n  - id: show\n    depends_on: [double]\n    command: echo\n    args: [\"${{ tasks.double.outputs.value }}\"]\n",
     )
     .unwrap();
-    // A state directory of its own: two in-memory engines in one process would share attempt
-    // keys (`:memory:#run.task.attempt`), and so cgroups, with the other tests of this file.
-    let tmp = tempfile::tempdir().unwrap();
+    // In memory, beside the other in-memory engines of this file's tests, which run at the
+    // same time: each store's label, and so its attempt keys and cgroups, is its own.
     let mut engine = petit::EngineBuilder::new()
-        .state_dir(tmp.path().join("state"))
         .task("double", double)
         .build()
         .unwrap();

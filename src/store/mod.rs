@@ -270,11 +270,16 @@ impl Store {
     }
 
     /// A database that lives in memory only (`--in-memory`).
+    ///
+    /// Its label, `:memory:PID.N`, is unique among the in-memory stores of every process: the
+    /// engine names attempts (their `PETIT_ATTEMPT_KEY`, their cgroups) after the store, so two
+    /// `pt trigger --in-memory` at once, or two in-memory engines in one program, must never
+    /// share a name (one would fence the other's processes).
     pub fn in_memory() -> Result<Store, StoreError> {
-        Store::with_backend(
-            redb::backends::InMemoryBackend::new(),
-            Path::new(":memory:"),
-        )
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let label = format!(":memory:{}.{n}", std::process::id());
+        Store::with_backend(redb::backends::InMemoryBackend::new(), Path::new(&label))
     }
 
     /// A database on a custom storage backend (crash tests), initialised if empty.
