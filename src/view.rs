@@ -110,14 +110,14 @@ impl AttemptView {
     fn of(a: &Attempt, log: &Path) -> Self {
         AttemptView {
             attempt: a.no,
-            ended_at: time(a.ended_at),
-            exit_code: a.exit_code,
+            ended_at: time(a.ended_at()),
+            exit_code: a.exit_code(),
             log: log.display().to_string(),
-            message: a.message.clone(),
-            signal: a.signal,
-            slurm_job: a.remote_job,
+            message: a.message().map(str::to_string),
+            signal: a.signal(),
+            slurm_job: a.remote_job(),
             started_at: a.started_at.rfc3339(),
-            status: a.status.name().to_string(),
+            status: a.status().name().to_string(),
         }
     }
 }

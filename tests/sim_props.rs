@@ -282,7 +282,7 @@ fn clean_run_succeeds() {
     assert!(s
         .tasks
         .iter()
-        .all(|t| t.attempts.len() == 1 && t.attempts[0].status == AttemptStatus::Succeeded));
+        .all(|t| t.attempts.len() == 1 && t.attempts[0].status() == AttemptStatus::Succeeded));
 }
 
 /// A crash after `a`'s `Launching` was committed but before it was spawned: recovery records
@@ -292,8 +292,8 @@ fn crash_before_spawn_interrupts_and_relaunches() {
     let ops = [Op::Crash];
     let shell = run_case(small_job(), &ops).unwrap();
     let a = &shell.committed()[&1].tasks[0];
-    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
-    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Interrupted);
+    assert_eq!(a.attempts[1].status(), AttemptStatus::Succeeded);
     assert_eq!(a.interrupts, 1);
 }
 
@@ -358,7 +358,7 @@ fn exit_during_shutdown_grace_is_recorded_not_rerun() {
     shell.finish(QUIET_BOUND).unwrap();
     let a = &shell.committed()[&1].tasks[0];
     assert_eq!(a.attempts.len(), 1, "a finished task ran again: {a:#?}");
-    assert_eq!(a.attempts[0].status, AttemptStatus::Succeeded);
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Succeeded);
 }
 
 /// A task killed by Petit's own SIGTERM at shutdown stays `interrupted` (and runs again).
@@ -369,8 +369,8 @@ fn death_by_shutdown_signal_is_interrupted() {
     shell.apply(&exit_by(None, Some(15))).unwrap();
     shell.finish(QUIET_BOUND).unwrap();
     let a = &shell.committed()[&1].tasks[0];
-    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
-    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Interrupted);
+    assert_eq!(a.attempts[1].status(), AttemptStatus::Succeeded);
 }
 
 /// A fence that fails (a survivor in D state) blocks the task: no second process is launched
@@ -391,8 +391,8 @@ fn failed_fence_never_launches_beside_a_survivor() {
     assert!(shell.world().procs.iter().all(|p| !p.orphan), "fenced");
     shell.finish(QUIET_BOUND).unwrap();
     let a = &shell.committed()[&1].tasks[0];
-    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
-    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Interrupted);
+    assert_eq!(a.attempts[1].status(), AttemptStatus::Succeeded);
 }
 
 /// One run whose snapshot no longer validates is quarantined (recorded failed with the
@@ -488,6 +488,6 @@ fn a_cluster_job_is_adopted_after_a_crash_and_a_lost_one_retried() {
         .unwrap();
     shell.finish(QUIET_BOUND).unwrap();
     let a = &shell.committed()[&1].tasks[0];
-    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted, "{a:#?}");
-    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded, "{a:#?}");
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Interrupted, "{a:#?}");
+    assert_eq!(a.attempts[1].status(), AttemptStatus::Succeeded, "{a:#?}");
 }

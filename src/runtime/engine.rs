@@ -562,7 +562,7 @@ impl<W: World> Engine<W> {
                 .filter(|(i, _)| job.tasks[*i].executor.is_remote())
                 .filter_map(|(i, t)| {
                     t.current()
-                        .map(|a| (i, a.no, a.remote_job, a.stop.is_some()))
+                        .map(|a| (i, a.no, a.remote_job(), a.stop().is_some()))
                 })
                 .collect();
             let fenced = self.begin_fencing(id, Some(&job), state.clone(), None);
@@ -634,12 +634,12 @@ impl<W: World> Engine<W> {
                 Some(spec) if matches!(spec.executor, Executor::InProcess) => continue,
                 Some(spec) => spec.kill_grace_secs,
                 // No definition (quarantine): a cluster job has a job id; fence the rest.
-                None if a.remote_job.is_some() => continue,
+                None if a.remote_job().is_some() => continue,
                 None => DEFAULT_KILL_GRACE_SECS,
             };
             let target = FenceTarget {
                 key: (id, i, a.no),
-                process: a.process.clone(),
+                process: a.process().cloned(),
                 attempt_key: self.attempt_key(id, i, a.no),
                 grace_ms: grace_secs.saturating_mul(1000),
             };

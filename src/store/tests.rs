@@ -455,3 +455,68 @@ fn issue_13_version_1_snapshots_of_an_older_database_still_read_and_delete() {
     delete(&store, id);
     assert_eq!(store.snapshot_texts().unwrap(), 0);
 }
+
+/// A version-2 task record is upgraded when read; one the attempt type cannot hold (a
+/// success with a stop in progress) makes its run a damaged record (which recovery
+/// quarantines), not a panic.
+#[test]
+fn v2_task_records_upgrade_on_read_and_unrepresentable_ones_are_damaged() {
+    use crate::core::run::{AttemptStatus, Stop, StopReason, TaskStatus};
+    use records::{AttemptV2, TaskStateV2};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("petit.redb")).unwrap();
+    let mut s = new_run(&store, "j");
+    let id = s.run.id;
+    s.run.status = RunStatus::Running;
+    store.write(|tx| tx.put_run(&s.run)).unwrap();
+    let mut v2 = TaskStateV2 {
+        status: TaskStatus::Succeeded,
+        attempts: vec![AttemptV2 {
+            no: 1,
+            status: AttemptStatus::Succeeded,
+            started_at: Timestamp(6),
+            ended_at: Some(Timestamp(7)),
+            deadline: None,
+            process: None,
+            remote_job: Some(99),
+            stop: None,
+            exit_code: Some(0),
+            signal: None,
+            message: None,
+        }],
+        retries_used: 0,
+        interrupts: 0,
+        outputs: Vec::new(),
+    };
+    let put_raw = |v2: &TaskStateV2| {
+        store
+            .write(|tx| {
+                let mut tasks = tx.tx.open_table(TASKS)?;
+                tasks.insert((id, 0), records::encode_task_v2(v2).as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+    };
+    put_raw(&v2);
+    let loaded = store.load_run(id).unwrap().unwrap();
+    let a = &loaded.tasks[0].attempts[0];
+    assert_eq!(a.status(), AttemptStatus::Succeeded);
+    assert_eq!(
+        (a.remote_job(), a.exit_code(), a.ended_at()),
+        (Some(99), Some(0), Some(Timestamp(7)))
+    );
+
+    v2.attempts[0].stop = Some(Stop {
+        reason: StopReason::Cancel,
+        kill_at: Timestamp(8),
+        killed: false,
+    });
+    put_raw(&v2);
+    match store.load_run(id) {
+        Err(e @ StoreError::Record { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains("succeeded with a stop in progress"), "{m}");
+        }
+        other => panic!("expected a damaged record, got {other:?}"),
+    }
+}

@@ -230,7 +230,7 @@ impl SimWorld {
             .get(&run)
             .and_then(|s| s.tasks.get(task))
             .and_then(|t| t.attempts.get((attempt as usize).wrapping_sub(1)))
-            .map(|a| a.status);
+            .map(|a| a.status());
         if committed != Some(AttemptStatus::Launching) {
             self.violations.push(format!(
                 "launch of run {run} task {task} attempt {attempt} whose committed status is \
