@@ -196,7 +196,12 @@ async fn the_builder_recovers_and_the_event_stream_is_lossless() {
     let mut events = engine.events();
     engine.run_until_idle(None).await.unwrap();
     assert_eq!(
-        engine.store().run(1).unwrap().unwrap().status,
+        engine
+            .store()
+            .run(petit::core::run::RunId::new(1))
+            .unwrap()
+            .unwrap()
+            .status,
         RunStatus::Succeeded
     );
     drop(engine);

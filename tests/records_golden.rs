@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use petit::core::run::{
-    Attempt, AttemptStatus, Execution, ExitInfo, Outcome, Phase, ProcessRef, Run, RunStatus,
+    Attempt, AttemptStatus, Execution, ExitInfo, Outcome, Phase, ProcessRef, Run, RunId, RunStatus,
     RunStop, Stop, StopReason, TaskState, TaskStatus, Trigger,
 };
 use petit::store::records::{
@@ -28,7 +28,7 @@ fn t(secs: i64) -> Timestamp {
 
 fn golden_run() -> Run {
     Run {
-        id: 42,
+        id: RunId::new(42),
         job_id: "nightly_backup".into(),
         trigger: Trigger::Schedule,
         scheduled_at: t(0),

@@ -23,6 +23,45 @@ use crate::time::Timestamp;
 /// Exit status that means "temporary failure, try again" (sysexits `EX_TEMPFAIL`).
 pub const EX_TEMPFAIL: i32 = 75;
 
+/// A run's id: unique within a state directory, handed out in increasing order
+/// (`next_run_id`). Stored and shown as the bare number (`serde(transparent)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(u64);
+
+impl RunId {
+    /// The id numbered `n` (from a key, an argument, a socket request).
+    pub const fn new(n: u64) -> Self {
+        RunId(n)
+    }
+
+    /// Its number, as tables key it and output shows it.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Which attempt an effect, a report or a fence is about: its run, its task's index in the
+/// job and its 1-based number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AttemptRef {
+    pub run: RunId,
+    pub task: usize,
+    pub attempt: u32,
+}
+
+impl AttemptRef {
+    pub const fn new(run: RunId, task: usize, attempt: u32) -> Self {
+        AttemptRef { run, task, attempt }
+    }
+}
+
 /// Why a run came to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Trigger {
@@ -95,7 +134,7 @@ pub enum RunStop {
 /// The run record: one execution of a job's DAG. Tasks are stored separately.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
-    pub id: u64,
+    pub id: RunId,
     pub job_id: String,
     pub trigger: Trigger,
     /// The logical time of the firing (for scheduled and catch-up runs), else the trigger time.
@@ -581,7 +620,7 @@ impl RunState {
     /// A new run record with every task pending. `status` is `Running` only after `Start`.
     pub fn new(
         job: &Job,
-        id: u64,
+        id: RunId,
         trigger: Trigger,
         scheduled_at: Timestamp,
         created_at: Timestamp,

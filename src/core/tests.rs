@@ -489,8 +489,14 @@ fn suspend_records_interruptions_and_launches_nothing() {
 fn a_queued_run_can_wait_then_start_or_be_skipped() {
     let j = job("j", vec![task("a", &[])]);
     let now = Timestamp::from_secs(10);
-    let mut s =
-        crate::core::run::RunState::new(&j, 7, crate::core::run::Trigger::Schedule, now, now, 4);
+    let mut s = crate::core::run::RunState::new(
+        &j,
+        crate::core::run::RunId::new(7),
+        crate::core::run::Trigger::Schedule,
+        now,
+        now,
+        4,
+    );
     crate::core::run::step(&j, &mut s, Input::Wait, now);
     assert_eq!(s.run.status, RunStatus::Waiting);
     let mut skipped = s.clone();
