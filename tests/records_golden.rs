@@ -492,7 +492,8 @@ fn task_v3_accessors_match_the_flat_fields() {
 #[test]
 fn unrepresentable_v2_attempts_are_decode_errors() {
     let base = golden_task_v2();
-    let cases: Vec<(&str, Box<dyn Fn(&mut AttemptV2)>)> = vec![
+    type Damage = Box<dyn Fn(&mut AttemptV2)>;
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "attempt 1 succeeded with a stop in progress",
             Box::new(|a| {
