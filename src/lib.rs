@@ -2,9 +2,8 @@
 //!
 //! Jobs are YAML files ([`jobs`]); every job run and task attempt is a state machine
 //! ([`core`]) persisted in redb ([`store`]); a thin tokio shell ([`runtime`]) spawns processes,
-//! arms timers and commits transitions. See `ARCHITECTURE.md` for the map.
-
-pub mod cli;
+//! arms timers and commits transitions. See `ARCHITECTURE.md` for the map. The `pt` command
+//! line is the binary's own module, not part of this library.
 
 /// What a program that embeds Petit needs (see `examples/embed.rs`).
 pub use crate::core::run::Trigger;

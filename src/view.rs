@@ -220,3 +220,18 @@ pub fn run_detail(
     });
     Ok(Some(RunDetail::detail(&state, job.as_ref(), logs_dir)))
 }
+
+/// `1.23s`, `4m05s`, `2h03m`, or `-` if not finished.
+pub fn duration(start: Option<Timestamp>, end: Option<Timestamp>) -> String {
+    let (Some(s), Some(e)) = (start, end) else {
+        return "-".into();
+    };
+    let ms = e.millis_since(s);
+    if ms < 60_000 {
+        format!("{:.2}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}

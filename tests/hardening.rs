@@ -260,9 +260,9 @@ fn state_dir_owned_by_another_user_is_unsafe() {
     let dir = tempfile::tempdir().unwrap();
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
-    assert_eq!(petit::cli::state::unsafe_state_dir(dir.path(), me), None);
+    assert_eq!(petit::state::unsafe_state_dir(dir.path(), me), None);
     let other = me.wrapping_add(12345);
-    let why = petit::cli::state::unsafe_state_dir(dir.path(), other);
+    let why = petit::state::unsafe_state_dir(dir.path(), other);
     if me == 0 {
         // Root owns it: root is always trusted, as by ssh.
         assert_eq!(why, None);

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::state::StateLocation;
 use super::{CliError, ErrorKind};
-use crate::runtime::control::{Client, Connect, Request, Response};
+use petit::runtime::control::{Client, Connect, Request, Response};
 
 fn kind_of(exit: Option<i32>) -> ErrorKind {
     match exit {

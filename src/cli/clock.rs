@@ -3,7 +3,7 @@
 
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
-use crate::time::Timestamp;
+use petit::time::Timestamp;
 
 /// Inspect or repair Petit's record of the clock
 #[derive(Debug, clap::Args)]
@@ -56,15 +56,16 @@ fn cmd_reset_high_water(args: ResetHighWaterArgs) -> Result<(), CliError> {
             ),
         ));
     }
-    let store =
-        match location.open_patiently(std::time::Duration::from_secs(2)) {
-            Ok(s) => s,
-            Err(e) if e.kind == ErrorKind::Locked => return Err(location.in_use(
+    let store = match location.open_patiently(std::time::Duration::from_secs(2)) {
+        Ok(s) => s,
+        Err(e) if e.kind == petit::state::OpenErrorKind::Locked => {
+            return Err(CliError::from(location.in_use(
                 "stop it first (systemctl stop petit), then run pt clock reset-high-water again",
-            )),
-            Err(e) => return Err(e),
-        };
-    let now = crate::clock::now_checked().map_err(|e| CliError::new(ErrorKind::BadInput, e))?;
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let now = petit::clock::now_checked().map_err(|e| CliError::new(ErrorKind::BadInput, e))?;
     let high_water = store.high_water().map_err(store_error)?;
     if high_water <= now {
         println!(

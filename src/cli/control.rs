@@ -2,8 +2,8 @@
 
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
-use crate::core::run::RunId;
-use crate::runtime::control::Request;
+use petit::core::run::RunId;
+use petit::runtime::control::Request;
 
 /// Cancel a run: its running tasks get SIGTERM, then SIGKILL after their grace
 #[derive(Debug, clap::Args)]

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use super::state::{store_error, StateLocation};
 use super::{CliError, ErrorKind};
-use crate::core::run::{RunId, RunStatus};
-use crate::core::Event;
-use crate::runtime::engine::{Command, Engine, EngineConfig, EngineError};
+use petit::core::run::{RunId, RunStatus};
+use petit::core::Event;
+use petit::runtime::engine::{Command, Engine, EngineConfig, EngineError};
 
 /// A current-thread tokio runtime: one thread, no per-task threads.
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -32,12 +32,12 @@ pub fn build_engine_with(
 ) -> Result<Engine, CliError> {
     let store = match location.open_patiently(Duration::from_secs(5)) {
         Ok(s) => s,
-        Err(e) if e.kind == ErrorKind::Locked => {
-            return Err(
-                location.in_use("stop it first, or talk to it with pt status/trigger/cancel")
-            )
+        Err(e) if e.kind == petit::state::OpenErrorKind::Locked => {
+            return Err(location
+                .in_use("stop it first, or talk to it with pt status/trigger/cancel")
+                .into())
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let config = EngineConfig {
         logs_dir: location.logs_dir.clone(),
@@ -58,7 +58,7 @@ pub fn engine_error(e: EngineError) -> CliError {
 
 /// Prints one event as a progress line.
 pub fn print_event(e: &Event) {
-    print_event_json(&crate::runtime::control::event_json(e));
+    print_event_json(&petit::runtime::control::event_json(e));
 }
 
 /// Prints one event, in its JSON form (as the daemon streams it), as a progress line.

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::state::StateArgs;
 use super::{CliError, ErrorKind};
-use crate::runtime::control::Request;
+use petit::runtime::control::Request;
 
 /// Show lifecycle events (recent ones; with --follow, live ones until interrupted)
 #[derive(Debug, clap::Args)]

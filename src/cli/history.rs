@@ -9,10 +9,11 @@ use serde_json::Value;
 
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
-use crate::core::run::RunId;
-use crate::runtime::control::Request;
-use crate::store::{Store, StoreError};
-use crate::time::Timestamp;
+use petit::core::run::RunId;
+use petit::runtime::control::Request;
+use petit::store::{Store, StoreError};
+use petit::time::Timestamp;
+use petit::view::duration;
 
 /// Show the runs of a job, newest first, or one run in detail (--run)
 #[derive(Debug, clap::Args)]
@@ -74,17 +75,17 @@ pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
 }
 
 /// `pt history JOB --json`: the newest `limit` runs of `job_id`, newest first
-/// ([`crate::view::RunSummary`]).
+/// ([`petit::view::RunSummary`]).
 pub fn history_json(store: &Store, job_id: &str, limit: usize) -> Result<Value, StoreError> {
-    Ok(crate::view::to_json(&crate::view::history(
+    Ok(petit::view::to_json(&petit::view::history(
         store, job_id, limit,
     )?))
 }
 
 /// `pt history --run N --json`: one run with every task and attempt
-/// ([`crate::view::RunDetail`]).
+/// ([`petit::view::RunDetail`]).
 pub fn run_json(store: &Store, id: u64, logs_dir: &Path) -> Result<Option<Value>, StoreError> {
-    Ok(crate::view::run_detail(store, RunId::new(id), logs_dir)?.map(|d| crate::view::to_json(&d)))
+    Ok(petit::view::run_detail(store, RunId::new(id), logs_dir)?.map(|d| petit::view::to_json(&d)))
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -175,20 +176,5 @@ fn print_run_detail(v: &Value) {
                     .unwrap_or_default()
             );
         }
-    }
-}
-
-/// `1.23s`, `4m05s`, `2h03m`, or `-` if not finished.
-pub fn duration(start: Option<Timestamp>, end: Option<Timestamp>) -> String {
-    let (Some(s), Some(e)) = (start, end) else {
-        return "-".into();
-    };
-    let ms = e.millis_since(s);
-    if ms < 60_000 {
-        format!("{:.2}s", ms as f64 / 1000.0)
-    } else if ms < 3_600_000 {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    } else {
-        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
     }
 }

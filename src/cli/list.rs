@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 
 use super::{CliError, ErrorKind};
-use crate::jobs::{self, Job};
-use crate::time::Timestamp;
+use petit::jobs::{self, Job};
+use petit::time::Timestamp;
 
 /// Arguments of `pt list`
 #[derive(Debug, clap::Args)]
@@ -41,7 +41,7 @@ pub struct ListRow {
 /// Runs `pt list`.
 pub fn cmd_list(args: ListArgs) -> Result<(), CliError> {
     let jobs = load_jobs(&args.jobs_dir)?;
-    let now = crate::clock::now_checked().map_err(|e| CliError::new(ErrorKind::BadInput, e))?;
+    let now = petit::clock::now_checked().map_err(|e| CliError::new(ErrorKind::BadInput, e))?;
     let rows = list_rows(&jobs, now);
     if args.json {
         println!("{}", render_json(&rows));
@@ -189,8 +189,8 @@ pub fn render_json(rows: &[ListRow]) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::jobs::model::{Catchup, JobSource, Overlap, Retention, DEFAULT_MAX_LOG_BYTES};
-    use crate::schedule::Schedule;
+    use petit::jobs::model::{Catchup, JobSource, Overlap, Retention, DEFAULT_MAX_LOG_BYTES};
+    use petit::schedule::Schedule;
     use std::collections::BTreeMap;
 
     /// A job with no tasks, built by hand: enough for listing and schedules.

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::state::{store_error, StateArgs, StateLocation};
 use super::{CliError, ErrorKind};
-use crate::core::run::RunId;
-use crate::runtime::control::Request;
+use petit::core::run::RunId;
+use petit::runtime::control::Request;
 
 /// Print the output of a task's attempt (the latest unless --attempt)
 #[derive(Debug, clap::Args)]

@@ -1,7 +1,8 @@
 //! The `pt` command line: argument parsing and one thin module per subcommand.
 //!
 //! Subcommands turn arguments into calls on the library and print the result. Errors carry a
-//! [`ErrorKind`] that maps to the exit codes of the spec in one place, [`CliError::exit_code`].
+//! [`ErrorKind`] that maps to the exit codes (README.md, "Command line") in one place,
+//! [`CliError::exit_code`].
 
 pub mod client;
 pub mod clock;
@@ -67,7 +68,7 @@ pub enum Command {
     Tui(tui::TuiArgs),
 }
 
-/// What went wrong, as far as the exit code is concerned (spec section 5).
+/// What went wrong, as far as the exit code is concerned (README.md, "Command line").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     /// A followed run failed or was cancelled: exit 1.
@@ -126,7 +127,7 @@ pub fn main() -> i32 {
     };
     // A damaged database can make redb panic in any read; that is exit 4 with the usual
     // message, not a crash (store::catch_damaged_database).
-    let outcome = crate::store::catch_damaged_database(|| run(cli))
+    let outcome = petit::store::catch_damaged_database(|| run(cli))
         .unwrap_or_else(|e| Err(state::store_error(e)));
     match outcome {
         Ok(()) => 0,
@@ -202,8 +203,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 pub fn load_one_job(
     jobs_dir: &std::path::Path,
     job_id: &str,
-) -> Result<crate::jobs::Job, CliError> {
-    let loaded = crate::jobs::load_dir(jobs_dir);
+) -> Result<petit::jobs::Job, CliError> {
+    let loaded = petit::jobs::load_dir(jobs_dir);
     for d in &loaded.notes {
         eprintln!("note: {d}");
     }

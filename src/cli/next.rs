@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use super::list::{format_local, load_jobs, render_columns};
 use super::{CliError, ErrorKind};
-use crate::jobs::Job;
-use crate::time::Timestamp;
+use petit::jobs::Job;
+use petit::time::Timestamp;
 
 /// The largest `--count`.
 pub const MAX_COUNT: u32 = 1000;
@@ -41,7 +41,7 @@ pub fn cmd_next(args: NextArgs) -> Result<(), CliError> {
                 format!("--from `{text}` is not an RFC 3339 instant (e.g. 2026-03-29T00:00:00Z)"),
             )
         })?,
-        None => crate::clock::now_checked().map_err(|e| CliError::new(ErrorKind::BadInput, e))?,
+        None => petit::clock::now_checked().map_err(|e| CliError::new(ErrorKind::BadInput, e))?,
     };
     let jobs = load_jobs(&args.jobs_dir)?;
     let job = find_job(&jobs, &args.job_id)?;

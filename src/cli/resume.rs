@@ -3,7 +3,7 @@
 use super::engine::{build_engine, follow_runs};
 use super::state::StateArgs;
 use super::CliError;
-use crate::core::run::RunId;
+use petit::core::run::RunId;
 
 /// Finish interrupted runs (all, or the given ids), then exit
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::engine::{build_engine_with, engine_error};
 use super::state::StateArgs;
 use super::{CliError, ErrorKind};
-use crate::runtime::daemon::{Daemon, DaemonConfig, DaemonError};
+use petit::runtime::daemon::{Daemon, DaemonConfig, DaemonError};
 
 /// Run the scheduler: fire jobs on their schedules, resume interrupted runs, serve `pt` commands
 #[derive(Debug, clap::Args)]
@@ -75,7 +75,7 @@ pub fn cmd_run(args: RunArgs) -> Result<(), CliError> {
         let text = format!(
             "{}\n{}\n",
             std::process::id(),
-            crate::clock::now().rfc3339()
+            petit::clock::now().rfc3339()
         );
         if let Err(e) = std::fs::write(p, text) {
             tracing::warn!("cannot write {}: {e}", p.display());

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::state::{store_error, StateArgs};
 use super::CliError;
-use crate::runtime::control::Request;
+use petit::runtime::control::Request;
 
 /// Show the daemon, the clock-trust state, running runs and next firings
 #[derive(Debug, clap::Args)]
@@ -125,9 +125,9 @@ pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
 
 /// What the database says about the clock when no daemon runs: whether the clock is behind the
 /// high-water mark (schedules would wait; how to clear it) and the last reset by hand.
-fn stored_clock(store: &crate::store::Store) -> Result<Value, CliError> {
+fn stored_clock(store: &petit::store::Store) -> Result<Value, CliError> {
     let high_water = store.high_water().map_err(store_error)?;
-    let now = crate::clock::now();
+    let now = petit::clock::now();
     let state = (now < high_water).then(|| {
         format!(
             "behind the latest recorded time {high_water}: schedules will wait until then; {}",
@@ -137,7 +137,7 @@ fn stored_clock(store: &crate::store::Store) -> Result<Value, CliError> {
     let reset = store.high_water_reset().map_err(store_error)?;
     Ok(serde_json::json!({
         "state": state,
-        "high_water": (high_water != crate::time::Timestamp::default()).then(|| high_water.rfc3339()),
+        "high_water": (high_water != petit::time::Timestamp::default()).then(|| high_water.rfc3339()),
         "high_water_reset": reset.map(|r| serde_json::json!({
             "at": r.at.rfc3339(),
             "from": r.from.rfc3339(),

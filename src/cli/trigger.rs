@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use super::engine::{build_engine, follow_runs, print_event_json};
 use super::state::StateArgs;
 use super::{CliError, ErrorKind};
-use crate::core::run::Trigger;
-use crate::runtime::control::Request;
+use petit::core::run::Trigger;
+use petit::runtime::control::Request;
 
 /// Run a job now and follow it to the end (exit 0 if it succeeded)
 #[derive(Debug, clap::Args)]
@@ -158,7 +158,7 @@ fn check_daemon_definition(
         return Ok(());
     }
     let my_job = super::load_one_job(&mine, job_id)?;
-    let their_job = crate::jobs::load_dir(&theirs)
+    let their_job = petit::jobs::load_dir(&theirs)
         .jobs
         .into_iter()
         .find(|j| j.id == job_id);

@@ -1,5 +1,5 @@
 //! `pt tui`: the terminal dashboard (cargo feature `tui`). Thin: resolves the state location
-//! and hands over to [`crate::tui::run`].
+//! and hands over to [`petit::tui::run`].
 
 use super::state::StateArgs;
 use super::CliError;
@@ -15,5 +15,8 @@ pub struct TuiArgs {
 /// Runs `pt tui`.
 pub fn cmd_tui(args: TuiArgs) -> Result<(), CliError> {
     let location = args.state.locate()?;
-    crate::tui::run(&location)
+    petit::tui::run(&location).map_err(|e| match e {
+        petit::tui::Error::Open(e) => e.into(),
+        e => CliError::new(super::ErrorKind::Other, e.to_string()),
+    })
 }

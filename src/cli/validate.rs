@@ -14,7 +14,7 @@ pub struct ValidateArgs {
 /// Prints each diagnostic (and each note: entries skipped on purpose) to stderr, then a
 /// summary; fails with exit code 2 on any problem (notes are not problems).
 pub fn cmd_validate(args: ValidateArgs) -> Result<(), CliError> {
-    let loaded = crate::jobs::load_dir(&args.jobs_dir);
+    let loaded = petit::jobs::load_dir(&args.jobs_dir);
     for d in &loaded.diagnostics {
         eprintln!("{d}");
     }

@@ -26,9 +26,8 @@ use ratatui::crossterm::{execute, terminal};
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
-use crate::cli::state::StateLocation;
-use crate::cli::{CliError, ErrorKind};
 use crate::runtime::control::Client;
+use crate::state::{Layout, OpenError};
 use app::{App, Effect, Key, Mode, Update};
 use source::Source;
 
@@ -43,8 +42,11 @@ enum Input {
 }
 
 /// Runs the dashboard until the user quits. Without a daemon it shows a snapshot.
-pub fn run(location: &StateLocation) -> Result<(), CliError> {
-    let rt = crate::cli::engine::runtime()?;
+pub fn run(location: &Layout) -> Result<(), Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
     rt.block_on(async {
         let source = Source::open(location).await?;
         let mut term = enter()?;
@@ -54,14 +56,28 @@ pub fn run(location: &StateLocation) -> Result<(), CliError> {
     })
 }
 
-fn term_error(e: std::io::Error) -> CliError {
-    CliError::new(ErrorKind::Other, format!("terminal: {e}"))
+/// Why the dashboard could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The state could not be opened (no daemon answered and the database is missing, held or
+    /// damaged).
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("terminal: {0}")]
+    Terminal(std::io::Error),
+}
+
+fn term_error(e: std::io::Error) -> Error {
+    Error::Terminal(e)
 }
 
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
 /// Raw mode, the alternate screen, and a panic hook that undoes both.
-fn enter() -> Result<Term, CliError> {
+fn enter() -> Result<Term, Error> {
     terminal::enable_raw_mode().map_err(term_error)?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -149,7 +165,7 @@ async fn next_event(client: &mut Option<Client>) -> Option<serde_json::Value> {
     }
 }
 
-async fn event_loop(term: &mut Term, source: Source) -> Result<(), CliError> {
+async fn event_loop(term: &mut Term, source: Source) -> Result<(), Error> {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mode = if source.is_live() {
         Mode::Live

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::app::{Action, LogText, Query, Update, HISTORY_LIMIT};
 use crate::core::run::{RunId, TaskStatus};
 use crate::runtime::control::{Client, Connect, Request, Response};
-use crate::state::Layout as StateLocation;
+use crate::state::{Layout, OpenError};
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -53,7 +53,7 @@ pub async fn ask(socket: &Path, request: &Request) -> Result<Option<Value>, Stri
 
 impl Source {
     /// The daemon of `location` if one answers, else the database read only.
-    pub async fn open(location: &StateLocation) -> Result<Source, crate::cli::CliError> {
+    pub async fn open(location: &Layout) -> Result<Source, OpenError> {
         if let Some(socket) = &location.socket {
             if socket.exists() && matches!(ask(socket, &Request::Status).await, Ok(Some(_))) {
                 return Ok(Source::Daemon {

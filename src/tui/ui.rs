@@ -13,8 +13,8 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState}
 use ratatui::Frame;
 
 use super::app::{App, Mode, View};
-use crate::cli::history::duration;
 use crate::time::Timestamp;
+use crate::view::duration;
 
 /// The key bindings, as the help overlay lists them.
 pub const HELP: &[(&str, &str)] = &[
