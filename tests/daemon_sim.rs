@@ -628,7 +628,11 @@ fn a_recovered_retry_delay_is_not_stretched_by_a_wrong_boot_clock() {
         }
     ));
     let _ = d.turn(None, true);
-    let attempts = |d: &Daemon<SimWorld>| d.engine().world().ledger[&1].tasks[0].attempts.len();
+    let attempts = |d: &Daemon<SimWorld>| {
+        d.engine().world().ledger[&petit::core::run::RunId::new(1)].tasks[0]
+            .attempts
+            .len()
+    };
     assert_eq!(attempts(&d), 1, "attempt 1 failed, the retry waits 10 s");
     // Power cut; the board boots five hours behind, its clock not synchronized.
     let (store, mut world) = d.into_parts();

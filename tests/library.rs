@@ -119,15 +119,18 @@ async fn in_process_tasks_run_with_outputs_retries_timeouts_and_events() {
 
     let flaky = &state.tasks[idx("flaky")];
     assert_eq!(flaky.status, TaskStatus::Succeeded);
-    assert_eq!(flaky.attempts[0].exit_code, Some(75));
+    assert_eq!(flaky.attempts[0].exit_code(), Some(75));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 
     let stubborn = &state.tasks[idx("stubborn")];
-    assert_eq!(stubborn.attempts[0].status, AttemptStatus::TimedOut);
+    assert_eq!(stubborn.attempts[0].status(), AttemptStatus::TimedOut);
 
     let missing = &state.tasks[idx("missing")];
     assert_eq!(missing.status, TaskStatus::Failed);
-    let msg = missing.attempts[0].message.clone().unwrap_or_default();
+    let msg = missing.attempts[0]
+        .message()
+        .unwrap_or_default()
+        .to_string();
     assert!(msg.contains("no in-process task `not_registered`"), "{msg}");
 
     // Events arrive in order, each after its transition was committed.
@@ -195,7 +198,12 @@ async fn the_builder_recovers_and_the_event_stream_is_lossless() {
     let mut events = engine.events();
     engine.run_until_idle(None).await.unwrap();
     assert_eq!(
-        engine.store().run(1).unwrap().unwrap().status,
+        engine
+            .store()
+            .run(petit::core::run::RunId::new(1))
+            .unwrap()
+            .unwrap()
+            .status,
         RunStatus::Succeeded
     );
     drop(engine);

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::TimeZone;
-use petit::core::run::RunStatus;
+use petit::core::run::{RunId, RunStatus};
 use petit::core::scheduler::{
     admit, clock_trust, dependencies_met, dependency_deadline, dependents_to_trigger,
     initial_cursor, next_firing, next_queued, plan_firings, Admission, ClockTrust, FiringKind,
@@ -311,14 +311,14 @@ fn every_second_over_a_three_week_outage_is_bounded_and_exact() {
 /// The runs of one job in the overlap simulation: id -> (status, end time if running).
 struct Runs {
     next_id: u64,
-    runs: BTreeMap<u64, (RunStatus, Option<Timestamp>)>,
+    runs: BTreeMap<RunId, (RunStatus, Option<Timestamp>)>,
     skipped: usize,
     cancelled: usize,
     started: usize,
 }
 
 impl Runs {
-    fn active(&self) -> Vec<(u64, RunStatus)> {
+    fn active(&self) -> Vec<(RunId, RunStatus)> {
         self.runs
             .iter()
             .filter(|(_, (s, _))| !s.is_terminal())
@@ -341,7 +341,7 @@ impl Runs {
 
     fn fire(&mut self, job: &Job, now: Timestamp, duration_secs: u64) {
         self.finish_due(job, now, duration_secs);
-        let id = self.next_id;
+        let id = RunId::new(self.next_id);
         self.next_id += 1;
         match admit(job, &self.active()) {
             Admission::Start => {

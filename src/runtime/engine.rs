@@ -33,7 +33,9 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::core::invariants;
-use crate::core::run::{self, Effect, Input, RunState, RunStatus, Signal, Trigger};
+use crate::core::run::{
+    self, AttemptRef, Effect, Input, RunId, RunState, RunStatus, Signal, Trigger,
+};
 use crate::core::{Event, EventKind};
 use crate::jobs::model::{Action, Executor, Job, DEFAULT_KILL_GRACE_SECS};
 use crate::jobs::template::{Context, Reference};
@@ -43,7 +45,7 @@ use crate::runtime::process::SpawnRequest;
 use crate::runtime::remote::SubmitPlan;
 use crate::runtime::slurm;
 use crate::runtime::world::{
-    AttemptKey, FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report, World,
+    FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report, World,
 };
 use crate::store::records::Snapshot;
 use crate::store::{Store, StoreError, WriteTx};
@@ -84,7 +86,7 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("run {run}: {message}")]
-    Snapshot { run: u64, message: String },
+    Snapshot { run: RunId, message: String },
     /// The simulation cut the process here (never in production).
     #[error("simulated crash")]
     Crashed,
@@ -101,7 +103,7 @@ struct Active {
 /// A request from outside the loop.
 #[derive(Debug)]
 pub enum Command {
-    Cancel(u64),
+    Cancel(RunId),
     Shutdown,
 }
 
@@ -132,7 +134,7 @@ struct Fencing {
 /// A failed fence, for `pt status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FenceStatus {
-    pub run: u64,
+    pub run: RunId,
     pub task: usize,
     pub attempt: u32,
     pub error: String,
@@ -152,15 +154,15 @@ pub struct Engine<W: World = OsWorld> {
     store: Store,
     config: EngineConfig,
     world: W,
-    runs: BTreeMap<u64, Active>,
-    inputs: VecDeque<(u64, Input)>,
+    runs: BTreeMap<RunId, Active>,
+    inputs: VecDeque<(RunId, Input)>,
     events: broadcast::Sender<Event>,
     observer: Option<Observer>,
     /// Effects decided by steps whose commit has not succeeded yet.
-    held_effects: Vec<(u64, Effect)>,
+    held_effects: Vec<(RunId, Effect)>,
     /// A change that must be committed even though it implies no effect.
     commit_now: bool,
-    fencing: BTreeMap<u64, Fencing>,
+    fencing: BTreeMap<RunId, Fencing>,
     shutdown: Option<Shutdown>,
     /// Lossless event streams ([`Engine::events`]); they end when the engine is dropped.
     streams: Vec<mpsc::UnboundedSender<Event>>,
@@ -443,14 +445,14 @@ impl<W: World> Engine<W> {
     }
 
     /// Ids of the runs this engine is driving (fencing ones included).
-    pub fn active_runs(&self) -> Vec<u64> {
-        let mut ids: BTreeSet<u64> = self.runs.keys().copied().collect();
+    pub fn active_runs(&self) -> Vec<RunId> {
+        let mut ids: BTreeSet<RunId> = self.runs.keys().copied().collect();
         ids.extend(self.fencing.keys().copied());
         ids.into_iter().collect()
     }
 
     /// The state of a run this engine is driving.
-    pub fn run_state(&self, id: u64) -> Option<&RunState> {
+    pub fn run_state(&self, id: RunId) -> Option<&RunState> {
         self.runs.get(&id).map(|a| &a.state)
     }
 
@@ -489,7 +491,7 @@ impl<W: World> Engine<W> {
         job: &Job,
         trigger: Trigger,
         scheduled_at: Option<Timestamp>,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<RunId, EngineError> {
         let id = self.create_run(job, trigger, scheduled_at)?;
         self.inputs.push_back((id, Input::Start));
         Ok(id)
@@ -502,7 +504,7 @@ impl<W: World> Engine<W> {
         job: &Job,
         trigger: Trigger,
         scheduled_at: Option<Timestamp>,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<RunId, EngineError> {
         let now = self.world.now();
         let snapshot = snapshot_of(job);
         let max_tasks = self.config.default_max_tasks;
@@ -531,9 +533,9 @@ impl<W: World> Engine<W> {
     /// A run whose snapshot no longer validates is quarantined; recovery goes on.
     pub fn recover(
         &mut self,
-        only: Option<&[u64]>,
+        only: Option<&[RunId]>,
         start_queued: bool,
-    ) -> Result<Vec<u64>, EngineError> {
+    ) -> Result<Vec<RunId>, EngineError> {
         let mut ids = self.store.active_runs()?;
         if let Some(only) = only {
             ids.retain(|id| only.contains(id));
@@ -549,7 +551,7 @@ impl<W: World> Engine<W> {
                 Err(StoreError::Record { detail, .. }) => {
                     // A damaged run stops only itself: recorded failed, recovery goes on.
                     tracing::error!(
-                        run = id,
+                        run = id.get(),
                         "quarantining run #{id}: its records are damaged: {detail}"
                     );
                     self.quarantine_damaged(id, &detail)?;
@@ -560,7 +562,7 @@ impl<W: World> Engine<W> {
             let job = match self.job_for(id, &state) {
                 Ok(job) => job,
                 Err(reason) => {
-                    tracing::error!(run = id, "quarantining run #{id}: {reason}");
+                    tracing::error!(run = id.get(), "quarantining run #{id}: {reason}");
                     self.begin_fencing(id, None, state, Some(reason));
                     continue;
                 }
@@ -576,7 +578,7 @@ impl<W: World> Engine<W> {
                 .filter(|(i, _)| job.tasks[*i].executor.is_remote())
                 .filter_map(|(i, t)| {
                     t.current()
-                        .map(|a| (i, a.no, a.remote_job, a.stop.is_some()))
+                        .map(|a| (i, a.no, a.remote_job(), a.stop().is_some()))
                 })
                 .collect();
             let fenced = self.begin_fencing(id, Some(&job), state.clone(), None);
@@ -587,10 +589,12 @@ impl<W: World> Engine<W> {
                     None => continue,
                 };
                 match plan {
-                    Ok(plan) => {
-                        self.world
-                            .adopt_remote((id, task, attempt), plan, job_id, stopping)
-                    }
+                    Ok(plan) => self.world.adopt_remote(
+                        AttemptRef::new(id, task, attempt),
+                        plan,
+                        job_id,
+                        stopping,
+                    ),
                     Err(message) => self.inputs.push_back((
                         id,
                         Input::Lost {
@@ -612,7 +616,7 @@ impl<W: World> Engine<W> {
     }
 
     /// The job a stored run executes with, from its snapshot, checked against its records.
-    fn job_for(&self, id: u64, state: &RunState) -> Result<Job, String> {
+    fn job_for(&self, id: RunId, state: &RunState) -> Result<Job, String> {
         let snap = self
             .store
             .snapshot(id)
@@ -635,7 +639,7 @@ impl<W: World> Engine<W> {
     /// whether any fence is under way (the run then waits for them).
     fn begin_fencing(
         &mut self,
-        id: u64,
+        id: RunId,
         job: Option<&Job>,
         state: RunState,
         quarantine: Option<String>,
@@ -648,12 +652,12 @@ impl<W: World> Engine<W> {
                 Some(spec) if matches!(spec.executor, Executor::InProcess) => continue,
                 Some(spec) => spec.kill_grace_secs,
                 // No definition (quarantine): a cluster job has a job id; fence the rest.
-                None if a.remote_job.is_some() => continue,
+                None if a.remote_job().is_some() => continue,
                 None => DEFAULT_KILL_GRACE_SECS,
             };
             let target = FenceTarget {
-                key: (id, i, a.no),
-                process: a.process.clone(),
+                key: AttemptRef::new(id, i, a.no),
+                process: a.process().cloned(),
                 attempt_key: self.attempt_key(id, i, a.no),
                 grace_ms: grace_secs.saturating_mul(1000),
             };
@@ -686,9 +690,13 @@ impl<W: World> Engine<W> {
 
     /// A fence finished: on success the run may recover once all its fences are done; on
     /// failure it is tried again with backoff, and nothing of the task is launched meanwhile.
-    fn on_fenced(&mut self, key: AttemptKey, result: Result<(), String>) {
+    fn on_fenced(&mut self, key: AttemptRef, result: Result<(), String>) {
         let now = self.world.now();
-        let (id, task, attempt) = key;
+        let AttemptRef {
+            run: id,
+            task,
+            attempt,
+        } = key;
         let Some(f) = self.fencing.get_mut(&id) else {
             return;
         };
@@ -702,7 +710,7 @@ impl<W: World> Engine<W> {
                         (p.backoff_ms * 2).min(FENCE_BACKOFF_MAX_MS)
                     });
                     tracing::error!(
-                        run = id,
+                        run = id.get(),
                         task,
                         attempt,
                         "cannot fence a process left from before the restart ({error}); \
@@ -737,8 +745,8 @@ impl<W: World> Engine<W> {
         for t in retry {
             if let Some(fence) = self
                 .fencing
-                .get_mut(&t.key.0)
-                .and_then(|f| f.fences.get_mut(&(t.key.1, t.key.2)))
+                .get_mut(&t.key.run)
+                .and_then(|f| f.fences.get_mut(&(t.key.task, t.key.attempt)))
             {
                 // Keep the backoff; mark it in progress by pushing its retry time out.
                 if let Some(p) = fence.failed.as_mut() {
@@ -766,7 +774,7 @@ impl<W: World> Engine<W> {
 
     /// Records failed a run whose task records do not decode (only its run record is
     /// rewritten; its tasks stay as they are, for a post-mortem).
-    fn quarantine_damaged(&mut self, id: u64, detail: &str) -> Result<(), EngineError> {
+    fn quarantine_damaged(&mut self, id: RunId, detail: &str) -> Result<(), EngineError> {
         let Some(mut run) = self.store.run(id)? else {
             return Ok(());
         };
@@ -826,12 +834,12 @@ impl<W: World> Engine<W> {
         out
     }
 
-    fn attempt_key(&self, run: u64, task: usize, attempt: u32) -> String {
+    fn attempt_key(&self, run: RunId, task: usize, attempt: u32) -> String {
         format!("{}#{run}.{task}.{attempt}", self.store.path().display())
     }
 
     /// Queues a cancel of run `id`. Returns false if this engine does not drive it.
-    pub fn cancel(&mut self, id: u64) -> bool {
+    pub fn cancel(&mut self, id: RunId) -> bool {
         if self.runs.contains_key(&id) {
             self.inputs.push_back((id, Input::Cancel));
             true
@@ -909,14 +917,14 @@ impl<W: World> Engine<W> {
     pub fn on_tick(&mut self) {
         let now = self.world.now();
         self.world.tick(now);
-        let ids: Vec<u64> = self.runs.keys().copied().collect();
+        let ids: Vec<RunId> = self.runs.keys().copied().collect();
         for id in ids {
             self.inputs.push_back((id, Input::Tick));
         }
     }
 
     /// Queues an input for a run this engine drives.
-    pub(crate) fn feed(&mut self, id: u64, input: Input) {
+    pub(crate) fn feed(&mut self, id: RunId, input: Input) {
         self.inputs.push_back((id, input));
     }
 
@@ -959,7 +967,7 @@ impl<W: World> Engine<W> {
     }
 
     /// The unfinished runs of `job_id` this engine holds, ascending by id.
-    pub(crate) fn runs_of_job(&self, job_id: &str) -> Vec<(u64, RunStatus)> {
+    pub(crate) fn runs_of_job(&self, job_id: &str) -> Vec<(RunId, RunStatus)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.job_id == job_id && !a.state.is_terminal())
@@ -968,7 +976,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Runs waiting for their dependencies: (id, job id, created at).
-    pub(crate) fn waiting_run_ids(&self) -> Vec<(u64, String, Timestamp)> {
+    pub(crate) fn waiting_run_ids(&self) -> Vec<(RunId, String, Timestamp)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.status == RunStatus::Waiting)
@@ -985,7 +993,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Queued runs, oldest first: (id, job id).
-    pub(crate) fn queued_run_ids(&self) -> Vec<(u64, String)> {
+    pub(crate) fn queued_run_ids(&self) -> Vec<(RunId, String)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.status == RunStatus::Queued)
@@ -994,12 +1002,12 @@ impl<W: World> Engine<W> {
     }
 
     /// The job definition (snapshot) a run executes with.
-    pub(crate) fn job_of(&self, id: u64) -> Option<Job> {
+    pub(crate) fn job_of(&self, id: RunId) -> Option<Job> {
         self.runs.get(&id).map(|a| a.job.clone())
     }
 
     /// Every unfinished run: (id, job id, status, started at).
-    pub(crate) fn active_summaries(&self) -> Vec<(u64, String, RunStatus, Option<Timestamp>)> {
+    pub(crate) fn active_summaries(&self) -> Vec<(RunId, String, RunStatus, Option<Timestamp>)> {
         self.runs
             .iter()
             .filter(|(_, a)| !a.state.is_terminal())
@@ -1025,7 +1033,7 @@ impl<W: World> Engine<W> {
     /// Runs that finished and whose last transition is committed: removed from the engine and
     /// returned, so the caller can react (dependencies, queues, retention).
     pub(crate) fn take_finished(&mut self) -> Vec<run::Run> {
-        let done: Vec<u64> = self
+        let done: Vec<RunId> = self
             .runs
             .iter()
             .filter(|(_, a)| a.state.is_terminal() && !a.run_dirty && a.tasks_dirty.is_empty())
@@ -1037,8 +1045,8 @@ impl<W: World> Engine<W> {
     }
 
     /// Maps a report to the input it means for its run (`None`: bookkeeping only).
-    fn input_of(&mut self, report: Report) -> Option<(u64, Input)> {
-        let (run, task, attempt) = report.key;
+    fn input_of(&mut self, report: Report) -> Option<(RunId, Input)> {
+        let AttemptRef { run, task, attempt } = report.key;
         let input = match report.outcome {
             Outcome::Launched(process) => Input::Launched {
                 task,
@@ -1096,7 +1104,7 @@ impl<W: World> Engine<W> {
         Some((run, input))
     }
 
-    fn is_remote(&self, run: u64, task: usize) -> bool {
+    fn is_remote(&self, run: RunId, task: usize) -> bool {
         self.runs
             .get(&run)
             .and_then(|a| a.job.tasks.get(task))
@@ -1140,7 +1148,7 @@ impl<W: World> Engine<W> {
     /// Steps one run with one input: marks the records that changed and holds the effects for
     /// the next commit. Nothing reaches a run before its survivors are fenced: ticks are
     /// regenerated later, everything else waits.
-    fn apply(&mut self, id: u64, input: Input) {
+    fn apply(&mut self, id: RunId, input: Input) {
         if let Some(f) = self.fencing.get_mut(&id) {
             if !matches!(input, Input::Tick) {
                 f.deferred.push(input);
@@ -1253,7 +1261,7 @@ impl<W: World> Engine<W> {
         self.world.after_commit(store).map_err(injected)
     }
 
-    fn perform(&mut self, id: u64, effect: Effect) {
+    fn perform(&mut self, id: RunId, effect: Effect) {
         match effect {
             Effect::Launch { task, attempt } => {
                 // Nothing new starts during a graceful shutdown: the attempt is committed
@@ -1266,9 +1274,11 @@ impl<W: World> Engine<W> {
                 task,
                 attempt,
                 signal,
-            } => self.world.signal((id, task, attempt), signal),
+            } => self
+                .world
+                .signal(AttemptRef::new(id, task, attempt), signal),
             Effect::Emit(event) => {
-                tracing::info!(run = event.run_id, task = ?event.task, "{}: {}",
+                tracing::info!(run = event.run_id.get(), task = ?event.task, "{}: {}",
                     event.kind.name(), event.detail);
                 self.emit(event);
             }
@@ -1277,7 +1287,7 @@ impl<W: World> Engine<W> {
 
     /// Performs a `Launch` effect on the side of the seam the task's executor names: a local
     /// process group, a Slurm job, or an in-process task.
-    fn launch(&mut self, id: u64, task: usize, attempt: u32) {
+    fn launch(&mut self, id: RunId, task: usize, attempt: u32) {
         let Some(active) = self.runs.get(&id) else {
             return;
         };
@@ -1300,7 +1310,7 @@ impl<W: World> Engine<W> {
                 message,
                 transient: false,
             })
-            .and_then(|plan| self.world.launch((id, task, attempt), plan));
+            .and_then(|plan| self.world.launch(AttemptRef::new(id, task, attempt), plan));
         if let Err(e) = result {
             self.inputs.push_back((
                 id,
@@ -1316,7 +1326,7 @@ impl<W: World> Engine<W> {
 
     /// The Slurm job name of an attempt: unique per state directory, run, task and attempt,
     /// so a lookup by name after a crash finds exactly this attempt's job.
-    fn job_name(&self, run: u64, task: usize, attempt: u32) -> String {
+    fn job_name(&self, run: RunId, task: usize, attempt: u32) -> String {
         // FNV-1a of the database path: a short, stable tag of this state directory.
         let mut h: u32 = 0x811c_9dc5;
         for b in self.store.path().as_os_str().as_encoded_bytes() {

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::core::run::{ProcessRef, Signal};
+use crate::core::run::{AttemptRef, ProcessRef, Signal};
 use crate::runtime::in_process::{InProcessTask, TaskContext};
 use crate::runtime::process;
 use crate::runtime::remote::{Remote, SubmitPlan};
 use crate::runtime::world::{
-    AttemptKey, FenceTarget, InProcessLaunch, Launch, LaunchError, Outcome, Report, World,
+    FenceTarget, InProcessLaunch, Launch, LaunchError, Outcome, Report, World,
 };
 use crate::runtime::{clocksync, ident};
 use crate::time::Timestamp;
@@ -77,8 +77,8 @@ struct InProcess {
 pub struct OsWorld {
     clock: EngineClock,
     /// Local process groups by attempt.
-    children: BTreeMap<AttemptKey, i32>,
-    in_process: BTreeMap<AttemptKey, InProcess>,
+    children: BTreeMap<AttemptRef, i32>,
+    in_process: BTreeMap<AttemptRef, InProcess>,
     remote: Remote,
     tasks: BTreeMap<String, Arc<dyn InProcessTask>>,
     /// Reports produced synchronously (a spawn's pid), handed out before the channel's.
@@ -150,7 +150,7 @@ impl OsWorld {
 
     fn spawn_local(
         &mut self,
-        key: AttemptKey,
+        key: AttemptRef,
         req: process::SpawnRequest,
     ) -> Result<(), LaunchError> {
         let running = process::spawn(&req).map_err(|e| LaunchError {
@@ -194,7 +194,7 @@ impl OsWorld {
         Ok(())
     }
 
-    fn start_in_process(&mut self, key: AttemptKey, l: InProcessLaunch) -> Result<(), LaunchError> {
+    fn start_in_process(&mut self, key: AttemptRef, l: InProcessLaunch) -> Result<(), LaunchError> {
         let fail = |message: String| LaunchError {
             message,
             transient: false,
@@ -218,9 +218,9 @@ impl OsWorld {
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         let ctx = TaskContext {
             job_id: l.job_id,
-            run_id: key.0,
+            run_id: key.run.get(),
             task_id: l.task_id,
-            attempt: key.2,
+            attempt: key.attempt,
             scheduled_at: l.scheduled_at,
             args: req.args.clone(),
             env: req.env.clone(),
@@ -281,7 +281,7 @@ impl World for OsWorld {
         self.clock.reanchor();
     }
 
-    fn launch(&mut self, key: AttemptKey, launch: Launch) -> Result<(), LaunchError> {
+    fn launch(&mut self, key: AttemptRef, launch: Launch) -> Result<(), LaunchError> {
         match launch {
             Launch::Local(req) => self.spawn_local(key, req),
             Launch::Remote(plan) => {
@@ -294,7 +294,7 @@ impl World for OsWorld {
 
     fn adopt_remote(
         &mut self,
-        key: AttemptKey,
+        key: AttemptRef,
         plan: SubmitPlan,
         job_id: Option<u64>,
         stopping: bool,
@@ -303,7 +303,7 @@ impl World for OsWorld {
             .adopt(key, plan, job_id, stopping, self.clock.now(), &self.tx);
     }
 
-    fn signal(&mut self, key: AttemptKey, signal: Signal) {
+    fn signal(&mut self, key: AttemptRef, signal: Signal) {
         if let Some(ip) = self.in_process.get(&key) {
             match signal {
                 // Ask it to stop; it has the grace period to return.
@@ -334,9 +334,9 @@ impl World for OsWorld {
             };
             if let Err(e) = process::signal_group(pgid, sig) {
                 tracing::warn!(
-                    run = key.0,
-                    task = key.1,
-                    attempt = key.2,
+                    run = key.run.get(),
+                    task = key.task,
+                    attempt = key.attempt,
                     "signal failed: {e}"
                 );
             }
