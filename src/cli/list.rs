@@ -292,4 +292,19 @@ tick     tick job     @every 90s  UTC               Sat 2026-03-28 12:01:30 UTC 
         assert_eq!(value[2]["next"], serde_json::Value::Null);
         assert_eq!(render_json(&[]), "[]");
     }
+
+    /// `pt list --json`, byte for byte (`tests/data/json/list.json`; `PETIT_BLESS=1` rewrites
+    /// it, only when a change of the interface is meant).
+    #[test]
+    fn json_is_byte_identical() {
+        let rows = list_rows(&jobs(), at("2026-03-28T12:00:00Z"));
+        let actual = render_json(&rows);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/json/list.json");
+        if std::env::var_os("PETIT_BLESS").is_some() {
+            std::fs::write(&path, &actual).unwrap_or_else(|e| panic!("{e}"));
+            return;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(actual, expected);
+    }
 }
