@@ -285,7 +285,9 @@ impl StatusView {
         Ok(StatusView {
             clock: ClockView::Stored {
                 high_water: (high_water != Timestamp::default()).then(|| high_water.rfc3339()),
-                high_water_reset: store.high_water_reset()?.map(|r| HighWaterResetView::of(&r)),
+                high_water_reset: store
+                    .high_water_reset()?
+                    .map(|r| HighWaterResetView::of(&r)),
                 state,
             },
             daemon: None,

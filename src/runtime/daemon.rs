@@ -840,11 +840,7 @@ impl<W: World> Daemon<W> {
         let mut next = Vec::new();
         for job in self.jobs.values() {
             let at = self.next_of(job, now)?;
-            next.push(view::NextFiring::of(
-                job,
-                at,
-                self.paused.contains(&job.id),
-            ));
+            next.push(view::NextFiring::of(job, at, self.paused.contains(&job.id)));
         }
         let fences = self
             .engine
