@@ -1,6 +1,10 @@
 //! Screens of `pt tui` at 80x24, drawn by ratatui's test backend from a view-model fed with
-//! the JSON a daemon answers: one text snapshot per view, with `NO_COLOR` styling.
+//! the JSON a daemon answers: first the answers of a real `pt run` (through the dashboard's own
+//! source, decoded into typed views), then one text snapshot per view from fixed answers, with
+//! `NO_COLOR` styling.
 #![cfg(feature = "tui")]
+
+mod common;
 
 use petit::time::Timestamp;
 use petit::tui::app::{App, Effect, Key, LogText, Mode, Query, Update};
@@ -439,4 +443,112 @@ fn snapshot_mode_says_so_in_the_status_line() {
             " snapshot (no daemon; read only) │ clock - │ idle\n",
         )
     );
+}
+
+/// A real daemon's answers, fetched and decoded by the dashboard's own source, fill every view:
+/// a field the daemon renamed fails here (a decode error), not as a `-` on screen.
+#[test]
+fn real_daemon_answers_fill_every_view() {
+    use petit::tui::source::Source;
+    let b = common::Bench::new();
+    b.job(
+        "demo",
+        "id: demo\nname: Demo job\ntasks:\n  - id: hello\n    command: echo\n    args: [hi]\n\
+         \x20 - id: boom\n    command: \"false\"\n    depends_on: [hello]\n",
+    );
+    let daemon = b.start_daemon(&[]);
+    let o = b.pt(&["trigger", "demo"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    let source = Source::Daemon {
+        socket: petit::state::socket_path(&b.state),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = petit::clock::now();
+    let fetch = |q: Query| {
+        let u = rt.block_on(source.fetch(&q, now));
+        assert!(!matches!(u, Update::Failed(_)), "{q:?}: {u:?}");
+        u
+    };
+    let (mut app, _) = App::new(Mode::Live, false);
+    app.on_update(fetch(Query::Overview));
+    assert_eq!(app.header.daemon_pid, Some(daemon.pid() as u64));
+    assert_eq!(app.header.clock.as_deref(), Some("trusted"));
+    let job = &app.jobs[0];
+    assert_eq!((job.id.as_str(), job.name.as_str()), ("demo", "Demo job"));
+    assert_eq!(
+        job.last.as_ref().map(|l| (l.id, l.status.as_str())),
+        Some((1, "failed"))
+    );
+    assert_eq!(
+        job.max_attempts,
+        [("hello".to_string(), 1), ("boom".to_string(), 1)]
+    );
+    let jobs = screen(&app);
+    assert!(
+        jobs.contains("demo") && jobs.contains("#1 failed"),
+        "{jobs}"
+    );
+
+    assert_eq!(
+        app.on_key(Key::Enter),
+        vec![
+            Effect::Fetch(Query::Overview),
+            Effect::Fetch(Query::History { job: "demo".into() })
+        ]
+    );
+    app.on_update(fetch(Query::History { job: "demo".into() }));
+    assert_eq!(app.runs.len(), 1);
+    let r = &app.runs[0];
+    assert_eq!(
+        (r.id, r.trigger.as_str(), r.status.as_str()),
+        (1, "manual", "failed")
+    );
+    assert_eq!(r.counts, (1, 1, 0));
+    assert!(
+        r.started_at.is_some() && r.ended_at >= r.started_at,
+        "{r:?}"
+    );
+
+    app.on_key(Key::Enter);
+    app.on_update(fetch(Query::Run { id: 1 }));
+    let detail = app.run.as_ref().unwrap();
+    let tasks: Vec<(&str, &str)> = detail
+        .tasks
+        .iter()
+        .map(|t| (t.id.as_str(), t.status.as_str()))
+        .collect();
+    assert_eq!(tasks, [("hello", "succeeded"), ("boom", "failed")]);
+    let boom = &detail.tasks[1].attempts[0];
+    assert_eq!((boom.no, boom.exit_code), (1, Some(1)));
+    assert!(boom.log.ends_with("boom.1.log"), "{}", boom.log);
+    let run = screen(&app);
+    assert!(run.contains("hello") && run.contains("boom"), "{run}");
+
+    // The log of `hello`, by the path the daemon answered.
+    app.on_key(Key::Char('k'));
+    let effects = app.on_key(Key::Enter);
+    let Some(Effect::Fetch(log @ Query::Log { .. })) = effects.last().cloned() else {
+        panic!("no log fetched: {effects:?}");
+    };
+    app.on_update(fetch(log));
+    assert_eq!(
+        app.log.as_ref().map(|l| l.lines.clone()),
+        Some(vec!["hi".to_string()])
+    );
+
+    // The events the daemon remembers.
+    for u in rt.block_on(source.recent_events()) {
+        assert!(matches!(u, Update::Event(_)), "{u:?}");
+        app.on_update(u);
+    }
+    let kinds: Vec<&str> = app.events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"run_started") && kinds.contains(&"task_failed"),
+        "{kinds:?}"
+    );
+    assert!(app.events.iter().all(|e| e.run == 1 && e.job == "demo"));
+    assert!(daemon.sigterm().success());
 }
