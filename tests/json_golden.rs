@@ -106,7 +106,7 @@ fn ok(r: petit::runtime::control::Response) -> serde_json::Value {
 }
 
 /// The daemon's `status` and `jobs` answers (what `pt status --json` prints with a daemon, and
-/// what the dashboard reads): a scheduled job, a paused one, a disabled one, and a manual run
+/// what the dashboard reads), and its answers to pause, trigger, cancel and unpause: a scheduled job, a paused one, a disabled one, and a manual run
 /// whose first task waits to retry while the second has not started, on a simulated world.
 #[test]
 fn daemon_status_and_jobs_answers_are_byte_identical() {
@@ -158,13 +158,13 @@ fn daemon_status_and_jobs_answers_are_byte_identical() {
     )
     .unwrap();
     d.start().unwrap();
-    ok(d.handle(Request::Pause {
+    let mut answers = vec![ok(d.handle(Request::Pause {
         job: "paused".into(),
-    }));
-    ok(d.handle(Request::Trigger {
+    }))];
+    answers.push(ok(d.handle(Request::Trigger {
         job: "work".into(),
         follow: false,
-    }));
+    })));
     let _ = d.turn(None, true);
     assert!(d.engine_mut().world_mut().spawn(0, None));
     let _ = d.turn(None, true);
@@ -181,6 +181,14 @@ fn daemon_status_and_jobs_answers_are_byte_identical() {
     golden("status.json", &machine_free(status, dir.path()));
     let jobs = ok(d.handle(Request::Jobs));
     golden("jobs.json", &machine_free(jobs, dir.path()));
+    answers.push(ok(d.handle(Request::Cancel { run: 1 })));
+    answers.push(ok(d.handle(Request::Unpause {
+        job: "paused".into(),
+    })));
+    golden(
+        "answers.json",
+        &serde_json::to_string_pretty(&answers).unwrap(),
+    );
 }
 
 /// `pt status --json` and `pt status` without a daemon (built from the database), and the text
