@@ -572,3 +572,44 @@ pub struct TaskWait {
     pub max_attempts: u32,
     pub retry_at: Option<String>,
 }
+
+/// The answer to `trigger` without following: the run created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Triggered {
+    pub run: u64,
+}
+
+/// The final answer to a followed `trigger`: how the run ended (`succeeded`, `failed`,
+/// `cancelled`, `skipped`, `missed`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEnded {
+    pub run: u64,
+    pub status: String,
+}
+
+/// The answer to `cancel`: the run is being stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancelling {
+    pub cancelling: bool,
+    pub run: u64,
+}
+
+/// The answer to `pause` and `unpause`: whether the job's schedule is now paused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseState {
+    pub job: String,
+    pub paused: bool,
+}
+
+/// One event line of the control socket: `{"event": ...}`, before the final answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLine {
+    pub event: EventView,
+}
+
+/// One firing of `pt next --json`: in the job's zone (with its offset) and in UTC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firing {
+    pub local: String,
+    pub utc: String,
+}

@@ -51,16 +51,17 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
         follow: !args.detach,
     };
     if let Some(answer) = super::client::ask_streaming(&location, &request, print_event_json)? {
-        let run = answer.get("run").and_then(|v| v.as_u64()).unwrap_or(0);
         if args.detach {
-            println!("run #{run} of {job_id} started");
+            let started: petit::view::Triggered = super::client::decode("trigger", answer)?;
+            println!("run #{} of {job_id} started", started.run);
             return Ok(());
         }
-        return match answer.get("status").and_then(|v| v.as_str()) {
-            Some("succeeded") => Ok(()),
+        let ended: petit::view::RunEnded = super::client::decode("trigger", answer)?;
+        return match ended.status.as_str() {
+            "succeeded" => Ok(()),
             other => Err(CliError::new(
                 ErrorKind::RunFailed,
-                format!("run #{run} {}", other.unwrap_or("failed")),
+                format!("run #{} {other}", ended.run),
             )),
         };
     }

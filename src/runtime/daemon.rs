@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::core::run::{Input, Run, RunState, RunStatus, Trigger};
@@ -732,7 +732,7 @@ impl<W: World> Daemon<W> {
                 Some(j) => {
                     let id = self.create_run(&j, Trigger::Manual)?;
                     self.start_ready()?;
-                    Response::ok(json!({ "run": id }))
+                    Response::ok(view::to_json(&view::Triggered { run: id }))
                 }
                 None => Response::error(
                     2,
@@ -745,7 +745,10 @@ impl<W: World> Daemon<W> {
             },
             Request::Cancel { run } => {
                 if self.engine.cancel(run) {
-                    Response::ok(json!({ "run": run, "cancelling": true }))
+                    Response::ok(view::to_json(&view::Cancelling {
+                        cancelling: true,
+                        run,
+                    }))
                 } else {
                     match self.store().run(run)? {
                         Some(r) => Response::error(
@@ -762,12 +765,12 @@ impl<W: World> Daemon<W> {
             Request::Pause { job } => {
                 self.engine.write(|tx| tx.set_paused(&job, true))?;
                 self.paused.insert(job.clone());
-                Response::ok(json!({ "job": job, "paused": true }))
+                Response::ok(view::to_json(&view::PauseState { job, paused: true }))
             }
             Request::Unpause { job } => {
                 self.engine.write(|tx| tx.set_paused(&job, false))?;
                 self.paused.remove(&job);
-                Response::ok(json!({ "job": job, "paused": false }))
+                Response::ok(view::to_json(&view::PauseState { job, paused: false }))
             }
             Request::History { job, limit } => Response::ok(crate::view::to_json(
                 &crate::view::history(self.store(), &job, limit)?,

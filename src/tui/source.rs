@@ -197,7 +197,7 @@ impl Source {
         Ok(match action {
             Action::Trigger { job } => format!(
                 "run #{} of {job} triggered",
-                data["run"].as_u64().unwrap_or(0)
+                decode::<view::Triggered>("trigger", data)?.run
             ),
             Action::Cancel { run } => format!("cancelling run #{run}"),
             Action::Pause { job } => format!("{job} paused"),
