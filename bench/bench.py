@@ -3,7 +3,7 @@
 
     python3 bench/bench.py --pt target/release/pt --tools DIR [--quick] [--rounds N] ...
 
-Measures the figures of spec section 6 on this machine, each in one session:
+Measures the figures of docs/performance.md on this machine, each in one session:
 
 1. DAGs of trivial tasks (`true`) run by `make -jN`, `ninja -jN` and
    `pt trigger DIR JOB -t N --state <fresh dir on disk>`: 250 chains of 4 (1,000 tasks), a
@@ -714,7 +714,7 @@ def targets(res):
         s = res["binary"]["stripped"] / 2**20
         rows.append(("release binary, stripped", "<= 6 MiB", f"{s:.2f} MiB", s <= 6))
     w = max(len(r[0]) for r in rows)
-    lines = [f"{'spec section 6 target':<{w}}  {'target':<10} {'measured':<26} verdict"]
+    lines = [f"{'figure':<{w}}  {'target':<10} {'measured':<26} verdict"]
     for name, target, got, ok in rows:
         lines.append(f"{name:<{w}}  {target:<10} {got:<26} {'met' if ok else 'NOT MET'}")
     return "\n".join(lines)

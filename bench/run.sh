@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Petit benchmark harness: one command for every figure of spec section 6.
+# The Petit benchmark harness: one command for every figure of docs/performance.md.
 #
 #   bash bench/run.sh [--quick] [--rounds N] [--json-out FILE] [--skip idle,history,binary]
 #
@@ -14,7 +14,7 @@
 #    --quick, restart after kill -9 and `pt history` with 100,000 runs, stripped binary size).
 #    See the docstring of bench/bench.py for what each figure means and how it is measured.
 #
-# Prints a table with every figure next to its spec target. Exits non-zero on any error.
+# Prints a table with every figure next to its target. Exits non-zero on any error.
 # Temporary files go to target/bench-tmp/run-*/ (on disk, not tmpfs) and are removed at the end;
 # no pt process is left running. Quick mode takes about 2-3 minutes once everything is built.
 # Results of a full run on the reference machine: docs/performance.md.

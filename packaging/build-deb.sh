@@ -4,7 +4,7 @@
 #
 #   packaging/build-deb.sh ARCH PT_BINARY HOST_PT_BINARY OUT_DIR
 #
-#   ARCH            the Debian architecture of PT_BINARY: arm64 or amd64
+#   ARCH            the Debian architecture of PT_BINARY: arm64, armhf or amd64
 #   PT_BINARY       the binary to ship as /usr/bin/pt (scripts/build-pi.sh passes the static musl
 #                   build for that architecture)
 #   HOST_PT_BINARY  a pt that runs on this machine, to write the man page from its --help
@@ -24,7 +24,7 @@ set -euo pipefail
 die() { echo "build-deb.sh: $*" >&2; exit 1; }
 [ $# -eq 4 ] || die "usage: build-deb.sh ARCH PT_BINARY HOST_PT_BINARY OUT_DIR"
 arch=$1 bin=$2 host_bin=$3 out=$4
-case "$arch" in arm64|amd64) ;; *) die "ARCH must be arm64 or amd64, not '$arch'" ;; esac
+case "$arch" in arm64|armhf|amd64) ;; *) die "ARCH must be arm64, armhf or amd64, not '$arch'" ;; esac
 [ -f "$bin" ] || die "no binary at '$bin'"
 command -v dpkg-deb >/dev/null || die "dpkg-deb not found (it is part of dpkg, on every Debian)"
 
@@ -83,7 +83,7 @@ chmod 0644 "$doc/changelog.Debian.gz"
 # pt is static on purpose (one binary for every distribution on the board, no libc to match).
 install -d -m 0755 "$pkg/usr/share/lintian/overrides"
 {
-    echo "# Static on purpose: one binary for any 64-bit distribution, nothing to match."
+    echo "# Static on purpose: one binary for any distribution of its architecture, nothing to match."
     echo "petit: statically-linked-binary [usr/bin/pt]"
     echo "# amd64: a static-PIE executable, which lintian takes for a shared library."
     echo "petit: shared-library-lacks-prerequisites [usr/bin/pt]"

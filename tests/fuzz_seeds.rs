@@ -1,5 +1,5 @@
 //! The fuzz targets' logic on stable Rust: every seed in `fuzz/corpus-seeds/<target>/` (the
-//! examples, the spec fixtures, cron expressions, the golden record bytes, crash regressions
+//! examples, the job-file fixtures, cron expressions, the golden record bytes, crash regressions
 //! named `regression_*`), plus seeded random and mutated inputs, through the same
 //! `petit::testing::fuzz` functions the cargo-fuzz targets call. A panic is a failure.
 
@@ -53,8 +53,8 @@ fn run_named(name: &str, bytes: &[u8], f: fn(&[u8])) {
 }
 
 #[test]
-fn spec_parse_seeds() {
-    exercise("spec_parse", fuzz::spec_parse, 200, 300);
+fn jobs_parse_seeds() {
+    exercise("jobs_parse", fuzz::jobs_parse, 200, 300);
 }
 
 #[test]

@@ -300,8 +300,8 @@ fn crash_before_spawn_interrupts_and_relaunches() {
 /// A crash between a run's creation and the commit of its start leaves the run `Queued` in
 /// the store. Recovery must start it (`pt resume` feeds `Start` to reloaded `Queued` runs;
 /// `pt run` starts them under its concurrency limits), or a manual trigger would be silently
-/// lost (spec section 7: "every run eventually terminal"). Found by this simulation; the
-/// regression test for it.
+/// lost (every run ends terminal: ARCHITECTURE.md, "How we know it is crash-safe"). Found by
+/// this simulation; the regression test for it.
 #[test]
 fn queued_run_stranded_by_a_crash_is_started_on_recovery() {
     let store = Store::in_memory().unwrap();

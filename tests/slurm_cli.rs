@@ -448,6 +448,10 @@ async fn time_limit_ends_the_job_timed_out() {
         return;
     }
     if std::env::var("PETIT_SLOW_SLURM").as_deref() != Ok("1") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "time_limit_ends_the_job_timed_out: CI must set PETIT_SLOW_SLURM=1 (.ci/run does)"
+        );
         eprintln!(
             "time_limit_ends_the_job_timed_out: skipped: takes 60-90 s, set PETIT_SLOW_SLURM=1"
         );

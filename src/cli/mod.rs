@@ -1,7 +1,8 @@
 //! The `pt` command line: argument parsing and one thin module per subcommand.
 //!
 //! Subcommands turn arguments into calls on the library and print the result. Errors carry a
-//! [`ErrorKind`] that maps to the exit codes of the spec in one place, [`CliError::exit_code`].
+//! [`ErrorKind`] that maps to the exit codes (README.md, "Command line") in one place,
+//! [`CliError::exit_code`].
 
 pub mod client;
 pub mod clock;
@@ -67,7 +68,7 @@ pub enum Command {
     Tui(tui::TuiArgs),
 }
 
-/// What went wrong, as far as the exit code is concerned (spec section 5).
+/// What went wrong, as far as the exit code is concerned (README.md, "Command line").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     /// A followed run failed or was cancelled: exit 1.

@@ -76,7 +76,7 @@ impl StateArgs {
     }
 }
 
-/// Maps a store error to the exit codes of the spec.
+/// Maps a store error to the exit codes (README.md, "Command line").
 pub fn store_error(e: StoreError) -> CliError {
     let kind = match &e {
         StoreError::Locked { .. } => ErrorKind::Locked,

@@ -8,7 +8,7 @@
 //! job seen for the first time starts at [`initial_cursor`]`(now)`, so past slots are never
 //! replayed. [`plan_firings`] returns every firing in `(cursor, now]`, classified, plus the new
 //! cursor; the daemon writes the records of the plan and the new cursor in one transaction
-//! (spec section 4, "Cron firings are recorded exactly once"). Because the cursor only moves
+//! (README.md, "The daemon", Exactly once). Because the cursor only moves
 //! forward, a clock that goes backwards (`now < cursor`) gives an empty plan and nothing fires
 //! twice; firings resume once `now` passes the cursor again.
 //!
@@ -54,7 +54,7 @@
 //!
 //! [`admit`] applies `max_concurrency` and `overlap`; [`dependencies_met`] and
 //! [`dependents_to_trigger`] implement cross-job dependencies; [`clock_trust`] gates schedule
-//! evaluation (spec section 4, "Clock trust"). Each documents its own rules.
+//! evaluation (README.md, "The daemon", Clock trust). Each documents its own rules.
 
 use chrono::{Offset, TimeZone, Timelike};
 
@@ -730,7 +730,7 @@ pub fn dependents_to_trigger<'a>(
         .collect()
 }
 
-/// Clock trust (spec section 4): schedules are evaluated only while this is
+/// Clock trust (README.md, "The daemon"): schedules are evaluated only while this is
 /// [`ClockTrust::Trusted`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClockTrust {

@@ -158,7 +158,7 @@ pub enum Action {
     },
 }
 
-/// When a task whose upstreams are all terminal runs (spec section 2, "Task conditions").
+/// When a task whose upstreams are all terminal runs (docs/job-files.md, "Task conditions").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Condition {
     AllSuccess,

@@ -8,7 +8,7 @@
 //! schedule cursor, so a crash can neither lose a firing nor run it twice.
 //!
 //! Time: schedules are evaluated against the wall clock ([`crate::clock::now`]) and only while
-//! the clock is trusted (spec section 4); runs use the engine's monotonic-anchored clock.
+//! the clock is trusted (README.md, "The daemon"); runs use the engine's monotonic-anchored clock.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;

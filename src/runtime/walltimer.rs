@@ -5,7 +5,7 @@
 //! a stale clock), the firing would come late by the size of the step. A `timerfd` on
 //! `CLOCK_REALTIME` with an absolute deadline fires at the right wall time whatever happens to
 //! the clock, and with `TFD_TIMER_CANCEL_ON_SET` it also wakes the daemon when the clock is set,
-//! so it can re-plan (spec section 4: clock jumps). No thread, no polling.
+//! so it can re-plan (ARCHITECTURE.md, "Cross-cutting", Time). No thread, no polling.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -48,9 +48,13 @@ impl WallTimer {
                 tv_sec: 0,
                 tv_nsec: 0,
             },
+            // On 32-bit musl (armv7) `time_t` is 32 bits (the libc crate's musl ABI, which it
+            // marks deprecated there): a time past 2038 saturates, and the caller re-reads the
+            // clock and decides again when it wakes.
+            #[allow(deprecated)]
             it_value: libc::timespec {
-                tv_sec: ms / 1000,
-                tv_nsec: (ms % 1000) * 1_000_000,
+                tv_sec: libc::time_t::try_from(ms / 1000).unwrap_or(libc::time_t::MAX),
+                tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
             },
         };
         // SAFETY: the descriptor is open for the lifetime of `self`; `spec` is a valid

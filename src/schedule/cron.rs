@@ -2,12 +2,12 @@
 //! daylight-saving rules for every job whose time of day is fixed.
 //!
 //! `croner` does the calendar work (ranges, steps, `L`, `W`, `#`, POSIX weekdays) and the DST
-//! walk. This module owns what `croner` does differently from Petit's spec:
+//! walk. This module owns what `croner` does differently from Petit's rules (docs/schedules.md):
 //!
 //! - Names (`MON`, `JAN`) are replaced per field. `croner` replaces them anywhere in the
 //!   string, so `0 0 * MON *` would silently mean January.
 //! - `croner` treats a job as "fixed time" only if second, minute and hour are each a single
-//!   value. Vixie cron (and the spec) call a job fixed when those fields contain no `*`, so
+//!   value. Vixie cron (and docs/schedules.md) call a job fixed when those fields have no `*`, so
 //!   `30 2,14 * * *` is fixed too. Such a job is split into one single-time `croner` schedule per
 //!   time of day (at most [`MAX_FIXED_TIMES`]), so that each time of day gets the fixed-time
 //!   rules: skipped by spring-forward, it fires at the end of the gap; repeated by fall-back,

@@ -26,7 +26,7 @@ pub const MAX_SCHEDULE: usize = 512;
 pub const MAX_OPS: usize = 256;
 
 /// Parses bytes as a job file. Must never panic.
-pub fn spec_parse(data: &[u8]) {
+pub fn jobs_parse(data: &[u8]) {
     if data.len() > MAX_TEXT {
         return;
     }

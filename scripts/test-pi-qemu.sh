@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Tests the static aarch64 `pt` under emulation (qemu-user-static), on an x86 machine.
+# Tests the static ARM `pt` under emulation (qemu-user-static), on an x86 machine: the 64-bit
+# aarch64 one (default) or, with --arch armhf, the 32-bit armv7 one.
 #
-#   scripts/test-aarch64-qemu.sh [PT_BINARY]     (default: target/aarch64-unknown-linux-musl/release/pt)
+#   scripts/test-pi-qemu.sh [--arch arm64|armhf] [PT_BINARY]
+#       (default binary: target/aarch64-unknown-linux-musl/release/pt, or for armhf
+#        target/armv7-unknown-linux-musleabihf/release/pt)
 #
-# Build it first with scripts/build-pi.sh (or cargo build --release --target
-# aarch64-unknown-linux-musl). Installs qemu-user-static and jq from Debian if they are missing
+# Build it first with scripts/build-pi.sh. Installs qemu-user-static and jq from Debian if they are missing
 # (needs root and apt-get). binfmt_misc is not needed: every `pt` is run as
-# `qemu-aarch64-static pt ...`. The tasks `pt` spawns are the host's own x86 sh/echo/sleep,
+# `qemu-aarch64-static pt ...` (or qemu-arm-static). The tasks `pt` spawns are the host's own x86 sh/echo/sleep,
 # which is fine: only `pt` is under test.
 #
 # Checks, in order (each failure names itself and exits non-zero):
-#   1. the file is a static aarch64 ELF (no program interpreter, no shared libraries);
-#   2. pt --version prints the Cargo.toml version;
+#   1. the file is a static ELF of that machine (no program interpreter, no shared libraries);
+#   2. pt --version prints the Cargo.toml version, and pt tui --help works (the dashboard is
+#      in every packaged binary);
 #   3. pt validate examples/ accepts every example;
 #   4. pt trigger examples/ hello_world and retry_demo with the state on disk succeed, and
 #      pt history (table and --json) shows them succeeded;
@@ -26,16 +29,23 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 target_dir=$(cd "$root" && cargo metadata --no-deps --format-version 1 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p' || true)
-bin=${1:-${target_dir:-$root/target}/aarch64-unknown-linux-musl/release/pt}
+arch=arm64
+if [ "${1:-}" = --arch ]; then arch=${2:-}; shift 2 || true; fi
+case "$arch" in
+arm64) triple=aarch64-unknown-linux-musl qemu=qemu-aarch64-static machine=AArch64 ;;
+armhf) triple=armv7-unknown-linux-musleabihf qemu=qemu-arm-static machine=ARM ;;
+*) echo "test-pi-qemu: FAIL: --arch takes arm64 or armhf, not '$arch'" >&2; exit 1 ;;
+esac
+bin=${1:-${target_dir:-$root/target}/$triple/release/pt}
 
-die() { echo "test-aarch64-qemu: FAIL: $*" >&2; exit 1; }
-ok() { echo "test-aarch64-qemu: ok: $*"; }
+die() { echo "test-pi-qemu: FAIL: $*" >&2; exit 1; }
+ok() { echo "test-pi-qemu: ok: $*"; }
 
 need() { # need COMMAND DEBIAN_PACKAGE
     command -v "$1" >/dev/null 2>&1 && return 0
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
         || die "$1 is missing; install the Debian package $2"
-    echo "test-aarch64-qemu: installing $2"
+    echo "test-pi-qemu: installing $2"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null \
         || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; } \
         || die "cannot install $2"
@@ -43,7 +53,7 @@ need() { # need COMMAND DEBIAN_PACKAGE
 }
 
 [ -f "$bin" ] || die "no binary at $bin; build it with scripts/build-pi.sh"
-need qemu-aarch64-static qemu-user-static
+need "$qemu" qemu-user-static
 need jq jq
 need readelf binutils
 
@@ -58,26 +68,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pt() { qemu-aarch64-static "$bin" "$@"; }
+pt() { "$qemu" "$bin" "$@"; }
 state=$work/state
 jobs=$work/jobs
 mkdir -p "$jobs"
 
-# 1. A static aarch64 executable.
-readelf -h "$bin" | grep -q 'Machine:.*AArch64' || die "$bin is not an aarch64 ELF"
+# 1. A static executable of the right machine.
+readelf -h "$bin" | grep -q "Machine:.*$machine" || die "$bin is not an $machine ELF"
 if readelf -l "$bin" | grep -q 'Requesting program interpreter'; then
     die "$bin asks for a dynamic loader: it is not static"
 fi
 if readelf -d "$bin" | grep -q '(NEEDED)'; then
     die "$bin needs shared libraries: $(readelf -d "$bin" | grep '(NEEDED)' | tr -s ' ')"
 fi
-ok "static aarch64 ELF, $(stat -c %s "$bin") bytes"
+ok "static $machine ELF, $(stat -c %s "$bin") bytes"
 
 # 2. --version
 want=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)
 got=$(pt --version) || die "pt --version failed"
 [ "$got" = "pt $want" ] || die "pt --version printed '$got', expected 'pt $want'"
 ok "pt --version: $got"
+pt tui --help >/dev/null || die "pt tui --help failed: the binary has no dashboard (build with --features tui)"
+ok "pt tui is in the binary"
 
 # 3. validate
 pt validate "$root/examples/" || die "pt validate examples/ failed"
@@ -122,7 +134,7 @@ pt validate "$jobs" || die "the test's own jobs do not validate"
 
 run_state=$work/run-state
 start_daemon() { # start_daemon LOGFILE
-    qemu-aarch64-static "$bin" run "$jobs" --state "$run_state" --clock-sync-timeout 0 >"$1" 2>&1 &
+    "$qemu" "$bin" run "$jobs" --state "$run_state" --clock-sync-timeout 0 >"$1" 2>&1 &
     daemon_pid=$!
     for _ in $(seq 1 100); do
         pt status --state "$run_state" --json 2>/dev/null | jq -e '.daemon' >/dev/null 2>&1 && return 0
@@ -182,4 +194,4 @@ bad=$(jq '[.[] | select(.status != "succeeded" and .status != "missed" and .stat
 [ "$bad" = 0 ] || die "$bad tick runs did not end well: $(jq -c '[.[] | select(.status != "succeeded")]' <<<"$ticks")"
 pt history --run "$slow_run" --state "$run_state"
 ok "restart resumed run #$slow_run; $n tick firings, none duplicated; SIGTERM exit 0"
-echo "test-aarch64-qemu: all checks passed"
+echo "test-pi-qemu: all checks passed ($arch)"
