@@ -825,7 +825,7 @@ impl<W: World> Daemon<W> {
             .iter()
             .filter_map(|(id, ..)| {
                 let (job, state) = (self.engine.job_of(*id)?, self.engine.run_state(*id)?);
-                Some(view::RunLimits::of(&job, &state))
+                Some(view::RunLimits::of(&job, state))
             })
             .collect();
         Ok(view::JobsView { jobs, runs })
