@@ -1,7 +1,7 @@
 //! The daemon's own loop (`Daemon::turn`, the code `pt run` runs) over the simulated world:
 //! a fake wall clock, firings, failing commits. No second daemon loop exists in the tests.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use petit::runtime::control::Request;
 use petit::runtime::daemon::Wake;
@@ -478,9 +478,11 @@ fn run_daemon_case(g: &JobsGen, ops: &[DOp]) -> Result<(), String> {
     let mut d = sim.build(store, SimWorld::new(start));
     d.start().map_err(|e| e.to_string())?;
     sim.daemon = Some(d);
+    let mut seen = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
         sim.apply(op).map_err(|e| format!("op #{i} {op:?}: {e}"))?;
         check_firings(sim.d()).map_err(|e| format!("op #{i} {op:?}: {e}"))?;
+        check_paused_quiet(sim.d(), &mut seen).map_err(|e| format!("op #{i} {op:?}: {e}"))?;
     }
     // The world calms down: the clock is right, every process exits 0, time passes.
     sim.w().failing_commits = 0;
@@ -509,6 +511,40 @@ fn run_daemon_case(g: &JobsGen, ops: &[DOp]) -> Result<(), String> {
     }
     if let Some(s) = sim.d().engine().states().find(|s| !s.is_terminal()) {
         return Err(format!("run {} is stranded: {:#?}", s.run.id, s));
+    }
+    Ok(())
+}
+
+/// A job that stays paused from one check to the next gains no schedule record: its firings
+/// write nothing (its span is recorded once, when it is unpaused). `seen` holds each job's
+/// paused flag and schedule-record count at the last check.
+fn check_paused_quiet(
+    d: &Daemon<SimWorld>,
+    seen: &mut BTreeMap<&'static str, (bool, usize)>,
+) -> Result<(), String> {
+    let store = d.engine().store();
+    let paused = store.paused_jobs().map_err(|e| e.to_string())?;
+    for job in JOBS {
+        let scheduled = store
+            .runs_of_job(job, 100_000)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.trigger,
+                    petit::core::run::Trigger::Schedule | petit::core::run::Trigger::Catchup
+                )
+            })
+            .count();
+        let now = (paused.contains(job), scheduled);
+        if let Some(&(true, before)) = seen.get(job) {
+            if now.0 && scheduled != before {
+                return Err(format!(
+                    "{job} stayed paused but its schedule records went from {before} to {scheduled}"
+                ));
+            }
+        }
+        seen.insert(job, now);
     }
     Ok(())
 }

@@ -14,7 +14,9 @@
 //!
 //! # Classification (decisions)
 //!
-//! Lateness is `now - at`. With `paused`, every due firing is `Skipped { "paused" }`. Otherwise:
+//! Lateness is `now - at`. With `paused`, every due firing is `Skipped { "paused" }` (the
+//! daemon does not plan a paused job at all: it records the paused span once, on unpause, with
+//! [`fold_paused`]). Otherwise:
 //!
 //! 1. The newest due firing is [`FiringKind::OnTime`] if its lateness is at most
 //!    [`on_time_tolerance_ms`]. Every other due firing is *missed*.
@@ -273,6 +275,40 @@ pub fn plan_firings(job: &Job, cursor: Timestamp, now: Timestamp, paused: bool) 
         summary,
         cursor,
     }
+}
+
+/// The firings `f` with `cursor < f <= until` of a job that was paused all that time, folded
+/// into one `skipped: paused` summary, and the cursor moved to `until`. A paused job writes
+/// nothing per firing (an SD card's wear): its span is recorded once, when it is unpaused
+/// (`until` is the unpause). Empty if no firing fell in the span; the count is a lower bound
+/// if the span is too long to walk.
+pub fn fold_paused(job: &Job, cursor: Timestamp, until: Timestamp) -> FiringPlan {
+    let mut plan = FiringPlan {
+        firings: Vec::new(),
+        summary: None,
+        cursor: cursor.max(until),
+    };
+    let Some(schedule) = &job.schedule else {
+        return plan;
+    };
+    if until <= cursor {
+        return plan;
+    }
+    let mut walker = Walker::new(schedule, job.timezone);
+    let (tally, note) = match walker.tally(cursor, until, MAX_WALK_STEPS) {
+        Ok(t) => (t, ""),
+        Err(t) => (t, CUT_NOTE),
+    };
+    if let (Some(from), Some(to)) = (tally.first, tally.last) {
+        plan.summary = Some(Summary {
+            from,
+            to: if note.is_empty() { to } else { until },
+            count: tally.count,
+            status_missed: false,
+            reason: format!("{REASON_PAUSED}{note}"),
+        });
+    }
+    plan
 }
 
 const CUT_NOTE: &str = " (gap too long to count: the count is a lower bound)";

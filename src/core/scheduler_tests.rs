@@ -253,6 +253,34 @@ fn paused_jobs_record_every_due_firing_skipped() {
 }
 
 #[test]
+fn a_paused_span_folds_into_one_summary_and_moves_the_cursor() {
+    let j = scheduled("@hourly");
+    let plan = fold_paused(&j, at(0), at(5 * 3600 + 10));
+    assert!(plan.firings.is_empty());
+    let s = plan.summary.unwrap_or_else(|| panic!("no summary"));
+    assert_eq!((s.from, s.to, s.count), (at(3600), at(5 * 3600), 5));
+    assert_eq!(s.reason, REASON_PAUSED);
+    assert!(!s.status_missed);
+    assert_eq!(plan.cursor, at(5 * 3600 + 10));
+    // Nothing fell in the span: no record, the cursor still moves.
+    let plan = fold_paused(&j, at(10), at(20));
+    assert_eq!((plan.summary, plan.cursor), (None, at(20)));
+    // An unpause "before" the cursor (a clock set back) changes nothing.
+    let plan = fold_paused(&j, at(7200), at(3600));
+    assert_eq!((plan.summary, plan.cursor), (None, at(7200)));
+}
+
+#[test]
+fn a_long_paused_span_of_an_every_second_job_is_counted_in_blocks() {
+    let j = scheduled("@every 1s");
+    let plan = fold_paused(&j, at(0), at(400 * 86_400));
+    let s = plan.summary.unwrap_or_else(|| panic!("no summary"));
+    assert_eq!(s.count, 400 * 86_400);
+    assert_eq!(s.reason, REASON_PAUSED);
+    assert_eq!(plan.cursor, at(400 * 86_400));
+}
+
+#[test]
 fn many_non_run_firings_fold_into_one_summary() {
     let mut j = scheduled("* * * * *");
     j.catchup = Catchup::None;

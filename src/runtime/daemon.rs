@@ -72,6 +72,9 @@ pub struct Daemon<W: World = OsWorld> {
     config: DaemonConfig,
     jobs: BTreeMap<String, Job>,
     paused: BTreeSet<String>,
+    /// Jobs unpaused whose paused span is not recorded yet, with when (a cache of the
+    /// `unpaused` table; see [`scheduler::fold_paused`]).
+    unpaused: BTreeMap<String, Timestamp>,
     started_at: Timestamp,
     trust: ClockTrust,
     recent: VecDeque<Event>,
@@ -90,6 +93,7 @@ impl<W: World> Daemon<W> {
     /// A daemon over `engine` with the jobs of `config.jobs_dir`.
     pub fn new(engine: Engine<W>, config: DaemonConfig) -> Result<Self, DaemonError> {
         let paused = engine.store().paused_jobs()?;
+        let unpaused = engine.store().unpaused_jobs()?;
         let now = engine.world().wall_now();
         let events_rx = engine.subscribe();
         let mut d = Daemon {
@@ -97,6 +101,7 @@ impl<W: World> Daemon<W> {
             config,
             jobs: BTreeMap::new(),
             paused,
+            unpaused,
             started_at: now,
             trust: ClockTrust::WaitingForSync { since: now },
             recent: VecDeque::new(),
@@ -358,13 +363,15 @@ impl<W: World> Daemon<W> {
         self.recent.push_back(e);
     }
 
-    /// The next firing of any job (wall-clock time), while the clock is trusted.
+    /// The next firing of any job (wall-clock time), while the clock is trusted. A paused job
+    /// has none: its cursor stays where it was paused, and nothing wakes for it.
     fn next_firing(&self, now: Timestamp) -> Option<Timestamp> {
         if self.trust != ClockTrust::Trusted {
             return None;
         }
         self.jobs
             .values()
+            .filter(|job| !self.paused.contains(&job.id))
             .filter_map(|job| {
                 let cursor = self.cursors.get(&job.id).copied().unwrap_or(now);
                 scheduler::next_firing(job, cursor)
@@ -466,20 +473,35 @@ impl<W: World> Daemon<W> {
                 }
             };
             self.cursors.insert(id.clone(), cursor);
-            let plan = scheduler::plan_firings(&job, cursor, now, self.paused.contains(&id));
+            // A paused job writes nothing per firing; its span is recorded once, folded, when
+            // it is unpaused, before anything after the unpause is planned.
+            if self.paused.contains(&id) {
+                continue;
+            }
+            let mut cursor = cursor;
+            if let Some(at) = self.unpaused.get(&id).copied() {
+                let plan = scheduler::fold_paused(&job, cursor, at.min(now));
+                cursor = plan.cursor;
+                self.materialise(&job, plan, now, true)?;
+                self.unpaused.remove(&id);
+            }
+            let plan = scheduler::plan_firings(&job, cursor, now, false);
             if plan.firings.is_empty() && plan.summary.is_none() && plan.cursor == cursor {
                 continue;
             }
-            self.materialise(&job, plan, now)?;
+            self.materialise(&job, plan, now, false)?;
         }
         Ok(())
     }
 
+    /// Commits `plan` in one transaction: its records, its runs, the cursor and the high-water
+    /// mark, and, for the fold of a paused span (`unpause_fold`), the end of the unpause note.
     fn materialise(
         &mut self,
         job: &Job,
         plan: scheduler::FiringPlan,
         now: Timestamp,
+        unpause_fold: bool,
     ) -> Result<(), DaemonError> {
         let engine_now = self.engine.now();
         let snapshot = snapshot_of(job);
@@ -563,6 +585,9 @@ impl<W: World> Daemon<W> {
                 tx.record_firing(&job.id, f.at, id)?;
             }
             tx.set_cursor(&job.id, plan.cursor)?;
+            if unpause_fold {
+                tx.clear_unpaused(&job.id)?;
+            }
             tx.raise_high_water(now)
         })?;
         self.cursors.insert(job.id.clone(), plan.cursor);
@@ -725,6 +750,17 @@ impl<W: World> Daemon<W> {
         Ok(())
     }
 
+    /// The time a pause or unpause takes effect: the wall clock, or the high-water mark if the
+    /// clock is behind it (a Pi booted without a clock), so that a paused span is never
+    /// thought to end before firings already accounted for.
+    fn unpause_time(&self) -> Result<Timestamp, DaemonError> {
+        Ok(self
+            .engine
+            .world()
+            .wall_now()
+            .max(self.store().high_water()?))
+    }
+
     fn handle_inner(&mut self, request: Request) -> Result<Response, DaemonError> {
         Ok(match request {
             Request::Status => Response::ok(view::to_json(&self.status_view()?)),
@@ -763,13 +799,17 @@ impl<W: World> Daemon<W> {
                 Response::error(2, format!("no job `{job}`"))
             }
             Request::Pause { job } => {
-                self.engine.write(|tx| tx.set_paused(&job, true))?;
+                let now = self.unpause_time()?;
+                self.engine.write(|tx| tx.set_paused(&job, true, now))?;
                 self.paused.insert(job.clone());
                 Response::ok(view::to_json(&view::PauseState { job, paused: true }))
             }
             Request::Unpause { job } => {
-                self.engine.write(|tx| tx.set_paused(&job, false))?;
-                self.paused.remove(&job);
+                let now = self.unpause_time()?;
+                self.engine.write(|tx| tx.set_paused(&job, false, now))?;
+                if self.paused.remove(&job) {
+                    self.unpaused.insert(job.clone(), now);
+                }
                 Response::ok(view::to_json(&view::PauseState { job, paused: false }))
             }
             Request::History { job, limit } => Response::ok(crate::view::to_json(

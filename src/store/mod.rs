@@ -13,7 +13,7 @@
 pub mod records;
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,10 @@ const CURSORS: TableDefinition<&str, i64> = TableDefinition::new("cursors");
 const FIRINGS: TableDefinition<(&str, i64), u64> = TableDefinition::new("firings");
 /// Paused jobs.
 const PAUSED: TableDefinition<&str, ()> = TableDefinition::new("paused");
+/// Jobs unpaused whose paused span the daemon has not recorded yet: job id -> when it was
+/// unpaused (ms). A paused job writes nothing per firing; the daemon folds the span into one
+/// `skipped: paused` record and removes the entry in the same commit.
+const UNPAUSED: TableDefinition<&str, i64> = TableDefinition::new("unpaused");
 
 const KEY_SCHEMA: &str = "schema_version";
 const KEY_HIGH_WATER: &str = "high_water";
@@ -303,6 +307,7 @@ impl Store {
             t.open_table(CURSORS)?;
             t.open_table(FIRINGS)?;
             t.open_table(PAUSED)?;
+            t.open_table(UNPAUSED)?;
             let mut meta = t.open_table(META)?;
             meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())?;
             meta.insert(KEY_NEXT_RUN, 1u64.to_le_bytes().as_slice())?;
@@ -573,6 +578,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Every job unpaused whose paused span is not recorded yet, with when it was unpaused.
+    pub fn unpaused_jobs(&self) -> Result<BTreeMap<String, Timestamp>, StoreError> {
+        let rx = self.begin_read()?;
+        let t = match rx.open_table(UNPAUSED) {
+            Ok(t) => t,
+            // A database from before the table existed: nothing was unpaused since.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = BTreeMap::new();
+        for item in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.insert(k.value().to_string(), Timestamp(v.value()));
+        }
+        Ok(out)
+    }
+
     /// The latest wall-clock time Petit has recorded (0 if none).
     pub fn high_water(&self) -> Result<Timestamp, StoreError> {
         let rx = self.begin_read()?;
@@ -765,14 +787,26 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Pauses or unpauses `job_id`.
-    pub fn set_paused(&mut self, job_id: &str, paused: bool) -> Result<(), redb::Error> {
+    /// Pauses or unpauses `job_id` at `now`. Unpausing a paused job leaves a note of when
+    /// (the `unpaused` table), so that the daemon records the paused span once.
+    pub fn set_paused(
+        &mut self,
+        job_id: &str,
+        paused: bool,
+        now: Timestamp,
+    ) -> Result<(), redb::Error> {
         let mut t = self.tx.open_table(PAUSED)?;
         if paused {
             t.insert(job_id, ())?;
-        } else {
-            t.remove(job_id)?;
+        } else if t.remove(job_id)?.is_some() {
+            self.tx.open_table(UNPAUSED)?.insert(job_id, now.0)?;
         }
+        Ok(())
+    }
+
+    /// Forgets the unpause note of `job_id`: its paused span is recorded.
+    pub fn clear_unpaused(&mut self, job_id: &str) -> Result<(), redb::Error> {
+        self.tx.open_table(UNPAUSED)?.remove(job_id)?;
         Ok(())
     }
 
