@@ -265,6 +265,7 @@ impl Layout {
 
     /// Like [`Layout::open`], retrying for up to `patience` while another `pt` holds the
     /// database: a command reading it holds it only for a moment.
+    #[allow(clippy::disallowed_methods)] // a blocking retry of a locked database, before any runtime runs
     pub fn open_patiently(&self, patience: std::time::Duration) -> Result<Store, OpenError> {
         let deadline = std::time::Instant::now() + patience;
         loop {
@@ -280,6 +281,7 @@ impl Layout {
     }
 
     /// Like [`Layout::open_patiently`], read-only (nothing is written to the file).
+    #[allow(clippy::disallowed_methods)] // a blocking retry of a locked database, before any runtime runs
     fn open_read_only_patiently(
         &self,
         db: &Path,

@@ -220,6 +220,7 @@ fn a_three_day_outage_follows_each_catchup_policy() {
             (Catchup::None, _) => assert_eq!((runs, missed, skipped), (0, 72, 0)),
             // Within 12 h of 00:10: 12:10 < at, so 13:00 ..= 00:00 = 12 firings run.
             (Catchup::All, Some(_)) => assert_eq!((runs, missed, skipped), (12, 0, 60)),
+            other => unreachable!("a catch-up policy this test does not know: {other:?}"),
         }
         // The newest runs are the newest firings.
         assert!(after
@@ -417,6 +418,7 @@ fn overlap_policies_bound_runs_and_queue() {
                 assert_eq!((runs.started, runs.skipped, still_queued), (480, 959, 1));
             }
             Overlap::Replace => assert_eq!((runs.started, runs.cancelled), (1440, 1439)),
+            other => unreachable!("an overlap policy this test does not know: {other:?}"),
         }
     }
 }

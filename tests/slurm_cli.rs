@@ -8,6 +8,8 @@
 //! `PETIT_SLOW_SLURM=1`. Cluster tests poll Slurm with short sleeps: an external scheduler
 //! offers no event to await.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -77,6 +77,7 @@ pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
     }
     // Follow like `tail -f`: print what the attempt appends until its record says it ended.
     loop {
+        #[allow(clippy::disallowed_methods)] // `pt logs -f` polls like `tail -f`
         std::thread::sleep(Duration::from_millis(250));
         if file.is_none() {
             file = std::fs::File::open(&path).ok();

@@ -22,6 +22,7 @@ pub struct Event {
 
 /// The kinds of lifecycle events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum EventKind {
     RunStarted,
     RunSucceeded,

@@ -25,6 +25,7 @@ pub const EX_TEMPFAIL: i32 = 75;
 
 /// Why a run came to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Trigger {
     Schedule,
     Catchup,
@@ -46,6 +47,7 @@ impl Trigger {
 
 /// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Created, waiting for a concurrency slot.
     Queued,
@@ -87,6 +89,7 @@ impl RunStatus {
 
 /// Why a run is being stopped before its DAG completed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum RunStop {
     Cancelled,
     TimedOut,
@@ -116,6 +119,7 @@ pub struct Run {
 
 /// Where a task is within a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum TaskStatus {
     Pending,
     Running,
@@ -156,6 +160,7 @@ impl TaskStatus {
 
 /// Where an attempt is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum AttemptStatus {
     /// Committed, about to be spawned (or spawned, pid not yet recorded).
     Launching,
@@ -198,6 +203,7 @@ pub struct ProcessRef {
 
 /// Why Petit is stopping an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum StopReason {
     /// The attempt's own `timeout_secs` passed.
     Timeout,

@@ -54,6 +54,7 @@ pub struct DaemonConfig {
 
 /// Why the daemon stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DaemonError {
     #[error(transparent)]
     Engine(#[from] EngineError),

@@ -37,11 +37,11 @@ use crate::core::run::{self, Effect, Input, RunState, RunStatus, Signal, Trigger
 use crate::core::{Event, EventKind};
 use crate::jobs::model::{Action, Executor, Job, DEFAULT_KILL_GRACE_SECS};
 use crate::jobs::template::{Context, Reference};
+use crate::runtime::in_process::InProcessTask;
 use crate::runtime::os::OsWorld;
 use crate::runtime::process::SpawnRequest;
 use crate::runtime::remote::SubmitPlan;
 use crate::runtime::slurm;
-use crate::runtime::task::Task;
 use crate::runtime::world::{
     AttemptKey, FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report, World,
 };
@@ -75,10 +75,11 @@ pub struct EngineConfig {
 }
 
 /// A callback told of every event after its transition was committed.
-pub type Observer = Box<dyn FnMut(&Event)>;
+pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
 /// Errors that stop the engine.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -172,8 +173,16 @@ pub struct EngineBuilder {
     state_dir: Option<PathBuf>,
     max_tasks: u32,
     shutdown_grace: Duration,
-    tasks: Vec<(String, Arc<dyn Task>)>,
+    tasks: Vec<(String, Arc<dyn InProcessTask>)>,
 }
+
+/// A tokio program moves the engine (and its builder) between threads (`tokio::spawn` on a
+/// multi-threaded runtime): checked here, at compile time, and in `tests/library.rs`.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Engine>();
+    assert_send::<EngineBuilder>();
+};
 
 impl Default for EngineBuilder {
     fn default() -> Self {
@@ -205,7 +214,7 @@ impl EngineBuilder {
     }
 
     /// Registers an in-process task for job tasks with `type: custom` and `command: NAME`.
-    pub fn task(mut self, name: impl Into<String>, task: impl Task + 'static) -> Self {
+    pub fn task(mut self, name: impl Into<String>, task: impl InProcessTask + 'static) -> Self {
         self.tasks.push((name.into(), Arc::new(task)));
         self
     }
@@ -262,12 +271,13 @@ impl Engine<OsWorld> {
 
     /// Registers an in-process task under `name`, for job tasks with `type: custom` and
     /// `command: NAME`. Register before recovering or starting runs.
-    pub fn register_task(&mut self, name: impl Into<String>, task: Arc<dyn Task>) {
+    pub fn register_task(&mut self, name: impl Into<String>, task: Arc<dyn InProcessTask>) {
         self.world.register_task(name.into(), task);
     }
 
     /// A sleep until engine time `deadline` (a day if none; callers re-arm after waking).
-    pub fn sleep_until(&self, deadline: Option<Timestamp>) -> tokio::time::Sleep {
+    #[allow(clippy::disallowed_methods)] // the async shell turns engine time into a real tokio sleep
+    pub(crate) fn sleep_until(&self, deadline: Option<Timestamp>) -> tokio::time::Sleep {
         let at = deadline
             .map(|d| self.world.clock().instant_of(d))
             .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(24 * 3600));
@@ -275,7 +285,7 @@ impl Engine<OsWorld> {
     }
 
     /// Waits until the world has a report (cancel-safe).
-    pub async fn report_ready(&mut self) {
+    pub(crate) async fn report_ready(&mut self) {
         self.world.report_ready().await
     }
 
@@ -327,6 +337,7 @@ impl Engine<OsWorld> {
     /// (a full disk), it gives up a few seconds after the grace: what was committed stands, and
     /// the next start recovers the rest as after a crash (at-least-once), rather than holding
     /// systemd's stop until it kills us.
+    #[allow(clippy::disallowed_methods)] // the give-up deadline of a failing last commit is real time, by design
     pub async fn shutdown(&mut self) -> Result<(), EngineError> {
         self.request_shutdown();
         let give_up =
@@ -365,6 +376,7 @@ impl Engine<OsWorld> {
 
 impl<W: World> Engine<W> {
     /// An engine over `store` acting on `world`.
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn with_world(store: Store, config: EngineConfig, world: W) -> Self {
         let (events, _) = broadcast::channel(1024);
         Engine {
@@ -394,7 +406,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Gives up the engine (a simulated crash keeps the store and the world, nothing else).
-    pub fn into_parts(self) -> (Store, W) {
+    pub(crate) fn into_parts(self) -> (Store, W) {
         (self.store, self.world)
     }
 
@@ -404,17 +416,19 @@ impl<W: World> Engine<W> {
     }
 
     /// The world.
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn world(&self) -> &W {
         &self.world
     }
 
     /// The world, to change it (the simulation injects faults through it).
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn world_mut(&mut self) -> &mut W {
         &mut self.world
     }
 
     /// Engine time now.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.world.now()
     }
 
@@ -424,7 +438,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Calls `f` for every event, after its transition was committed.
-    pub fn set_observer(&mut self, f: impl FnMut(&Event) + 'static) {
+    pub fn set_observer(&mut self, f: impl FnMut(&Event) + Send + 'static) {
         self.observer = Some(Box::new(f));
     }
 
@@ -446,13 +460,13 @@ impl<W: World> Engine<W> {
     }
 
     /// Whether nothing is left to drive.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.runs.is_empty() && self.fencing.is_empty()
     }
 
     /// Runs one write transaction through the world's hooks: the daemon's commits (firings,
     /// retention, pause) take the same crash points and failures as the engine's.
-    pub fn write<R>(
+    pub(crate) fn write<R>(
         &mut self,
         f: impl FnOnce(&mut WriteTx) -> Result<R, redb::Error>,
     ) -> Result<R, EngineError> {
@@ -483,7 +497,7 @@ impl<W: World> Engine<W> {
 
     /// Creates a run of `job` (queued) in one transaction and takes it over, without starting
     /// it. Returns its id.
-    pub fn create_run(
+    pub(crate) fn create_run(
         &mut self,
         job: &Job,
         trigger: Trigger,
@@ -853,12 +867,13 @@ impl<W: World> Engine<W> {
     }
 
     /// Moves engine time forward to the wall clock (see [`World::reanchor_clock`]).
-    pub fn reanchor_clock(&mut self) {
+    pub(crate) fn reanchor_clock(&mut self) {
         self.world.reanchor_clock();
     }
 
     /// The earliest deadline of anything this engine waits for (engine time): a run's
     /// deadline, a fence retry, the end of the shutdown grace, a cluster poll.
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let mut earliest = self
             .runs
@@ -890,6 +905,7 @@ impl<W: World> Engine<W> {
 
     /// Queues a `Tick` for every run (deadlines may be due), and lets the world start what is
     /// due (a cluster poll).
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn on_tick(&mut self) {
         let now = self.world.now();
         self.world.tick(now);
@@ -900,12 +916,12 @@ impl<W: World> Engine<W> {
     }
 
     /// Queues an input for a run this engine drives.
-    pub fn feed(&mut self, id: u64, input: Input) {
+    pub(crate) fn feed(&mut self, id: u64, input: Input) {
         self.inputs.push_back((id, input));
     }
 
     /// Takes over a run whose records are already committed (a queued firing, a waiting run).
-    pub fn adopt(&mut self, job: Job, state: RunState) {
+    pub(crate) fn adopt(&mut self, job: Job, state: RunState) {
         self.runs.insert(
             state.run.id,
             Active {
@@ -918,13 +934,13 @@ impl<W: World> Engine<W> {
     }
 
     /// The sender of the event channel (for the control socket's subscribers).
-    pub fn events_sender(&self) -> broadcast::Sender<Event> {
+    pub(crate) fn events_sender(&self) -> broadcast::Sender<Event> {
         self.events.clone()
     }
 
     /// Reports an event that no run transition produced (a firing recorded skipped or missed;
     /// its record is already committed).
-    pub fn emit(&mut self, event: Event) {
+    pub(crate) fn emit(&mut self, event: Event) {
         if let Some(f) = self.observer.as_mut() {
             f(&event);
         }
@@ -933,17 +949,17 @@ impl<W: World> Engine<W> {
     }
 
     /// The environment tasks inherit and `${{ env.NAME }}` reads.
-    pub fn env(&self) -> &BTreeMap<String, String> {
+    pub(crate) fn env(&self) -> &BTreeMap<String, String> {
         &self.config.env
     }
 
     /// `-t`: concurrent tasks per run unless the job says otherwise.
-    pub fn default_max_tasks(&self) -> u32 {
+    pub(crate) fn default_max_tasks(&self) -> u32 {
         self.config.default_max_tasks
     }
 
     /// The unfinished runs of `job_id` this engine holds, ascending by id.
-    pub fn runs_of_job(&self, job_id: &str) -> Vec<(u64, RunStatus)> {
+    pub(crate) fn runs_of_job(&self, job_id: &str) -> Vec<(u64, RunStatus)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.job_id == job_id && !a.state.is_terminal())
@@ -952,7 +968,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Runs waiting for their dependencies: (id, job id, created at).
-    pub fn waiting_run_ids(&self) -> Vec<(u64, String, Timestamp)> {
+    pub(crate) fn waiting_run_ids(&self) -> Vec<(u64, String, Timestamp)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.status == RunStatus::Waiting)
@@ -961,7 +977,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Waiting runs as (job id, created at), for computing their timeouts.
-    pub fn waiting_runs(&self) -> Vec<(String, Timestamp)> {
+    pub(crate) fn waiting_runs(&self) -> Vec<(String, Timestamp)> {
         self.waiting_run_ids()
             .into_iter()
             .map(|(_, j, t)| (j, t))
@@ -969,7 +985,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Queued runs, oldest first: (id, job id).
-    pub fn queued_run_ids(&self) -> Vec<(u64, String)> {
+    pub(crate) fn queued_run_ids(&self) -> Vec<(u64, String)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.status == RunStatus::Queued)
@@ -978,12 +994,12 @@ impl<W: World> Engine<W> {
     }
 
     /// The job definition (snapshot) a run executes with.
-    pub fn job_of(&self, id: u64) -> Option<Job> {
+    pub(crate) fn job_of(&self, id: u64) -> Option<Job> {
         self.runs.get(&id).map(|a| a.job.clone())
     }
 
     /// Every unfinished run: (id, job id, status, started at).
-    pub fn active_summaries(&self) -> Vec<(u64, String, RunStatus, Option<Timestamp>)> {
+    pub(crate) fn active_summaries(&self) -> Vec<(u64, String, RunStatus, Option<Timestamp>)> {
         self.runs
             .iter()
             .filter(|(_, a)| !a.state.is_terminal())
@@ -999,7 +1015,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Number of runs in state `running`.
-    pub fn n_running_runs(&self) -> usize {
+    pub(crate) fn n_running_runs(&self) -> usize {
         self.runs
             .values()
             .filter(|a| a.state.run.status == RunStatus::Running)
@@ -1008,7 +1024,7 @@ impl<W: World> Engine<W> {
 
     /// Runs that finished and whose last transition is committed: removed from the engine and
     /// returned, so the caller can react (dependencies, queues, retention).
-    pub fn take_finished(&mut self) -> Vec<run::Run> {
+    pub(crate) fn take_finished(&mut self) -> Vec<run::Run> {
         let done: Vec<u64> = self
             .runs
             .iter()
@@ -1094,7 +1110,7 @@ impl<W: World> Engine<W> {
     /// records marked dirty and their effects held back; nothing is spawned, killed or reported
     /// until a later call commits them. The engine keeps its state (no reload is needed); the
     /// error is returned so the caller can report it and call again after a pause.
-    pub fn process_inputs(&mut self) -> Result<(), EngineError> {
+    pub(crate) fn process_inputs(&mut self) -> Result<(), EngineError> {
         loop {
             // Whatever already happened joins this batch: every transition decided from it
             // shares one commit (one fsync), then all their effects are performed.
@@ -1196,16 +1212,6 @@ impl<W: World> Engine<W> {
             self.hook(W::after_effect)?;
         }
         Ok(())
-    }
-
-    /// Whether decided transitions wait for a commit that failed.
-    pub fn has_uncommitted(&self) -> bool {
-        !self.held_effects.is_empty()
-            || self.commit_now
-            || self
-                .runs
-                .values()
-                .any(|a| a.state.is_terminal() && (a.run_dirty || !a.tasks_dirty.is_empty()))
     }
 
     /// Commits every pending change of every run in one write transaction. Records are

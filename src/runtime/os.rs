@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::core::run::{ProcessRef, Signal};
+use crate::runtime::in_process::{InProcessTask, TaskContext};
 use crate::runtime::process;
 use crate::runtime::remote::{Remote, SubmitPlan};
-use crate::runtime::task::{Task, TaskContext};
 use crate::runtime::world::{
     AttemptKey, FenceTarget, InProcessLaunch, Launch, LaunchError, Outcome, Report, World,
 };
@@ -33,6 +33,7 @@ pub struct EngineClock {
 
 impl EngineClock {
     /// Anchors the clock at the current wall time (or `PETIT_NOW`, for tests).
+    #[allow(clippy::disallowed_methods)] // the engine clock: the one monotonic clock of the engine
     pub fn start() -> Self {
         EngineClock {
             wall_at_start: crate::clock::now(),
@@ -54,6 +55,7 @@ impl EngineClock {
     }
 
     /// Re-anchors at the wall clock if it is ahead of engine time (never moves backwards).
+    #[allow(clippy::disallowed_methods)] // the engine clock: the one monotonic clock of the engine
     pub fn reanchor(&mut self) {
         let wall = crate::clock::now();
         if wall > self.now() {
@@ -78,7 +80,7 @@ pub struct OsWorld {
     children: BTreeMap<AttemptKey, i32>,
     in_process: BTreeMap<AttemptKey, InProcess>,
     remote: Remote,
-    tasks: BTreeMap<String, Arc<dyn Task>>,
+    tasks: BTreeMap<String, Arc<dyn InProcessTask>>,
     /// Reports produced synchronously (a spawn's pid), handed out before the channel's.
     ready: VecDeque<Report>,
     tx: mpsc::UnboundedSender<Report>,
@@ -108,7 +110,7 @@ impl OsWorld {
     }
 
     /// Registers an in-process task under `name` (`type: custom`, `command: NAME`).
-    pub fn register_task(&mut self, name: String, task: Arc<dyn Task>) {
+    pub fn register_task(&mut self, name: String, task: Arc<dyn InProcessTask>) {
         self.tasks.insert(name, task);
     }
 

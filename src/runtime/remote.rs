@@ -73,11 +73,6 @@ fn report(tx: &mpsc::UnboundedSender<Report>, key: AttemptKey, outcome: Outcome)
 }
 
 impl Remote {
-    /// Whether any cluster job is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
-
     /// When the next poll is due (engine time), if one is needed.
     pub fn next_poll_at(&self) -> Option<Timestamp> {
         if self.jobs.is_empty() || self.poll_in_flight {

@@ -12,10 +12,10 @@
 
 pub mod records;
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -87,6 +87,7 @@ pub struct HighWaterReset {
 
 /// What can go wrong with the state database, each a different thing for the caller to do.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// Another process holds the database (a running `pt run`).
     #[error("{path} is in use by another pt process")]
@@ -124,7 +125,7 @@ pub enum StoreError {
 /// The database of one state directory.
 pub struct Store {
     /// `None` after a failed commit closed it; reopened on next use.
-    db: RefCell<Option<Database>>,
+    db: Mutex<Option<Database>>,
     /// Set instead of `db` when opened read-only.
     ro: Option<redb::ReadOnlyDatabase>,
     path: PathBuf,
@@ -155,7 +156,7 @@ impl Store {
                 .map_err(|e| map_db_error(path, e.into()))
         })?;
         let store = Store {
-            db: RefCell::new(Some(db)),
+            db: Mutex::new(Some(db)),
             ro: None,
             path: path.to_path_buf(),
             file_backed: true,
@@ -178,7 +179,7 @@ impl Store {
             return Ok(());
         };
         let store = Store {
-            db: RefCell::new(None),
+            db: Mutex::new(None),
             ro: Some(ro),
             path: path.to_path_buf(),
             file_backed: true,
@@ -200,7 +201,7 @@ impl Store {
             return Store::open(path);
         };
         let store = Store {
-            db: RefCell::new(None),
+            db: Mutex::new(None),
             ro: Some(ro),
             path: path.to_path_buf(),
             file_backed: true,
@@ -209,8 +210,18 @@ impl Store {
         Ok(store)
     }
 
+    /// The writable database. A mutex (never contended: only the owner's `begin_*` and a failed
+    /// commit take it, for an instant) rather than a `RefCell`, so that a `Store`, and the
+    /// engine that owns one, can move to another thread (`tokio::spawn` on a multi-threaded
+    /// runtime).
+    fn db(&self) -> std::sync::MutexGuard<'_, Option<Database>> {
+        self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn reopen_if_closed(&self) -> Result<(), StoreError> {
-        if self.db.borrow().is_some() || self.ro.is_some() {
+        if self.db().is_some() || self.ro.is_some() {
             return Ok(());
         }
         let path = &self.path;
@@ -220,7 +231,7 @@ impl Store {
                 .map_err(|e| map_db_error(path, e.into()))
         })?;
         tracing::info!("reopened {}", path.display());
-        *self.db.borrow_mut() = Some(db);
+        *self.db() = Some(db);
         Ok(())
     }
 
@@ -229,7 +240,7 @@ impl Store {
             return ro.begin_read().map_err(|e| self.err(e));
         }
         self.reopen_if_closed()?;
-        let db = self.db.borrow();
+        let db = self.db();
         match db.as_ref() {
             Some(db) => db.begin_read().map_err(|e| self.err(e)),
             None => Err(self.closed()),
@@ -244,7 +255,7 @@ impl Store {
             });
         }
         self.reopen_if_closed()?;
-        let db = self.db.borrow();
+        let db = self.db();
         match db.as_ref() {
             Some(db) => db.begin_write().map_err(|e| self.err(e)),
             None => Err(self.closed()),
@@ -259,11 +270,16 @@ impl Store {
     }
 
     /// A database that lives in memory only (`--in-memory`).
+    ///
+    /// Its label, `:memory:PID.N`, is unique among the in-memory stores of every process: the
+    /// engine names attempts (their `PETIT_ATTEMPT_KEY`, their cgroups) after the store, so two
+    /// `pt trigger --in-memory` at once, or two in-memory engines in one program, must never
+    /// share a name (one would fence the other's processes).
     pub fn in_memory() -> Result<Store, StoreError> {
-        Store::with_backend(
-            redb::backends::InMemoryBackend::new(),
-            Path::new(":memory:"),
-        )
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let label = format!(":memory:{}.{n}", std::process::id());
+        Store::with_backend(redb::backends::InMemoryBackend::new(), Path::new(&label))
     }
 
     /// A database on a custom storage backend (crash tests), initialised if empty.
@@ -277,7 +293,7 @@ impl Store {
                 .map_err(|e| map_db_error(label, e.into()))
         })?;
         let store = Store {
-            db: RefCell::new(Some(db)),
+            db: Mutex::new(Some(db)),
             ro: None,
             path: label.to_path_buf(),
             file_backed: false,
@@ -421,7 +437,7 @@ impl Store {
                         "closing {} after a failed commit: {err}",
                         self.path.display()
                     );
-                    *self.db.borrow_mut() = None;
+                    *self.db() = None;
                 }
                 Err(err)
             }
@@ -1227,7 +1243,7 @@ fn create_atomically(path: &Path) -> Result<(), StoreError> {
             .create(&tmp)
             .map_err(|e| map_db_error(&tmp, e.into()))?;
         let store = Store {
-            db: RefCell::new(Some(db)),
+            db: Mutex::new(Some(db)),
             ro: None,
             path: tmp.clone(),
             file_backed: false,

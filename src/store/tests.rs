@@ -457,3 +457,13 @@ fn issue_13_version_1_snapshots_of_an_older_database_still_read_and_delete() {
     delete(&store, id);
     assert_eq!(store.snapshot_texts().unwrap(), 0);
 }
+
+#[test]
+fn in_memory_stores_have_labels_of_their_own() {
+    // Attempt keys (and cgroup names) are derived from the label: two in-memory engines must
+    // never share them.
+    let a = Store::in_memory().unwrap();
+    let b = Store::in_memory().unwrap();
+    assert_ne!(a.path(), b.path());
+    assert!(a.path().to_string_lossy().starts_with(":memory:"));
+}
