@@ -303,6 +303,7 @@ impl StatusView {
 /// database's high-water mark.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum ClockView {
     /// A daemon's: whether schedules trust the clock, and the state in words.
     Daemon { state: String, trusted: bool },
