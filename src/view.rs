@@ -1,17 +1,22 @@
 //! The typed views that are Petit's JSON interface: what `--json` prints, what the daemon's
-//! control socket answers, what the TUI reads. One definition per shape, serde-derived; the
-//! fields are declared in alphabetical order, the order scripts have always seen
-//! (`tests/json_golden.rs` holds the bytes).
+//! control socket answers, what the TUI decodes. One definition per shape, serde-derived both
+//! ways (clients decode what servers encode); the fields are declared in alphabetical order,
+//! the order scripts have always seen (`tests/json_golden.rs` holds the bytes). Answers travel
+//! as a `serde_json::Value` ([`to_json`]), whose keys are sorted, so a view that flattens
+//! another ([`JobView`]) keeps that order too.
+//!
+//! Built from records and definitions only (no clock, no I/O beyond the store passed in): the
+//! daemon adds what only it knows (its pid, the isolation it found, fences) as plain values.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::run::{Attempt, Run, RunId, RunState, TaskState, TaskStatus};
+use crate::core::run::{Attempt, Run, RunId, RunState, RunStatus, TaskState, TaskStatus};
 use crate::core::Event;
 use crate::jobs::Job;
-use crate::store::{Store, StoreError};
+use crate::store::{HighWaterReset, Store, StoreError};
 use crate::time::Timestamp;
 
 /// A view as JSON (a derived `Serialize` of strings and numbers cannot fail).
@@ -234,4 +239,378 @@ pub fn duration(start: Option<Timestamp>, end: Option<Timestamp>) -> String {
     } else {
         format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
     }
+}
+
+/// The remedy for a clock behind the high-water mark, as `pt status` gives it (with or without
+/// a daemon).
+pub const CLOCK_RESET_HINT: &str = "if the clock is right now and that time was wrong, stop pt \
+     run and run `pt clock reset-high-water`";
+
+/// `pt status --json`: the daemon (if one runs), the clock, unfinished runs, stuck fences and
+/// the next firings. Without a daemon it is what the database says ([`StatusView::stored`]):
+/// `daemon` is null, the clock is [`ClockView::Stored`], no isolation and no firings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub clock: ClockView,
+    pub daemon: Option<DaemonView>,
+    /// Attempts of recovered runs whose old processes could not be made sure gone yet; absent
+    /// when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fences: Vec<FenceView>,
+    /// How the daemon keeps tasks' processes inside it; absent without a daemon (and from
+    /// older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationView>,
+    pub next: Vec<NextFiring>,
+    pub running: Vec<ActiveRun>,
+}
+
+impl StatusView {
+    /// What the database says when no daemon runs: its unfinished runs and the clock against
+    /// the high-water mark at `now`.
+    pub fn stored(store: &Store, now: Timestamp) -> Result<StatusView, StoreError> {
+        let mut running = Vec::new();
+        for id in store.active_runs()? {
+            if let Some(r) = store.run(id)? {
+                running.push(ActiveRun::of(r.id.get(), &r.job_id, r.status, r.started_at));
+            }
+        }
+        let high_water = store.high_water()?;
+        let state = (now < high_water).then(|| {
+            format!(
+                "behind the latest recorded time {high_water}: schedules will wait until then; \
+                 {CLOCK_RESET_HINT}"
+            )
+        });
+        Ok(StatusView {
+            clock: ClockView::Stored {
+                high_water: (high_water != Timestamp::default()).then(|| high_water.rfc3339()),
+                high_water_reset: store
+                    .high_water_reset()?
+                    .map(|r| HighWaterResetView::of(&r)),
+                state,
+            },
+            daemon: None,
+            fences: Vec::new(),
+            isolation: None,
+            next: Vec::new(),
+            running,
+        })
+    }
+}
+
+/// The clock as the status shows it: the daemon's trust in it, or, without a daemon, the
+/// database's high-water mark.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum ClockView {
+    /// A daemon's: whether schedules trust the clock, and the state in words.
+    Daemon { state: String, trusted: bool },
+    /// The database's: the state in words if the clock is behind the mark (else null), the
+    /// mark (null if none) and the last reset by hand.
+    Stored {
+        high_water: Option<String>,
+        high_water_reset: Option<HighWaterResetView>,
+        state: Option<String>,
+    },
+}
+
+impl ClockView {
+    /// The state in words, if there is one to tell.
+    pub fn state(&self) -> Option<&str> {
+        match self {
+            ClockView::Daemon { state, .. } => Some(state),
+            ClockView::Stored { state, .. } => state.as_deref(),
+        }
+    }
+}
+
+/// A reset of the high-water mark by hand (`pt clock reset-high-water`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HighWaterResetView {
+    pub at: String,
+    pub cursors_moved: u32,
+    pub firings_released: u32,
+    pub from: String,
+}
+
+impl HighWaterResetView {
+    /// The view of `r`.
+    pub fn of(r: &HighWaterReset) -> Self {
+        HighWaterResetView {
+            at: r.at.rfc3339(),
+            cursors_moved: r.cursors_moved,
+            firings_released: r.firings_released,
+            from: r.from.rfc3339(),
+        }
+    }
+}
+
+/// The running daemon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonView {
+    /// How many jobs it loaded.
+    pub jobs: usize,
+    pub jobs_dir: String,
+    pub pid: u32,
+    pub started_at: String,
+}
+
+/// How a daemon keeps a task's processes inside it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsolationView {
+    /// The cgroup directory tasks run in, if any.
+    pub cgroup: Option<String>,
+    /// In words, for `pt status`.
+    pub detail: String,
+    /// The resource limits it can apply (`memory_max`, `cpu_weight`).
+    pub limits: Vec<String>,
+    pub mode: String,
+}
+
+/// An attempt of a recovered run whose old process is still being made sure gone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceView {
+    pub attempt: u32,
+    pub error: String,
+    pub retry_at: String,
+    pub run: u64,
+    /// The task's index in its job.
+    pub task: usize,
+}
+
+/// A job's next firing, as the status lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextFiring {
+    pub enabled: bool,
+    pub job: String,
+    pub next: Option<String>,
+    pub paused: bool,
+    pub schedule: Option<String>,
+}
+
+impl NextFiring {
+    /// `job`'s next firing `next` (none while `paused`).
+    pub fn of(job: &Job, next: Option<Timestamp>, paused: bool) -> Self {
+        NextFiring {
+            enabled: job.enabled,
+            job: job.id.clone(),
+            next: time(next),
+            paused,
+            schedule: job.schedule.as_ref().map(|s| s.expr().to_string()),
+        }
+    }
+}
+
+/// An unfinished run, as the status lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveRun {
+    pub job: String,
+    pub run: u64,
+    pub started_at: Option<String>,
+    pub status: String,
+}
+
+impl ActiveRun {
+    /// Run `run` of `job`.
+    pub fn of(run: u64, job: &str, status: RunStatus, started_at: Option<Timestamp>) -> Self {
+        ActiveRun {
+            job: job.to_string(),
+            run,
+            started_at: time(started_at),
+            status: status.name().to_string(),
+        }
+    }
+}
+
+/// A job as its files define it, with its next firing (`pt list --json`, and the start of
+/// every [`JobView`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobListing {
+    pub enabled: bool,
+    pub id: String,
+    pub name: String,
+    /// The next firing, RFC 3339 UTC; null if unscheduled, disabled, paused or never again.
+    pub next: Option<String>,
+    /// The schedule expression as written; null for manual or dependency-only jobs.
+    pub schedule: Option<String>,
+    pub timezone: String,
+}
+
+impl JobListing {
+    /// `job` with its next firing `next`.
+    pub fn of(job: &Job, next: Option<Timestamp>) -> Self {
+        JobListing {
+            enabled: job.enabled,
+            id: job.id.clone(),
+            name: job.name.clone(),
+            next: time(next),
+            schedule: job.schedule.as_ref().map(|s| s.expr().to_string()),
+            timezone: job.timezone.name().to_string(),
+        }
+    }
+}
+
+/// The daemon's answer to `jobs` (what the dashboard's Jobs view shows): every job, and the
+/// per-task facts of the unfinished runs that their detail does not carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobsView {
+    pub jobs: Vec<JobView>,
+    pub runs: Vec<RunLimits>,
+}
+
+/// One job as the daemon knows it: its listing, whether it is paused, its newest run, its
+/// running runs and what each task may attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    #[serde(flatten)]
+    pub listing: JobListing,
+    pub last: Option<LastRun>,
+    pub paused: bool,
+    pub running: Vec<u64>,
+    /// The schedule in words.
+    pub schedule_text: Option<String>,
+    pub tasks: Vec<TaskLimit>,
+}
+
+impl JobView {
+    /// `job`, firing next at `next`, with its newest run `last` and its unfinished runs.
+    pub fn of(
+        job: &Job,
+        next: Option<Timestamp>,
+        paused: bool,
+        last: Option<&Run>,
+        running: Vec<u64>,
+    ) -> Self {
+        JobView {
+            listing: JobListing::of(job, next),
+            last: last.map(LastRun::of),
+            paused,
+            running,
+            schedule_text: job.schedule.as_ref().map(|s| s.describe()),
+            tasks: TaskLimit::all(job),
+        }
+    }
+}
+
+/// The newest run of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRun {
+    pub ended_at: Option<String>,
+    pub id: u64,
+    pub started_at: Option<String>,
+    pub status: String,
+    pub trigger: String,
+}
+
+impl LastRun {
+    /// The view of `r`.
+    pub fn of(r: &Run) -> Self {
+        LastRun {
+            ended_at: time(r.ended_at),
+            id: r.id.get(),
+            started_at: time(r.started_at),
+            status: r.status.name().to_string(),
+            trigger: r.trigger.name().to_string(),
+        }
+    }
+}
+
+/// How many attempts a task may make (its retries plus one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskLimit {
+    pub id: String,
+    pub max_attempts: u32,
+}
+
+impl TaskLimit {
+    /// The limits of `job`'s tasks, in order.
+    pub fn all(job: &Job) -> Vec<TaskLimit> {
+        job.tasks
+            .iter()
+            .map(|t| TaskLimit {
+                id: t.id.clone(),
+                max_attempts: t.retry.max_retries.saturating_add(1),
+            })
+            .collect()
+    }
+}
+
+/// The tasks of an unfinished run, by the run's own definition: attempts allowed and when a
+/// task waiting to retry starts again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLimits {
+    pub run: u64,
+    pub tasks: Vec<TaskWait>,
+}
+
+impl RunLimits {
+    /// Run `state`, created from `job`.
+    pub fn of(job: &Job, state: &RunState) -> Self {
+        RunLimits {
+            run: state.run.id.get(),
+            tasks: TaskLimit::all(job)
+                .into_iter()
+                .zip(&state.tasks)
+                .map(|(limit, s)| TaskWait {
+                    id: limit.id,
+                    max_attempts: limit.max_attempts,
+                    retry_at: match s.status {
+                        TaskStatus::RetryWait { until } => Some(until.rfc3339()),
+                        _ => None,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One task of an unfinished run ([`RunLimits`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskWait {
+    pub id: String,
+    pub max_attempts: u32,
+    pub retry_at: Option<String>,
+}
+
+/// The answer to `trigger` without following: the run created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Triggered {
+    pub run: u64,
+}
+
+/// The final answer to a followed `trigger`: how the run ended (`succeeded`, `failed`,
+/// `cancelled`, `skipped`, `missed`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEnded {
+    pub run: u64,
+    pub status: String,
+}
+
+/// The answer to `cancel`: the run is being stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancelling {
+    pub cancelling: bool,
+    pub run: u64,
+}
+
+/// The answer to `pause` and `unpause`: whether the job's schedule is now paused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseState {
+    pub job: String,
+    pub paused: bool,
+}
+
+/// One event line of the control socket: `{"event": ...}`, before the final answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLine {
+    pub event: EventView,
+}
+
+/// One firing of `pt next --json`: in the job's zone (with its offset) and in UTC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firing {
+    pub local: String,
+    pub utc: String,
 }

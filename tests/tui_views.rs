@@ -1,6 +1,10 @@
 //! Screens of `pt tui` at 80x24, drawn by ratatui's test backend from a view-model fed with
-//! the JSON a daemon answers: one text snapshot per view, with `NO_COLOR` styling.
+//! the JSON a daemon answers: first the answers of a real `pt run` (through the dashboard's own
+//! source, decoded into typed views), then one text snapshot per view from fixed answers, with
+//! `NO_COLOR` styling.
 #![cfg(feature = "tui")]
+
+mod common;
 
 use petit::time::Timestamp;
 use petit::tui::app::{App, Effect, Key, LogText, Mode, Query, Update};
@@ -8,6 +12,12 @@ use petit::tui::ui;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use serde_json::json;
+
+/// `v` as the typed view the dashboard takes; hand-written JSON that drifted from the views
+/// fails here, not on screen.
+fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
+}
 
 fn at(s: &str) -> Timestamp {
     Timestamp::parse_rfc3339(s).unwrap()
@@ -34,39 +44,42 @@ fn screen(app: &App) -> String {
 
 fn overview() -> Update {
     Update::Overview {
-        status: json!({
+        status: decode(json!({
             "daemon": {"pid": 4242, "started_at": "2026-11-26T07:00:00Z", "jobs": 3, "jobs_dir": "examples"},
             "clock": {"trusted": true, "state": "trusted"},
             "running": [{"run": 7, "job": "retry_demo", "status": "running", "started_at": "2026-11-26T07:41:50Z"}],
             "next": [],
-        }),
-        jobs: json!({
+        })),
+        jobs: decode(json!({
             "jobs": [
                 {"id": "berlin_morning", "name": "Morning in Berlin", "schedule": "30 7 * * 1-5",
                  "schedule_text": "At 07:30, Monday through Friday", "timezone": "Europe/Berlin",
                  "next": "2026-11-27T06:30:00Z", "paused": false, "enabled": true,
-                 "last": {"id": 3, "status": "succeeded"}, "running": [],
+                 "last": {"id": 3, "status": "succeeded", "trigger": "manual",
+                          "started_at": null, "ended_at": null}, "running": [],
                  "tasks": [{"id": "greet", "max_attempts": 1}]},
                 {"id": "pipeline", "name": "Every-minute pipeline", "schedule": "* * * * *",
                  "schedule_text": "Every minute", "timezone": "UTC", "next": null,
-                 "paused": true, "enabled": true, "last": {"id": 6, "status": "failed"},
+                 "paused": true, "enabled": true, "last": {"id": 6, "status": "failed", "trigger": "manual",
+                          "started_at": null, "ended_at": null},
                  "running": [], "tasks": []},
                 {"id": "retry_demo", "name": "Retry with exponential backoff", "schedule": null,
                  "schedule_text": null, "timezone": "UTC", "next": null, "paused": false,
-                 "enabled": true, "last": {"id": 7, "status": "running"}, "running": [7],
+                 "enabled": true, "last": {"id": 7, "status": "running", "trigger": "manual",
+                          "started_at": null, "ended_at": null}, "running": [7],
                  "tasks": [{"id": "flaky", "max_attempts": 4}, {"id": "done", "max_attempts": 1}]},
             ],
             "runs": [{"run": 7, "tasks": [
                 {"id": "flaky", "max_attempts": 4, "retry_at": "2026-11-26T07:42:04Z"},
                 {"id": "done", "max_attempts": 1, "retry_at": null},
             ]}],
-        }),
+        })),
     }
 }
 
 fn run_seven() -> Update {
     Update::Run {
-        detail: json!({
+        detail: decode(json!({
             "id": 7, "job_id": "retry_demo", "trigger": "manual",
             "scheduled_at": "2026-11-26T07:41:50Z", "status": "running",
             "started_at": "2026-11-26T07:41:50Z", "ended_at": null, "reason": null,
@@ -74,11 +87,11 @@ fn run_seven() -> Update {
                 {"id": "flaky", "status": "retry_wait", "outputs": {}, "attempts": [
                     {"attempt": 1, "status": "failed", "exit_code": 1, "signal": null,
                      "started_at": "2026-11-26T07:41:50Z", "ended_at": "2026-11-26T07:41:51Z",
-                     "message": null, "log": "/st/logs/7/flaky.1.log"},
+                     "message": null, "slurm_job": null, "log": "/st/logs/7/flaky.1.log"},
                 ]},
                 {"id": "done", "status": "pending", "outputs": {}, "attempts": []},
             ],
-        }),
+        })),
     }
 }
 
@@ -134,17 +147,17 @@ fn runs_view_shows_history_of_a_job() {
     })));
     app.on_update(Update::History {
         job: "retry_demo".into(),
-        runs: json!([
+        runs: decode(json!([
             {"id": 7, "job_id": "retry_demo", "trigger": "manual", "scheduled_at": "2026-11-26T07:41:50Z",
              "status": "running", "started_at": "2026-11-26T07:41:50Z", "ended_at": null, "reason": null,
              "tasks": {"succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 0, "running": 0, "pending": 2}},
             {"id": 5, "job_id": "retry_demo", "trigger": "manual", "scheduled_at": "2026-11-26T07:30:00Z",
              "status": "succeeded", "started_at": "2026-11-26T07:30:00Z", "ended_at": "2026-11-26T07:30:01.020Z",
-             "reason": null, "tasks": {"succeeded": 2, "failed": 0, "skipped": 0}},
+             "reason": null, "tasks": {"succeeded": 2, "failed": 0, "skipped": 0, "cancelled": 0, "running": 0, "pending": 0}},
             {"id": 2, "job_id": "retry_demo", "trigger": "schedule", "scheduled_at": "2026-11-26T07:00:00Z",
              "status": "cancelled", "started_at": "2026-11-26T07:00:00Z", "ended_at": "2026-11-26T07:04:05Z",
-             "reason": null, "tasks": {"succeeded": 0, "failed": 0, "skipped": 1}},
-        ]),
+             "reason": null, "tasks": {"succeeded": 0, "failed": 0, "skipped": 1, "cancelled": 1, "running": 0, "pending": 0}},
+        ])),
     });
     assert_eq!(
         screen(&app),
@@ -183,8 +196,13 @@ fn run_app() -> App {
     app.on_key(Key::Enter);
     app.on_update(Update::History {
         job: "retry_demo".into(),
-        runs: json!([{"id": 7, "job_id": "retry_demo", "trigger": "manual", "status": "running",
-                      "scheduled_at": "2026-11-26T07:41:50Z", "tasks": {}}]),
+        runs: decode(
+            json!([{"id": 7, "job_id": "retry_demo", "trigger": "manual", "status": "running",
+                      "scheduled_at": "2026-11-26T07:41:50Z", "started_at": "2026-11-26T07:41:50Z",
+                      "ended_at": null, "reason": null,
+                      "tasks": {"succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 0,
+                                "running": 0, "pending": 2}}]),
+        ),
     });
     let effects = app.on_key(Key::Enter);
     assert!(effects.contains(&Effect::Fetch(Query::Run { id: 7 })));
@@ -285,10 +303,10 @@ fn events_view_lists_newest_first() {
             "exit 1; retry 1 of 3 at 2026-11-26T07:42:04Z",
         ),
     ] {
-        app.on_update(Update::Event(json!({
+        app.on_update(Update::Event(decode(json!({
             "at": "2026-11-26T07:41:51Z", "kind": kind, "run": 7, "job": "retry_demo",
             "task": task, "attempt": attempt, "detail": detail,
-        })));
+        }))));
     }
     app.on_key(Key::Char('e'));
     assert_eq!(
@@ -392,8 +410,8 @@ fn help_overlay_and_confirmation_are_drawn_over_the_view() {
 fn snapshot_mode_says_so_in_the_status_line() {
     let (mut app, _) = App::new(Mode::Snapshot, false);
     app.on_update(Update::Overview {
-        status: json!({"daemon": null, "clock": null, "running": [], "next": []}),
-        jobs: json!({"jobs": [], "runs": []}),
+        status: decode(json!({"daemon": null, "clock": {"high_water": null, "high_water_reset": null, "state": null}, "running": [], "next": []})),
+        jobs: decode(json!({"jobs": [], "runs": []})),
     });
     app.on_key(Key::Char('t'));
     assert_eq!(
@@ -425,4 +443,112 @@ fn snapshot_mode_says_so_in_the_status_line() {
             " snapshot (no daemon; read only) │ clock - │ idle\n",
         )
     );
+}
+
+/// A real daemon's answers, fetched and decoded by the dashboard's own source, fill every view:
+/// a field the daemon renamed fails here (a decode error), not as a `-` on screen.
+#[test]
+fn real_daemon_answers_fill_every_view() {
+    use petit::tui::source::Source;
+    let b = common::Bench::new();
+    b.job(
+        "demo",
+        "id: demo\nname: Demo job\ntasks:\n  - id: hello\n    command: echo\n    args: [hi]\n\
+         \x20 - id: boom\n    command: \"false\"\n    depends_on: [hello]\n",
+    );
+    let daemon = b.start_daemon(&[]);
+    let o = b.pt(&["trigger", "demo"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    let source = Source::Daemon {
+        socket: petit::state::socket_path(&b.state),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = petit::clock::now();
+    let fetch = |q: Query| {
+        let u = rt.block_on(source.fetch(&q, now));
+        assert!(!matches!(u, Update::Failed(_)), "{q:?}: {u:?}");
+        u
+    };
+    let (mut app, _) = App::new(Mode::Live, false);
+    app.on_update(fetch(Query::Overview));
+    assert_eq!(app.header.daemon_pid, Some(daemon.pid() as u64));
+    assert_eq!(app.header.clock.as_deref(), Some("trusted"));
+    let job = &app.jobs[0];
+    assert_eq!((job.id.as_str(), job.name.as_str()), ("demo", "Demo job"));
+    assert_eq!(
+        job.last.as_ref().map(|l| (l.id, l.status.as_str())),
+        Some((1, "failed"))
+    );
+    assert_eq!(
+        job.max_attempts,
+        [("hello".to_string(), 1), ("boom".to_string(), 1)]
+    );
+    let jobs = screen(&app);
+    assert!(
+        jobs.contains("demo") && jobs.contains("#1 failed"),
+        "{jobs}"
+    );
+
+    assert_eq!(
+        app.on_key(Key::Enter),
+        vec![
+            Effect::Fetch(Query::Overview),
+            Effect::Fetch(Query::History { job: "demo".into() })
+        ]
+    );
+    app.on_update(fetch(Query::History { job: "demo".into() }));
+    assert_eq!(app.runs.len(), 1);
+    let r = &app.runs[0];
+    assert_eq!(
+        (r.id, r.trigger.as_str(), r.status.as_str()),
+        (1, "manual", "failed")
+    );
+    assert_eq!(r.counts, (1, 1, 0));
+    assert!(
+        r.started_at.is_some() && r.ended_at >= r.started_at,
+        "{r:?}"
+    );
+
+    app.on_key(Key::Enter);
+    app.on_update(fetch(Query::Run { id: 1 }));
+    let detail = app.run.as_ref().unwrap();
+    let tasks: Vec<(&str, &str)> = detail
+        .tasks
+        .iter()
+        .map(|t| (t.id.as_str(), t.status.as_str()))
+        .collect();
+    assert_eq!(tasks, [("hello", "succeeded"), ("boom", "failed")]);
+    let boom = &detail.tasks[1].attempts[0];
+    assert_eq!((boom.no, boom.exit_code), (1, Some(1)));
+    assert!(boom.log.ends_with("boom.1.log"), "{}", boom.log);
+    let run = screen(&app);
+    assert!(run.contains("hello") && run.contains("boom"), "{run}");
+
+    // The log of `hello`, by the path the daemon answered.
+    app.on_key(Key::Char('k'));
+    let effects = app.on_key(Key::Enter);
+    let Some(Effect::Fetch(log @ Query::Log { .. })) = effects.last().cloned() else {
+        panic!("no log fetched: {effects:?}");
+    };
+    app.on_update(fetch(log));
+    assert_eq!(
+        app.log.as_ref().map(|l| l.lines.clone()),
+        Some(vec!["hi".to_string()])
+    );
+
+    // The events the daemon remembers.
+    for u in rt.block_on(source.recent_events()) {
+        assert!(matches!(u, Update::Event(_)), "{u:?}");
+        app.on_update(u);
+    }
+    let kinds: Vec<&str> = app.events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"run_started") && kinds.contains(&"task_failed"),
+        "{kinds:?}"
+    );
+    assert!(app.events.iter().all(|e| e.run == 1 && e.job == "demo"));
+    assert!(daemon.sigterm().success());
 }

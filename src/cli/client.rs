@@ -59,3 +59,14 @@ pub fn ask_streaming(
 pub fn ask(location: &StateLocation, request: &Request) -> Result<Option<Value>, CliError> {
     ask_streaming(location, request, |_| {})
 }
+
+/// A daemon's answer to `what` as its typed view ([`petit::view`]); an answer of another shape
+/// (a daemon of another version) is an error that says so, not a blank field.
+pub fn decode<T: serde::de::DeserializeOwned>(what: &str, data: Value) -> Result<T, CliError> {
+    serde_json::from_value(data).map_err(|e| {
+        CliError::new(
+            ErrorKind::Other,
+            format!("the daemon's {what} answer is not what this pt reads: {e}"),
+        )
+    })
+}

@@ -26,10 +26,6 @@ pub struct ResetHighWaterArgs {
     pub state: StateArgs,
 }
 
-/// The hint `pt status` gives while the clock is behind the high-water mark.
-pub const RESET_HINT: &str = "if the clock is right now and that time was wrong, stop pt run \
-     and run `pt clock reset-high-water`";
-
 pub fn cmd_clock(args: ClockArgs) -> Result<(), CliError> {
     match args.command {
         ClockCommand::ResetHighWater(a) => cmd_reset_high_water(a),

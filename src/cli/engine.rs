@@ -58,17 +58,24 @@ pub fn engine_error(e: EngineError) -> CliError {
 
 /// Prints one event as a progress line.
 pub fn print_event(e: &Event) {
-    print_event_json(&petit::runtime::control::event_json(e));
+    print_event_view(&petit::view::EventView::of(e));
 }
 
-/// Prints one event, in its JSON form (as the daemon streams it), as a progress line.
+/// Prints one event streamed by a daemon as a progress line (one this pt cannot read is said
+/// so on stderr).
 pub fn print_event_json(e: &serde_json::Value) {
-    let str_of = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
-    let who = str_of("task");
-    let run = e.get("run").and_then(|v| v.as_u64()).unwrap_or(0);
-    let detail = str_of("detail");
-    let line = match str_of("kind") {
-        "run_started" => format!("run #{run} of {} started ({detail})", str_of("job")),
+    match serde_json::from_value::<petit::view::EventView>(e.clone()) {
+        Ok(e) => print_event_view(&e),
+        Err(err) => eprintln!("pt: an event this pt cannot read ({err}): {e}"),
+    }
+}
+
+/// Prints one event, in its view (as the daemon streams it), as a progress line.
+pub fn print_event_view(e: &petit::view::EventView) {
+    let who = e.task.as_deref().unwrap_or("");
+    let (run, detail) = (e.run, &e.detail);
+    let line = match e.kind.as_str() {
+        "run_started" => format!("run #{run} of {} started ({detail})", e.job),
         "run_succeeded" => format!("run #{run} succeeded"),
         "run_failed" => format!("run #{run} failed: {detail}"),
         "run_cancelled" => format!("run #{run} cancelled"),
@@ -79,10 +86,7 @@ pub fn print_event_json(e: &serde_json::Value) {
         "task_retrying" => format!("  {who}: {detail}"),
         "task_skipped" => format!("  {who}: skipped ({detail})"),
         "task_cancelled" => format!("  {who}: cancelled"),
-        "attempt_interrupted" => format!(
-            "  {who}: attempt {} interrupted",
-            e.get("attempt").and_then(|v| v.as_u64()).unwrap_or(0)
-        ),
+        "attempt_interrupted" => format!("  {who}: attempt {} interrupted", e.attempt.unwrap_or(0)),
         other => format!("{other}: {detail}"),
     };
     let mut out = std::io::stdout().lock();

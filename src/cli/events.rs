@@ -5,6 +5,7 @@ use serde_json::Value;
 use super::state::StateArgs;
 use super::{CliError, ErrorKind};
 use petit::runtime::control::Request;
+use petit::view::EventView;
 
 /// Show lifecycle events (recent ones; with --follow, live ones until interrupted)
 #[derive(Debug, clap::Args)]
@@ -19,21 +20,23 @@ pub struct EventsArgs {
     pub state: StateArgs,
 }
 
+/// Prints one event the daemon sent, as its JSON line or a line for people; one this pt cannot
+/// read is said so on stderr.
 fn print(e: &Value, json: bool) {
+    let e = match serde_json::from_value::<EventView>(e.clone()) {
+        Ok(view) => view,
+        Err(err) => {
+            eprintln!("pt: an event this pt cannot read ({err}): {e}");
+            return;
+        }
+    };
     if json {
-        println!("{}", serde_json::to_string(e).unwrap_or_default());
+        println!("{}", petit::view::to_json(&e));
     } else {
-        let task = e["task"]
-            .as_str()
-            .map(|t| format!(" {t}"))
-            .unwrap_or_default();
+        let task = e.task.map(|t| format!(" {t}")).unwrap_or_default();
         println!(
             "{} #{} {}{task}: {} {}",
-            e["at"].as_str().unwrap_or("-"),
-            e["run"],
-            e["job"].as_str().unwrap_or("-"),
-            e["kind"].as_str().unwrap_or("-"),
-            e["detail"].as_str().unwrap_or("")
+            e.at, e.run, e.job, e.kind, e.detail
         );
     }
 }

@@ -14,6 +14,7 @@ use chrono_tz::Tz;
 use super::{CliError, ErrorKind};
 use petit::jobs::{self, Job};
 use petit::time::Timestamp;
+use petit::view::JobListing;
 
 /// Arguments of `pt list`
 #[derive(Debug, clap::Args)]
@@ -36,6 +37,20 @@ pub struct ListRow {
     /// The next firing strictly after `now`; `None` if unscheduled, disabled or never again.
     pub next: Option<Timestamp>,
     pub enabled: bool,
+}
+
+impl ListRow {
+    /// The row as the JSON interface shows it.
+    pub fn listing(&self) -> JobListing {
+        JobListing {
+            enabled: self.enabled,
+            id: self.id.clone(),
+            name: self.name.clone(),
+            next: self.next.map(Timestamp::rfc3339),
+            schedule: self.schedule.clone(),
+            timezone: self.timezone.name().to_string(),
+        }
+    }
 }
 
 /// Runs `pt list`.
@@ -167,23 +182,12 @@ pub(crate) fn render_columns<const N: usize>(cells: &[[String; N]]) -> String {
     out
 }
 
-/// The `--json` output: an array of `{id, name, schedule, timezone, next, enabled}` with
-/// `schedule` and `next` null when absent and `next` in RFC 3339 UTC.
+/// The `--json` output: an array of [`petit::view::JobListing`] (`{id, name, schedule,
+/// timezone, next, enabled}`) with `schedule` and `next` null when absent and `next` in RFC
+/// 3339 UTC.
 pub fn render_json(rows: &[ListRow]) -> String {
-    let values: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|row| {
-            serde_json::json!({
-                "id": row.id,
-                "name": row.name,
-                "schedule": row.schedule,
-                "timezone": row.timezone.name(),
-                "next": row.next.map(Timestamp::rfc3339),
-                "enabled": row.enabled,
-            })
-        })
-        .collect();
-    serde_json::Value::Array(values).to_string()
+    let listings: Vec<JobListing> = rows.iter().map(ListRow::listing).collect();
+    petit::view::to_json(&listings).to_string()
 }
 
 #[cfg(test)]
@@ -291,5 +295,20 @@ tick     tick job     @every 90s  UTC               Sat 2026-03-28 12:01:30 UTC 
         assert_eq!(value[2]["enabled"], false);
         assert_eq!(value[2]["next"], serde_json::Value::Null);
         assert_eq!(render_json(&[]), "[]");
+    }
+
+    /// `pt list --json`, byte for byte (`tests/data/json/list.json`; `PETIT_BLESS=1` rewrites
+    /// it, only when a change of the interface is meant).
+    #[test]
+    fn json_is_byte_identical() {
+        let rows = list_rows(&jobs(), at("2026-03-28T12:00:00Z"));
+        let actual = render_json(&rows);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/json/list.json");
+        if std::env::var_os("PETIT_BLESS").is_some() {
+            std::fs::write(&path, &actual).unwrap_or_else(|e| panic!("{e}"));
+            return;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(actual, expected);
     }
 }

@@ -7,12 +7,9 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use super::state::{store_error, StateArgs, StateLocation};
+use super::state::StateArgs;
 use super::{CliError, ErrorKind};
-use petit::core::run::RunId;
-use petit::runtime::control::Request;
+use petit::view::RunDetail;
 
 /// Print the output of a task's attempt (the latest unless --attempt)
 #[derive(Debug, clap::Args)]
@@ -29,41 +26,20 @@ pub struct LogsArgs {
     pub state: StateArgs,
 }
 
-/// The run's detail JSON, from the daemon if one runs, else from the database.
-fn run_detail(location: &StateLocation, id: u64) -> Result<Value, CliError> {
-    if let Some(v) = super::client::ask(location, &Request::Run { id: RunId::new(id) })? {
-        return Ok(v);
-    }
-    let store = location.open_existing()?;
-    super::history::run_json(&store, id, &location.logs_dir)
-        .map_err(store_error)?
-        .ok_or_else(|| CliError::new(ErrorKind::BadInput, format!("no run #{id}")))
-}
-
 /// (log path, whether the attempt is still running) of the chosen attempt.
-fn locate_attempt(v: &Value, args: &LogsArgs) -> Result<Option<(PathBuf, bool)>, CliError> {
-    let tasks = v["tasks"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let Some(task) = tasks.iter().find(|t| t["id"] == args.task_id.as_str()) else {
+fn locate_attempt(v: &RunDetail, args: &LogsArgs) -> Result<Option<(PathBuf, bool)>, CliError> {
+    let Some(task) = v.tasks.iter().find(|t| t.id == args.task_id) else {
         return Err(CliError::new(
             ErrorKind::BadInput,
             format!("run #{} has no task `{}`", args.run_id, args.task_id),
         ));
     };
-    let attempts = task["attempts"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
     let attempt = match args.attempt {
-        Some(n) => attempts
-            .iter()
-            .find(|a| a["attempt"].as_u64() == Some(u64::from(n))),
-        None => attempts.last(),
+        Some(n) => task.attempts.iter().find(|a| a.attempt == n),
+        None => task.attempts.last(),
     };
     match (attempt, args.attempt) {
-        (Some(a), _) => Ok(Some((
-            PathBuf::from(a["log"].as_str().unwrap_or_default()),
-            a["status"] == "running",
-        ))),
+        (Some(a), _) => Ok(Some((PathBuf::from(&a.log), a.status == "running"))),
         (None, Some(n)) => Err(CliError::new(
             ErrorKind::BadInput,
             format!(
@@ -77,7 +53,7 @@ fn locate_attempt(v: &Value, args: &LogsArgs) -> Result<Option<(PathBuf, bool)>,
 
 pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
     let location = args.state.locate()?;
-    let detail = run_detail(&location, args.run_id)?;
+    let detail = super::history::run_detail(&location, args.run_id)?;
     let Some((path, running)) = locate_attempt(&detail, &args)? else {
         println!("task `{}` has not started", args.task_id);
         return Ok(());
@@ -109,7 +85,7 @@ pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
         if let Some(f) = file.as_mut() {
             copy_all(f, &mut out)?;
         }
-        let detail = run_detail(&location, args.run_id)?;
+        let detail = super::history::run_detail(&location, args.run_id)?;
         let still = locate_attempt(&detail, &args)?.is_some_and(|(_, r)| r);
         if !still {
             if let Some(f) = file.as_mut() {

@@ -143,16 +143,14 @@ pub fn render_text(job: &Job, from: Timestamp, firings: &[Timestamp]) -> String 
 
 /// The `--json` output: `[{"local": "2026-03-29T03:00:00+02:00", "utc": "2026-03-29T01:00:00Z"}]`.
 pub fn render_json(job: &Job, firings: &[Timestamp]) -> String {
-    let values: Vec<serde_json::Value> = firings
+    let values: Vec<petit::view::Firing> = firings
         .iter()
-        .map(|t| {
-            serde_json::json!({
-                "local": local_rfc3339(*t, job.timezone),
-                "utc": t.rfc3339(),
-            })
+        .map(|t| petit::view::Firing {
+            local: local_rfc3339(*t, job.timezone),
+            utc: t.rfc3339(),
         })
         .collect();
-    serde_json::Value::Array(values).to_string()
+    petit::view::to_json(&values).to_string()
 }
 
 /// RFC 3339 with the zone's offset at that instant: `2026-03-29T03:00:00+02:00`.

@@ -1,10 +1,12 @@
 //! `pt status`: is the daemon alive, is the clock trusted, what runs, what fires next.
-
-use serde_json::Value;
+//!
+//! Both sources give a [`StatusView`]: the daemon's answer, decoded, or what the database says
+//! when none runs; the text is rendered from that view.
 
 use super::state::{store_error, StateArgs};
 use super::CliError;
 use petit::runtime::control::Request;
+use petit::view::{ClockView, StatusView};
 
 /// Show the daemon, the clock-trust state, running runs and next firings
 #[derive(Debug, clap::Args)]
@@ -18,131 +20,134 @@ pub struct StatusArgs {
 
 pub fn cmd_status(args: StatusArgs) -> Result<(), CliError> {
     let location = args.state.locate()?;
-    let value = match super::client::ask(&location, &Request::Status)? {
-        Some(v) => v,
+    let status = match super::client::ask(&location, &Request::Status)? {
+        Some(v) => super::client::decode::<StatusView>("status", v)?,
         None => {
             // No daemon: what the database says.
             let store = location.open_existing()?;
-            let mut running = Vec::new();
-            for id in store.active_runs().map_err(super::state::store_error)? {
-                if let Some(r) = store.run(id).map_err(super::state::store_error)? {
-                    running.push(serde_json::json!({
-                        "run": r.id, "job": r.job_id, "status": r.status.name(),
-                        "started_at": r.started_at.map(|t| t.rfc3339()),
-                    }));
-                }
-            }
-            serde_json::json!({
-                "daemon": Value::Null,
-                "clock": stored_clock(&store)?,
-                "running": running,
-                "next": [],
-            })
+            StatusView::stored(&store, petit::clock::now()).map_err(store_error)?
         }
     };
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
+            serde_json::to_string_pretty(&petit::view::to_json(&status)).unwrap_or_default()
         );
-        return Ok(());
-    }
-    let d = &value["daemon"];
-    if d.is_null() {
-        println!("daemon: not running");
-        if let Some(state) = value["clock"]["state"].as_str() {
-            println!("clock: {state}");
-        }
-        let reset = &value["clock"]["high_water_reset"];
-        if !reset.is_null() {
-            println!(
-                "clock: the latest recorded time was reset by hand at {} (it was {})",
-                reset["at"].as_str().unwrap_or("-"),
-                reset["from"].as_str().unwrap_or("-")
-            );
-        }
     } else {
-        println!(
-            "daemon: running (pid {}, since {}, {} jobs from {})",
-            d["pid"],
-            d["started_at"].as_str().unwrap_or("-"),
-            d["jobs"],
-            d["jobs_dir"].as_str().unwrap_or("-")
-        );
-        println!("clock: {}", value["clock"]["state"].as_str().unwrap_or("-"));
-        // How the daemon keeps a task's processes inside it (absent from older daemons).
-        if let Some(detail) = value["isolation"]["detail"].as_str() {
-            println!("task isolation: {detail}");
-        }
-    }
-    let running = value["running"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    if running.is_empty() {
-        println!("running: nothing");
-    } else {
-        println!("unfinished runs:");
-        for r in running {
-            println!(
-                "  #{} {} {} (started {})",
-                r["run"],
-                r["job"].as_str().unwrap_or("-"),
-                r["status"].as_str().unwrap_or("-"),
-                r["started_at"].as_str().unwrap_or("-")
-            );
-        }
-    }
-    if let Some(fences) = value["fences"].as_array() {
-        println!("fencing (nothing of these tasks runs until their old processes are gone):");
-        for f in fences {
-            println!(
-                "  #{} task {} attempt {}: {} (retrying at {})",
-                f["run"],
-                f["task"],
-                f["attempt"],
-                f["error"].as_str().unwrap_or("-"),
-                f["retry_at"].as_str().unwrap_or("-")
-            );
-        }
-    }
-    let next = value["next"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if !next.is_empty() {
-        println!("next firings:");
-        for n in next {
-            let when = if n["paused"].as_bool() == Some(true) {
-                "paused".to_string()
-            } else if n["enabled"].as_bool() == Some(false) {
-                "disabled".to_string()
-            } else {
-                n["next"].as_str().unwrap_or("-").to_string()
-            };
-            println!("  {:<24} {when}", n["job"].as_str().unwrap_or("-"));
-        }
+        print!("{}", render_text(&status));
     }
     Ok(())
 }
 
-/// What the database says about the clock when no daemon runs: whether the clock is behind the
-/// high-water mark (schedules would wait; how to clear it) and the last reset by hand.
-fn stored_clock(store: &petit::store::Store) -> Result<Value, CliError> {
-    let high_water = store.high_water().map_err(store_error)?;
-    let now = petit::clock::now();
-    let state = (now < high_water).then(|| {
-        format!(
-            "behind the latest recorded time {high_water}: schedules will wait until then; {}",
-            super::clock::RESET_HINT
-        )
-    });
-    let reset = store.high_water_reset().map_err(store_error)?;
-    Ok(serde_json::json!({
-        "state": state,
-        "high_water": (high_water != petit::time::Timestamp::default()).then(|| high_water.rfc3339()),
-        "high_water_reset": reset.map(|r| serde_json::json!({
-            "at": r.at.rfc3339(),
-            "from": r.from.rfc3339(),
-            "cursors_moved": r.cursors_moved,
-            "firings_released": r.firings_released,
-        })),
-    }))
+/// The human form of `status`; ends with a newline.
+pub fn render_text(status: &StatusView) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    match &status.daemon {
+        None => {
+            line("daemon: not running".into());
+            if let Some(state) = status.clock.state() {
+                line(format!("clock: {state}"));
+            }
+            if let ClockView::Stored {
+                high_water_reset: Some(reset),
+                ..
+            } = &status.clock
+            {
+                line(format!(
+                    "clock: the latest recorded time was reset by hand at {} (it was {})",
+                    reset.at, reset.from
+                ));
+            }
+        }
+        Some(d) => {
+            line(format!(
+                "daemon: running (pid {}, since {}, {} jobs from {})",
+                d.pid, d.started_at, d.jobs, d.jobs_dir
+            ));
+            line(format!("clock: {}", status.clock.state().unwrap_or("-")));
+            // How the daemon keeps a task's processes inside it (absent from older daemons).
+            if let Some(iso) = &status.isolation {
+                line(format!("task isolation: {}", iso.detail));
+            }
+        }
+    }
+    if status.running.is_empty() {
+        line("running: nothing".into());
+    } else {
+        line("unfinished runs:".into());
+        for r in &status.running {
+            line(format!(
+                "  #{} {} {} (started {})",
+                r.run,
+                r.job,
+                r.status,
+                r.started_at.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    if !status.fences.is_empty() {
+        line("fencing (nothing of these tasks runs until their old processes are gone):".into());
+        for f in &status.fences {
+            line(format!(
+                "  #{} task {} attempt {}: {} (retrying at {})",
+                f.run, f.task, f.attempt, f.error, f.retry_at
+            ));
+        }
+    }
+    if !status.next.is_empty() {
+        line("next firings:".into());
+        for n in &status.next {
+            let when = if n.paused {
+                "paused"
+            } else if !n.enabled {
+                "disabled"
+            } else {
+                n.next.as_deref().unwrap_or("-")
+            };
+            line(format!("  {:<24} {when}", n.job));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text of the daemon's answer in `tests/data/json/status.json`, with a fence added.
+    #[test]
+    fn text_of_a_daemon_status() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/json/status.json");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut status: StatusView =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        status.fences.push(petit::view::FenceView {
+            attempt: 2,
+            error: "cannot signal".into(),
+            retry_at: "2026-12-01T10:21:00Z".into(),
+            run: 1,
+            task: 0,
+        });
+        assert_eq!(
+            render_text(&status),
+            "\
+daemon: running (pid 4242, since 2026-12-01T10:20:30Z, 4 jobs from /jobs)
+clock: trusted
+task isolation: (the machine's)
+unfinished runs:
+  #1 work running (started 2026-12-01T10:20:30Z)
+fencing (nothing of these tasks runs until their old processes are gone):
+  #1 task 0 attempt 2: cannot signal (retrying at 2026-12-01T10:21:00Z)
+next firings:
+  hourly                   2026-12-01T11:00:00Z
+  off                      disabled
+  paused                   paused
+  work                     -
+"
+        );
+    }
 }

@@ -40,7 +40,10 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
     // of the job: refuse when that is not the one JOBS_DIR holds.
     if let Some(dir) = &jobs_dir {
         if let Some(status) = super::client::ask(&location, &Request::Status)? {
-            check_daemon_definition(dir, &job_id, &status)?;
+            // A daemon whose answer this pt cannot read (another version) is not compared.
+            if let Ok(status) = serde_json::from_value::<petit::view::StatusView>(status) {
+                check_daemon_definition(dir, &job_id, &status)?;
+            }
         }
     }
     let request = Request::Trigger {
@@ -48,16 +51,17 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
         follow: !args.detach,
     };
     if let Some(answer) = super::client::ask_streaming(&location, &request, print_event_json)? {
-        let run = answer.get("run").and_then(|v| v.as_u64()).unwrap_or(0);
         if args.detach {
-            println!("run #{run} of {job_id} started");
+            let started: petit::view::Triggered = super::client::decode("trigger", answer)?;
+            println!("run #{} of {job_id} started", started.run);
             return Ok(());
         }
-        return match answer.get("status").and_then(|v| v.as_str()) {
-            Some("succeeded") => Ok(()),
+        let ended: petit::view::RunEnded = super::client::decode("trigger", answer)?;
+        return match ended.status.as_str() {
+            "succeeded" => Ok(()),
             other => Err(CliError::new(
                 ErrorKind::RunFailed,
-                format!("run #{run} {}", other.unwrap_or("failed")),
+                format!("run #{} {other}", ended.run),
             )),
         };
     }
@@ -130,13 +134,13 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
 fn check_daemon_definition(
     dir: &std::path::Path,
     job_id: &str,
-    status: &serde_json::Value,
+    status: &petit::view::StatusView,
 ) -> Result<(), CliError> {
-    let daemon = &status["daemon"];
-    let Some(theirs) = daemon["jobs_dir"].as_str().map(PathBuf::from) else {
-        return Ok(()); // an older daemon that does not say: nothing to compare
+    let Some(daemon) = &status.daemon else {
+        return Ok(()); // no daemon: nothing to compare
     };
-    let pid = daemon["pid"].as_u64().unwrap_or(0);
+    let theirs = PathBuf::from(&daemon.jobs_dir);
+    let pid = daemon.pid;
     // A daemon started with a relative directory reports it relative to its own cwd.
     let theirs = if theirs.is_relative() {
         match std::fs::read_link(format!("/proc/{pid}/cwd")) {

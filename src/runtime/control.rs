@@ -428,29 +428,23 @@ async fn serve_connection(
         .unwrap_or_else(|_| Response::error(1, "the daemon is shutting down"));
     match request {
         Request::Trigger { follow: true, .. } if response.ok => {
-            let Some(run_id) = response
-                .data
-                .get("run")
-                .and_then(Value::as_u64)
-                .map(RunId::new)
+            let Ok(crate::view::Triggered { run: run_id }) =
+                serde_json::from_value(response.data.clone())
             else {
                 let _ = write_line(&mut write, &response).await;
                 return;
             };
             loop {
                 match rx.recv().await {
-                    Ok(e) if e.run_id == run_id => {
+                    Ok(e) if e.run_id.get() == run_id => {
                         let done = is_run_end(e.kind);
                         if write_event(&mut write, &e).await.is_err() {
                             return;
                         }
                         if done {
                             let status = run_end_status(e.kind);
-                            let _ = write_line(
-                                &mut write,
-                                &Response::ok(serde_json::json!({"run": run_id, "status": status})),
-                            )
-                            .await;
+                            let _ = write_line(&mut write, &run_ended(run_id, status.to_string()))
+                                .await;
                             return;
                         }
                     }
@@ -458,16 +452,10 @@ async fn serve_connection(
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         // Events were dropped, maybe this run's end among them: ask the daemon
                         // how the run stands instead of waiting for an event that is gone.
-                        tracing::warn!(run = run_id.get(), "a follower lagged; {n} events dropped");
-                        match ended_status(&to_daemon, run_id).await {
+                        tracing::warn!(run = run_id, "a follower lagged; {n} events dropped");
+                        match ended_status(&to_daemon, RunId::new(run_id)).await {
                             Some(status) => {
-                                let _ = write_line(
-                                    &mut write,
-                                    &Response::ok(
-                                        serde_json::json!({"run": run_id, "status": status}),
-                                    ),
-                                )
-                                .await;
+                                let _ = write_line(&mut write, &run_ended(run_id, status)).await;
                                 return;
                             }
                             None => continue,
@@ -510,12 +498,14 @@ async fn ended_status(to_daemon: &mpsc::Sender<Envelope>, id: RunId) -> Option<S
     };
     to_daemon.send(envelope).await.ok()?;
     let response = reply_rx.await.ok()?;
-    let status = response.data.get("status")?.as_str()?;
+    let status = serde_json::from_value::<crate::view::RunDetail>(response.data)
+        .ok()?
+        .status;
     let ended = matches!(
-        status,
+        status.as_str(),
         "succeeded" | "failed" | "cancelled" | "skipped" | "missed"
     );
-    ended.then(|| status.to_string())
+    ended.then_some(status)
 }
 
 /// Whether an event ends its run.
@@ -529,6 +519,11 @@ pub fn is_run_end(kind: EventKind) -> bool {
     )
 }
 
+/// The final answer to a followed trigger.
+fn run_ended(run: u64, status: String) -> Response {
+    Response::ok(crate::view::to_json(&crate::view::RunEnded { run, status }))
+}
+
 fn run_end_status(kind: EventKind) -> &'static str {
     match kind {
         EventKind::RunSucceeded => "succeeded",
@@ -539,8 +534,10 @@ fn run_end_status(kind: EventKind) -> &'static str {
 }
 
 async fn write_event(w: &mut tokio::net::unix::OwnedWriteHalf, e: &Event) -> std::io::Result<()> {
-    let mut s =
-        serde_json::to_string(&serde_json::json!({ "event": event_json(e) })).unwrap_or_default();
+    let line = crate::view::EventLine {
+        event: crate::view::EventView::of(e),
+    };
+    let mut s = serde_json::to_string(&line).unwrap_or_default();
     s.push('\n');
     w.write_all(s.as_bytes()).await
 }
@@ -553,7 +550,7 @@ async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, r: &Response) -> s
 
 /// The stable JSON form of an event (`pt events --json`).
 pub fn event_json(e: &Event) -> Value {
-    serde_json::to_value(crate::view::EventView::of(e)).unwrap_or(Value::Null)
+    crate::view::to_json(&crate::view::EventView::of(e))
 }
 
 pub use crate::state::socket_path;
@@ -740,9 +737,19 @@ mod tests {
                         }
                     }
                     Request::Run { .. } => {
-                        let _ = env
-                            .reply
-                            .send(Response::ok(serde_json::json!({"status": "succeeded"})));
+                        let _ = env.reply.send(Response::ok(crate::view::to_json(
+                            &crate::view::RunDetail {
+                                ended_at: Some("2026-01-01T00:00:01Z".into()),
+                                id: 7,
+                                job_id: "j".into(),
+                                reason: None,
+                                scheduled_at: "2026-01-01T00:00:00Z".into(),
+                                started_at: Some("2026-01-01T00:00:00Z".into()),
+                                status: "succeeded".into(),
+                                tasks: Vec::new(),
+                                trigger: "manual".into(),
+                            },
+                        )));
                     }
                     _ => {
                         let _ = env.reply.send(Response::ok(Value::Null));

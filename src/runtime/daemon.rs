@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::core::run::{Input, Run, RunId, RunState, RunStatus, Trigger};
@@ -28,6 +28,7 @@ use crate::runtime::world::World;
 use crate::runtime::{sdnotify, walltimer, watch};
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
+use crate::view;
 
 /// How often the clock's sync state is re-read while schedules wait for it. The only periodic
 /// wake-up besides the systemd watchdog, and only until the clock is trusted.
@@ -763,12 +764,12 @@ impl<W: World> Daemon<W> {
 
     fn handle_inner(&mut self, request: Request) -> Result<Response, DaemonError> {
         Ok(match request {
-            Request::Status => Response::ok(self.status_json()?),
+            Request::Status => Response::ok(view::to_json(&self.status_view()?)),
             Request::Trigger { job, .. } => match self.jobs.get(&job).cloned() {
                 Some(j) => {
                     let id = self.create_run(&j, Trigger::Manual)?;
                     self.start_ready()?;
-                    Response::ok(json!({ "run": id }))
+                    Response::ok(view::to_json(&view::Triggered { run: id.get() }))
                 }
                 None => Response::error(
                     2,
@@ -781,7 +782,10 @@ impl<W: World> Daemon<W> {
             },
             Request::Cancel { run } => {
                 if self.engine.cancel(run) {
-                    Response::ok(json!({ "run": run, "cancelling": true }))
+                    Response::ok(view::to_json(&view::Cancelling {
+                        cancelling: true,
+                        run: run.get(),
+                    }))
                 } else {
                     match self.store().run(run)? {
                         Some(r) => Response::error(
@@ -799,7 +803,7 @@ impl<W: World> Daemon<W> {
                 let now = self.unpause_time()?;
                 self.engine.write(|tx| tx.set_paused(&job, true, now))?;
                 self.paused.insert(job.clone());
-                Response::ok(json!({ "job": job, "paused": true }))
+                Response::ok(view::to_json(&view::PauseState { job, paused: true }))
             }
             Request::Unpause { job } => {
                 let now = self.unpause_time()?;
@@ -807,7 +811,7 @@ impl<W: World> Daemon<W> {
                 if self.paused.remove(&job) {
                     self.unpaused.insert(job.clone(), now);
                 }
-                Response::ok(json!({ "job": job, "paused": false }))
+                Response::ok(view::to_json(&view::PauseState { job, paused: false }))
             }
             Request::History { job, limit } => Response::ok(crate::view::to_json(
                 &crate::view::history(self.store(), &job, limit)?,
@@ -821,140 +825,95 @@ impl<W: World> Daemon<W> {
             Request::Events { .. } => Response::ok(Value::Array(
                 self.recent.iter().map(control::event_json).collect(),
             )),
-            Request::Jobs => Response::ok(self.jobs_json()?),
+            Request::Jobs => Response::ok(view::to_json(&self.jobs_view()?)),
         })
     }
 
-    /// The answer to [`Request::Jobs`]: `{jobs: [{..., tasks: [{id, max_attempts}]}], runs:
-    /// [{run, tasks: [{id, max_attempts, retry_at}]}]}`; `runs` covers the unfinished runs, with
-    /// each run's own definition.
-    fn jobs_json(&self) -> Result<Value, DaemonError> {
+    /// A job's next firing after its cursor (none while paused).
+    fn next_of(&self, job: &Job, now: Timestamp) -> Result<Option<Timestamp>, DaemonError> {
+        if self.paused.contains(&job.id) {
+            return Ok(None);
+        }
+        let cursor = match self.cursors.get(&job.id) {
+            Some(c) => *c,
+            None => self.store().cursor(&job.id)?.unwrap_or(now),
+        };
+        Ok(scheduler::next_firing(job, cursor))
+    }
+
+    /// The answer to [`Request::Jobs`] ([`view::JobsView`]); `runs` covers the unfinished
+    /// runs, with each run's own definition.
+    fn jobs_view(&self) -> Result<view::JobsView, DaemonError> {
         let now = self.engine.world().wall_now();
         let active = self.engine.active_summaries();
         let mut jobs = Vec::new();
         for job in self.jobs.values() {
-            let paused = self.paused.contains(&job.id);
-            let cursor = match self.cursors.get(&job.id) {
-                Some(c) => *c,
-                None => self.store().cursor(&job.id)?.unwrap_or(now),
-            };
-            let next = if paused {
-                None
-            } else {
-                scheduler::next_firing(job, cursor)
-            };
             let last = self.store().runs_of_job(&job.id, 1)?.into_iter().next();
-            let running: Vec<RunId> = active
+            let running: Vec<u64> = active
                 .iter()
                 .filter(|(_, j, _, _)| *j == job.id)
-                .map(|(id, ..)| *id)
+                .map(|(id, ..)| id.get())
                 .collect();
-            jobs.push(json!({
-                "id": job.id,
-                "name": job.name,
-                "schedule": job.schedule.as_ref().map(|s| s.expr().to_string()),
-                "schedule_text": job.schedule.as_ref().map(|s| s.describe()),
-                "timezone": job.timezone.name(),
-                "next": next.map(|t| t.rfc3339()),
-                "paused": paused,
-                "enabled": job.enabled,
-                "last": last.map(|r| json!({
-                    "id": r.id, "status": r.status.name(), "trigger": r.trigger.name(),
-                    "started_at": r.started_at.map(|t| t.rfc3339()),
-                    "ended_at": r.ended_at.map(|t| t.rfc3339()),
-                })),
-                "running": running,
-                "tasks": job.tasks.iter().map(|t| json!({
-                    "id": t.id, "max_attempts": t.retry.max_retries.saturating_add(1),
-                })).collect::<Vec<_>>(),
-            }));
+            jobs.push(view::JobView::of(
+                job,
+                self.next_of(job, now)?,
+                self.paused.contains(&job.id),
+                last.as_ref(),
+                running,
+            ));
         }
-        let mut runs = Vec::new();
-        for (id, ..) in &active {
-            let (Some(job), Some(state)) = (self.engine.job_of(*id), self.engine.run_state(*id))
-            else {
-                continue;
-            };
-            let tasks: Vec<Value> = job
-                .tasks
-                .iter()
-                .zip(&state.tasks)
-                .map(|(t, s)| {
-                    let retry_at = match s.status {
-                        crate::core::run::TaskStatus::RetryWait { until } => Some(until.rfc3339()),
-                        _ => None,
-                    };
-                    json!({
-                        "id": t.id,
-                        "max_attempts": t.retry.max_retries.saturating_add(1),
-                        "retry_at": retry_at,
-                    })
-                })
-                .collect();
-            runs.push(json!({ "run": id, "tasks": tasks }));
-        }
-        Ok(json!({ "jobs": jobs, "runs": runs }))
+        let runs = active
+            .iter()
+            .filter_map(|(id, ..)| {
+                let (job, state) = (self.engine.job_of(*id)?, self.engine.run_state(*id)?);
+                Some(view::RunLimits::of(&job, state))
+            })
+            .collect();
+        Ok(view::JobsView { jobs, runs })
     }
 
-    fn status_json(&self) -> Result<Value, DaemonError> {
+    /// The answer to [`Request::Status`] ([`view::StatusView`]).
+    fn status_view(&self) -> Result<view::StatusView, DaemonError> {
         let now = self.engine.world().wall_now();
-        let running: Vec<Value> = self
+        let running = self
             .engine
             .active_summaries()
             .into_iter()
-            .map(|(id, job, status, started)| {
-                json!({
-                    "run": id, "job": job, "status": status.name(),
-                    "started_at": started.map(|t| t.rfc3339()),
-                })
-            })
+            .map(|(id, job, status, started)| view::ActiveRun::of(id.get(), &job, status, started))
             .collect();
         let mut next = Vec::new();
         for job in self.jobs.values() {
-            let cursor = match self.cursors.get(&job.id) {
-                Some(c) => *c,
-                None => self.store().cursor(&job.id)?.unwrap_or(now),
-            };
-            let at = if self.paused.contains(&job.id) {
-                None
-            } else {
-                scheduler::next_firing(job, cursor)
-            };
-            next.push(json!({
-                "job": job.id,
-                "schedule": job.schedule.as_ref().map(|s| s.expr().to_string()),
-                "next": at.map(|t| t.rfc3339()),
-                "paused": self.paused.contains(&job.id),
-                "enabled": job.enabled,
-            }));
+            let at = self.next_of(job, now)?;
+            next.push(view::NextFiring::of(job, at, self.paused.contains(&job.id)));
         }
-        let mut status = json!({
-            "daemon": {
-                "pid": std::process::id(),
-                "started_at": self.started_at.rfc3339(),
-                "jobs_dir": self.config.jobs_dir.display().to_string(),
-                "jobs": self.jobs.len(),
+        let fences = self
+            .engine
+            .fences()
+            .into_iter()
+            .map(|f| view::FenceView {
+                attempt: f.attempt,
+                error: f.error,
+                retry_at: f.retry_at.rfc3339(),
+                run: f.run.get(),
+                task: f.task,
+            })
+            .collect();
+        Ok(view::StatusView {
+            clock: view::ClockView::Daemon {
+                state: trust_text(self.trust),
+                trusted: self.trust == ClockTrust::Trusted,
             },
-            "isolation": crate::runtime::process::isolation_json(),
-            "clock": { "trusted": self.trust == ClockTrust::Trusted, "state": trust_text(self.trust) },
-            "running": running,
-            "next": next,
-        });
-        let fences = self.engine.fences();
-        if !fences.is_empty() {
-            status["fences"] = Value::Array(
-                fences
-                    .iter()
-                    .map(|f| {
-                        json!({
-                            "run": f.run, "task": f.task, "attempt": f.attempt,
-                            "error": f.error, "retry_at": f.retry_at.rfc3339(),
-                        })
-                    })
-                    .collect(),
-            );
-        }
-        Ok(status)
+            daemon: Some(view::DaemonView {
+                jobs: self.jobs.len(),
+                jobs_dir: self.config.jobs_dir.display().to_string(),
+                pid: std::process::id(),
+                started_at: self.started_at.rfc3339(),
+            }),
+            fences,
+            isolation: Some(crate::runtime::process::isolation_view()),
+            next,
+            running,
+        })
     }
 }
 
@@ -966,8 +925,8 @@ pub fn trust_text(t: ClockTrust) -> String {
             format!("waiting for the kernel to report a synchronized clock (since {since})")
         }
         ClockTrust::BehindHighWater { high_water } => format!(
-            "the clock is behind the latest recorded time {high_water}; if the clock is right \
-             now and that time was wrong, stop pt run and run `pt clock reset-high-water`"
+            "the clock is behind the latest recorded time {high_water}; {}",
+            view::CLOCK_RESET_HINT
         ),
     }
 }

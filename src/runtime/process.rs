@@ -110,8 +110,8 @@ pub fn isolation_mode() -> &'static str {
     isolation::isolation().name()
 }
 
-/// The isolation mode for `pt status --json`: `{"mode", "detail", "cgroup", "limits"}`.
-pub fn isolation_json() -> serde_json::Value {
+/// The isolation of this process, for the status answer (`pt status --json`).
+pub fn isolation_view() -> crate::view::IsolationView {
     let iso = isolation::isolation();
     let root = iso.cgroup();
     let mut limits = Vec::new();
@@ -121,12 +121,12 @@ pub fn isolation_json() -> serde_json::Value {
     if root.is_some_and(|r| r.cpu) {
         limits.push("cpu_weight");
     }
-    serde_json::json!({
-        "mode": iso.name(),
-        "detail": iso.describe(),
-        "cgroup": root.map(|r| r.dir.display().to_string()),
-        "limits": limits,
-    })
+    crate::view::IsolationView {
+        cgroup: root.map(|r| r.dir.display().to_string()),
+        detail: iso.describe(),
+        limits: limits.into_iter().map(String::from).collect(),
+        mode: iso.name().to_string(),
+    }
 }
 
 /// Why an attempt could not be started; the process does not exist.

@@ -3,11 +3,12 @@
 //! Pure: [`App`] takes keys ([`Key`]), data ([`Update`]) and lifecycle events, and answers
 //! with [`Effect`]s for the shell (`tui::mod`) to perform: fetch something, ask the daemon to
 //! act, quit. It does no I/O and reads no clock (`now` is passed to what needs it), so every
-//! key binding and every refresh decision is tested without a terminal or a daemon.
-
-use serde_json::Value;
+//! key binding and every refresh decision is tested without a terminal or a daemon. Its data
+//! arrives as the typed views of [`crate::view`] (decoded by `tui::source`), so a field the
+//! daemon renamed is a decode error on the message line, never a silent `-`.
 
 use crate::time::Timestamp;
+use crate::view;
 
 /// Most lifecycle events kept for the Events view.
 pub const EVENTS_MAX: usize = 500;
@@ -249,15 +250,21 @@ pub struct LogText {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Update {
     /// The answers to [`Query::Overview`]: `pt status --json` and the `Jobs` request.
-    Overview { status: Value, jobs: Value },
+    Overview {
+        status: view::StatusView,
+        jobs: view::JobsView,
+    },
     /// `pt history JOB --json`.
-    History { job: String, runs: Value },
+    History {
+        job: String,
+        runs: Vec<view::RunSummary>,
+    },
     /// `pt history --run N --json`.
-    Run { detail: Value },
+    Run { detail: view::RunDetail },
     /// The tail of a log.
     Log(LogText),
-    /// A lifecycle event (`pt events --json` shape).
-    Event(Value),
+    /// A lifecycle event (`pt events --json`).
+    Event(view::EventView),
     /// The result of an action, in words.
     Done(Result<String, String>),
     /// A fetch failed.
@@ -296,116 +303,106 @@ pub struct App {
     pub page: usize,
 }
 
-fn time(v: &Value, k: &str) -> Option<Timestamp> {
-    v.get(k)
-        .and_then(Value::as_str)
-        .and_then(Timestamp::parse_rfc3339)
+fn time(t: Option<&str>) -> Option<Timestamp> {
+    t.and_then(Timestamp::parse_rfc3339)
 }
 
-fn text(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or("-").to_string()
-}
-
-fn opt_text(v: &Value, k: &str) -> Option<String> {
-    v.get(k).and_then(Value::as_str).map(str::to_string)
-}
-
-fn array(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or(&[])
-}
-
-/// Parses one job of the `Jobs` answer.
-pub fn job_row(v: &Value) -> JobRow {
+/// One job of the `Jobs` answer.
+pub fn job_row(v: &view::JobView) -> JobRow {
+    let l = &v.listing;
     JobRow {
-        id: text(v, "id"),
-        name: text(v, "name"),
-        schedule: opt_text(v, "schedule"),
-        schedule_text: opt_text(v, "schedule_text"),
-        timezone: v["timezone"].as_str().unwrap_or("UTC").to_string(),
-        next: time(v, "next"),
-        paused: v["paused"].as_bool().unwrap_or(false),
-        enabled: v["enabled"].as_bool().unwrap_or(true),
-        last: v.get("last").filter(|l| !l.is_null()).map(|l| LastRun {
-            id: l["id"].as_u64().unwrap_or(0),
-            status: text(l, "status"),
+        id: l.id.clone(),
+        name: l.name.clone(),
+        schedule: l.schedule.clone(),
+        schedule_text: v.schedule_text.clone(),
+        timezone: l.timezone.clone(),
+        next: time(l.next.as_deref()),
+        paused: v.paused,
+        enabled: l.enabled,
+        last: v.last.as_ref().map(|r| LastRun {
+            id: r.id,
+            status: r.status.clone(),
         }),
-        running: array(&v["running"])
+        running: v.running.clone(),
+        max_attempts: v
+            .tasks
             .iter()
-            .filter_map(Value::as_u64)
-            .collect(),
-        max_attempts: array(&v["tasks"])
-            .iter()
-            .filter_map(|t| Some((text(t, "id"), t["max_attempts"].as_u64()? as u32)))
+            .map(|t| (t.id.clone(), t.max_attempts))
             .collect(),
     }
 }
 
-/// Parses a run summary (`pt history --json` element).
-pub fn run_row(v: &Value) -> RunRow {
-    let n = |k: &str| v["tasks"].get(k).and_then(Value::as_u64).unwrap_or(0);
-    let counts = if v["tasks"].is_array() {
-        let count = |s: &str| {
-            array(&v["tasks"])
-                .iter()
-                .filter(|t| t["status"] == s)
-                .count() as u64
-        };
-        (count("succeeded"), count("failed"), count("skipped"))
-    } else {
-        (n("succeeded"), n("failed"), n("skipped"))
-    };
+/// The head of a run (a `pt history --json` element, or a run in detail) with its tasks
+/// counted (succeeded, failed, skipped).
+fn run_head<T>(v: &view::RunView<T>, counts: (u64, u64, u64)) -> RunRow {
     RunRow {
-        id: v["id"].as_u64().unwrap_or(0),
-        job_id: text(v, "job_id"),
-        trigger: text(v, "trigger"),
-        scheduled_at: time(v, "scheduled_at"),
-        status: text(v, "status"),
-        started_at: time(v, "started_at"),
-        ended_at: time(v, "ended_at"),
-        reason: opt_text(v, "reason"),
+        id: v.id,
+        job_id: v.job_id.clone(),
+        trigger: v.trigger.clone(),
+        scheduled_at: time(Some(&v.scheduled_at)),
+        status: v.status.clone(),
+        started_at: time(v.started_at.as_deref()),
+        ended_at: time(v.ended_at.as_deref()),
+        reason: v.reason.clone(),
         counts,
     }
 }
 
-/// Parses a run in detail (`pt history --run N --json`).
-pub fn run_detail(v: &Value) -> RunDetail {
-    let tasks = array(&v["tasks"])
+/// A run summary (`pt history --json` element).
+pub fn run_row(v: &view::RunSummary) -> RunRow {
+    let t = &v.tasks;
+    run_head(
+        v,
+        (
+            u64::from(t.succeeded),
+            u64::from(t.failed),
+            u64::from(t.skipped),
+        ),
+    )
+}
+
+/// A run in detail (`pt history --run N --json`).
+pub fn run_detail(v: &view::RunDetail) -> RunDetail {
+    let count = |s: &str| v.tasks.iter().filter(|t| t.status == s).count() as u64;
+    let tasks = v
+        .tasks
         .iter()
         .map(|t| TaskRow {
-            id: text(t, "id"),
-            status: text(t, "status"),
-            attempts: array(&t["attempts"])
+            id: t.id.clone(),
+            status: t.status.clone(),
+            attempts: t
+                .attempts
                 .iter()
                 .map(|a| AttemptRow {
-                    no: a["attempt"].as_u64().unwrap_or(0) as u32,
-                    status: text(a, "status"),
-                    exit_code: a["exit_code"].as_i64(),
-                    signal: a["signal"].as_i64(),
-                    started_at: time(a, "started_at"),
-                    ended_at: time(a, "ended_at"),
-                    message: opt_text(a, "message"),
-                    log: a["log"].as_str().unwrap_or_default().to_string(),
+                    no: a.attempt,
+                    status: a.status.clone(),
+                    exit_code: a.exit_code.map(i64::from),
+                    signal: a.signal.map(i64::from),
+                    started_at: time(Some(&a.started_at)),
+                    ended_at: time(a.ended_at.as_deref()),
+                    message: a.message.clone(),
+                    log: a.log.clone(),
                 })
                 .collect(),
             extra: TaskExtra::default(),
         })
         .collect();
     RunDetail {
-        run: run_row(v),
+        run: run_head(v, (count("succeeded"), count("failed"), count("skipped"))),
         tasks,
     }
 }
 
-/// Parses one event (`pt events --json` line).
-pub fn event_row(v: &Value) -> EventRow {
+/// One event (`pt events --json` line).
+pub fn event_row(v: &view::EventView) -> EventRow {
     EventRow {
-        at: time(v, "at"),
-        kind: text(v, "kind"),
-        run: v["run"].as_u64().unwrap_or(0),
-        job: text(v, "job"),
-        task: opt_text(v, "task"),
-        attempt: v["attempt"].as_u64(),
-        detail: v["detail"].as_str().unwrap_or_default().to_string(),
+        at: time(Some(&v.at)),
+        kind: v.kind.clone(),
+        run: v.run,
+        job: v.job.clone(),
+        task: v.task.clone(),
+        attempt: v.attempt.map(u64::from),
+        detail: v.detail.clone(),
     }
 }
 
@@ -801,37 +798,40 @@ impl App {
         match update {
             Update::Overview { status, jobs } => {
                 self.header = Header {
-                    daemon_pid: status["daemon"]["pid"].as_u64(),
-                    clock: status["clock"]["state"].as_str().map(str::to_string),
-                    running: array(&status["running"])
+                    daemon_pid: status.daemon.as_ref().map(|d| u64::from(d.pid)),
+                    clock: status.clock.state().map(str::to_string),
+                    running: status
+                        .running
                         .iter()
-                        .map(|r| (r["run"].as_u64().unwrap_or(0), text(r, "job")))
+                        .map(|r| (r.run, r.job.clone()))
                         .collect(),
                 };
-                self.jobs = array(&jobs["jobs"]).iter().map(job_row).collect();
-                self.extras = array(&jobs["runs"])
+                self.jobs = jobs.jobs.iter().map(job_row).collect();
+                self.extras = jobs
+                    .runs
                     .iter()
                     .map(|r| {
-                        let tasks = array(&r["tasks"])
+                        let tasks = r
+                            .tasks
                             .iter()
                             .map(|t| {
                                 (
-                                    text(t, "id"),
+                                    t.id.clone(),
                                     TaskExtra {
-                                        max_attempts: t["max_attempts"].as_u64().map(|n| n as u32),
-                                        retry_at: time(t, "retry_at"),
+                                        max_attempts: Some(t.max_attempts),
+                                        retry_at: time(t.retry_at.as_deref()),
                                     },
                                 )
                             })
                             .collect();
-                        (r["run"].as_u64().unwrap_or(0), tasks)
+                        (r.run, tasks)
                     })
                     .collect();
                 self.apply_extras();
                 Vec::new()
             }
             Update::History { job, runs } => {
-                self.runs = array(&runs).iter().map(run_row).collect();
+                self.runs = runs.iter().map(run_row).collect();
                 self.runs_job = Some(job);
                 Vec::new()
             }

@@ -177,7 +177,7 @@ async fn event_loop(term: &mut Term, source: Source) -> Result<(), Error> {
     let mut events = source.events().await;
     for e in source.recent_events().await {
         // Old events only fill the Events view; the first overview covers what they changed.
-        let _ = app.on_update(Update::Event(e));
+        let _ = app.on_update(e);
     }
     let mut keys = spawn_keyboard();
     loop {
@@ -198,7 +198,7 @@ async fn event_loop(term: &mut Term, source: Source) -> Result<(), Error> {
             },
             event = next_event(&mut events) => match event {
                 Some(v) => {
-                    let mut out = app.on_update(Update::Event(v));
+                    let mut out = app.on_update(source::event_update(v));
                     // Take the rest of a burst before fetching, so one fetch covers it.
                     while let Some(c) = events.as_mut() {
                         let more = tokio::select! {
@@ -207,7 +207,7 @@ async fn event_loop(term: &mut Term, source: Source) -> Result<(), Error> {
                             _ = std::future::ready(()) => break,
                         };
                         match more {
-                            Ok(Some(Err(v))) => out.extend(app.on_update(Update::Event(v))),
+                            Ok(Some(Err(v))) => out.extend(app.on_update(source::event_update(v))),
                             _ => {
                                 events = None;
                                 out.extend(app.on_update(Update::Disconnected));

@@ -1,22 +1,24 @@
 //! Where the dashboard's data comes from: a running daemon's control socket, or, when none
 //! runs, a read-only snapshot of the database.
 //!
-//! Answers [`Query`]s with [`Update`]s and performs [`Action`]s. Every answer has the JSON
-//! shape of the `--json` interfaces (`pt status`, `pt history`, `pt events`), whichever side
-//! built it, so the view-model parses one format. Log files are read directly in both modes.
-//! Errors become [`Update::Failed`] messages: nothing here panics or ends the dashboard.
+//! Answers [`Query`]s with [`Update`]s and performs [`Action`]s. Every answer is a typed view
+//! of [`crate::view`], whichever side built it: the daemon's answers are decoded (an answer of
+//! another shape is an error, shown as such), a snapshot builds the same views from records.
+//! Log files are read directly in both modes. Errors become [`Update::Failed`] messages:
+//! nothing here panics or ends the dashboard.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::app::{Action, LogText, Query, Update, HISTORY_LIMIT};
-use crate::core::run::{RunId, TaskStatus};
+use crate::core::run::RunId;
 use crate::runtime::control::{Client, Connect, Request, Response};
 use crate::state::{Layout, OpenError};
 use crate::store::Store;
 use crate::time::Timestamp;
+use crate::view::{self, JobListing, JobView, JobsView, LastRun, RunLimits, StatusView};
 
 /// Bytes read from the end of a log file (logs are capped at `max_log_bytes`, 1 MiB by default).
 const LOG_TAIL_BYTES: u64 = 256 * 1024;
@@ -48,6 +50,20 @@ pub async fn ask(socket: &Path, request: &Request) -> Result<Option<Value>, Stri
             Some(Ok(Response { ok: true, data, .. })) => return Ok(Some(data)),
             Some(Ok(Response { error, .. })) => return Err(error.unwrap_or_default()),
         }
+    }
+}
+
+/// The daemon's answer to `what` as its typed view.
+pub fn decode<T: serde::de::DeserializeOwned>(what: &str, data: Value) -> Result<T, String> {
+    serde_json::from_value(data)
+        .map_err(|e| format!("the daemon's {what} answer is not what this pt reads: {e}"))
+}
+
+/// A pushed event as an update: the event, or why it could not be read.
+pub fn event_update(data: Value) -> Update {
+    match decode("event", data) {
+        Ok(e) => Update::Event(e),
+        Err(e) => Update::Failed(e),
     }
 }
 
@@ -84,13 +100,13 @@ impl Source {
         }
     }
 
-    /// The events the daemon remembers, oldest first (empty for a snapshot).
-    pub async fn recent_events(&self) -> Vec<Value> {
+    /// The events the daemon remembers, oldest first, as updates (none for a snapshot).
+    pub async fn recent_events(&self) -> Vec<Update> {
         let Source::Daemon { socket } = self else {
             return Vec::new();
         };
         match ask(socket, &Request::Events { follow: false }).await {
-            Ok(Some(Value::Array(v))) => v,
+            Ok(Some(Value::Array(v))) => v.into_iter().map(event_update).collect(),
             _ => Vec::new(),
         }
     }
@@ -118,31 +134,31 @@ impl Source {
                 let need = |v: Option<Value>| v.ok_or_else(|| "the daemon stopped".to_string());
                 Ok(match query {
                     Query::Overview => Update::Overview {
-                        status: need(ask(socket, &Request::Status).await?)?,
-                        jobs: need(ask(socket, &Request::Jobs).await?)?,
+                        status: decode("status", need(ask(socket, &Request::Status).await?)?)?,
+                        jobs: decode("jobs", need(ask(socket, &Request::Jobs).await?)?)?,
                     },
-                    Query::History { job } => Update::History {
-                        job: job.clone(),
-                        runs: need(
-                            ask(
-                                socket,
-                                &Request::History {
-                                    job: job.clone(),
-                                    limit: HISTORY_LIMIT,
-                                },
-                            )
-                            .await?,
-                        )?,
-                    },
+                    Query::History { job } => {
+                        let request = Request::History {
+                            job: job.clone(),
+                            limit: HISTORY_LIMIT,
+                        };
+                        Update::History {
+                            job: job.clone(),
+                            runs: decode("history", need(ask(socket, &request).await?)?)?,
+                        }
+                    }
                     Query::Run { id } => Update::Run {
-                        detail: need(
-                            ask(
-                                socket,
-                                &Request::Run {
-                                    id: RunId::new(*id),
-                                },
-                            )
-                            .await?,
+                        detail: decode(
+                            "run",
+                            need(
+                                ask(
+                                    socket,
+                                    &Request::Run {
+                                        id: RunId::new(*id),
+                                    },
+                                )
+                                .await?,
+                            )?,
                         )?,
                     },
                     Query::Log { .. } => unreachable_log(),
@@ -157,14 +173,11 @@ impl Source {
                     }
                     Query::History { job } => Update::History {
                         job: job.clone(),
-                        runs: crate::view::history(store, job, HISTORY_LIMIT)
-                            .map(|v| serde_json::to_value(v).unwrap_or_default())
-                            .map_err(e)?,
+                        runs: view::history(store, job, HISTORY_LIMIT).map_err(e)?,
                     },
                     Query::Run { id } => Update::Run {
-                        detail: crate::view::run_detail(store, RunId::new(*id), logs_dir)
+                        detail: view::run_detail(store, RunId::new(*id), logs_dir)
                             .map_err(e)?
-                            .map(|v| serde_json::to_value(v).unwrap_or_default())
                             .ok_or_else(|| format!("no run #{id}"))?,
                     },
                     Query::Log { .. } => unreachable_log(),
@@ -195,7 +208,7 @@ impl Source {
         Ok(match action {
             Action::Trigger { job } => format!(
                 "run #{} of {job} triggered",
-                data["run"].as_u64().unwrap_or(0)
+                decode::<view::Triggered>("trigger", data)?.run
             ),
             Action::Cancel { run } => format!("cancelling run #{run}"),
             Action::Pause { job } => format!("{job} paused"),
@@ -259,41 +272,23 @@ fn clean_line(line: &str) -> String {
     s
 }
 
-/// The overview of a database without a daemon: the `Status` and `Jobs` shapes, built from
-/// records. Jobs are those of the newest runs (and paused jobs), each described by the
-/// definition its newest run was created with.
+/// The overview of a database without a daemon: the status the database gives
+/// ([`StatusView::stored`]) and the `Jobs` answer built from records. Jobs are those of the
+/// newest runs (and paused jobs), each described by the definition its newest run was created
+/// with (a job whose definition no longer parses shows its id alone).
 fn snapshot_overview(
     store: &Store,
     now: Timestamp,
-) -> Result<(Value, Value), crate::store::StoreError> {
-    let active = store.active_runs()?;
-    let mut running = Vec::new();
-    let mut extras = Vec::new();
-    for id in &active {
-        let Some(state) = store.load_run(*id)? else {
-            continue;
-        };
-        running.push(json!({
-            "run": state.run.id, "job": state.run.job_id, "status": state.run.status.name(),
-            "started_at": state.run.started_at.map(|t| t.rfc3339()),
-        }));
-        let Some(job) = snapshot_job(store, id.get())? else {
-            continue;
-        };
-        let tasks: Vec<Value> = job
-            .tasks
-            .iter()
-            .zip(&state.tasks)
-            .map(|(t, s)| {
-                let retry_at = match s.status {
-                    TaskStatus::RetryWait { until } => Some(until.rfc3339()),
-                    _ => None,
-                };
-                json!({"id": t.id, "max_attempts": t.retry.max_retries.saturating_add(1),
-                       "retry_at": retry_at})
-            })
-            .collect();
-        extras.push(json!({"run": id, "tasks": tasks}));
+) -> Result<(StatusView, JobsView), crate::store::StoreError> {
+    let status = StatusView::stored(store, now)?;
+    let mut runs = Vec::new();
+    for r in &status.running {
+        if let (Some(state), Some(job)) = (
+            store.load_run(RunId::new(r.run))?,
+            snapshot_job(store, r.run)?,
+        ) {
+            runs.push(RunLimits::of(&job, &state));
+        }
     }
     let paused = store.paused_jobs()?;
     // Newest run per job, from the newest runs.
@@ -313,36 +308,39 @@ fn snapshot_overview(
     let mut jobs = Vec::new();
     for (job_id, last_id) in &newest {
         let last = store.runs_of_job(job_id, 1)?.into_iter().next();
-        let definition = snapshot_job(store, *last_id)?;
         let is_paused = paused.contains(job_id);
-        let cursor = store.cursor(job_id)?.unwrap_or(now);
-        let next = match &definition {
-            Some(j) if !is_paused => crate::core::scheduler::next_firing(j, cursor),
-            _ => None,
-        };
-        let running_ids: Vec<u64> = running
+        let running: Vec<u64> = status
+            .running
             .iter()
-            .filter(|r| r["job"] == job_id.as_str())
-            .filter_map(|r| r["run"].as_u64())
+            .filter(|r| r.job == *job_id)
+            .map(|r| r.run)
             .collect();
-        jobs.push(json!({
-            "id": job_id,
-            "name": definition.as_ref().map_or_else(|| job_id.clone(), |j| j.name.clone()),
-            "schedule": definition.as_ref().and_then(|j| j.schedule.as_ref()).map(|s| s.expr().to_string()),
-            "schedule_text": definition.as_ref().and_then(|j| j.schedule.as_ref()).map(|s| s.describe()),
-            "timezone": definition.as_ref().map_or("UTC", |j| j.timezone.name()),
-            "next": next.map(|t| t.rfc3339()),
-            "paused": is_paused,
-            "enabled": definition.as_ref().is_none_or(|j| j.enabled),
-            "last": last.map(|r| json!({"id": r.id, "status": r.status.name()})),
-            "running": running_ids,
-            "tasks": definition.as_ref().map(|j| j.tasks.iter().map(|t| json!({
-                "id": t.id, "max_attempts": t.retry.max_retries.saturating_add(1),
-            })).collect::<Vec<_>>()),
-        }));
+        jobs.push(match snapshot_job(store, *last_id)? {
+            Some(j) => {
+                let cursor = store.cursor(job_id)?.unwrap_or(now);
+                let next = (!is_paused)
+                    .then(|| crate::core::scheduler::next_firing(&j, cursor))
+                    .flatten();
+                JobView::of(&j, next, is_paused, last.as_ref(), running)
+            }
+            None => JobView {
+                listing: JobListing {
+                    enabled: true,
+                    id: job_id.clone(),
+                    name: job_id.clone(),
+                    next: None,
+                    schedule: None,
+                    timezone: "UTC".into(),
+                },
+                last: last.as_ref().map(LastRun::of),
+                paused: is_paused,
+                running,
+                schedule_text: None,
+                tasks: Vec::new(),
+            },
+        });
     }
-    let status = json!({"daemon": null, "clock": null, "running": running, "next": []});
-    Ok((status, json!({"jobs": jobs, "runs": extras})))
+    Ok((status, JobsView { jobs, runs }))
 }
 
 /// The job definition a run was created with, parsed from its snapshot.

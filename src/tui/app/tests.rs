@@ -1,15 +1,42 @@
 //! Key handling and refresh decisions of the view-model, without a terminal.
 
 use super::*;
-use serde_json::json;
+
+fn job(id: &str, paused: bool) -> view::JobView {
+    view::JobView {
+        listing: view::JobListing {
+            enabled: true,
+            id: id.into(),
+            name: id.to_uppercase(),
+            next: None,
+            schedule: None,
+            timezone: "UTC".into(),
+        },
+        last: None,
+        paused,
+        running: Vec::new(),
+        schedule_text: None,
+        tasks: Vec::new(),
+    }
+}
 
 fn overview(paused: bool) -> Update {
     Update::Overview {
-        status: json!({"daemon": {"pid": 1}, "clock": {"state": "trusted"}, "running": []}),
-        jobs: json!({"jobs": [
-            {"id": "a", "name": "A", "timezone": "UTC", "paused": false, "enabled": true, "running": []},
-            {"id": "b", "name": "B", "timezone": "UTC", "paused": paused, "enabled": true, "running": []},
-        ], "runs": []}),
+        status: view::StatusView {
+            clock: view::ClockView::Daemon {
+                state: "trusted".into(),
+                trusted: true,
+            },
+            daemon: None,
+            fences: Vec::new(),
+            isolation: None,
+            next: Vec::new(),
+            running: Vec::new(),
+        },
+        jobs: view::JobsView {
+            jobs: vec![job("a", false), job("b", paused)],
+            runs: Vec::new(),
+        },
     }
 }
 
@@ -91,7 +118,15 @@ fn enter_opens_runs_and_escape_goes_back() {
 #[test]
 fn an_event_refetches_only_what_the_view_shows() {
     let mut app = live();
-    let event = json!({"kind": "task_started", "run": 3, "job": "a", "task": "x", "attempt": 1});
+    let event = view::EventView {
+        at: "2026-11-26T07:42:00Z".into(),
+        attempt: Some(1),
+        detail: String::new(),
+        job: "a".into(),
+        kind: "task_started".into(),
+        run: 3,
+        task: Some("x".into()),
+    };
     assert_eq!(
         app.on_update(Update::Event(event.clone())),
         vec![Effect::Fetch(Query::Overview)]
