@@ -5,7 +5,7 @@
 # Prints `export SLURM_CONF=...` on stdout once a probe batch job has COMPLETED (the first
 # scheduling pass runs ~3 s after slurmctld starts, so `sinfo` saying idle is not enough).
 # Idempotent: if this directory's cluster is already up it only re-probes it and prints the
-# line again. Facts and timings behind each setting: ../docs/slurm.md and the Slurm notes.
+# line again. Facts and timings behind each setting: docs/slurm.md.
 #
 #   eval "$(scripts/slurm-ci-up.sh)"      # then run the tests; scripts/slurm-ci-down.sh stops it
 #

@@ -80,7 +80,7 @@ fn squeue_states_map_to_job_states() {
 
 #[test]
 fn launch_failed_requeued_held_is_requeue_held() {
-    // Constructed by hand from the Slurm notes, see tests/data/slurm/README.md.
+    // Constructed by hand (the state docs/slurm.md "What happens when" describes), see tests/data/slurm/README.md.
     let held = parse_squeue(&data("squeue_requeue_held.txt"));
     assert_eq!(state(&held, 13), JobState::RequeueHeld);
     assert!(JobState::RequeueHeld.is_terminal());
