@@ -6,7 +6,7 @@
 //! line is the binary's own module, not part of this library.
 
 /// What a program that embeds Petit needs (see `examples/embed.rs`).
-pub use crate::core::run::Trigger;
+pub use crate::core::run::{RunId, Trigger};
 pub use crate::core::{Event, EventKind};
 pub use crate::jobs::{load_dir, parse_job, Job};
 pub use crate::runtime::engine::{Engine, EngineBuilder, EngineError};

@@ -14,6 +14,7 @@ use std::pin::Pin;
 
 use tokio::sync::watch;
 
+use crate::core::run::RunId;
 use crate::time::Timestamp;
 
 /// What an in-process task returns: `key=value` outputs for downstream tasks, or a failure.
@@ -70,7 +71,7 @@ impl TaskError {
 /// environment, its rendered `args`, a log, and a cancellation signal.
 pub struct TaskContext {
     pub job_id: String,
-    pub run_id: u64,
+    pub run_id: RunId,
     pub task_id: String,
     /// 1-based.
     pub attempt: u32,

@@ -218,7 +218,7 @@ impl OsWorld {
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         let ctx = TaskContext {
             job_id: l.job_id,
-            run_id: key.run.get(),
+            run_id: key.run,
             task_id: l.task_id,
             attempt: key.attempt,
             scheduled_at: l.scheduled_at,
