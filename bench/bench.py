@@ -321,8 +321,11 @@ def trace_writes(ctx, dag_dir, job_id):
                         cur["pages"].update(range(off // PAGE, (off + size - 1) // PAGE + 1))
                 else:
                     kind = ("task logs" if "/logs/" in path else
-                            "/dev/null and pipes" if path.startswith(("/dev/", "pipe:")) else
-                            path or "?")
+                            "database creation (once)" if "petit.redb" in path else
+                            "cgroup files (not disk)" if path.startswith("/sys/fs/cgroup/") else
+                            "pipes, /dev/null, eventfds (not disk)"
+                            if path.startswith(("/dev/", "pipe:", "anon_inode:", "socket:")) else
+                            os.path.basename(path) or "?")
                     other[kind] = other.get(kind, 0) + size
     os.remove(out)
     n = len(commits)

@@ -27,10 +27,7 @@ fn fail(code: i32, msg: &str) -> ! {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 || args[0] != "-j" {
-        fail(
-            2,
-            "usage: spawnfloor -j N DAG_FILE [COMMAND [ARGS...]]",
-        );
+        fail(2, "usage: spawnfloor -j N DAG_FILE [COMMAND [ARGS...]]");
     }
     let jobs: usize = match args[1].parse() {
         Ok(n) if n > 0 => n,
@@ -47,8 +44,10 @@ fn main() {
         .iter()
         .map(|a| CString::new(a.as_str()).unwrap_or_else(|_| fail(2, "argument with a NUL")))
         .collect();
-    let mut argv_ptrs: Vec<*mut libc::c_char> =
-        argv.iter().map(|a| a.as_ptr() as *mut libc::c_char).collect();
+    let mut argv_ptrs: Vec<*mut libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr() as *mut libc::c_char)
+        .collect();
     argv_ptrs.push(std::ptr::null_mut());
 
     // Parse: names in file order, then edges.
@@ -116,7 +115,10 @@ fn main() {
             continue;
         };
         if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-            fail(1, &format!("task {} failed (wait status {status})", lines[task][0]));
+            fail(
+                1,
+                &format!("task {} failed (wait status {status})", lines[task][0]),
+            );
         }
         done += 1;
         for &d in &dependents[task] {
@@ -127,6 +129,9 @@ fn main() {
         }
     }
     if done != n {
-        fail(2, &format!("{} of {n} tasks never became ready (a cycle)", n - done));
+        fail(
+            2,
+            &format!("{} of {n} tasks never became ready (a cycle)", n - done),
+        );
     }
 }
