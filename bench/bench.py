@@ -982,6 +982,9 @@ def targets(ctx, res):
         rows.append((f"  the same, {t} vs ninja -j4 / vs spawn floor", "reported",
                      f"{ratio(walls(d, t), walls(d, 'ninja')):.2f}x / "
                      f"{ratio(walls(d, t), walls(d, 'floor')):.2f}x", None))
+    if "pt-musl" not in ctx.pts:
+        rows.append(("static musl pt (every figure)", "measured", "not measured (no --pt-musl)",
+                     None))
     rows.append(("  make -j4 vs spawn floor", "reported",
                  f"{ratio(walls(d, 'make'), walls(d, 'floor')):.2f}x", None))
     for t in ctx.pts:
