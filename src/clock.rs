@@ -31,6 +31,7 @@ pub fn is_overridden() -> bool {
     std::env::var_os(PETIT_NOW).is_some()
 }
 
+#[allow(clippy::disallowed_methods)] // the one place that reads the wall clock
 fn system_now() -> Timestamp {
     // A clock before 1970 (a board without RTC can boot anywhere) reads as the epoch; the
     // scheduler's clock-trust gate, not this function, decides whether to believe it.

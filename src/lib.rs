@@ -10,7 +10,7 @@ pub use crate::core::run::Trigger;
 pub use crate::core::{Event, EventKind};
 pub use crate::jobs::{load_dir, parse_job, Job};
 pub use crate::runtime::engine::{Engine, EngineBuilder, EngineError};
-pub use crate::runtime::task::{Task as InProcessTask, TaskContext, TaskError, TaskResult};
+pub use crate::runtime::in_process::{InProcessTask, TaskContext, TaskError, TaskResult};
 pub mod clock;
 pub mod core;
 pub mod jobs;
@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod state;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
 #[cfg(feature = "tui")]

@@ -6,6 +6,7 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use crate::core::run::RunId;
 use crate::jobs::model::{Executor, Job};
 use crate::store::{Store, StoreError};
 
@@ -83,14 +84,14 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 }
 
 /// Path of a local attempt's log file.
-pub fn log_path(logs_dir: &Path, run: u64, task_id: &str, attempt: u32) -> PathBuf {
+pub fn log_path(logs_dir: &Path, run: RunId, task_id: &str, attempt: u32) -> PathBuf {
     logs_dir
         .join(run.to_string())
         .join(format!("{task_id}.{attempt}.log"))
 }
 
 /// Path of a local attempt's `PETIT_OUTPUT` file (beside its log).
-pub fn output_path(logs_dir: &Path, run: u64, task_id: &str, attempt: u32) -> PathBuf {
+pub fn output_path(logs_dir: &Path, run: RunId, task_id: &str, attempt: u32) -> PathBuf {
     log_path(logs_dir, run, task_id, attempt).with_extension("out")
 }
 
@@ -99,7 +100,7 @@ pub fn output_path(logs_dir: &Path, run: u64, task_id: &str, attempt: u32) -> Pa
 pub fn attempt_log_path(
     job: &Job,
     logs_dir: &Path,
-    run: u64,
+    run: RunId,
     task: usize,
     attempt: u32,
 ) -> PathBuf {
@@ -125,7 +126,7 @@ pub struct AttemptFiles {
 }
 
 /// The files of attempt `attempt` of task `task_id` in run `run`, under `workdir`.
-pub fn attempt_files(workdir: &Path, run: u64, task_id: &str, attempt: u32) -> AttemptFiles {
+pub fn attempt_files(workdir: &Path, run: RunId, task_id: &str, attempt: u32) -> AttemptFiles {
     let dir = workdir
         .join(".petit")
         .join(run.to_string())
@@ -265,6 +266,7 @@ impl Layout {
 
     /// Like [`Layout::open`], retrying for up to `patience` while another `pt` holds the
     /// database: a command reading it holds it only for a moment.
+    #[allow(clippy::disallowed_methods)] // a blocking retry of a locked database, before any runtime runs
     pub fn open_patiently(&self, patience: std::time::Duration) -> Result<Store, OpenError> {
         let deadline = std::time::Instant::now() + patience;
         loop {
@@ -280,6 +282,7 @@ impl Layout {
     }
 
     /// Like [`Layout::open_patiently`], read-only (nothing is written to the file).
+    #[allow(clippy::disallowed_methods)] // a blocking retry of a locked database, before any runtime runs
     fn open_read_only_patiently(
         &self,
         db: &Path,

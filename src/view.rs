@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::run::{Attempt, Run, RunState, TaskState, TaskStatus};
+use crate::core::run::{Attempt, Run, RunId, RunState, TaskState, TaskStatus};
 use crate::core::Event;
 use crate::jobs::Job;
 use crate::store::{Store, StoreError};
@@ -70,7 +70,7 @@ impl<T> RunView<T> {
     fn of(run: &Run, tasks: T) -> Self {
         RunView {
             ended_at: time(run.ended_at),
-            id: run.id,
+            id: run.id.get(),
             job_id: run.job_id.clone(),
             reason: run.reason.clone(),
             scheduled_at: run.scheduled_at.rfc3339(),
@@ -110,14 +110,14 @@ impl AttemptView {
     fn of(a: &Attempt, log: &Path) -> Self {
         AttemptView {
             attempt: a.no,
-            ended_at: time(a.ended_at),
-            exit_code: a.exit_code,
+            ended_at: time(a.ended_at()),
+            exit_code: a.exit_code(),
             log: log.display().to_string(),
-            message: a.message.clone(),
-            signal: a.signal,
-            slurm_job: a.remote_job,
+            message: a.message().map(str::to_string),
+            signal: a.signal(),
+            slurm_job: a.remote_job(),
             started_at: a.started_at.rfc3339(),
-            status: a.status.name().to_string(),
+            status: a.status().name().to_string(),
         }
     }
 }
@@ -185,7 +185,7 @@ impl EventView {
             detail: e.detail.clone(),
             job: e.job_id.clone(),
             kind: e.kind.name().to_string(),
-            run: e.run_id,
+            run: e.run_id.get(),
             task: e.task.clone(),
         }
     }
@@ -206,7 +206,7 @@ pub fn history(store: &Store, job_id: &str, limit: usize) -> Result<Vec<RunSumma
 /// One run with every task and attempt, if it exists.
 pub fn run_detail(
     store: &Store,
-    id: u64,
+    id: RunId,
     logs_dir: &Path,
 ) -> Result<Option<RunDetail>, StoreError> {
     let Some(state) = store.load_run(id)? else {

@@ -4,6 +4,8 @@
 //! YAML loader is merged (run the others with `-- --skip needs_loader`). The rendering logic
 //! itself is unit-tested on hand-built jobs in `src/cli/list.rs` and `src/cli/next.rs`.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 use std::path::Path;
 use std::process::{Command, Output};
 

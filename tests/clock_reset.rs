@@ -32,7 +32,7 @@ fn issue_13_a_future_high_water_mark_is_explained_and_reset_by_hand() {
             .write(|tx| {
                 tx.raise_high_water(far_future())?;
                 tx.set_cursor("hourly", far_future())?;
-                tx.record_firing("hourly", far_future(), 1)
+                tx.record_firing("hourly", far_future(), petit::core::run::RunId::new(1))
             })
             .unwrap();
     }

@@ -12,6 +12,8 @@
 //!
 //! `PETIT_DAEMON_KILLS` sets the number of kills (default 50); `PETIT_TEST_SEED` replays one.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -6,6 +6,8 @@
 //! killing `pt` with every task at once, as a power cut does. `PETIT_CRASH_ITERATIONS` sets the
 //! number of kills per kind (default 20); `PETIT_TEST_SEED` replays a run.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

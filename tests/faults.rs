@@ -11,6 +11,8 @@
 //! The tests that mount a tmpfs (read-only state, full disk) need root; as another user they
 //! say so on stderr and return.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 mod common;
 
 use std::path::Path;

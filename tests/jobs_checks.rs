@@ -1,5 +1,7 @@
 //! Validation behaviour on small inline job files and temporary job directories.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 use std::path::Path;
 
 use petit::jobs::model::{Action, Condition, DependencyCondition, Executor, OnInterrupt, Overlap};
@@ -245,7 +247,7 @@ fn slurm_time_accepts_durations_and_slurm_forms() {
         ));
         job.map(|j| match &j.tasks[0].executor {
             Executor::Slurm(s) => s.time_minutes,
-            Executor::Local | Executor::InProcess => None,
+            _ => None,
         })
         .map_err(|e| e[0].message.clone())
     };

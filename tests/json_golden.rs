@@ -4,6 +4,7 @@
 //! the golden files (only when a change of the interface is meant).
 
 use petit::core::event::{Event, EventKind};
+use petit::core::run::RunId;
 use petit::store::Store;
 use petit::testing::{job, task, with_yaml, Sim};
 use petit::time::Timestamp;
@@ -57,13 +58,13 @@ fn history_run_and_event_json_are_byte_identical() {
         "history.json",
         &serde_json::to_string_pretty(&history).unwrap(),
     );
-    let run = petit::view::run_detail(&store, 1, Path::new("/state/logs"))
+    let run = petit::view::run_detail(&store, RunId::new(1), Path::new("/state/logs"))
         .unwrap()
         .unwrap();
     golden("run.json", &serde_json::to_string_pretty(&run).unwrap());
     let event = Event {
         at: Timestamp::from_secs(1_000),
-        run_id: 1,
+        run_id: RunId::new(1),
         job_id: "golden".into(),
         task: Some("fetch".into()),
         attempt: Some(2),

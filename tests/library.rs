@@ -1,6 +1,8 @@
 //! Petit as a library: load jobs, register in-process tasks (`type: custom`), run the engine,
 //! subscribe to lifecycle events — the way a program that embeds Petit uses it.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use petit::core::run::{AttemptStatus, RunStatus, TaskStatus, Trigger};
 use petit::core::EventKind;
 use petit::runtime::engine::{Engine, EngineConfig};
-use petit::runtime::task::{TaskContext, TaskError, TaskResult};
+use petit::runtime::in_process::{TaskContext, TaskError, TaskResult};
 use petit::store::Store;
 
 const JOB: &str = r#"
@@ -117,15 +119,18 @@ async fn in_process_tasks_run_with_outputs_retries_timeouts_and_events() {
 
     let flaky = &state.tasks[idx("flaky")];
     assert_eq!(flaky.status, TaskStatus::Succeeded);
-    assert_eq!(flaky.attempts[0].exit_code, Some(75));
+    assert_eq!(flaky.attempts[0].exit_code(), Some(75));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 
     let stubborn = &state.tasks[idx("stubborn")];
-    assert_eq!(stubborn.attempts[0].status, AttemptStatus::TimedOut);
+    assert_eq!(stubborn.attempts[0].status(), AttemptStatus::TimedOut);
 
     let missing = &state.tasks[idx("missing")];
     assert_eq!(missing.status, TaskStatus::Failed);
-    let msg = missing.attempts[0].message.clone().unwrap_or_default();
+    let msg = missing.attempts[0]
+        .message()
+        .unwrap_or_default()
+        .to_string();
     assert!(msg.contains("no in-process task `not_registered`"), "{msg}");
 
     // Events arrive in order, each after its transition was committed.
@@ -193,7 +198,12 @@ async fn the_builder_recovers_and_the_event_stream_is_lossless() {
     let mut events = engine.events();
     engine.run_until_idle(None).await.unwrap();
     assert_eq!(
-        engine.store().run(1).unwrap().unwrap().status,
+        engine
+            .store()
+            .run(petit::core::run::RunId::new(1))
+            .unwrap()
+            .unwrap()
+            .status,
         RunStatus::Succeeded
     );
     drop(engine);
@@ -204,4 +214,52 @@ async fn the_builder_recovers_and_the_event_stream_is_lossless() {
     assert_eq!(kinds.first(), Some(&EventKind::RunStarted), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&EventKind::RunSucceeded), "{kinds:?}");
     assert_eq!(kinds.len(), 6, "{kinds:?}");
+}
+
+/// What a tokio program expects of the handles it keeps: they can move between threads.
+#[test]
+fn the_engine_and_its_builder_are_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<petit::Engine>();
+    assert_send::<petit::EngineBuilder>();
+    assert_send::<petit::store::Store>();
+    assert_send::<tokio::sync::mpsc::UnboundedReceiver<petit::Event>>();
+}
+
+/// An engine built on one thread runs inside `tokio::spawn` on a multi-threaded runtime:
+/// `run_until_idle`'s future is `Send`, processes and in-process tasks run to the end, and the
+/// event stream, read on another task, ends with the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_runs_inside_tokio_spawn_on_a_multi_threaded_runtime() {
+    let job = petit::parse_job(
+        "spawned.yaml".as_ref(),
+        ".".as_ref(),
+        "id: spawned\ntasks:\n  - id: double\n    type: custom\n    command: double\n    args: [\"4\"]\n  - id: show\n    depends_on: [double]\n    command: echo\n    args: [\"${{ tasks.double.outputs.value }}\"]\n",
+    )
+    .unwrap();
+    // In memory, beside the other in-memory engines of this file's tests, which run at the
+    // same time: each store's label, and so its attempt keys and cgroups, is its own.
+    let mut engine = petit::EngineBuilder::new()
+        .task("double", double)
+        .build()
+        .unwrap();
+    let mut events = engine.events();
+    let reader = tokio::spawn(async move {
+        let mut kinds = Vec::new();
+        while let Some(e) = events.recv().await {
+            kinds.push(e.kind);
+        }
+        kinds
+    });
+    let status = tokio::spawn(async move {
+        let id = engine.start_run(&job, Trigger::Manual, None).unwrap();
+        engine.run_until_idle(None).await.unwrap();
+        engine.store().run(id).unwrap().unwrap().status
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, RunStatus::Succeeded);
+    let kinds = reader.await.unwrap();
+    assert_eq!(kinds.first(), Some(&EventKind::RunStarted), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&EventKind::RunSucceeded), "{kinds:?}");
 }

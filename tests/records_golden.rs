@@ -1,8 +1,9 @@
 //! Golden bytes of every record envelope version (`tests/data/records/*_vN.hex`).
 //!
 //! Databases on real boards hold these bytes. Each test decodes a committed hex file and
-//! compares it with the value it was made from, then checks that encoding that value today
-//! gives the same bytes. If either fails, the shape of `Run`, `TaskState` or `Snapshot` (or
+//! compares it with the value it was made from (for an old version, the value it upgrades to
+//! today, spelled out), then checks that encoding that value today (in its own version) gives
+//! the same bytes. If either fails, the shape of `Run`, `TaskState` or `Snapshot` (or
 //! of a type inside them) changed: existing databases would no longer decode. Do not
 //! regenerate the file; freeze the old shape in `src/store/records.rs` as a `V1` struct,
 //! append a `V2` variant, upgrade with `From`, and add a `*_v2.hex` golden file next to this
@@ -12,11 +13,12 @@
 use std::path::PathBuf;
 
 use petit::core::run::{
-    AttemptStatus, ProcessRef, Run, RunStatus, RunStop, Stop, StopReason, TaskState, TaskStatus,
-    Trigger,
+    Attempt, AttemptStatus, Execution, ExitInfo, Outcome, Phase, ProcessRef, Run, RunId, RunStatus,
+    RunStop, Stop, StopReason, TaskState, TaskStatus, Trigger,
 };
 use petit::store::records::{
-    self, AttemptV1, BlobKey, Snapshot, SnapshotRef, StoredSnapshot, TaskStateV1,
+    self, AttemptV1, AttemptV2, BlobKey, Snapshot, SnapshotRef, StoredSnapshot, TaskStateV1,
+    TaskStateV2,
 };
 use petit::time::Timestamp;
 
@@ -26,7 +28,7 @@ fn t(secs: i64) -> Timestamp {
 
 fn golden_run() -> Run {
     Run {
-        id: 42,
+        id: RunId::new(42),
         job_id: "nightly_backup".into(),
         trigger: Trigger::Schedule,
         scheduled_at: t(0),
@@ -108,11 +110,163 @@ fn golden_task_v1() -> TaskStateV1 {
 }
 
 /// Version 2: the same task, its last attempt a Slurm job.
-fn golden_task() -> TaskState {
-    let mut t = TaskState::from(golden_task_v1());
+fn golden_task_v2() -> TaskStateV2 {
+    let mut t = TaskStateV2::from(golden_task_v1());
     t.attempts[2].remote_job = Some(1234);
     t.attempts[2].process = None;
     t
+}
+
+fn process(pid: u32, start_ticks: u64) -> ProcessRef {
+    ProcessRef {
+        boot_id: "7c5f2a1e-0b4d-4c3a-9e8f-1a2b3c4d5e6f".into(),
+        pid,
+        start_ticks,
+    }
+}
+
+/// What the version-1 golden task reads as today, spelled out (not derived by the upgrade
+/// under test). The stop of the timed-out attempt is not kept: it explained the outcome.
+fn golden_task_v1_upgraded() -> TaskState {
+    TaskState {
+        status: TaskStatus::Running,
+        attempts: vec![
+            Attempt {
+                no: 1,
+                started_at: t(10),
+                deadline: None,
+                phase: Phase::Ended {
+                    at: t(11),
+                    on: Some(Execution::Process(process(4242, 987_654))),
+                    outcome: Outcome::Failed(ExitInfo {
+                        exit_code: Some(1),
+                        signal: None,
+                        message: None,
+                    }),
+                },
+            },
+            Attempt {
+                no: 2,
+                started_at: t(20),
+                deadline: Some(t(80)),
+                phase: Phase::Ended {
+                    at: t(95),
+                    on: Some(Execution::Process(process(4300, 1_000_000))),
+                    outcome: Outcome::TimedOut(ExitInfo {
+                        exit_code: None,
+                        signal: Some(9),
+                        message: Some("interrupted by a crash while being stopped".into()),
+                    }),
+                },
+            },
+            Attempt {
+                no: 3,
+                started_at: t(100),
+                deadline: Some(t(160)),
+                phase: Phase::Running {
+                    on: Execution::Process(process(4400, 1_100_000)),
+                    stop: None,
+                },
+            },
+        ],
+        retries_used: 2,
+        interrupts: 1,
+        outputs: vec![
+            ("rows".into(), "1200".into()),
+            ("path".into(), "/srv/backup/2026-01-01.tar".into()),
+        ],
+    }
+}
+
+/// What the version-2 golden task reads as today: its last attempt runs as a cluster job.
+fn golden_task_v2_upgraded() -> TaskState {
+    let mut t = golden_task_v1_upgraded();
+    t.attempts[2].phase = Phase::Running {
+        on: Execution::ClusterJob(1234),
+        stop: None,
+    };
+    t
+}
+
+/// Version 3: every phase, execution and outcome an attempt can have (a codec test, so it
+/// need not be a task the core would produce).
+fn golden_task_v3() -> TaskState {
+    let stop = Stop {
+        reason: StopReason::Cancel,
+        kill_at: t(300),
+        killed: false,
+    };
+    let ended = |no: u32, on: Option<Execution>, outcome: Outcome| Attempt {
+        no,
+        started_at: t(100 * i64::from(no)),
+        deadline: Some(t(100 * i64::from(no) + 60)),
+        phase: Phase::Ended {
+            at: t(100 * i64::from(no) + 5),
+            on,
+            outcome,
+        },
+    };
+    TaskState {
+        status: TaskStatus::Running,
+        attempts: vec![
+            ended(
+                1,
+                Some(Execution::Process(process(4242, 987_654))),
+                Outcome::Failed(ExitInfo {
+                    exit_code: Some(3),
+                    signal: None,
+                    message: Some("bad PETIT_OUTPUT: line 1: no `=`".into()),
+                }),
+            ),
+            ended(
+                2,
+                Some(Execution::ClusterJob(1234)),
+                Outcome::TimedOut(ExitInfo::message("the Slurm time limit was reached")),
+            ),
+            ended(
+                3,
+                None,
+                Outcome::Cancelled(ExitInfo {
+                    exit_code: None,
+                    signal: Some(15),
+                    message: None,
+                }),
+            ),
+            ended(
+                4,
+                None,
+                Outcome::Interrupted {
+                    message: Some("interrupted: Petit stopped while it ran".into()),
+                },
+            ),
+            ended(
+                5,
+                Some(Execution::Process(process(4500, 1_200_000))),
+                Outcome::Succeeded,
+            ),
+            Attempt {
+                no: 6,
+                started_at: t(600),
+                deadline: None,
+                phase: Phase::Launching { stop: Some(stop) },
+            },
+            Attempt {
+                no: 7,
+                started_at: t(700),
+                deadline: None,
+                phase: Phase::Running {
+                    on: Execution::ClusterJob(5678),
+                    stop: Some(Stop {
+                        killed: true,
+                        ..stop
+                    }),
+                },
+            },
+        ],
+        retries_used: 4,
+        interrupts: 2,
+        outputs: vec![("rows".into(), "1200".into())],
+    }
 }
 
 fn golden_snapshot() -> Snapshot {
@@ -212,21 +366,201 @@ fn task_v1_golden_bytes_decode_and_upgrade() {
     let v1 = golden_task_v1();
     check(
         "task_v1.hex",
-        &TaskState::from(v1.clone()),
+        &golden_task_v1_upgraded(),
         records::encode_task_v1(&v1),
         records::decode_task,
     );
 }
 
 #[test]
-fn task_v2_golden_bytes() {
-    let v = golden_task();
+fn task_v2_golden_bytes_decode_and_upgrade() {
+    let v2 = golden_task_v2();
     check(
         "task_v2.hex",
+        &golden_task_v2_upgraded(),
+        records::encode_task_v2(&v2),
+        records::decode_task,
+    );
+}
+
+#[test]
+fn task_v3_golden_bytes() {
+    let v = golden_task_v3();
+    check(
+        "task_v3.hex",
         &v,
         records::encode_task(&v),
         records::decode_task,
     );
+}
+
+/// The accessors give the flat view output shows, as the version-2 fields held it.
+#[test]
+fn task_v3_accessors_match_the_flat_fields() {
+    let v = golden_task_v3();
+    let flat: Vec<_> = v
+        .attempts
+        .iter()
+        .map(|a| {
+            (
+                a.status(),
+                a.ended_at().is_some(),
+                a.process().map(|p| p.pid),
+                a.remote_job(),
+                a.stop().map(|s| s.killed),
+                a.exit_code(),
+                a.signal(),
+                a.message(),
+            )
+        })
+        .collect();
+    use AttemptStatus as S;
+    const BAD_OUTPUT: &str = "bad PETIT_OUTPUT: line 1: no `=`";
+    const SLURM_LIMIT: &str = "the Slurm time limit was reached";
+    const STOPPED: &str = "interrupted: Petit stopped while it ran";
+    assert_eq!(
+        flat,
+        vec![
+            (
+                S::Failed,
+                true,
+                Some(4242),
+                None,
+                None,
+                Some(3),
+                None,
+                Some(BAD_OUTPUT)
+            ),
+            (
+                S::TimedOut,
+                true,
+                None,
+                Some(1234),
+                None,
+                None,
+                None,
+                Some(SLURM_LIMIT)
+            ),
+            (S::Cancelled, true, None, None, None, None, Some(15), None),
+            (
+                S::Interrupted,
+                true,
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(STOPPED)
+            ),
+            (
+                S::Succeeded,
+                true,
+                Some(4500),
+                None,
+                None,
+                Some(0),
+                None,
+                None
+            ),
+            (
+                S::Launching,
+                false,
+                None,
+                None,
+                Some(false),
+                None,
+                None,
+                None
+            ),
+            (
+                S::Running,
+                false,
+                None,
+                Some(5678),
+                Some(true),
+                None,
+                None,
+                None
+            ),
+        ]
+    );
+}
+
+/// An old attempt the new type cannot hold (the code never wrote one) is a damaged record:
+/// a clear error naming the attempt, never a panic (the store then reports the run damaged
+/// and recovery quarantines it).
+#[test]
+fn unrepresentable_v2_attempts_are_decode_errors() {
+    let base = golden_task_v2();
+    type Damage = Box<dyn Fn(&mut AttemptV2)>;
+    let cases: Vec<(&str, Damage)> = vec![
+        (
+            "attempt 1 succeeded with a stop in progress",
+            Box::new(|a| {
+                a.status = AttemptStatus::Succeeded;
+                a.exit_code = Some(0);
+                a.stop = Some(Stop {
+                    reason: StopReason::Cancel,
+                    kill_at: t(12),
+                    killed: false,
+                });
+            }),
+        ),
+        (
+            "attempt 1 succeeded without a clean exit",
+            Box::new(|a| a.status = AttemptStatus::Succeeded),
+        ),
+        (
+            "attempt 1 is in flight but has an end time",
+            Box::new(|a| a.status = AttemptStatus::Launching),
+        ),
+        (
+            "attempt 1 is in flight but has an exit status or message",
+            Box::new(|a| {
+                a.status = AttemptStatus::Running;
+                a.ended_at = None;
+            }),
+        ),
+        (
+            "attempt 1 is launching but has a process or cluster job",
+            Box::new(|a| {
+                a.status = AttemptStatus::Launching;
+                a.ended_at = None;
+                a.exit_code = None;
+            }),
+        ),
+        (
+            "attempt 1 is running without a process or cluster job",
+            Box::new(|a| {
+                a.status = AttemptStatus::Running;
+                a.ended_at = None;
+                a.exit_code = None;
+                a.process = None;
+            }),
+        ),
+        (
+            "attempt 1 has both a process and a cluster job",
+            Box::new(|a| a.remote_job = Some(7)),
+        ),
+        (
+            "attempt 1 has ended but has no end time",
+            Box::new(|a| a.ended_at = None),
+        ),
+        (
+            "attempt 1 was interrupted but has an exit status",
+            Box::new(|a| a.status = AttemptStatus::Interrupted),
+        ),
+    ];
+    for (needle, damage) in cases {
+        let mut v2 = base.clone();
+        damage(&mut v2.attempts[0]);
+        let err = records::decode_task(&records::encode_task_v2(&v2)).unwrap_err();
+        assert!(
+            err.0.contains("task record version 2 cannot be upgraded") && err.0.contains(needle),
+            "{needle}: {}",
+            err.0
+        );
+    }
 }
 
 #[test]

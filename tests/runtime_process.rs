@@ -4,6 +4,8 @@
 //! processes that are not our children (grandchildren reparented to init) are watched by polling
 //! `/proc`, with a deadline, through `wait_until`.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;

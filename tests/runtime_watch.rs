@@ -4,6 +4,8 @@
 //! a bounded wait, [`NO_CHANGE_WAIT`], longer than the debounce: nothing else can show that an
 //! event did not come.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 use std::path::Path;
 use std::time::Duration;
 

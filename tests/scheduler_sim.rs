@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::TimeZone;
-use petit::core::run::RunStatus;
+use petit::core::run::{RunId, RunStatus};
 use petit::core::scheduler::{
     admit, clock_trust, dependencies_met, dependency_deadline, dependents_to_trigger,
     initial_cursor, next_firing, next_queued, plan_firings, Admission, ClockTrust, FiringKind,
@@ -220,6 +220,7 @@ fn a_three_day_outage_follows_each_catchup_policy() {
             (Catchup::None, _) => assert_eq!((runs, missed, skipped), (0, 72, 0)),
             // Within 12 h of 00:10: 12:10 < at, so 13:00 ..= 00:00 = 12 firings run.
             (Catchup::All, Some(_)) => assert_eq!((runs, missed, skipped), (12, 0, 60)),
+            other => unreachable!("a catch-up policy this test does not know: {other:?}"),
         }
         // The newest runs are the newest firings.
         assert!(after
@@ -310,14 +311,14 @@ fn every_second_over_a_three_week_outage_is_bounded_and_exact() {
 /// The runs of one job in the overlap simulation: id -> (status, end time if running).
 struct Runs {
     next_id: u64,
-    runs: BTreeMap<u64, (RunStatus, Option<Timestamp>)>,
+    runs: BTreeMap<RunId, (RunStatus, Option<Timestamp>)>,
     skipped: usize,
     cancelled: usize,
     started: usize,
 }
 
 impl Runs {
-    fn active(&self) -> Vec<(u64, RunStatus)> {
+    fn active(&self) -> Vec<(RunId, RunStatus)> {
         self.runs
             .iter()
             .filter(|(_, (s, _))| !s.is_terminal())
@@ -340,7 +341,7 @@ impl Runs {
 
     fn fire(&mut self, job: &Job, now: Timestamp, duration_secs: u64) {
         self.finish_due(job, now, duration_secs);
-        let id = self.next_id;
+        let id = RunId::new(self.next_id);
         self.next_id += 1;
         match admit(job, &self.active()) {
             Admission::Start => {
@@ -417,6 +418,7 @@ fn overlap_policies_bound_runs_and_queue() {
                 assert_eq!((runs.started, runs.skipped, still_queued), (480, 959, 1));
             }
             Overlap::Replace => assert_eq!((runs.started, runs.cancelled), (1440, 1439)),
+            other => unreachable!("an overlap policy this test does not know: {other:?}"),
         }
     }
 }

@@ -12,7 +12,7 @@
 //! `PROPTEST_CASES=5000 cargo test --test sim_props` soaks; failing cases are kept by
 //! proptest under `proptest-regressions/` and replayed first on the next run.
 
-use petit::core::run::{AttemptStatus, RunStatus};
+use petit::core::run::{AttemptStatus, RunId, RunStatus};
 use petit::jobs::model::{
     Backoff, Condition, Executor, Job, OnInterrupt, RetryCondition, SlurmOptions,
 };
@@ -277,12 +277,12 @@ fn clean_run_succeeds() {
     let shell = run_case(small_job(), &[]).unwrap();
     let runs = shell.committed();
     assert_eq!(runs.len(), 1);
-    let s = &runs[&1];
+    let s = &runs[&RunId::new(1)];
     assert_eq!(s.run.status, RunStatus::Succeeded);
     assert!(s
         .tasks
         .iter()
-        .all(|t| t.attempts.len() == 1 && t.attempts[0].status == AttemptStatus::Succeeded));
+        .all(|t| t.attempts.len() == 1 && t.attempts[0].status() == AttemptStatus::Succeeded));
 }
 
 /// A crash after `a`'s `Launching` was committed but before it was spawned: recovery records
@@ -291,9 +291,9 @@ fn clean_run_succeeds() {
 fn crash_before_spawn_interrupts_and_relaunches() {
     let ops = [Op::Crash];
     let shell = run_case(small_job(), &ops).unwrap();
-    let a = &shell.committed()[&1].tasks[0];
-    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
-    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+    let a = &shell.committed()[&RunId::new(1)].tasks[0];
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Interrupted);
+    assert_eq!(a.attempts[1].status(), AttemptStatus::Succeeded);
     assert_eq!(a.interrupts, 1);
 }
 
@@ -356,9 +356,9 @@ fn exit_during_shutdown_grace_is_recorded_not_rerun() {
         "the graceful stop completed and Petit restarted"
     );
     shell.finish(QUIET_BOUND).unwrap();
-    let a = &shell.committed()[&1].tasks[0];
+    let a = &shell.committed()[&RunId::new(1)].tasks[0];
     assert_eq!(a.attempts.len(), 1, "a finished task ran again: {a:#?}");
-    assert_eq!(a.attempts[0].status, AttemptStatus::Succeeded);
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Succeeded);
 }
 
 /// A task killed by Petit's own SIGTERM at shutdown stays `interrupted` (and runs again).
@@ -368,9 +368,9 @@ fn death_by_shutdown_signal_is_interrupted() {
     shell.apply(&Op::Shutdown).unwrap();
     shell.apply(&exit_by(None, Some(15))).unwrap();
     shell.finish(QUIET_BOUND).unwrap();
-    let a = &shell.committed()[&1].tasks[0];
-    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
-    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+    let a = &shell.committed()[&RunId::new(1)].tasks[0];
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Interrupted);
+    assert_eq!(a.attempts[1].status(), AttemptStatus::Succeeded);
 }
 
 /// A fence that fails (a survivor in D state) blocks the task: no second process is launched
@@ -383,16 +383,16 @@ fn failed_fence_never_launches_beside_a_survivor() {
     shell.apply(&Op::KillPt).unwrap();
     let orphans = shell.world().procs.iter().filter(|p| p.orphan).count();
     assert_eq!(orphans, 1, "the killed pt left its task running");
-    assert_eq!(shell.committed()[&1].tasks[0].attempts.len(), 1);
+    assert_eq!(shell.committed()[&RunId::new(1)].tasks[0].attempts.len(), 1);
     // The retry fails once more, then succeeds.
     shell.apply(&Op::Advance).unwrap();
-    assert_eq!(shell.committed()[&1].tasks[0].attempts.len(), 1);
+    assert_eq!(shell.committed()[&RunId::new(1)].tasks[0].attempts.len(), 1);
     shell.apply(&Op::Advance).unwrap();
     assert!(shell.world().procs.iter().all(|p| !p.orphan), "fenced");
     shell.finish(QUIET_BOUND).unwrap();
-    let a = &shell.committed()[&1].tasks[0];
-    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted);
-    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded);
+    let a = &shell.committed()[&RunId::new(1)].tasks[0];
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Interrupted);
+    assert_eq!(a.attempts[1].status(), AttemptStatus::Succeeded);
 }
 
 /// One run whose snapshot no longer validates is quarantined (recorded failed with the
@@ -476,7 +476,7 @@ fn a_cluster_job_is_adopted_after_a_crash_and_a_lost_one_retried() {
         "the cluster job outlives Petit"
     );
     assert_eq!(
-        shell.committed()[&1].tasks[0].attempts.len(),
+        shell.committed()[&RunId::new(1)].tasks[0].attempts.len(),
         1,
         "adopted, not resubmitted"
     );
@@ -487,7 +487,7 @@ fn a_cluster_job_is_adopted_after_a_crash_and_a_lost_one_retried() {
         })
         .unwrap();
     shell.finish(QUIET_BOUND).unwrap();
-    let a = &shell.committed()[&1].tasks[0];
-    assert_eq!(a.attempts[0].status, AttemptStatus::Interrupted, "{a:#?}");
-    assert_eq!(a.attempts[1].status, AttemptStatus::Succeeded, "{a:#?}");
+    let a = &shell.committed()[&RunId::new(1)].tasks[0];
+    assert_eq!(a.attempts[0].status(), AttemptStatus::Interrupted, "{a:#?}");
+    assert_eq!(a.attempts[1].status(), AttemptStatus::Succeeded, "{a:#?}");
 }

@@ -8,9 +8,12 @@
 //! `PETIT_SLOW_SLURM=1`. Cluster tests poll Slurm with short sleeps: an external scheduler
 //! offers no event to await.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use petit::core::run::RunId;
 use petit::jobs::model::SlurmOptions;
 use petit::runtime::slurm::{
     self, attempt_files, parse_sacct, parse_sacct_records, parse_sbatch, parse_squeue,
@@ -171,7 +174,7 @@ fn sbatch_output_gives_the_job_id() {
 
 #[test]
 fn attempt_files_live_under_the_workdir() {
-    let f = attempt_files(Path::new("/cluster/w"), 12, "align", 3);
+    let f = attempt_files(Path::new("/cluster/w"), RunId::new(12), "align", 3);
     assert_eq!(f.dir, Path::new("/cluster/w/.petit/12/align.3"));
     assert_eq!(f.script, Path::new("/cluster/w/.petit/12/align.3/job.sh"));
     assert_eq!(f.log, Path::new("/cluster/w/.petit/12/align.3/out.log"));
@@ -191,7 +194,7 @@ fn sbatch_arguments_put_petits_options_first_and_the_script_last() {
         workdir: PathBuf::from("/cluster/w"),
         extra_args: vec!["--gres=gpu:1".into()],
     };
-    let files = attempt_files(&options.workdir, 1, "t", 0);
+    let files = attempt_files(&options.workdir, RunId::new(1), "t", 0);
     let sub = Submission {
         job_name: "petit-1-t-0",
         options: &options,
@@ -314,7 +317,7 @@ async fn submit_sh(what: &str, script: &str, time_minutes: Option<u64>) -> Submi
         workdir: dir.path().to_owned(),
         ..SlurmOptions::default()
     };
-    let files = attempt_files(&options.workdir, 1, what, 0);
+    let files = attempt_files(&options.workdir, RunId::new(1), what, 0);
     let name = unique_name(what);
     let env = vec![("GREETING".to_string(), "hello 'cluster'".to_string())];
     let text = render_script(

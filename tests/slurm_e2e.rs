@@ -7,6 +7,8 @@
 //! Needs `SLURM_CONF` (`eval "$(scripts/slurm-ci-up.sh)"`); without it the tests say so and
 //! pass, unless `PETIT_REQUIRE_SLURM=1` (as in CI), which makes them fail instead.
 
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
+
 mod common;
 
 use std::path::{Path, PathBuf};

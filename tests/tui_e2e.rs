@@ -5,6 +5,8 @@
 //!
 //! Needs `tmux` (CI installs it). Every wait is on observable screen contents or output, with
 //! a deadline; nothing sleeps a fixed time.
+
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
 #![cfg(feature = "tui")]
 
 mod common;

@@ -2,6 +2,7 @@
 
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
+use petit::core::run::RunId;
 use petit::runtime::control::Request;
 
 /// Cancel a run: its running tasks get SIGTERM, then SIGKILL after their grace
@@ -22,14 +23,19 @@ pub struct PauseArgs {
 
 pub fn cmd_cancel(args: CancelArgs) -> Result<(), CliError> {
     let location = args.state.locate()?;
-    match super::client::ask(&location, &Request::Cancel { run: args.run_id })? {
+    match super::client::ask(
+        &location,
+        &Request::Cancel {
+            run: RunId::new(args.run_id),
+        },
+    )? {
         Some(_) => {
             println!("cancelling run #{}", args.run_id);
             Ok(())
         }
         None => {
             let store = location.open_existing()?;
-            match store.run(args.run_id).map_err(store_error)? {
+            match store.run(RunId::new(args.run_id)).map_err(store_error)? {
                 None => Err(CliError::new(ErrorKind::BadInput, format!("no run #{}", args.run_id))),
                 Some(r) if r.status.is_terminal() => Err(CliError::new(
                     ErrorKind::BadInput,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::state::{store_error, StateLocation};
 use super::{CliError, ErrorKind};
-use petit::core::run::RunStatus;
+use petit::core::run::{RunId, RunStatus};
 use petit::core::Event;
 use petit::runtime::engine::{Command, Engine, EngineConfig, EngineError};
 
@@ -92,7 +92,7 @@ pub fn print_event_json(e: &serde_json::Value) {
 
 /// Drives `ids` to the end with progress on stdout; SIGINT/SIGTERM stop gracefully (the runs
 /// stay unfinished for `pt resume`). Exit status: 0 if every run succeeded.
-pub async fn follow_runs(engine: &mut Engine, ids: &[u64]) -> Result<(), CliError> {
+pub async fn follow_runs(engine: &mut Engine, ids: &[RunId]) -> Result<(), CliError> {
     engine.set_observer(print_event);
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let signals = tokio::spawn(async move {

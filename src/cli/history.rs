@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
+use petit::core::run::RunId;
 use petit::runtime::control::Request;
 use petit::store::{Store, StoreError};
 use petit::time::Timestamp;
@@ -36,7 +37,7 @@ pub struct HistoryArgs {
 pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
     let location = args.state.locate()?;
     let value = if let Some(id) = args.run {
-        let request = Request::Run { id };
+        let request = Request::Run { id: RunId::new(id) };
         match super::client::ask(&location, &request)? {
             Some(v) => v,
             None => {
@@ -84,7 +85,7 @@ pub fn history_json(store: &Store, job_id: &str, limit: usize) -> Result<Value, 
 /// `pt history --run N --json`: one run with every task and attempt
 /// ([`petit::view::RunDetail`]).
 pub fn run_json(store: &Store, id: u64, logs_dir: &Path) -> Result<Option<Value>, StoreError> {
-    Ok(petit::view::run_detail(store, id, logs_dir)?.map(|d| petit::view::to_json(&d)))
+    Ok(petit::view::run_detail(store, RunId::new(id), logs_dir)?.map(|d| petit::view::to_json(&d)))
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {

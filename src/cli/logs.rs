@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::state::{store_error, StateArgs, StateLocation};
 use super::{CliError, ErrorKind};
+use petit::core::run::RunId;
 use petit::runtime::control::Request;
 
 /// Print the output of a task's attempt (the latest unless --attempt)
@@ -30,7 +31,7 @@ pub struct LogsArgs {
 
 /// The run's detail JSON, from the daemon if one runs, else from the database.
 fn run_detail(location: &StateLocation, id: u64) -> Result<Value, CliError> {
-    if let Some(v) = super::client::ask(location, &Request::Run { id })? {
+    if let Some(v) = super::client::ask(location, &Request::Run { id: RunId::new(id) })? {
         return Ok(v);
     }
     let store = location.open_existing()?;
@@ -100,6 +101,7 @@ pub fn cmd_logs(args: LogsArgs) -> Result<(), CliError> {
     }
     // Follow like `tail -f`: print what the attempt appends until its record says it ended.
     loop {
+        #[allow(clippy::disallowed_methods)] // `pt logs -f` polls like `tail -f`
         std::thread::sleep(Duration::from_millis(250));
         if file.is_none() {
             file = std::fs::File::open(&path).ok();

@@ -3,6 +3,7 @@
 use super::engine::{build_engine, follow_runs};
 use super::state::StateArgs;
 use super::CliError;
+use petit::core::run::RunId;
 
 /// Finish interrupted runs (all, or the given ids), then exit
 #[derive(Debug, clap::Args)]
@@ -21,15 +22,16 @@ pub fn cmd_resume(args: ResumeArgs) -> Result<(), CliError> {
     let mut engine = build_engine(&location, args.max_tasks)?;
     let rt = super::engine::runtime()?;
     rt.block_on(async {
-        let only = if args.runs.is_empty() {
+        let runs: Vec<RunId> = args.runs.iter().copied().map(RunId::new).collect();
+        let only = if runs.is_empty() {
             None
         } else {
-            Some(args.runs.as_slice())
+            Some(runs.as_slice())
         };
         let ids = engine
             .recover(only, true)
             .map_err(super::engine::engine_error)?;
-        for id in &args.runs {
+        for id in &runs {
             if !ids.contains(id) {
                 eprintln!("pt: run #{id} is not unfinished; nothing to resume");
             }

@@ -83,7 +83,8 @@ pub fn store_error(e: StoreError) -> CliError {
         StoreError::TooNew { .. } | StoreError::Corrupt { .. } | StoreError::Record { .. } => {
             ErrorKind::State
         }
-        StoreError::Io { .. } | StoreError::Db { .. } => ErrorKind::State,
+        // Io, Db, and any the library adds (`StoreError` is `#[non_exhaustive]`).
+        _ => ErrorKind::State,
     };
     CliError::new(kind, e.to_string())
 }

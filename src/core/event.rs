@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::run::RunId;
 use crate::time::Timestamp;
 
 /// One lifecycle event. Emitted as an effect, so the shell reports it only after the
@@ -9,7 +10,7 @@ use crate::time::Timestamp;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub at: Timestamp,
-    pub run_id: u64,
+    pub run_id: RunId,
     pub job_id: String,
     /// The task id, for task events.
     pub task: Option<String>,
@@ -22,6 +23,7 @@ pub struct Event {
 
 /// The kinds of lifecycle events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum EventKind {
     RunStarted,
     RunSucceeded,

@@ -18,7 +18,7 @@ pub fn check_record(s: &RunState) -> Result<(), String> {
             if a.no as usize != k + 1 {
                 return Err(format!("task {i}: attempt {} is numbered {}", k + 1, a.no));
             }
-            if a.status.is_in_flight() && k + 1 != t.attempts.len() {
+            if a.is_in_flight() && k + 1 != t.attempts.len() {
                 return Err(format!("task {i}: attempt {} in flight but not last", a.no));
             }
         }
@@ -114,10 +114,12 @@ pub fn check_progress(prev: &RunState, next: &RunState) -> Result<(), String> {
             ));
         }
         for (pa, na) in p.attempts.iter().zip(&n.attempts) {
-            if !pa.status.is_in_flight() && pa != na {
+            if !pa.is_in_flight() && pa != na {
                 return Err(format!(
                     "task {i}: committed finished attempt {} ({:?}) rewritten as {:?}",
-                    pa.no, pa.status, na.status
+                    pa.no,
+                    pa.status(),
+                    na.status()
                 ));
             }
             if pa.no != na.no || pa.started_at != na.started_at {

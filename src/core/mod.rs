@@ -13,8 +13,8 @@ pub mod scheduler;
 
 pub use event::{Event, EventKind};
 pub use run::{
-    Attempt, AttemptStatus, Effect, Input, Run, RunState, RunStatus, Step, TaskState, TaskStatus,
-    Trigger,
+    Attempt, AttemptStatus, Effect, Execution, ExitInfo, Input, Outcome, Phase, Run, RunState,
+    RunStatus, Step, TaskState, TaskStatus, Trigger,
 };
 
 #[cfg(test)]

@@ -23,8 +23,48 @@ use crate::time::Timestamp;
 /// Exit status that means "temporary failure, try again" (sysexits `EX_TEMPFAIL`).
 pub const EX_TEMPFAIL: i32 = 75;
 
+/// A run's id: unique within a state directory, handed out in increasing order
+/// (`next_run_id`). Stored and shown as the bare number (`serde(transparent)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(u64);
+
+impl RunId {
+    /// The id numbered `n` (from a key, an argument, a socket request).
+    pub const fn new(n: u64) -> Self {
+        RunId(n)
+    }
+
+    /// Its number, as tables key it and output shows it.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Which attempt an effect, a report or a fence is about: its run, its task's index in the
+/// job and its 1-based number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AttemptRef {
+    pub run: RunId,
+    pub task: usize,
+    pub attempt: u32,
+}
+
+impl AttemptRef {
+    pub const fn new(run: RunId, task: usize, attempt: u32) -> Self {
+        AttemptRef { run, task, attempt }
+    }
+}
+
 /// Why a run came to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Trigger {
     Schedule,
     Catchup,
@@ -46,6 +86,7 @@ impl Trigger {
 
 /// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Created, waiting for a concurrency slot.
     Queued,
@@ -87,6 +128,7 @@ impl RunStatus {
 
 /// Why a run is being stopped before its DAG completed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum RunStop {
     Cancelled,
     TimedOut,
@@ -95,7 +137,7 @@ pub enum RunStop {
 /// The run record: one execution of a job's DAG. Tasks are stored separately.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
-    pub id: u64,
+    pub id: RunId,
     pub job_id: String,
     pub trigger: Trigger,
     /// The logical time of the firing (for scheduled and catch-up runs), else the trigger time.
@@ -116,6 +158,7 @@ pub struct Run {
 
 /// Where a task is within a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum TaskStatus {
     Pending,
     Running,
@@ -154,8 +197,10 @@ impl TaskStatus {
     }
 }
 
-/// Where an attempt is in its life.
+/// Where an attempt is in its life, as one word: [`Attempt::status`] derives it from the
+/// attempt's [`Phase`]; record versions 1 and 2 stored it beside optional fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum AttemptStatus {
     /// Committed, about to be spawned (or spawned, pid not yet recorded).
     Launching,
@@ -198,6 +243,7 @@ pub struct ProcessRef {
 
 /// Why Petit is stopping an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum StopReason {
     /// The attempt's own `timeout_secs` passed.
     Timeout,
@@ -215,24 +261,211 @@ pub struct Stop {
     pub killed: bool,
 }
 
-/// One attempt of one task.
+/// One attempt of one task. What it knows depends on where it is ([`Phase`]): an attempt in
+/// flight may carry a stop in progress, one that runs has a process or a cluster job, one
+/// that ended has an outcome. The accessors ([`Attempt::status`], [`Attempt::exit_code`], ...)
+/// give the flat view that output and views show.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     /// 1-based attempt number within the task.
     pub no: u32,
-    pub status: AttemptStatus,
     pub started_at: Timestamp,
-    pub ended_at: Option<Timestamp>,
     /// Per-attempt deadline (`timeout_secs`).
     pub deadline: Option<Timestamp>,
-    pub process: Option<ProcessRef>,
-    /// The Slurm job id of a `type: slurm` attempt, once `sbatch` returned it.
-    pub remote_job: Option<u64>,
-    pub stop: Option<Stop>,
+    pub phase: Phase,
+}
+
+/// Where an attempt is in its life, with the data that state carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Committed, not yet known to run: about to be spawned or submitted, spawned with its
+    /// process not yet recorded, or an in-process task (which has no process to record).
+    Launching { stop: Option<Stop> },
+    /// Spawned (its process identity is recorded) or submitted (its Slurm job id is).
+    Running { on: Execution, stop: Option<Stop> },
+    /// Over; `on` is where it ran, if it got that far.
+    Ended {
+        at: Timestamp,
+        on: Option<Execution>,
+        outcome: Outcome,
+    },
+}
+
+/// Where a running attempt runs: a local process group or a cluster job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Execution {
+    Process(ProcessRef),
+    /// The Slurm job id of a `type: slurm` attempt, as `sbatch` returned it.
+    ClusterJob(u64),
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Exited 0 on its own, with valid outputs.
+    Succeeded,
+    /// Exited otherwise, could not be launched, or wrote bad outputs.
+    Failed(ExitInfo),
+    /// Stopped by its own or the run's timeout, or by Slurm's time limit.
+    TimedOut(ExitInfo),
+    /// Stopped because the run was cancelled.
+    Cancelled(ExitInfo),
+    /// A crash or shutdown of Petit, a quarantine, or a lost cluster job interrupted it; no
+    /// process of it is alive.
+    Interrupted { message: Option<String> },
+}
+
+/// What is known of how an attempt that did not succeed ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
-    /// Why it failed when no exit code says it (spawn error, bad output file, interruption).
+    /// Why, when no exit status says it (spawn error, bad output file, interruption).
     pub message: Option<String>,
+}
+
+impl ExitInfo {
+    /// Only a message (no exit status).
+    pub fn message(message: impl Into<String>) -> Self {
+        ExitInfo {
+            message: Some(message.into()),
+            ..ExitInfo::default()
+        }
+    }
+}
+
+impl Outcome {
+    /// The status this outcome shows as.
+    pub fn status(&self) -> AttemptStatus {
+        match self {
+            Outcome::Succeeded => AttemptStatus::Succeeded,
+            Outcome::Failed(_) => AttemptStatus::Failed,
+            Outcome::TimedOut(_) => AttemptStatus::TimedOut,
+            Outcome::Cancelled(_) => AttemptStatus::Cancelled,
+            Outcome::Interrupted { .. } => AttemptStatus::Interrupted,
+        }
+    }
+
+    fn info(&self) -> Option<&ExitInfo> {
+        match self {
+            Outcome::Failed(i) | Outcome::TimedOut(i) | Outcome::Cancelled(i) => Some(i),
+            Outcome::Succeeded | Outcome::Interrupted { .. } => None,
+        }
+    }
+}
+
+impl Attempt {
+    /// A new attempt, launching.
+    pub fn launching(no: u32, started_at: Timestamp, deadline: Option<Timestamp>) -> Self {
+        Attempt {
+            no,
+            started_at,
+            deadline,
+            phase: Phase::Launching { stop: None },
+        }
+    }
+
+    /// The status summary shown in output.
+    pub fn status(&self) -> AttemptStatus {
+        match &self.phase {
+            Phase::Launching { .. } => AttemptStatus::Launching,
+            Phase::Running { .. } => AttemptStatus::Running,
+            Phase::Ended { outcome, .. } => outcome.status(),
+        }
+    }
+
+    /// Whether it is launching or running.
+    pub fn is_in_flight(&self) -> bool {
+        !matches!(self.phase, Phase::Ended { .. })
+    }
+
+    /// When it ended, if it did.
+    pub fn ended_at(&self) -> Option<Timestamp> {
+        match &self.phase {
+            Phase::Ended { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+
+    /// How it ended, if it did.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match &self.phase {
+            Phase::Ended { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    /// Where it runs or ran, once spawned or submitted.
+    pub fn execution(&self) -> Option<&Execution> {
+        match &self.phase {
+            Phase::Launching { .. } => None,
+            Phase::Running { on, .. } => Some(on),
+            Phase::Ended { on, .. } => on.as_ref(),
+        }
+    }
+
+    /// Its recorded process, if it is or was a local process group.
+    pub fn process(&self) -> Option<&ProcessRef> {
+        match self.execution() {
+            Some(Execution::Process(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Its Slurm job id, once `sbatch` returned it.
+    pub fn remote_job(&self) -> Option<u64> {
+        match self.execution() {
+            Some(Execution::ClusterJob(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// The stop in progress, if it is in flight and being stopped.
+    pub fn stop(&self) -> Option<Stop> {
+        match &self.phase {
+            Phase::Launching { stop } | Phase::Running { stop, .. } => *stop,
+            Phase::Ended { .. } => None,
+        }
+    }
+
+    /// The stop slot of an attempt in flight (`None` once it ended).
+    fn stop_mut(&mut self) -> Option<&mut Option<Stop>> {
+        match &mut self.phase {
+            Phase::Launching { stop } | Phase::Running { stop, .. } => Some(stop),
+            Phase::Ended { .. } => None,
+        }
+    }
+
+    /// The exit code it ended with (0 for a success).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.outcome()? {
+            Outcome::Succeeded => Some(0),
+            o => o.info()?.exit_code,
+        }
+    }
+
+    /// The signal that ended it, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.outcome()?.info()?.signal
+    }
+
+    /// Why it failed when no exit code says it (spawn error, bad output file, interruption).
+    pub fn message(&self) -> Option<&str> {
+        match self.outcome()? {
+            Outcome::Interrupted { message } => message.as_deref(),
+            o => o.info()?.message.as_deref(),
+        }
+    }
+
+    /// Ends an attempt in flight at `at` with `outcome`, keeping where it ran.
+    pub fn end(&mut self, at: Timestamp, outcome: Outcome) {
+        let on = match std::mem::replace(&mut self.phase, Phase::Launching { stop: None }) {
+            Phase::Launching { .. } => None,
+            Phase::Running { on, .. } => Some(on),
+            Phase::Ended { on, .. } => on,
+        };
+        self.phase = Phase::Ended { at, on, outcome };
+    }
 }
 
 /// The task record: status, attempts and outputs of one task in one run.
@@ -261,7 +494,7 @@ impl TaskState {
 
     /// The attempt currently in flight, if any.
     pub fn current(&self) -> Option<&Attempt> {
-        self.attempts.last().filter(|a| a.status.is_in_flight())
+        self.attempts.last().filter(|a| a.is_in_flight())
     }
 
     /// The value of output `key`, if the task produced it.
@@ -393,7 +626,7 @@ impl RunState {
     /// A new run record with every task pending. `status` is `Running` only after `Start`.
     pub fn new(
         job: &Job,
-        id: u64,
+        id: RunId,
         trigger: Trigger,
         scheduled_at: Timestamp,
         created_at: Timestamp,
@@ -443,10 +676,13 @@ pub fn quarantine(state: &mut RunState, reason: &str, now: Timestamp) -> Vec<usi
         if t.status.is_terminal() {
             continue;
         }
-        if let Some(a) = t.attempts.last_mut().filter(|a| a.status.is_in_flight()) {
-            a.status = AttemptStatus::Interrupted;
-            a.ended_at = Some(now);
-            a.message = Some(format!("quarantined: {reason}"));
+        if let Some(a) = t.attempts.last_mut().filter(|a| a.is_in_flight()) {
+            a.end(
+                now,
+                Outcome::Interrupted {
+                    message: Some(format!("quarantined: {reason}")),
+                },
+            );
         }
         t.status = TaskStatus::Cancelled;
         changed.push(i);
@@ -478,7 +714,7 @@ pub fn next_deadline(state: &RunState) -> Option<Timestamp> {
             consider(until);
         }
         if let Some(a) = task.current() {
-            match a.stop {
+            match a.stop() {
                 Some(stop) if !stop.killed => consider(stop.kill_at),
                 Some(_) => {}
                 None => {
@@ -522,9 +758,11 @@ pub fn step(job: &Job, state: &mut RunState, input: Input, now: Timestamp) -> St
             process,
         } => {
             if let Some(a) = in_flight_mut(state, task, attempt) {
-                if a.status == AttemptStatus::Launching {
-                    a.status = AttemptStatus::Running;
-                    a.process = Some(process);
+                if let Phase::Launching { stop } = a.phase {
+                    a.phase = Phase::Running {
+                        on: Execution::Process(process),
+                        stop,
+                    };
                     out.touch(task);
                 }
             }
@@ -535,19 +773,22 @@ pub fn step(job: &Job, state: &mut RunState, input: Input, now: Timestamp) -> St
             job_id,
         } => {
             if let Some(a) = in_flight_mut(state, task, attempt) {
-                if a.remote_job.is_none() {
-                    a.status = AttemptStatus::Running;
-                    a.remote_job = Some(job_id);
+                if let Phase::Launching { stop } = a.phase {
+                    a.phase = Phase::Running {
+                        on: Execution::ClusterJob(job_id),
+                        stop,
+                    };
                     out.touch(task);
                 }
             }
         }
         Input::RemoteTimedOut { task, attempt } => {
             if let Some(a) = in_flight_mut(state, task, attempt) {
-                a.status = AttemptStatus::TimedOut;
-                a.ended_at = Some(now);
-                a.message = Some("the Slurm time limit was reached".into());
-                let stopped = a.stop.map(|s| s.reason);
+                let stopped = a.stop().map(|s| s.reason);
+                a.end(
+                    now,
+                    Outcome::TimedOut(ExitInfo::message("the Slurm time limit was reached")),
+                );
                 out.touch(task);
                 after_attempt(
                     job,
@@ -567,14 +808,15 @@ pub fn step(job: &Job, state: &mut RunState, input: Input, now: Timestamp) -> St
             reason,
         } => {
             if let Some(a) = in_flight_mut(state, task, attempt) {
-                let stopped = a.stop.map(|s| s.reason);
-                a.status = if stopped == Some(StopReason::Cancel) {
-                    AttemptStatus::Cancelled
+                let stopped = a.stop().map(|s| s.reason);
+                let outcome = if stopped == Some(StopReason::Cancel) {
+                    Outcome::Cancelled(ExitInfo::message(reason.clone()))
                 } else {
-                    AttemptStatus::Interrupted
+                    Outcome::Interrupted {
+                        message: Some(reason.clone()),
+                    }
                 };
-                a.ended_at = Some(now);
-                a.message = Some(reason.clone());
+                a.end(now, outcome);
                 out.touch(task);
                 out.effects.push(event(
                     job,
@@ -595,10 +837,8 @@ pub fn step(job: &Job, state: &mut RunState, input: Input, now: Timestamp) -> St
             transient,
         } => {
             if let Some(a) = in_flight_mut(state, task, attempt) {
-                a.status = AttemptStatus::Failed;
-                a.ended_at = Some(now);
-                a.message = Some(message.clone());
-                let stopped = a.stop.map(|s| s.reason);
+                let stopped = a.stop().map(|s| s.reason);
+                a.end(now, Outcome::Failed(ExitInfo::message(message.clone())));
                 out.touch(task);
                 after_attempt(
                     job, state, task, stopped, transient, &message, now, &mut out,
@@ -654,7 +894,7 @@ fn in_flight_mut(state: &mut RunState, task: usize, attempt: u32) -> Option<&mut
         .get_mut(task)?
         .attempts
         .last_mut()
-        .filter(|a| a.no == attempt && a.status.is_in_flight())
+        .filter(|a| a.no == attempt && a.is_in_flight())
 }
 
 fn event(
@@ -711,20 +951,22 @@ fn exited(
     let Some(a) = in_flight_mut(state, task, attempt) else {
         return;
     };
-    a.ended_at = Some(now);
-    a.exit_code = code;
-    a.signal = signal;
-    let stopped = a.stop.map(|s| s.reason);
+    let stopped = a.stop().map(|s| s.reason);
     let clean_exit = code == Some(0) && signal.is_none();
+    let info = |message: Option<String>| ExitInfo {
+        exit_code: code,
+        signal,
+        message,
+    };
     out.touch(task);
     match stopped {
         Some(StopReason::Timeout) | Some(StopReason::RunTimeout) => {
-            a.status = AttemptStatus::TimedOut;
+            a.end(now, Outcome::TimedOut(info(None)));
         }
-        Some(StopReason::Cancel) => a.status = AttemptStatus::Cancelled,
+        Some(StopReason::Cancel) => a.end(now, Outcome::Cancelled(info(None))),
         None if clean_exit => match outputs {
             Ok(pairs) => {
-                a.status = AttemptStatus::Succeeded;
+                a.end(now, Outcome::Succeeded);
                 let t = &mut state.tasks[task];
                 t.status = TaskStatus::Succeeded;
                 t.outputs = pairs;
@@ -740,15 +982,17 @@ fn exited(
                 return;
             }
             Err(message) => {
-                a.status = AttemptStatus::Failed;
-                a.message = Some(format!("bad PETIT_OUTPUT: {message}"));
+                a.end(
+                    now,
+                    Outcome::Failed(info(Some(format!("bad PETIT_OUTPUT: {message}")))),
+                );
             }
         },
-        None => a.status = AttemptStatus::Failed,
+        None => a.end(now, Outcome::Failed(info(None))),
     }
     let a = &state.tasks[task].attempts[state.tasks[task].attempts.len() - 1];
     let spec = &job.tasks[task];
-    let transient = match (a.status, code, signal) {
+    let transient = match (a.status(), code, signal) {
         (AttemptStatus::TimedOut, _, _) => true,
         // A signal Petit did not send (OOM killer, a user's kill).
         (_, _, Some(_)) if stopped.is_none() => true,
@@ -760,14 +1004,14 @@ fn exited(
 }
 
 fn describe_exit(a: &Attempt) -> String {
-    let base = match (a.status, a.exit_code, a.signal) {
+    let base = match (a.status(), a.exit_code(), a.signal()) {
         (AttemptStatus::TimedOut, _, _) => "timed out".to_string(),
         (AttemptStatus::Cancelled, _, _) => "cancelled".to_string(),
         (_, _, Some(s)) => format!("killed by signal {s}"),
         (_, Some(c), _) => format!("exit {c}"),
         _ => "failed".to_string(),
     };
-    match &a.message {
+    match a.message() {
         Some(m) => format!("{base}: {m}"),
         None => base,
     }
@@ -872,8 +1116,8 @@ fn stop_attempts(
     out: &mut Step,
 ) {
     for (i, t) in state.tasks.iter_mut().enumerate() {
-        if let Some(a) = t.attempts.last_mut().filter(|a| a.status.is_in_flight()) {
-            if a.stop.is_none() {
+        if let Some(a) = t.attempts.last_mut().filter(|a| a.is_in_flight()) {
+            if a.stop().is_none() {
                 begin_stop(a, i, reason, job.tasks[i].kill_grace_secs, now, out);
             }
         }
@@ -889,7 +1133,10 @@ fn begin_stop(
     now: Timestamp,
     out: &mut Step,
 ) {
-    a.stop = Some(Stop {
+    let Some(slot) = a.stop_mut() else {
+        return;
+    };
+    *slot = Some(Stop {
         reason,
         kill_at: now.plus_secs(grace_secs),
         killed: false,
@@ -921,16 +1168,16 @@ fn tick(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
                 out.touch(i);
             }
         }
-        let Some(a) = t.attempts.last_mut().filter(|a| a.status.is_in_flight()) else {
+        let Some(a) = t.attempts.last_mut().filter(|a| a.is_in_flight()) else {
             continue;
         };
-        match a.stop {
-            None => {
+        match a.stop_mut() {
+            Some(None) => {
                 if a.deadline.is_some_and(|d| d <= now) {
                     begin_stop(a, i, StopReason::Timeout, grace, now, out);
                 }
             }
-            Some(ref mut stop) if !stop.killed && stop.kill_at <= now => {
+            Some(Some(stop)) if !stop.killed && stop.kill_at <= now => {
                 stop.killed = true;
                 out.touch(i);
                 out.effects.push(Effect::Signal {
@@ -939,7 +1186,7 @@ fn tick(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
                     signal: Signal::Kill,
                 });
             }
-            Some(_) => {}
+            Some(Some(_)) | None => {}
         }
     }
 }
@@ -1004,14 +1251,14 @@ fn recover(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
         let Some(a) = state.tasks[i]
             .attempts
             .last_mut()
-            .filter(|a| a.status.is_in_flight())
+            .filter(|a| a.is_in_flight())
         else {
             continue;
         };
         if job.tasks[i].executor.is_remote() {
             // A cluster job does not die with Petit: it is adopted, not interrupted. A stop
             // that was in progress is asked for again.
-            if a.stop.is_some() {
+            if a.stop().is_some() {
                 out.effects.push(Effect::Signal {
                     task: i,
                     attempt: a.no,
@@ -1021,23 +1268,30 @@ fn recover(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
             continue;
         }
         let no = a.no;
-        let stopped = a.stop.map(|s| s.reason);
-        a.ended_at = Some(now);
+        let stopped = a.stop().map(|s| s.reason);
         out.touch(i);
         match stopped {
             // It was being stopped anyway: record the stop's outcome.
             Some(StopReason::Timeout) | Some(StopReason::RunTimeout) => {
-                a.status = AttemptStatus::TimedOut;
-                a.message = Some("interrupted by a crash while being stopped".into());
+                a.end(
+                    now,
+                    Outcome::TimedOut(ExitInfo::message(
+                        "interrupted by a crash while being stopped",
+                    )),
+                );
                 after_attempt(job, state, i, stopped, true, "timed out", now, out);
             }
             Some(StopReason::Cancel) => {
-                a.status = AttemptStatus::Cancelled;
+                a.end(now, Outcome::Cancelled(ExitInfo::default()));
                 after_attempt(job, state, i, stopped, false, "cancelled", now, out);
             }
             None => {
-                a.status = AttemptStatus::Interrupted;
-                a.message = Some("interrupted: Petit stopped while it ran".into());
+                a.end(
+                    now,
+                    Outcome::Interrupted {
+                        message: Some("interrupted: Petit stopped while it ran".into()),
+                    },
+                );
                 out.effects.push(event(
                     job,
                     state,
@@ -1174,19 +1428,8 @@ fn advance(job: &Job, state: &mut RunState, now: Timestamp, out: &mut Step) {
             let spec = &job.tasks[i];
             let t = &mut state.tasks[i];
             let no = t.attempts.len() as u32 + 1;
-            t.attempts.push(Attempt {
-                no,
-                status: AttemptStatus::Launching,
-                started_at: now,
-                ended_at: None,
-                deadline: attempt_deadline(spec, now),
-                process: None,
-                remote_job: None,
-                stop: None,
-                exit_code: None,
-                signal: None,
-                message: None,
-            });
+            t.attempts
+                .push(Attempt::launching(no, now, attempt_deadline(spec, now)));
             t.status = TaskStatus::Running;
             running += 1;
             out.touch(i);

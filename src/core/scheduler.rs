@@ -60,7 +60,7 @@
 
 use chrono::{Offset, TimeZone, Timelike};
 
-use crate::core::run::{Run, RunStatus};
+use crate::core::run::{Run, RunId, RunStatus};
 use crate::jobs::model::{Catchup, DependencyCondition, Job, Overlap};
 use crate::jobs::validate::MAX_CATCHUP;
 use crate::schedule::Schedule;
@@ -502,7 +502,7 @@ pub enum Admission {
     /// Record the firing `skipped` with this reason.
     Skip { reason: String },
     /// Cancel run `cancel` (the oldest active one) and start the new run in its slot.
-    Replace { cancel: u64 },
+    Replace { cancel: RunId },
 }
 
 /// Decides whether a run of `job` may start, given `active`: the job's unfinished runs
@@ -513,9 +513,9 @@ pub enum Admission {
 /// runs keep their order. Otherwise `overlap` decides: `skip` skips; `queue` queues while fewer
 /// than `max_queued` are queued, else skips; `replace` cancels the oldest running or waiting
 /// run (lowest id).
-pub fn admit(job: &Job, active: &[(u64, RunStatus)]) -> Admission {
+pub fn admit(job: &Job, active: &[(RunId, RunStatus)]) -> Admission {
     let max = job.max_concurrency.max(1) as usize;
-    let holding: Vec<u64> = active
+    let holding: Vec<RunId> = active
         .iter()
         .filter(|(_, s)| matches!(s, RunStatus::Running | RunStatus::Waiting))
         .map(|(id, _)| *id)
@@ -551,7 +551,7 @@ pub fn admit(job: &Job, active: &[(u64, RunStatus)]) -> Admission {
 /// Airflow's catchup and Dagu's backfill do), so each is started if a slot is free and nothing
 /// is queued, else queued behind the others. Their number is bounded by `max_catchup`, not
 /// `max_queued`.
-pub fn admit_catchup(job: &Job, active: &[(u64, RunStatus)]) -> Admission {
+pub fn admit_catchup(job: &Job, active: &[(RunId, RunStatus)]) -> Admission {
     let max = job.max_concurrency.max(1) as usize;
     let holding = active
         .iter()
@@ -568,7 +568,7 @@ pub fn admit_catchup(job: &Job, active: &[(u64, RunStatus)]) -> Admission {
 /// A run that is waiting for a start: what [`plan_starts`] needs to know of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StartCandidate {
-    pub id: u64,
+    pub id: RunId,
     /// `Waiting` (for its dependencies) or `Queued` (for a slot).
     pub status: RunStatus,
     /// Whether its job's cross-job dependencies are met now (true if it has none).
@@ -598,7 +598,7 @@ pub fn plan_starts(
     candidates: &[StartCandidate],
     running: usize,
     max_jobs: Option<u32>,
-) -> Vec<(u64, StartDecision)> {
+) -> Vec<(RunId, StartDecision)> {
     let max_jobs = max_jobs.map_or(usize::MAX, |n| n as usize);
     let mut running = running;
     let mut out = Vec::new();
@@ -671,7 +671,7 @@ pub fn retain(job: &Job, position: usize, total: usize, run: &Run, now: Timestam
 
 /// The queued run of `job` to start now that a slot may be free, if any: the oldest (lowest
 /// id) `Queued` run, when fewer than `max_concurrency` runs are `Running` or `Waiting`.
-pub fn next_queued(job: &Job, active: &[(u64, RunStatus)]) -> Option<u64> {
+pub fn next_queued(job: &Job, active: &[(RunId, RunStatus)]) -> Option<RunId> {
     let max = job.max_concurrency.max(1) as usize;
     let holding = active
         .iter()

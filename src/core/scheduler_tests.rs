@@ -1,7 +1,7 @@
 //! Unit tests of `core::scheduler`: one or more per rule of the module doc.
 
 use super::*;
-use crate::core::run::RunStatus;
+use crate::core::run::{RunId, RunStatus};
 use crate::jobs::model::{Catchup, DependencyCondition, Job, JobDependency, Overlap};
 use crate::schedule::Schedule;
 use crate::testing::{job, task};
@@ -422,55 +422,78 @@ fn admission_starts_while_a_slot_is_free() {
     let mut j = scheduled("@hourly");
     assert_eq!(admit(&j, &[]), Admission::Start);
     j.max_concurrency = 2;
-    assert_eq!(admit(&j, &[(1, RunStatus::Running)]), Admission::Start);
+    assert_eq!(
+        admit(&j, &[(RunId::new(1), RunStatus::Running)]),
+        Admission::Start
+    );
     // Waiting runs hold a slot too.
-    let full = [(1, RunStatus::Running), (2, RunStatus::Waiting)];
+    let full = [
+        (RunId::new(1), RunStatus::Running),
+        (RunId::new(2), RunStatus::Waiting),
+    ];
     assert!(matches!(admit(&j, &full), Admission::Skip { .. }));
 }
 
 #[test]
 fn overlap_skip_queue_and_replace() {
     let mut j = scheduled("@hourly");
-    let busy = [(7, RunStatus::Running)];
+    let busy = [(RunId::new(7), RunStatus::Running)];
     j.overlap = Overlap::Skip;
     assert!(matches!(admit(&j, &busy), Admission::Skip { .. }));
 
     j.overlap = Overlap::Queue;
     j.max_queued = 2;
     assert_eq!(admit(&j, &busy), Admission::Queue);
-    let one_queued = [(7, RunStatus::Running), (8, RunStatus::Queued)];
+    let one_queued = [
+        (RunId::new(7), RunStatus::Running),
+        (RunId::new(8), RunStatus::Queued),
+    ];
     assert_eq!(admit(&j, &one_queued), Admission::Queue);
     let full = [
-        (7, RunStatus::Running),
-        (8, RunStatus::Queued),
-        (9, RunStatus::Queued),
+        (RunId::new(7), RunStatus::Running),
+        (RunId::new(8), RunStatus::Queued),
+        (RunId::new(9), RunStatus::Queued),
     ];
     match admit(&j, &full) {
         Admission::Skip { reason } => assert!(reason.contains("max_queued"), "{reason}"),
         other => panic!("expected skip, got {other:?}"),
     }
     // A free slot does not let a new run overtake queued ones.
-    let queued_only = [(8, RunStatus::Queued)];
+    let queued_only = [(RunId::new(8), RunStatus::Queued)];
     assert_eq!(admit(&j, &queued_only), Admission::Queue);
 
     j.overlap = Overlap::Replace;
     j.max_concurrency = 2;
-    let two = [(3, RunStatus::Running), (5, RunStatus::Waiting)];
-    assert_eq!(admit(&j, &two), Admission::Replace { cancel: 3 });
-    assert_eq!(admit(&j, &[(5, RunStatus::Running)]), Admission::Start);
+    let two = [
+        (RunId::new(3), RunStatus::Running),
+        (RunId::new(5), RunStatus::Waiting),
+    ];
+    assert_eq!(
+        admit(&j, &two),
+        Admission::Replace {
+            cancel: RunId::new(3)
+        }
+    );
+    assert_eq!(
+        admit(&j, &[(RunId::new(5), RunStatus::Running)]),
+        Admission::Start
+    );
 }
 
 #[test]
 fn next_queued_is_the_oldest_once_a_slot_is_free() {
     let j = scheduled("@hourly");
     let busy = [
-        (1, RunStatus::Running),
-        (4, RunStatus::Queued),
-        (6, RunStatus::Queued),
+        (RunId::new(1), RunStatus::Running),
+        (RunId::new(4), RunStatus::Queued),
+        (RunId::new(6), RunStatus::Queued),
     ];
     assert_eq!(next_queued(&j, &busy), None);
-    let free = [(4, RunStatus::Queued), (6, RunStatus::Queued)];
-    assert_eq!(next_queued(&j, &free), Some(4));
+    let free = [
+        (RunId::new(4), RunStatus::Queued),
+        (RunId::new(6), RunStatus::Queued),
+    ];
+    assert_eq!(next_queued(&j, &free), Some(RunId::new(4)));
     assert_eq!(next_queued(&j, &[]), None);
 }
 
@@ -662,12 +685,12 @@ fn catch_up_firings_queue_behind_each_other_whatever_overlap_says() {
     let j = scheduled("0 * * * *");
     assert_eq!(j.overlap, Overlap::Skip);
     assert_eq!(admit_catchup(&j, &[]), Admission::Start);
-    let mut active = vec![(1, RunStatus::Queued)];
+    let mut active = vec![(RunId::new(1), RunStatus::Queued)];
     for id in 2..=5 {
         assert_eq!(admit_catchup(&j, &active), Admission::Queue);
-        active.push((id, RunStatus::Queued));
+        active.push((RunId::new(id), RunStatus::Queued));
     }
-    assert_eq!(next_queued(&j, &active), Some(1));
+    assert_eq!(next_queued(&j, &active), Some(RunId::new(1)));
     active[0].1 = RunStatus::Running;
     assert_eq!(next_queued(&j, &active), None, "one at a time");
     // A live firing meanwhile still follows `overlap`, with a reason that counts the queue.
@@ -684,7 +707,7 @@ fn catch_up_firings_queue_behind_each_other_whatever_overlap_says() {
 
 fn finished(id: u64, ended_secs: i64) -> crate::core::run::Run {
     crate::core::run::Run {
-        id,
+        id: RunId::new(id),
         job_id: "j".into(),
         trigger: crate::core::run::Trigger::Schedule,
         scheduled_at: at(ended_secs),
@@ -740,12 +763,12 @@ fn plan_starts_orders_waiting_then_queued_under_max_jobs() {
         next_of_job,
     };
     let candidates = [
-        c(5, RunStatus::Queued, true, false, true),
-        c(3, RunStatus::Waiting, true, false, false),
-        c(4, RunStatus::Waiting, false, true, false),
-        c(6, RunStatus::Queued, false, false, true),
-        c(7, RunStatus::Queued, true, false, false),
-        c(8, RunStatus::Queued, true, false, true),
+        c(RunId::new(5), RunStatus::Queued, true, false, true),
+        c(RunId::new(3), RunStatus::Waiting, true, false, false),
+        c(RunId::new(4), RunStatus::Waiting, false, true, false),
+        c(RunId::new(6), RunStatus::Queued, false, false, true),
+        c(RunId::new(7), RunStatus::Queued, true, false, false),
+        c(RunId::new(8), RunStatus::Queued, true, false, true),
     ];
     let skip = StartDecision::Skip {
         reason: "dependency unmet".into(),
@@ -753,19 +776,19 @@ fn plan_starts_orders_waiting_then_queued_under_max_jobs() {
     assert_eq!(
         plan_starts(&candidates, 0, Some(2)),
         [
-            (3, StartDecision::Start),
-            (4, skip.clone()),
-            (5, StartDecision::Start)
+            (RunId::new(3), StartDecision::Start),
+            (RunId::new(4), skip.clone()),
+            (RunId::new(5), StartDecision::Start)
         ]
     );
     assert_eq!(
         plan_starts(&candidates, 0, None),
         [
-            (3, StartDecision::Start),
-            (4, skip),
-            (5, StartDecision::Start),
-            (6, StartDecision::Wait),
-            (8, StartDecision::Start)
+            (RunId::new(3), StartDecision::Start),
+            (RunId::new(4), skip),
+            (RunId::new(5), StartDecision::Start),
+            (RunId::new(6), StartDecision::Wait),
+            (RunId::new(8), StartDecision::Start)
         ]
     );
     assert_eq!(

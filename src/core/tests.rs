@@ -229,7 +229,7 @@ fn timeout_sends_term_then_kill_after_grace() {
     assert!(!sim.advance());
     sim.exit_with("t", None, Some(9), Ok(vec![]));
     let a = &sim.state.tasks[0].attempts[0];
-    assert_eq!(a.status, AttemptStatus::TimedOut);
+    assert_eq!(a.status(), AttemptStatus::TimedOut);
     assert_eq!(sim.state.run.status, RunStatus::Failed);
 }
 
@@ -256,7 +256,7 @@ fn run_timeout_kills_running_tasks_and_cancels_the_rest() {
     assert!(sim.trace_text().contains("t=60 signal TERM a#1"));
     sim.exit_with("a", None, Some(15), Ok(vec![]));
     assert_eq!(
-        sim.state.tasks[0].attempts[0].status,
+        sim.state.tasks[0].attempts[0].status(),
         AttemptStatus::TimedOut
     );
     assert_eq!(sim.status("a"), TaskStatus::Failed);
@@ -278,7 +278,7 @@ fn cancel_terms_running_attempts_and_cancels_pending_tasks() {
     assert!(sim.trace_text().contains("signal KILL a#1"));
     sim.exit_with("a", None, Some(9), Ok(vec![]));
     assert_eq!(
-        sim.state.tasks[0].attempts[0].status,
+        sim.state.tasks[0].attempts[0].status(),
         AttemptStatus::Cancelled
     );
     assert_eq!(sim.state.run.status, RunStatus::Cancelled);
@@ -314,9 +314,9 @@ fn a_malformed_output_file_fails_the_attempt() {
     sim.exit_with("a", Some(0), None, Err("line 1: no `=`".into()));
     assert_eq!(sim.status("a"), TaskStatus::Failed);
     let msg = sim.state.tasks[0].attempts[0]
-        .message
-        .clone()
-        .unwrap_or_default();
+        .message()
+        .unwrap_or_default()
+        .to_string();
     assert!(msg.contains("bad PETIT_OUTPUT"), "{msg}");
 }
 
@@ -363,7 +363,7 @@ fn recover_interrupts_in_flight_attempts_and_reruns_them() {
     sim.launch_all();
     sim.crash_and_recover();
     let t = &sim.state.tasks[0];
-    assert_eq!(t.attempts[0].status, AttemptStatus::Interrupted);
+    assert_eq!(t.attempts[0].status(), AttemptStatus::Interrupted);
     assert_eq!(t.interrupts, 1);
     // A new attempt, not counted against retries.
     assert_eq!(t.attempts.len(), 2);
@@ -437,7 +437,7 @@ fn recover_during_cancel_finishes_the_cancel() {
     sim.crash_and_recover();
     assert_eq!(sim.state.run.status, RunStatus::Cancelled);
     assert_eq!(
-        sim.state.tasks[0].attempts[0].status,
+        sim.state.tasks[0].attempts[0].status(),
         AttemptStatus::Cancelled
     );
 }
@@ -476,7 +476,7 @@ fn suspend_records_interruptions_and_launches_nothing() {
         .iter()
         .any(|e| matches!(e, crate::core::run::Effect::Launch { .. })));
     assert_eq!(
-        sim.state.tasks[0].attempts[0].status,
+        sim.state.tasks[0].attempts[0].status(),
         AttemptStatus::Interrupted
     );
     assert_eq!(sim.status("a"), TaskStatus::Pending);
@@ -489,8 +489,14 @@ fn suspend_records_interruptions_and_launches_nothing() {
 fn a_queued_run_can_wait_then_start_or_be_skipped() {
     let j = job("j", vec![task("a", &[])]);
     let now = Timestamp::from_secs(10);
-    let mut s =
-        crate::core::run::RunState::new(&j, 7, crate::core::run::Trigger::Schedule, now, now, 4);
+    let mut s = crate::core::run::RunState::new(
+        &j,
+        crate::core::run::RunId::new(7),
+        crate::core::run::Trigger::Schedule,
+        now,
+        now,
+        4,
+    );
     crate::core::run::step(&j, &mut s, Input::Wait, now);
     assert_eq!(s.run.status, RunStatus::Waiting);
     let mut skipped = s.clone();
@@ -538,8 +544,8 @@ fn a_submitted_cluster_job_is_adopted_not_interrupted_after_a_crash() {
     });
     sim.crash_and_recover();
     let a = &sim.state.tasks[0].attempts[0];
-    assert_eq!(a.status, AttemptStatus::Running);
-    assert_eq!(a.remote_job, Some(77));
+    assert_eq!(a.status(), AttemptStatus::Running);
+    assert_eq!(a.remote_job(), Some(77));
     assert!(sim.to_launch.is_empty(), "nothing is resubmitted");
     // Its result is collected later, as for any attempt.
     sim.input(Input::Exited {
@@ -570,7 +576,7 @@ fn a_lost_cluster_job_is_interrupted_and_retried_by_policy() {
         reason: "NODE_FAIL".into(),
     });
     assert_eq!(
-        sim.state.tasks[0].attempts[0].status,
+        sim.state.tasks[0].attempts[0].status(),
         AttemptStatus::Interrupted
     );
     assert!(matches!(sim.status("big"), TaskStatus::RetryWait { .. }));
@@ -585,7 +591,7 @@ fn a_lost_cluster_job_is_interrupted_and_retried_by_policy() {
         attempt: 2,
     });
     assert_eq!(
-        sim.state.tasks[0].attempts[1].status,
+        sim.state.tasks[0].attempts[1].status(),
         AttemptStatus::TimedOut
     );
     assert_eq!(sim.status("big"), TaskStatus::Failed);
@@ -610,7 +616,7 @@ fn a_cluster_job_gets_a_backstop_after_its_slurm_time_limit() {
     sim.crash_and_recover();
     assert_eq!(sim.trace_text().matches("signal TERM big#1").count(), 2);
     assert_eq!(
-        sim.state.tasks[0].attempts[0].status,
+        sim.state.tasks[0].attempts[0].status(),
         AttemptStatus::Running
     );
 }

@@ -101,6 +101,7 @@ impl ResourceLimits {
 
 /// Where a task's attempts run. The one seam between "run it here" and "run it on the cluster".
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Executor {
     /// A process group on this machine (`type: command` / `type: shell`).
     #[default]
@@ -145,6 +146,7 @@ pub struct SlurmOptions {
 
 /// What an attempt executes.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Action {
     /// `type: command`: a program looked up in `PATH`, executed directly without a shell.
     Command {
@@ -160,6 +162,7 @@ pub enum Action {
 
 /// When a task whose upstreams are all terminal runs (docs/job-files.md, "Task conditions").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Condition {
     AllSuccess,
     OnFailure,
@@ -194,12 +197,14 @@ impl Default for RetryPolicy {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Backoff {
     Fixed,
     Exponential,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RetryCondition {
     Always,
     TransientOnly,
@@ -208,6 +213,7 @@ pub enum RetryCondition {
 
 /// What recovery does with an attempt that a crash interrupted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OnInterrupt {
     Retry,
     Fail,
@@ -215,6 +221,7 @@ pub enum OnInterrupt {
 
 /// What a firing does when `max_concurrency` runs are already active.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Overlap {
     Skip,
     Queue,
@@ -223,6 +230,7 @@ pub enum Overlap {
 
 /// What happens to firings missed while Petit was down or the clock untrusted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Catchup {
     Latest,
     All,
@@ -237,6 +245,7 @@ pub struct JobDependency {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DependencyCondition {
     LastSuccess,
     LastComplete,

@@ -435,6 +435,7 @@ pub mod shell {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
 mod tests {
     use super::*;
 

@@ -31,6 +31,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::core::run::RunId;
 use crate::core::{Event, EventKind};
 
 /// The socket's file name inside the state directory.
@@ -64,7 +65,7 @@ pub enum Request {
     },
     /// Cancel a run.
     Cancel {
-        run: u64,
+        run: RunId,
     },
     /// Pause (persisted) or unpause a job's schedule.
     Pause {
@@ -80,7 +81,7 @@ pub enum Request {
     },
     /// One run in detail, as `pt history --run N --json`.
     Run {
-        id: u64,
+        id: RunId,
     },
     /// The lifecycle event stream (recent events, then live ones with `follow`).
     Events {
@@ -427,7 +428,12 @@ async fn serve_connection(
         .unwrap_or_else(|_| Response::error(1, "the daemon is shutting down"));
     match request {
         Request::Trigger { follow: true, .. } if response.ok => {
-            let Some(run_id) = response.data.get("run").and_then(Value::as_u64) else {
+            let Some(run_id) = response
+                .data
+                .get("run")
+                .and_then(Value::as_u64)
+                .map(RunId::new)
+            else {
                 let _ = write_line(&mut write, &response).await;
                 return;
             };
@@ -452,7 +458,7 @@ async fn serve_connection(
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         // Events were dropped, maybe this run's end among them: ask the daemon
                         // how the run stands instead of waiting for an event that is gone.
-                        tracing::warn!(run = run_id, "a follower lagged; {n} events dropped");
+                        tracing::warn!(run = run_id.get(), "a follower lagged; {n} events dropped");
                         match ended_status(&to_daemon, run_id).await {
                             Some(status) => {
                                 let _ = write_line(
@@ -496,7 +502,7 @@ async fn serve_connection(
 
 /// The status of run `id` if it has ended, asked of the daemon (`None`: still going, or the
 /// daemon could not say).
-async fn ended_status(to_daemon: &mpsc::Sender<Envelope>, id: u64) -> Option<String> {
+async fn ended_status(to_daemon: &mpsc::Sender<Envelope>, id: RunId) -> Option<String> {
     let (reply_tx, reply_rx) = oneshot::channel();
     let envelope = Envelope {
         request: Request::Run { id },
@@ -715,7 +721,7 @@ mod tests {
         );
         let event = |run_id: u64, kind: EventKind| Event {
             at: crate::time::Timestamp(0),
-            run_id,
+            run_id: RunId::new(run_id),
             job_id: "j".into(),
             task: None,
             attempt: None,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::core::run::{Input, Run, RunState, RunStatus, Trigger};
+use crate::core::run::{Input, Run, RunId, RunState, RunStatus, Trigger};
 use crate::core::scheduler::{self, Admission, ClockTrust, FiringKind, UpstreamFacts};
 use crate::core::{Event, EventKind};
 use crate::jobs::Job;
@@ -53,6 +53,7 @@ pub struct DaemonConfig {
 
 /// Why the daemon stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DaemonError {
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -506,7 +507,7 @@ impl<W: World> Daemon<W> {
         let snapshot = snapshot_of(job);
         let max_tasks = self.engine.default_max_tasks();
         let mut active = self.engine.runs_of_job(&job.id);
-        let mut created: Vec<(RunState, Option<u64>)> = Vec::new();
+        let mut created: Vec<(RunState, Option<RunId>)> = Vec::new();
         let mut notices: Vec<Event> = Vec::new();
         self.engine.write(|tx| {
             if let Some(s) = &plan.summary {
@@ -640,7 +641,7 @@ impl<W: World> Daemon<W> {
     }
 
     /// Creates a queued run of `job` (manual or dependency trigger). Returns its id.
-    fn create_run(&mut self, job: &Job, trigger: Trigger) -> Result<u64, DaemonError> {
+    fn create_run(&mut self, job: &Job, trigger: Trigger) -> Result<RunId, DaemonError> {
         Ok(self.engine.create_run(job, trigger, None)?)
     }
 
@@ -843,7 +844,7 @@ impl<W: World> Daemon<W> {
                 scheduler::next_firing(job, cursor)
             };
             let last = self.store().runs_of_job(&job.id, 1)?.into_iter().next();
-            let running: Vec<u64> = active
+            let running: Vec<RunId> = active
                 .iter()
                 .filter(|(_, j, _, _)| *j == job.id)
                 .map(|(id, ..)| *id)
@@ -973,7 +974,7 @@ pub fn trust_text(t: ClockTrust) -> String {
 
 fn record_run(
     job: &Job,
-    id: u64,
+    id: RunId,
     trigger: Trigger,
     at: Timestamp,
     now: Timestamp,
@@ -998,7 +999,7 @@ fn record_run(
 
 fn firing_event(
     job: &Job,
-    id: u64,
+    id: RunId,
     at: Timestamp,
     status: RunStatus,
     reason: &str,

@@ -33,17 +33,19 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::core::invariants;
-use crate::core::run::{self, Effect, Input, RunState, RunStatus, Signal, Trigger};
+use crate::core::run::{
+    self, AttemptRef, Effect, Input, RunId, RunState, RunStatus, Signal, Trigger,
+};
 use crate::core::{Event, EventKind};
 use crate::jobs::model::{Action, Executor, Job, DEFAULT_KILL_GRACE_SECS};
 use crate::jobs::template::{Context, Reference};
+use crate::runtime::in_process::InProcessTask;
 use crate::runtime::os::OsWorld;
 use crate::runtime::process::SpawnRequest;
 use crate::runtime::remote::SubmitPlan;
 use crate::runtime::slurm;
-use crate::runtime::task::Task;
 use crate::runtime::world::{
-    AttemptKey, FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report, World,
+    FenceTarget, InProcessLaunch, Injected, Launch, LaunchError, Outcome, Report, World,
 };
 use crate::store::records::Snapshot;
 use crate::store::{Store, StoreError, WriteTx};
@@ -75,15 +77,16 @@ pub struct EngineConfig {
 }
 
 /// A callback told of every event after its transition was committed.
-pub type Observer = Box<dyn FnMut(&Event)>;
+pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
 /// Errors that stop the engine.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("run {run}: {message}")]
-    Snapshot { run: u64, message: String },
+    Snapshot { run: RunId, message: String },
     /// The simulation cut the process here (never in production).
     #[error("simulated crash")]
     Crashed,
@@ -100,7 +103,7 @@ struct Active {
 /// A request from outside the loop.
 #[derive(Debug)]
 pub enum Command {
-    Cancel(u64),
+    Cancel(RunId),
     Shutdown,
 }
 
@@ -131,7 +134,7 @@ struct Fencing {
 /// A failed fence, for `pt status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FenceStatus {
-    pub run: u64,
+    pub run: RunId,
     pub task: usize,
     pub attempt: u32,
     pub error: String,
@@ -151,15 +154,15 @@ pub struct Engine<W: World = OsWorld> {
     store: Store,
     config: EngineConfig,
     world: W,
-    runs: BTreeMap<u64, Active>,
-    inputs: VecDeque<(u64, Input)>,
+    runs: BTreeMap<RunId, Active>,
+    inputs: VecDeque<(RunId, Input)>,
     events: broadcast::Sender<Event>,
     observer: Option<Observer>,
     /// Effects decided by steps whose commit has not succeeded yet.
-    held_effects: Vec<(u64, Effect)>,
+    held_effects: Vec<(RunId, Effect)>,
     /// A change that must be committed even though it implies no effect.
     commit_now: bool,
-    fencing: BTreeMap<u64, Fencing>,
+    fencing: BTreeMap<RunId, Fencing>,
     shutdown: Option<Shutdown>,
     /// Lossless event streams ([`Engine::events`]); they end when the engine is dropped.
     streams: Vec<mpsc::UnboundedSender<Event>>,
@@ -172,8 +175,16 @@ pub struct EngineBuilder {
     state_dir: Option<PathBuf>,
     max_tasks: u32,
     shutdown_grace: Duration,
-    tasks: Vec<(String, Arc<dyn Task>)>,
+    tasks: Vec<(String, Arc<dyn InProcessTask>)>,
 }
+
+/// A tokio program moves the engine (and its builder) between threads (`tokio::spawn` on a
+/// multi-threaded runtime): checked here, at compile time, and in `tests/library.rs`.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Engine>();
+    assert_send::<EngineBuilder>();
+};
 
 impl Default for EngineBuilder {
     fn default() -> Self {
@@ -205,7 +216,7 @@ impl EngineBuilder {
     }
 
     /// Registers an in-process task for job tasks with `type: custom` and `command: NAME`.
-    pub fn task(mut self, name: impl Into<String>, task: impl Task + 'static) -> Self {
+    pub fn task(mut self, name: impl Into<String>, task: impl InProcessTask + 'static) -> Self {
         self.tasks.push((name.into(), Arc::new(task)));
         self
     }
@@ -262,12 +273,13 @@ impl Engine<OsWorld> {
 
     /// Registers an in-process task under `name`, for job tasks with `type: custom` and
     /// `command: NAME`. Register before recovering or starting runs.
-    pub fn register_task(&mut self, name: impl Into<String>, task: Arc<dyn Task>) {
+    pub fn register_task(&mut self, name: impl Into<String>, task: Arc<dyn InProcessTask>) {
         self.world.register_task(name.into(), task);
     }
 
     /// A sleep until engine time `deadline` (a day if none; callers re-arm after waking).
-    pub fn sleep_until(&self, deadline: Option<Timestamp>) -> tokio::time::Sleep {
+    #[allow(clippy::disallowed_methods)] // the async shell turns engine time into a real tokio sleep
+    pub(crate) fn sleep_until(&self, deadline: Option<Timestamp>) -> tokio::time::Sleep {
         let at = deadline
             .map(|d| self.world.clock().instant_of(d))
             .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(24 * 3600));
@@ -275,7 +287,7 @@ impl Engine<OsWorld> {
     }
 
     /// Waits until the world has a report (cancel-safe).
-    pub async fn report_ready(&mut self) {
+    pub(crate) async fn report_ready(&mut self) {
         self.world.report_ready().await
     }
 
@@ -327,6 +339,7 @@ impl Engine<OsWorld> {
     /// (a full disk), it gives up a few seconds after the grace: what was committed stands, and
     /// the next start recovers the rest as after a crash (at-least-once), rather than holding
     /// systemd's stop until it kills us.
+    #[allow(clippy::disallowed_methods)] // the give-up deadline of a failing last commit is real time, by design
     pub async fn shutdown(&mut self) -> Result<(), EngineError> {
         self.request_shutdown();
         let give_up =
@@ -365,6 +378,7 @@ impl Engine<OsWorld> {
 
 impl<W: World> Engine<W> {
     /// An engine over `store` acting on `world`.
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn with_world(store: Store, config: EngineConfig, world: W) -> Self {
         let (events, _) = broadcast::channel(1024);
         Engine {
@@ -394,7 +408,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Gives up the engine (a simulated crash keeps the store and the world, nothing else).
-    pub fn into_parts(self) -> (Store, W) {
+    pub(crate) fn into_parts(self) -> (Store, W) {
         (self.store, self.world)
     }
 
@@ -404,17 +418,19 @@ impl<W: World> Engine<W> {
     }
 
     /// The world.
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn world(&self) -> &W {
         &self.world
     }
 
     /// The world, to change it (the simulation injects faults through it).
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn world_mut(&mut self) -> &mut W {
         &mut self.world
     }
 
     /// Engine time now.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.world.now()
     }
 
@@ -424,19 +440,19 @@ impl<W: World> Engine<W> {
     }
 
     /// Calls `f` for every event, after its transition was committed.
-    pub fn set_observer(&mut self, f: impl FnMut(&Event) + 'static) {
+    pub fn set_observer(&mut self, f: impl FnMut(&Event) + Send + 'static) {
         self.observer = Some(Box::new(f));
     }
 
     /// Ids of the runs this engine is driving (fencing ones included).
-    pub fn active_runs(&self) -> Vec<u64> {
-        let mut ids: BTreeSet<u64> = self.runs.keys().copied().collect();
+    pub fn active_runs(&self) -> Vec<RunId> {
+        let mut ids: BTreeSet<RunId> = self.runs.keys().copied().collect();
         ids.extend(self.fencing.keys().copied());
         ids.into_iter().collect()
     }
 
     /// The state of a run this engine is driving.
-    pub fn run_state(&self, id: u64) -> Option<&RunState> {
+    pub fn run_state(&self, id: RunId) -> Option<&RunState> {
         self.runs.get(&id).map(|a| &a.state)
     }
 
@@ -446,13 +462,13 @@ impl<W: World> Engine<W> {
     }
 
     /// Whether nothing is left to drive.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.runs.is_empty() && self.fencing.is_empty()
     }
 
     /// Runs one write transaction through the world's hooks: the daemon's commits (firings,
     /// retention, pause) take the same crash points and failures as the engine's.
-    pub fn write<R>(
+    pub(crate) fn write<R>(
         &mut self,
         f: impl FnOnce(&mut WriteTx) -> Result<R, redb::Error>,
     ) -> Result<R, EngineError> {
@@ -475,7 +491,7 @@ impl<W: World> Engine<W> {
         job: &Job,
         trigger: Trigger,
         scheduled_at: Option<Timestamp>,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<RunId, EngineError> {
         let id = self.create_run(job, trigger, scheduled_at)?;
         self.inputs.push_back((id, Input::Start));
         Ok(id)
@@ -483,12 +499,12 @@ impl<W: World> Engine<W> {
 
     /// Creates a run of `job` (queued) in one transaction and takes it over, without starting
     /// it. Returns its id.
-    pub fn create_run(
+    pub(crate) fn create_run(
         &mut self,
         job: &Job,
         trigger: Trigger,
         scheduled_at: Option<Timestamp>,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<RunId, EngineError> {
         let now = self.world.now();
         let snapshot = snapshot_of(job);
         let max_tasks = self.config.default_max_tasks;
@@ -517,9 +533,9 @@ impl<W: World> Engine<W> {
     /// A run whose snapshot no longer validates is quarantined; recovery goes on.
     pub fn recover(
         &mut self,
-        only: Option<&[u64]>,
+        only: Option<&[RunId]>,
         start_queued: bool,
-    ) -> Result<Vec<u64>, EngineError> {
+    ) -> Result<Vec<RunId>, EngineError> {
         let mut ids = self.store.active_runs()?;
         if let Some(only) = only {
             ids.retain(|id| only.contains(id));
@@ -535,7 +551,7 @@ impl<W: World> Engine<W> {
                 Err(StoreError::Record { detail, .. }) => {
                     // A damaged run stops only itself: recorded failed, recovery goes on.
                     tracing::error!(
-                        run = id,
+                        run = id.get(),
                         "quarantining run #{id}: its records are damaged: {detail}"
                     );
                     self.quarantine_damaged(id, &detail)?;
@@ -546,7 +562,7 @@ impl<W: World> Engine<W> {
             let job = match self.job_for(id, &state) {
                 Ok(job) => job,
                 Err(reason) => {
-                    tracing::error!(run = id, "quarantining run #{id}: {reason}");
+                    tracing::error!(run = id.get(), "quarantining run #{id}: {reason}");
                     self.begin_fencing(id, None, state, Some(reason));
                     continue;
                 }
@@ -562,7 +578,7 @@ impl<W: World> Engine<W> {
                 .filter(|(i, _)| job.tasks[*i].executor.is_remote())
                 .filter_map(|(i, t)| {
                     t.current()
-                        .map(|a| (i, a.no, a.remote_job, a.stop.is_some()))
+                        .map(|a| (i, a.no, a.remote_job(), a.stop().is_some()))
                 })
                 .collect();
             let fenced = self.begin_fencing(id, Some(&job), state.clone(), None);
@@ -573,10 +589,12 @@ impl<W: World> Engine<W> {
                     None => continue,
                 };
                 match plan {
-                    Ok(plan) => {
-                        self.world
-                            .adopt_remote((id, task, attempt), plan, job_id, stopping)
-                    }
+                    Ok(plan) => self.world.adopt_remote(
+                        AttemptRef::new(id, task, attempt),
+                        plan,
+                        job_id,
+                        stopping,
+                    ),
                     Err(message) => self.inputs.push_back((
                         id,
                         Input::Lost {
@@ -598,7 +616,7 @@ impl<W: World> Engine<W> {
     }
 
     /// The job a stored run executes with, from its snapshot, checked against its records.
-    fn job_for(&self, id: u64, state: &RunState) -> Result<Job, String> {
+    fn job_for(&self, id: RunId, state: &RunState) -> Result<Job, String> {
         let snap = self
             .store
             .snapshot(id)
@@ -621,7 +639,7 @@ impl<W: World> Engine<W> {
     /// whether any fence is under way (the run then waits for them).
     fn begin_fencing(
         &mut self,
-        id: u64,
+        id: RunId,
         job: Option<&Job>,
         state: RunState,
         quarantine: Option<String>,
@@ -634,12 +652,12 @@ impl<W: World> Engine<W> {
                 Some(spec) if matches!(spec.executor, Executor::InProcess) => continue,
                 Some(spec) => spec.kill_grace_secs,
                 // No definition (quarantine): a cluster job has a job id; fence the rest.
-                None if a.remote_job.is_some() => continue,
+                None if a.remote_job().is_some() => continue,
                 None => DEFAULT_KILL_GRACE_SECS,
             };
             let target = FenceTarget {
-                key: (id, i, a.no),
-                process: a.process.clone(),
+                key: AttemptRef::new(id, i, a.no),
+                process: a.process().cloned(),
                 attempt_key: self.attempt_key(id, i, a.no),
                 grace_ms: grace_secs.saturating_mul(1000),
             };
@@ -672,9 +690,13 @@ impl<W: World> Engine<W> {
 
     /// A fence finished: on success the run may recover once all its fences are done; on
     /// failure it is tried again with backoff, and nothing of the task is launched meanwhile.
-    fn on_fenced(&mut self, key: AttemptKey, result: Result<(), String>) {
+    fn on_fenced(&mut self, key: AttemptRef, result: Result<(), String>) {
         let now = self.world.now();
-        let (id, task, attempt) = key;
+        let AttemptRef {
+            run: id,
+            task,
+            attempt,
+        } = key;
         let Some(f) = self.fencing.get_mut(&id) else {
             return;
         };
@@ -688,7 +710,7 @@ impl<W: World> Engine<W> {
                         (p.backoff_ms * 2).min(FENCE_BACKOFF_MAX_MS)
                     });
                     tracing::error!(
-                        run = id,
+                        run = id.get(),
                         task,
                         attempt,
                         "cannot fence a process left from before the restart ({error}); \
@@ -723,8 +745,8 @@ impl<W: World> Engine<W> {
         for t in retry {
             if let Some(fence) = self
                 .fencing
-                .get_mut(&t.key.0)
-                .and_then(|f| f.fences.get_mut(&(t.key.1, t.key.2)))
+                .get_mut(&t.key.run)
+                .and_then(|f| f.fences.get_mut(&(t.key.task, t.key.attempt)))
             {
                 // Keep the backoff; mark it in progress by pushing its retry time out.
                 if let Some(p) = fence.failed.as_mut() {
@@ -752,7 +774,7 @@ impl<W: World> Engine<W> {
 
     /// Records failed a run whose task records do not decode (only its run record is
     /// rewritten; its tasks stay as they are, for a post-mortem).
-    fn quarantine_damaged(&mut self, id: u64, detail: &str) -> Result<(), EngineError> {
+    fn quarantine_damaged(&mut self, id: RunId, detail: &str) -> Result<(), EngineError> {
         let Some(mut run) = self.store.run(id)? else {
             return Ok(());
         };
@@ -812,12 +834,12 @@ impl<W: World> Engine<W> {
         out
     }
 
-    fn attempt_key(&self, run: u64, task: usize, attempt: u32) -> String {
+    fn attempt_key(&self, run: RunId, task: usize, attempt: u32) -> String {
         format!("{}#{run}.{task}.{attempt}", self.store.path().display())
     }
 
     /// Queues a cancel of run `id`. Returns false if this engine does not drive it.
-    pub fn cancel(&mut self, id: u64) -> bool {
+    pub fn cancel(&mut self, id: RunId) -> bool {
         if self.runs.contains_key(&id) {
             self.inputs.push_back((id, Input::Cancel));
             true
@@ -853,12 +875,13 @@ impl<W: World> Engine<W> {
     }
 
     /// Moves engine time forward to the wall clock (see [`World::reanchor_clock`]).
-    pub fn reanchor_clock(&mut self) {
+    pub(crate) fn reanchor_clock(&mut self) {
         self.world.reanchor_clock();
     }
 
     /// The earliest deadline of anything this engine waits for (engine time): a run's
     /// deadline, a fence retry, the end of the shutdown grace, a cluster poll.
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let mut earliest = self
             .runs
@@ -890,22 +913,23 @@ impl<W: World> Engine<W> {
 
     /// Queues a `Tick` for every run (deadlines may be due), and lets the world start what is
     /// due (a cluster poll).
+    #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn on_tick(&mut self) {
         let now = self.world.now();
         self.world.tick(now);
-        let ids: Vec<u64> = self.runs.keys().copied().collect();
+        let ids: Vec<RunId> = self.runs.keys().copied().collect();
         for id in ids {
             self.inputs.push_back((id, Input::Tick));
         }
     }
 
     /// Queues an input for a run this engine drives.
-    pub fn feed(&mut self, id: u64, input: Input) {
+    pub(crate) fn feed(&mut self, id: RunId, input: Input) {
         self.inputs.push_back((id, input));
     }
 
     /// Takes over a run whose records are already committed (a queued firing, a waiting run).
-    pub fn adopt(&mut self, job: Job, state: RunState) {
+    pub(crate) fn adopt(&mut self, job: Job, state: RunState) {
         self.runs.insert(
             state.run.id,
             Active {
@@ -918,13 +942,13 @@ impl<W: World> Engine<W> {
     }
 
     /// The sender of the event channel (for the control socket's subscribers).
-    pub fn events_sender(&self) -> broadcast::Sender<Event> {
+    pub(crate) fn events_sender(&self) -> broadcast::Sender<Event> {
         self.events.clone()
     }
 
     /// Reports an event that no run transition produced (a firing recorded skipped or missed;
     /// its record is already committed).
-    pub fn emit(&mut self, event: Event) {
+    pub(crate) fn emit(&mut self, event: Event) {
         if let Some(f) = self.observer.as_mut() {
             f(&event);
         }
@@ -933,17 +957,17 @@ impl<W: World> Engine<W> {
     }
 
     /// The environment tasks inherit and `${{ env.NAME }}` reads.
-    pub fn env(&self) -> &BTreeMap<String, String> {
+    pub(crate) fn env(&self) -> &BTreeMap<String, String> {
         &self.config.env
     }
 
     /// `-t`: concurrent tasks per run unless the job says otherwise.
-    pub fn default_max_tasks(&self) -> u32 {
+    pub(crate) fn default_max_tasks(&self) -> u32 {
         self.config.default_max_tasks
     }
 
     /// The unfinished runs of `job_id` this engine holds, ascending by id.
-    pub fn runs_of_job(&self, job_id: &str) -> Vec<(u64, RunStatus)> {
+    pub(crate) fn runs_of_job(&self, job_id: &str) -> Vec<(RunId, RunStatus)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.job_id == job_id && !a.state.is_terminal())
@@ -952,7 +976,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Runs waiting for their dependencies: (id, job id, created at).
-    pub fn waiting_run_ids(&self) -> Vec<(u64, String, Timestamp)> {
+    pub(crate) fn waiting_run_ids(&self) -> Vec<(RunId, String, Timestamp)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.status == RunStatus::Waiting)
@@ -961,7 +985,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Waiting runs as (job id, created at), for computing their timeouts.
-    pub fn waiting_runs(&self) -> Vec<(String, Timestamp)> {
+    pub(crate) fn waiting_runs(&self) -> Vec<(String, Timestamp)> {
         self.waiting_run_ids()
             .into_iter()
             .map(|(_, j, t)| (j, t))
@@ -969,7 +993,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Queued runs, oldest first: (id, job id).
-    pub fn queued_run_ids(&self) -> Vec<(u64, String)> {
+    pub(crate) fn queued_run_ids(&self) -> Vec<(RunId, String)> {
         self.runs
             .iter()
             .filter(|(_, a)| a.state.run.status == RunStatus::Queued)
@@ -978,12 +1002,12 @@ impl<W: World> Engine<W> {
     }
 
     /// The job definition (snapshot) a run executes with.
-    pub fn job_of(&self, id: u64) -> Option<Job> {
+    pub(crate) fn job_of(&self, id: RunId) -> Option<Job> {
         self.runs.get(&id).map(|a| a.job.clone())
     }
 
     /// Every unfinished run: (id, job id, status, started at).
-    pub fn active_summaries(&self) -> Vec<(u64, String, RunStatus, Option<Timestamp>)> {
+    pub(crate) fn active_summaries(&self) -> Vec<(RunId, String, RunStatus, Option<Timestamp>)> {
         self.runs
             .iter()
             .filter(|(_, a)| !a.state.is_terminal())
@@ -999,7 +1023,7 @@ impl<W: World> Engine<W> {
     }
 
     /// Number of runs in state `running`.
-    pub fn n_running_runs(&self) -> usize {
+    pub(crate) fn n_running_runs(&self) -> usize {
         self.runs
             .values()
             .filter(|a| a.state.run.status == RunStatus::Running)
@@ -1008,8 +1032,8 @@ impl<W: World> Engine<W> {
 
     /// Runs that finished and whose last transition is committed: removed from the engine and
     /// returned, so the caller can react (dependencies, queues, retention).
-    pub fn take_finished(&mut self) -> Vec<run::Run> {
-        let done: Vec<u64> = self
+    pub(crate) fn take_finished(&mut self) -> Vec<run::Run> {
+        let done: Vec<RunId> = self
             .runs
             .iter()
             .filter(|(_, a)| a.state.is_terminal() && !a.run_dirty && a.tasks_dirty.is_empty())
@@ -1021,8 +1045,8 @@ impl<W: World> Engine<W> {
     }
 
     /// Maps a report to the input it means for its run (`None`: bookkeeping only).
-    fn input_of(&mut self, report: Report) -> Option<(u64, Input)> {
-        let (run, task, attempt) = report.key;
+    fn input_of(&mut self, report: Report) -> Option<(RunId, Input)> {
+        let AttemptRef { run, task, attempt } = report.key;
         let input = match report.outcome {
             Outcome::Launched(process) => Input::Launched {
                 task,
@@ -1080,7 +1104,7 @@ impl<W: World> Engine<W> {
         Some((run, input))
     }
 
-    fn is_remote(&self, run: u64, task: usize) -> bool {
+    fn is_remote(&self, run: RunId, task: usize) -> bool {
         self.runs
             .get(&run)
             .and_then(|a| a.job.tasks.get(task))
@@ -1094,7 +1118,7 @@ impl<W: World> Engine<W> {
     /// records marked dirty and their effects held back; nothing is spawned, killed or reported
     /// until a later call commits them. The engine keeps its state (no reload is needed); the
     /// error is returned so the caller can report it and call again after a pause.
-    pub fn process_inputs(&mut self) -> Result<(), EngineError> {
+    pub(crate) fn process_inputs(&mut self) -> Result<(), EngineError> {
         loop {
             // Whatever already happened joins this batch: every transition decided from it
             // shares one commit (one fsync), then all their effects are performed.
@@ -1124,7 +1148,7 @@ impl<W: World> Engine<W> {
     /// Steps one run with one input: marks the records that changed and holds the effects for
     /// the next commit. Nothing reaches a run before its survivors are fenced: ticks are
     /// regenerated later, everything else waits.
-    fn apply(&mut self, id: u64, input: Input) {
+    fn apply(&mut self, id: RunId, input: Input) {
         if let Some(f) = self.fencing.get_mut(&id) {
             if !matches!(input, Input::Tick) {
                 f.deferred.push(input);
@@ -1198,16 +1222,6 @@ impl<W: World> Engine<W> {
         Ok(())
     }
 
-    /// Whether decided transitions wait for a commit that failed.
-    pub fn has_uncommitted(&self) -> bool {
-        !self.held_effects.is_empty()
-            || self.commit_now
-            || self
-                .runs
-                .values()
-                .any(|a| a.state.is_terminal() && (a.run_dirty || !a.tasks_dirty.is_empty()))
-    }
-
     /// Commits every pending change of every run in one write transaction. Records are
     /// checked before they are encoded: a broken invariant is an error, never a stored state.
     fn commit(&mut self) -> Result<(), EngineError> {
@@ -1247,7 +1261,7 @@ impl<W: World> Engine<W> {
         self.world.after_commit(store).map_err(injected)
     }
 
-    fn perform(&mut self, id: u64, effect: Effect) {
+    fn perform(&mut self, id: RunId, effect: Effect) {
         match effect {
             Effect::Launch { task, attempt } => {
                 // Nothing new starts during a graceful shutdown: the attempt is committed
@@ -1260,9 +1274,11 @@ impl<W: World> Engine<W> {
                 task,
                 attempt,
                 signal,
-            } => self.world.signal((id, task, attempt), signal),
+            } => self
+                .world
+                .signal(AttemptRef::new(id, task, attempt), signal),
             Effect::Emit(event) => {
-                tracing::info!(run = event.run_id, task = ?event.task, "{}: {}",
+                tracing::info!(run = event.run_id.get(), task = ?event.task, "{}: {}",
                     event.kind.name(), event.detail);
                 self.emit(event);
             }
@@ -1271,7 +1287,7 @@ impl<W: World> Engine<W> {
 
     /// Performs a `Launch` effect on the side of the seam the task's executor names: a local
     /// process group, a Slurm job, or an in-process task.
-    fn launch(&mut self, id: u64, task: usize, attempt: u32) {
+    fn launch(&mut self, id: RunId, task: usize, attempt: u32) {
         let Some(active) = self.runs.get(&id) else {
             return;
         };
@@ -1294,7 +1310,7 @@ impl<W: World> Engine<W> {
                 message,
                 transient: false,
             })
-            .and_then(|plan| self.world.launch((id, task, attempt), plan));
+            .and_then(|plan| self.world.launch(AttemptRef::new(id, task, attempt), plan));
         if let Err(e) = result {
             self.inputs.push_back((
                 id,
@@ -1310,7 +1326,7 @@ impl<W: World> Engine<W> {
 
     /// The Slurm job name of an attempt: unique per state directory, run, task and attempt,
     /// so a lookup by name after a crash finds exactly this attempt's job.
-    fn job_name(&self, run: u64, task: usize, attempt: u32) -> String {
+    fn job_name(&self, run: RunId, task: usize, attempt: u32) -> String {
         // FNV-1a of the database path: a short, stable tag of this state directory.
         let mut h: u32 = 0x811c_9dc5;
         for b in self.store.path().as_os_str().as_encoded_bytes() {

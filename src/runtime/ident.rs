@@ -177,6 +177,7 @@ pub async fn kill_group_and_wait(pgid: i32, grace: Duration) -> io::Result<Group
 }
 
 /// Polls until group `pgid` has no live member (true) or `limit` has passed (false).
+#[allow(clippy::disallowed_methods)] // polls the kernel for a killed group: a real-time deadline
 async fn wait_group_gone(pgid: i32, limit: Duration) -> bool {
     // A monotonic deadline for a bounded poll, not a reading of wall time.
     let deadline = tokio::time::Instant::now() + limit;

@@ -5,26 +5,26 @@
 //! output, [`isolation`] keeps every process of an attempt inside it (a cgroup per attempt, or
 //! Petit as a child subreaper), [`ident`] identifies and finds processes across restarts
 //! through `/proc`, and
-//! [`clocksync`] asks the kernel whether the clock is synchronized. [`slurm`] submits, polls and
+//! `clocksync` asks the kernel whether the clock is synchronized. [`slurm`] submits, polls and
 //! cancels the batch jobs of `type: slurm` tasks through the Slurm clients. None of it decides
 //! what to spawn, kill or retry, or when; that policy belongs to the engine that calls these
 //! functions.
 //! Everything works on a tokio current-thread runtime without a thread per task.
 
-pub mod clocksync;
+pub(crate) mod clocksync;
 pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod ident;
+pub mod in_process;
 pub mod isolation;
 pub mod logfile;
 pub mod os;
-pub mod outputs_watch;
+pub(crate) mod outputs_watch;
 pub mod process;
-pub mod remote;
+pub(crate) mod remote;
 pub mod sdnotify;
 pub mod slurm;
-pub mod task;
-pub mod walltimer;
+pub(crate) mod walltimer;
 pub mod watch;
 pub mod world;

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::core::run::{ProcessRef, Signal};
+use crate::core::run::{AttemptRef, ProcessRef, Signal};
+use crate::runtime::in_process::{InProcessTask, TaskContext};
 use crate::runtime::process;
 use crate::runtime::remote::{Remote, SubmitPlan};
-use crate::runtime::task::{Task, TaskContext};
 use crate::runtime::world::{
-    AttemptKey, FenceTarget, InProcessLaunch, Launch, LaunchError, Outcome, Report, World,
+    FenceTarget, InProcessLaunch, Launch, LaunchError, Outcome, Report, World,
 };
 use crate::runtime::{clocksync, ident};
 use crate::time::Timestamp;
@@ -33,6 +33,7 @@ pub struct EngineClock {
 
 impl EngineClock {
     /// Anchors the clock at the current wall time (or `PETIT_NOW`, for tests).
+    #[allow(clippy::disallowed_methods)] // the engine clock: the one monotonic clock of the engine
     pub fn start() -> Self {
         EngineClock {
             wall_at_start: crate::clock::now(),
@@ -54,6 +55,7 @@ impl EngineClock {
     }
 
     /// Re-anchors at the wall clock if it is ahead of engine time (never moves backwards).
+    #[allow(clippy::disallowed_methods)] // the engine clock: the one monotonic clock of the engine
     pub fn reanchor(&mut self) {
         let wall = crate::clock::now();
         if wall > self.now() {
@@ -75,10 +77,10 @@ struct InProcess {
 pub struct OsWorld {
     clock: EngineClock,
     /// Local process groups by attempt.
-    children: BTreeMap<AttemptKey, i32>,
-    in_process: BTreeMap<AttemptKey, InProcess>,
+    children: BTreeMap<AttemptRef, i32>,
+    in_process: BTreeMap<AttemptRef, InProcess>,
     remote: Remote,
-    tasks: BTreeMap<String, Arc<dyn Task>>,
+    tasks: BTreeMap<String, Arc<dyn InProcessTask>>,
     /// Reports produced synchronously (a spawn's pid), handed out before the channel's.
     ready: VecDeque<Report>,
     tx: mpsc::UnboundedSender<Report>,
@@ -108,7 +110,7 @@ impl OsWorld {
     }
 
     /// Registers an in-process task under `name` (`type: custom`, `command: NAME`).
-    pub fn register_task(&mut self, name: String, task: Arc<dyn Task>) {
+    pub fn register_task(&mut self, name: String, task: Arc<dyn InProcessTask>) {
         self.tasks.insert(name, task);
     }
 
@@ -148,7 +150,7 @@ impl OsWorld {
 
     fn spawn_local(
         &mut self,
-        key: AttemptKey,
+        key: AttemptRef,
         req: process::SpawnRequest,
     ) -> Result<(), LaunchError> {
         let running = process::spawn(&req).map_err(|e| LaunchError {
@@ -192,7 +194,7 @@ impl OsWorld {
         Ok(())
     }
 
-    fn start_in_process(&mut self, key: AttemptKey, l: InProcessLaunch) -> Result<(), LaunchError> {
+    fn start_in_process(&mut self, key: AttemptRef, l: InProcessLaunch) -> Result<(), LaunchError> {
         let fail = |message: String| LaunchError {
             message,
             transient: false,
@@ -216,9 +218,9 @@ impl OsWorld {
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         let ctx = TaskContext {
             job_id: l.job_id,
-            run_id: key.0,
+            run_id: key.run.get(),
             task_id: l.task_id,
-            attempt: key.2,
+            attempt: key.attempt,
             scheduled_at: l.scheduled_at,
             args: req.args.clone(),
             env: req.env.clone(),
@@ -279,7 +281,7 @@ impl World for OsWorld {
         self.clock.reanchor();
     }
 
-    fn launch(&mut self, key: AttemptKey, launch: Launch) -> Result<(), LaunchError> {
+    fn launch(&mut self, key: AttemptRef, launch: Launch) -> Result<(), LaunchError> {
         match launch {
             Launch::Local(req) => self.spawn_local(key, req),
             Launch::Remote(plan) => {
@@ -292,7 +294,7 @@ impl World for OsWorld {
 
     fn adopt_remote(
         &mut self,
-        key: AttemptKey,
+        key: AttemptRef,
         plan: SubmitPlan,
         job_id: Option<u64>,
         stopping: bool,
@@ -301,7 +303,7 @@ impl World for OsWorld {
             .adopt(key, plan, job_id, stopping, self.clock.now(), &self.tx);
     }
 
-    fn signal(&mut self, key: AttemptKey, signal: Signal) {
+    fn signal(&mut self, key: AttemptRef, signal: Signal) {
         if let Some(ip) = self.in_process.get(&key) {
             match signal {
                 // Ask it to stop; it has the grace period to return.
@@ -332,9 +334,9 @@ impl World for OsWorld {
             };
             if let Err(e) = process::signal_group(pgid, sig) {
                 tracing::warn!(
-                    run = key.0,
-                    task = key.1,
-                    attempt = key.2,
+                    run = key.run.get(),
+                    task = key.task,
+                    attempt = key.attempt,
                     "signal failed: {e}"
                 );
             }

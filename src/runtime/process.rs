@@ -258,6 +258,7 @@ impl io::Write for LazyFile {
 /// Creates the log file (and its directories) and the empty `PETIT_OUTPUT` file, then runs
 /// `program` in its own process group with stdin from `/dev/null`, stdout and stderr into one
 /// pipe feeding the capped log, and the environment of Petit plus `req.env` plus `PETIT_OUTPUT`.
+#[allow(clippy::disallowed_methods)] // the one place that spawns task processes
 pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(spawn_error(
@@ -663,6 +664,7 @@ pub fn signal_group(pgid: i32, sig: Signal) -> io::Result<()> {
 /// group and every orphaned descendant re-parented to Petit that belongs to no other running
 /// attempt (see [`isolation::escapees`]), and reaps them, until none is left or
 /// [`ident::KILL_WAIT`] passed.
+#[allow(clippy::disallowed_methods)] // polls the kernel for killed processes: a real-time deadline
 async fn kill_escapees(pgid: i32) {
     let deadline = tokio::time::Instant::now() + ident::KILL_WAIT;
     let mut pause = Duration::from_millis(1);
@@ -789,6 +791,7 @@ pub async fn kill_attempt_tree(
 
 /// Polls `alive` until it is empty (true) or `limit` passed (false). The processes are not our
 /// children: there is nothing to await.
+#[allow(clippy::disallowed_methods)] // polls the kernel for killed processes: a real-time deadline
 async fn wait_all_gone(
     alive: &impl Fn(&[u32]) -> Vec<u32>,
     strays: &impl Fn() -> Vec<u32>,
@@ -840,7 +843,7 @@ fn killpg(pgid: i32, sig: Signal) -> io::Result<()> {
 ///
 /// # The cap
 ///
-/// While the task runs, [`super::outputs_watch`] cuts the file to the cap as soon as a write
+/// While the task runs, `super::outputs_watch` cuts the file to the cap as soon as a write
 /// takes it past (a local attempt's outcome then says so and its outputs are an error without
 /// reading). Here, on reading (a cluster job's file, or where inotify was unavailable, or
 /// what was written after the last cut), a file over the cap is truncated to its first

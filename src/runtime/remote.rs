@@ -34,7 +34,7 @@ pub fn poll_interval() -> Duration {
         .unwrap_or(Duration::from_secs(3))
 }
 
-pub use crate::runtime::world::AttemptKey;
+use crate::core::run::{AttemptRef, RunId};
 
 /// What is needed to submit an attempt (again).
 #[derive(Clone, Debug)]
@@ -63,21 +63,16 @@ struct Tracked {
 /// The cluster jobs the engine tracks.
 #[derive(Debug, Default)]
 pub struct Remote {
-    jobs: BTreeMap<AttemptKey, Tracked>,
+    jobs: BTreeMap<AttemptRef, Tracked>,
     next_poll: Option<Timestamp>,
     poll_in_flight: bool,
 }
 
-fn report(tx: &mpsc::UnboundedSender<Report>, key: AttemptKey, outcome: Outcome) {
+fn report(tx: &mpsc::UnboundedSender<Report>, key: AttemptRef, outcome: Outcome) {
     let _ = tx.send(Report { key, outcome });
 }
 
 impl Remote {
-    /// Whether any cluster job is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
-
     /// When the next poll is due (engine time), if one is needed.
     pub fn next_poll_at(&self) -> Option<Timestamp> {
         if self.jobs.is_empty() || self.poll_in_flight {
@@ -90,7 +85,7 @@ impl Remote {
     /// Submits a new attempt now (its `Launching` record is committed).
     pub fn launch(
         &mut self,
-        key: AttemptKey,
+        key: AttemptRef,
         plan: SubmitPlan,
         now: Timestamp,
         tx: &mpsc::UnboundedSender<Report>,
@@ -112,7 +107,7 @@ impl Remote {
     /// looked up by name and submitted only if Slurm has never seen it.
     pub fn adopt(
         &mut self,
-        key: AttemptKey,
+        key: AttemptRef,
         plan: SubmitPlan,
         job_id: Option<u64>,
         stopping: bool,
@@ -136,7 +131,7 @@ impl Remote {
     }
 
     /// Records the job id of a submission.
-    pub fn submitted(&mut self, key: AttemptKey, job_id: u64) {
+    pub fn submitted(&mut self, key: AttemptRef, job_id: u64) {
         if let Some(t) = self.jobs.get_mut(&key) {
             t.job_id = Some(job_id);
             t.busy = false;
@@ -148,18 +143,18 @@ impl Remote {
     }
 
     /// Stops tracking an attempt (it ended).
-    pub fn forget(&mut self, key: AttemptKey) {
+    pub fn forget(&mut self, key: AttemptRef) {
         self.jobs.remove(&key);
     }
 
     /// Whether `key` is a tracked cluster job.
-    pub fn tracks(&self, key: AttemptKey) -> bool {
+    pub fn tracks(&self, key: AttemptRef) -> bool {
         self.jobs.contains_key(&key)
     }
 
     /// Asks Slurm to cancel the job (SIGTERM, then SIGKILL after its KillWait); the outcome
     /// is confirmed by polling. A job not yet submitted is cancelled as soon as it has an id.
-    pub fn cancel(&mut self, key: AttemptKey) {
+    pub fn cancel(&mut self, key: AttemptRef) {
         let Some(t) = self.jobs.get_mut(&key) else {
             return;
         };
@@ -213,7 +208,7 @@ impl Remote {
         let tx = tx.clone();
         tokio::spawn(async move {
             poll(queries, now, &tx).await;
-            report(&tx, (0, 0, 0), Outcome::PollDone);
+            report(&tx, AttemptRef::new(RunId::new(0), 0, 0), Outcome::PollDone);
         });
     }
 }
@@ -221,7 +216,7 @@ impl Remote {
 /// Submits (after a lookup by name when `resolve_first`), reporting the job id, or a failure
 /// that will not pass. A transient failure reports nothing: the next poll retries.
 fn spawn_submit(
-    key: AttemptKey,
+    key: AttemptRef,
     plan: SubmitPlan,
     resolve_first: bool,
     tx: mpsc::UnboundedSender<Report>,
@@ -281,7 +276,7 @@ fn crash_point(var: &str) {
 }
 
 async fn poll(
-    queries: Vec<(AttemptKey, u64, SubmitPlan, Timestamp, bool)>,
+    queries: Vec<(AttemptRef, u64, SubmitPlan, Timestamp, bool)>,
     now: Timestamp,
     tx: &mpsc::UnboundedSender<Report>,
 ) {

@@ -616,6 +616,7 @@ struct CallOutput {
 
 /// Runs one Slurm client with [`CALL_TIMEOUT`], stdin from `/dev/null`, and an environment
 /// without the variables that change the clients' behaviour (except `SLURM_CONF`).
+#[allow(clippy::disallowed_methods)] // the one place that runs the Slurm clients
 async fn run(program: &str, args: &[String]) -> Result<CallOutput, SlurmError> {
     let mut command = tokio::process::Command::new(program);
     command.args(args);

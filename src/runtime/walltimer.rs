@@ -100,6 +100,7 @@ impl WallTimer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
 mod tests {
     use super::*;
 

@@ -66,6 +66,7 @@ const EVENT_HEADER_BYTES: usize = 16;
 
 /// Why the watcher cannot report changes.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatchError {
     /// The inotify descriptor or the watch could not be set up (no such directory, out of
     /// inotify watches or instances, no tokio reactor).
@@ -180,6 +181,7 @@ impl JobsWatcher {
     /// Cancel-safe: the daemon awaits this inside `select!`, which drops it whenever another
     /// branch wins. An event already read is remembered in the watcher (`pending`), so the
     /// next call finishes its quiet period and reports it instead of losing it.
+    #[allow(clippy::disallowed_methods)] // the debounce of inotify events is real time
     pub async fn changed(&mut self) -> Result<(), WatchError> {
         if self.pending.is_none() {
             loop {

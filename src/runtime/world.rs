@@ -9,13 +9,10 @@
 //! shape of quinn-proto's sans-IO `Connection` and FoundationDB's simulation: the world is
 //! injected, the logic exists once.
 
-use crate::core::run::{ProcessRef, Signal};
+use crate::core::run::{AttemptRef, ProcessRef, Signal};
 use crate::runtime::process::SpawnRequest;
 use crate::runtime::remote::SubmitPlan;
 use crate::time::Timestamp;
-
-/// (run, task index, attempt): which attempt a report or an effect is about.
-pub type AttemptKey = (u64, usize, u32);
 
 /// What one launch needs, on the side of the seam the task's executor names.
 #[derive(Debug)]
@@ -50,7 +47,7 @@ pub struct LaunchError {
 /// must make sure is dead before the attempt is recorded interrupted and anything is re-run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FenceTarget {
-    pub key: AttemptKey,
+    pub key: AttemptRef,
     /// The identity committed for the attempt's process, if its pid was committed.
     pub process: Option<ProcessRef>,
     /// The value of `PETIT_ATTEMPT_KEY` in the attempt's environment.
@@ -62,7 +59,7 @@ pub struct FenceTarget {
 /// News from the world about an attempt (or the world itself).
 #[derive(Debug)]
 pub struct Report {
-    pub key: AttemptKey,
+    pub key: AttemptRef,
     pub outcome: Outcome,
 }
 
@@ -118,17 +115,17 @@ pub trait World {
 
     /// Starts an attempt; its pid or job id comes back as a report. An `Err` is a launch that
     /// did not happen.
-    fn launch(&mut self, key: AttemptKey, launch: Launch) -> Result<(), LaunchError>;
+    fn launch(&mut self, key: AttemptRef, launch: Launch) -> Result<(), LaunchError>;
     /// Takes over a cluster job found in flight at recovery.
     fn adopt_remote(
         &mut self,
-        key: AttemptKey,
+        key: AttemptRef,
         plan: SubmitPlan,
         job_id: Option<u64>,
         stopping: bool,
     );
     /// Sends `signal` to an attempt (a process group, a cluster job, an in-process task).
-    fn signal(&mut self, key: AttemptKey, signal: Signal);
+    fn signal(&mut self, key: AttemptRef, signal: Signal);
     /// Kills whatever survives of an attempt from a previous Petit; the result comes back as
     /// [`Outcome::Fenced`].
     fn fence(&mut self, target: FenceTarget);

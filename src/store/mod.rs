@@ -12,14 +12,14 @@
 
 pub mod records;
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::core::run::{Run, RunState, RunStatus, TaskState};
+use crate::core::run::{Run, RunId, RunState, RunStatus, TaskState};
 use crate::time::Timestamp;
 use records::{BlobKey, DecodeError, Snapshot, SnapshotRef, StoredSnapshot};
 
@@ -87,6 +87,7 @@ pub struct HighWaterReset {
 
 /// What can go wrong with the state database, each a different thing for the caller to do.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// Another process holds the database (a running `pt run`).
     #[error("{path} is in use by another pt process")]
@@ -124,7 +125,7 @@ pub enum StoreError {
 /// The database of one state directory.
 pub struct Store {
     /// `None` after a failed commit closed it; reopened on next use.
-    db: RefCell<Option<Database>>,
+    db: Mutex<Option<Database>>,
     /// Set instead of `db` when opened read-only.
     ro: Option<redb::ReadOnlyDatabase>,
     path: PathBuf,
@@ -155,7 +156,7 @@ impl Store {
                 .map_err(|e| map_db_error(path, e.into()))
         })?;
         let store = Store {
-            db: RefCell::new(Some(db)),
+            db: Mutex::new(Some(db)),
             ro: None,
             path: path.to_path_buf(),
             file_backed: true,
@@ -178,7 +179,7 @@ impl Store {
             return Ok(());
         };
         let store = Store {
-            db: RefCell::new(None),
+            db: Mutex::new(None),
             ro: Some(ro),
             path: path.to_path_buf(),
             file_backed: true,
@@ -200,7 +201,7 @@ impl Store {
             return Store::open(path);
         };
         let store = Store {
-            db: RefCell::new(None),
+            db: Mutex::new(None),
             ro: Some(ro),
             path: path.to_path_buf(),
             file_backed: true,
@@ -209,8 +210,18 @@ impl Store {
         Ok(store)
     }
 
+    /// The writable database. A mutex (never contended: only the owner's `begin_*` and a failed
+    /// commit take it, for an instant) rather than a `RefCell`, so that a `Store`, and the
+    /// engine that owns one, can move to another thread (`tokio::spawn` on a multi-threaded
+    /// runtime).
+    fn db(&self) -> std::sync::MutexGuard<'_, Option<Database>> {
+        self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn reopen_if_closed(&self) -> Result<(), StoreError> {
-        if self.db.borrow().is_some() || self.ro.is_some() {
+        if self.db().is_some() || self.ro.is_some() {
             return Ok(());
         }
         let path = &self.path;
@@ -220,7 +231,7 @@ impl Store {
                 .map_err(|e| map_db_error(path, e.into()))
         })?;
         tracing::info!("reopened {}", path.display());
-        *self.db.borrow_mut() = Some(db);
+        *self.db() = Some(db);
         Ok(())
     }
 
@@ -229,7 +240,7 @@ impl Store {
             return ro.begin_read().map_err(|e| self.err(e));
         }
         self.reopen_if_closed()?;
-        let db = self.db.borrow();
+        let db = self.db();
         match db.as_ref() {
             Some(db) => db.begin_read().map_err(|e| self.err(e)),
             None => Err(self.closed()),
@@ -244,7 +255,7 @@ impl Store {
             });
         }
         self.reopen_if_closed()?;
-        let db = self.db.borrow();
+        let db = self.db();
         match db.as_ref() {
             Some(db) => db.begin_write().map_err(|e| self.err(e)),
             None => Err(self.closed()),
@@ -259,11 +270,16 @@ impl Store {
     }
 
     /// A database that lives in memory only (`--in-memory`).
+    ///
+    /// Its label, `:memory:PID.N`, is unique among the in-memory stores of every process: the
+    /// engine names attempts (their `PETIT_ATTEMPT_KEY`, their cgroups) after the store, so two
+    /// `pt trigger --in-memory` at once, or two in-memory engines in one program, must never
+    /// share a name (one would fence the other's processes).
     pub fn in_memory() -> Result<Store, StoreError> {
-        Store::with_backend(
-            redb::backends::InMemoryBackend::new(),
-            Path::new(":memory:"),
-        )
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let label = format!(":memory:{}.{n}", std::process::id());
+        Store::with_backend(redb::backends::InMemoryBackend::new(), Path::new(&label))
     }
 
     /// A database on a custom storage backend (crash tests), initialised if empty.
@@ -277,7 +293,7 @@ impl Store {
                 .map_err(|e| map_db_error(label, e.into()))
         })?;
         let store = Store {
-            db: RefCell::new(Some(db)),
+            db: Mutex::new(Some(db)),
             ro: None,
             path: label.to_path_buf(),
             file_backed: false,
@@ -421,7 +437,7 @@ impl Store {
                         "closing {} after a failed commit: {err}",
                         self.path.display()
                     );
-                    *self.db.borrow_mut() = None;
+                    *self.db() = None;
                 }
                 Err(err)
             }
@@ -429,17 +445,17 @@ impl Store {
     }
 
     /// Reads one run with its tasks.
-    pub fn load_run(&self, id: u64) -> Result<Option<RunState>, StoreError> {
+    pub fn load_run(&self, id: RunId) -> Result<Option<RunState>, StoreError> {
         let rx = self.begin_read()?;
         let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
-        let Some(bytes) = runs.get(id).map_err(|e| self.err(e))? else {
+        let Some(bytes) = runs.get(id.get()).map_err(|e| self.err(e))? else {
             return Ok(None);
         };
         let run = records::decode_run(bytes.value()).map_err(|e| self.rec(e))?;
         let tasks_t = rx.open_table(TASKS).map_err(|e| self.err(e))?;
         let mut tasks = Vec::new();
         for item in tasks_t
-            .range((id, 0u32)..=(id, u32::MAX))
+            .range((id.get(), 0u32)..=(id.get(), u32::MAX))
             .map_err(|e| self.err(e))?
         {
             let (k, v) = item.map_err(|e| self.err(e))?;
@@ -461,10 +477,10 @@ impl Store {
     }
 
     /// Reads one run record without its tasks.
-    pub fn run(&self, id: u64) -> Result<Option<Run>, StoreError> {
+    pub fn run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
         let rx = self.begin_read()?;
         let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
-        match runs.get(id).map_err(|e| self.err(e))? {
+        match runs.get(id.get()).map_err(|e| self.err(e))? {
             Some(b) => Ok(Some(
                 records::decode_run(b.value()).map_err(|e| self.rec(e))?,
             )),
@@ -473,10 +489,10 @@ impl Store {
     }
 
     /// The job definition a run started with.
-    pub fn snapshot(&self, id: u64) -> Result<Option<Snapshot>, StoreError> {
+    pub fn snapshot(&self, id: RunId) -> Result<Option<Snapshot>, StoreError> {
         let rx = self.begin_read()?;
         let t = rx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
-        let stored = match t.get(id).map_err(|e| self.err(e))? {
+        let stored = match t.get(id.get()).map_err(|e| self.err(e))? {
             Some(b) => records::decode_snapshot_record(b.value()).map_err(|e| self.rec(e))?,
             None => return Ok(None),
         };
@@ -515,13 +531,13 @@ impl Store {
     }
 
     /// Ids of every run that is not terminal, ascending (an index lookup).
-    pub fn active_runs(&self) -> Result<Vec<u64>, StoreError> {
+    pub fn active_runs(&self) -> Result<Vec<RunId>, StoreError> {
         let rx = self.begin_read()?;
         let t = rx.open_table(ACTIVE).map_err(|e| self.err(e))?;
         let mut ids = Vec::new();
         for item in t.iter().map_err(|e| self.err(e))? {
             let (k, _) = item.map_err(|e| self.err(e))?;
-            ids.push(k.value());
+            ids.push(RunId::new(k.value()));
         }
         Ok(ids)
     }
@@ -558,12 +574,12 @@ impl Store {
     }
 
     /// The run a firing was materialised as, if it was.
-    pub fn firing(&self, job_id: &str, at: Timestamp) -> Result<Option<u64>, StoreError> {
+    pub fn firing(&self, job_id: &str, at: Timestamp) -> Result<Option<RunId>, StoreError> {
         let rx = self.begin_read()?;
         let t = rx.open_table(FIRINGS).map_err(|e| self.err(e))?;
         Ok(t.get((job_id, at.0))
             .map_err(|e| self.err(e))?
-            .map(|v| v.value()))
+            .map(|v| RunId::new(v.value())))
     }
 
     /// Every paused job.
@@ -626,7 +642,7 @@ impl Store {
     }
 
     /// Ids of every run of `job_id`, oldest first (an index range).
-    pub fn run_ids_of_job(&self, job_id: &str) -> Result<Vec<u64>, StoreError> {
+    pub fn run_ids_of_job(&self, job_id: &str) -> Result<Vec<RunId>, StoreError> {
         let rx = self.begin_read()?;
         let idx = rx.open_table(JOB_RUNS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -635,7 +651,7 @@ impl Store {
             .map_err(|e| self.err(e))?
         {
             let (k, _) = item.map_err(|e| self.err(e))?;
-            out.push(k.value().1);
+            out.push(RunId::new(k.value().1));
         }
         Ok(out)
     }
@@ -687,7 +703,7 @@ pub struct WriteTx {
 
 impl WriteTx {
     /// Allocates the next run id (small increasing integers, never reused).
-    pub fn next_run_id(&mut self) -> Result<u64, redb::Error> {
+    pub fn next_run_id(&mut self) -> Result<RunId, redb::Error> {
         let mut meta = self.tx.open_table(META)?;
         let id = match meta.get(KEY_NEXT_RUN)? {
             Some(v) => meta_u64(KEY_NEXT_RUN, v.value()).map_err(redb::Error::Corrupted)?,
@@ -705,7 +721,7 @@ impl WriteTx {
             redb::Error::Corrupted(format!("{KEY_NEXT_RUN} {id} has no successor"))
         })?;
         meta.insert(KEY_NEXT_RUN, next.to_le_bytes().as_slice())?;
-        Ok(id)
+        Ok(RunId::new(id))
     }
 
     /// Writes a new run: its record, every task record, its snapshot and its index entries.
@@ -729,26 +745,26 @@ impl WriteTx {
         let previous = self
             .tx
             .open_table(SNAPSHOTS)?
-            .insert(state.run.id, record.as_slice())?
+            .insert(state.run.id.get(), record.as_slice())?
             .map(|v| v.value().to_vec());
         if let Some(previous) = previous {
             // A run written again keeps one reference, not two.
             self.release_snapshot(state.run.id, &previous)?;
         }
         let mut idx = self.tx.open_table(JOB_RUNS)?;
-        idx.insert((state.run.job_id.as_str(), state.run.id), ())?;
+        idx.insert((state.run.job_id.as_str(), state.run.id.get()), ())?;
         Ok(())
     }
 
     /// Writes a run record and keeps the active-runs index in step with its status.
     pub fn put_run(&mut self, run: &Run) -> Result<(), redb::Error> {
         let mut runs = self.tx.open_table(RUNS)?;
-        runs.insert(run.id, records::encode_run(run).as_slice())?;
+        runs.insert(run.id.get(), records::encode_run(run).as_slice())?;
         let mut active = self.tx.open_table(ACTIVE)?;
         if run.status.is_terminal() {
-            active.remove(run.id)?;
+            active.remove(run.id.get())?;
         } else {
-            active.insert(run.id, ())?;
+            active.insert(run.id.get(), ())?;
         }
         Ok(())
     }
@@ -758,7 +774,7 @@ impl WriteTx {
     pub fn insert_record_run(&mut self, run: &Run) -> Result<(), redb::Error> {
         self.put_run(run)?;
         let mut idx = self.tx.open_table(JOB_RUNS)?;
-        idx.insert((run.job_id.as_str(), run.id), ())?;
+        idx.insert((run.job_id.as_str(), run.id.get()), ())?;
         Ok(())
     }
 
@@ -768,10 +784,10 @@ impl WriteTx {
         &mut self,
         job_id: &str,
         at: Timestamp,
-        run_id: u64,
+        run_id: RunId,
     ) -> Result<(), redb::Error> {
         let mut t = self.tx.open_table(FIRINGS)?;
-        let previous = t.insert((job_id, at.0), run_id)?.map(|v| v.value());
+        let previous = t.insert((job_id, at.0), run_id.get())?.map(|v| v.value());
         if let Some(prev) = previous {
             return Err(redb::Error::Corrupted(format!(
                 "firing {at} of {job_id} was already materialised as run {prev}"
@@ -919,7 +935,7 @@ impl WriteTx {
 
     /// Drops run `run_id`'s reference to its snapshot text (`record`: its snapshot record), and
     /// the text with its last reference. A version-1 record holds its own text.
-    fn release_snapshot(&mut self, run_id: u64, record: &[u8]) -> Result<(), redb::Error> {
+    fn release_snapshot(&mut self, run_id: RunId, record: &[u8]) -> Result<(), redb::Error> {
         let stored = records::decode_snapshot_record(record)
             .map_err(|e| redb::Error::Corrupted(format!("run {run_id}: {}", e.0)))?;
         let StoredSnapshot::Shared(r) = stored else {
@@ -949,22 +965,22 @@ impl WriteTx {
     /// Deletes a finished run: its record, task records, snapshot (and its text, if no other
     /// run shares it) and index entries.
     pub fn delete_run(&mut self, run: &Run) -> Result<(), redb::Error> {
-        self.tx.open_table(RUNS)?.remove(run.id)?;
+        self.tx.open_table(RUNS)?.remove(run.id.get())?;
         let snapshot = self
             .tx
             .open_table(SNAPSHOTS)?
-            .remove(run.id)?
+            .remove(run.id.get())?
             .map(|v| v.value().to_vec());
         if let Some(record) = snapshot {
             self.release_snapshot(run.id, &record)?;
         }
-        self.tx.open_table(ACTIVE)?.remove(run.id)?;
+        self.tx.open_table(ACTIVE)?.remove(run.id.get())?;
         self.tx
             .open_table(JOB_RUNS)?
-            .remove((run.job_id.as_str(), run.id))?;
+            .remove((run.job_id.as_str(), run.id.get()))?;
         let mut tasks = self.tx.open_table(TASKS)?;
         let mut keys: Vec<(u64, u32)> = Vec::new();
-        for item in tasks.range((run.id, 0u32)..=(run.id, u32::MAX))? {
+        for item in tasks.range((run.id.get(), 0u32)..=(run.id.get(), u32::MAX))? {
             keys.push(item?.0.value());
         }
         for k in keys {
@@ -976,7 +992,7 @@ impl WriteTx {
     /// Writes one task record.
     pub fn put_task(
         &mut self,
-        run_id: u64,
+        run_id: RunId,
         idx: usize,
         task: &TaskState,
     ) -> Result<(), redb::Error> {
@@ -984,7 +1000,7 @@ impl WriteTx {
         let idx = u32::try_from(idx).map_err(|_| {
             redb::Error::Corrupted(format!("run {run_id} has more than {} tasks", u32::MAX))
         })?;
-        tasks.insert((run_id, idx), records::encode_task(task).as_slice())?;
+        tasks.insert((run_id.get(), idx), records::encode_task(task).as_slice())?;
         Ok(())
     }
 }
@@ -1227,7 +1243,7 @@ fn create_atomically(path: &Path) -> Result<(), StoreError> {
             .create(&tmp)
             .map_err(|e| map_db_error(&tmp, e.into()))?;
         let store = Store {
-            db: RefCell::new(Some(db)),
+            db: Mutex::new(Some(db)),
             ro: None,
             path: tmp.clone(),
             file_backed: false,

@@ -12,7 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::run::{Attempt, AttemptStatus, ProcessRef, Run, Stop, TaskState, TaskStatus};
+use crate::core::run::{
+    Attempt, AttemptStatus, Execution, ExitInfo, Outcome, Phase, ProcessRef, Run, Stop, TaskState,
+    TaskStatus,
+};
 use crate::time::Timestamp;
 
 /// What a run was started from: the job file's text, so recovery re-derives the same job.
@@ -34,17 +37,21 @@ enum RunRecordRef<'a> {
     V1(&'a Run),
 }
 
-/// Encoded form of a [`TaskState`]. V2 added `Attempt::remote_job` (Slurm job ids).
+/// Encoded form of a [`TaskState`]. V2 added `Attempt::remote_job` (Slurm job ids); V3 made
+/// the attempt's phase an enum carrying its data ([`Phase`]) instead of a status beside
+/// optional fields.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum TaskRecord {
     V1(TaskStateV1),
-    V2(TaskState),
+    V2(TaskStateV2),
+    V3(TaskState),
 }
 
 #[derive(Serialize)]
 enum TaskRecordRef<'a> {
     V1(&'a TaskStateV1),
-    V2(&'a TaskState),
+    V2(&'a TaskStateV2),
+    V3(&'a TaskState),
 }
 
 /// The task record as version 1 wrote it (frozen: never edit).
@@ -72,9 +79,36 @@ pub struct AttemptV1 {
     pub message: Option<String>,
 }
 
-impl From<AttemptV1> for Attempt {
+/// The task record as version 2 wrote it (frozen: never edit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStateV2 {
+    pub status: TaskStatus,
+    pub attempts: Vec<AttemptV2>,
+    pub retries_used: u32,
+    pub interrupts: u32,
+    pub outputs: Vec<(String, String)>,
+}
+
+/// An attempt as version 2 wrote it: a flat status beside optional fields (frozen: never
+/// edit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptV2 {
+    pub no: u32,
+    pub status: AttemptStatus,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub deadline: Option<Timestamp>,
+    pub process: Option<ProcessRef>,
+    pub remote_job: Option<u64>,
+    pub stop: Option<Stop>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub message: Option<String>,
+}
+
+impl From<AttemptV1> for AttemptV2 {
     fn from(a: AttemptV1) -> Self {
-        Attempt {
+        AttemptV2 {
             no: a.no,
             status: a.status,
             started_at: a.started_at,
@@ -90,15 +124,116 @@ impl From<AttemptV1> for Attempt {
     }
 }
 
-impl From<TaskStateV1> for TaskState {
+impl From<TaskStateV1> for TaskStateV2 {
     fn from(t: TaskStateV1) -> Self {
-        TaskState {
+        TaskStateV2 {
             status: t.status,
-            attempts: t.attempts.into_iter().map(Attempt::from).collect(),
+            attempts: t.attempts.into_iter().map(AttemptV2::from).collect(),
             retries_used: t.retries_used,
             interrupts: t.interrupts,
             outputs: t.outputs,
         }
+    }
+}
+
+/// Upgrades a flat attempt to its phase. Combinations the code never wrote and the new type
+/// cannot hold (a success with a stop in progress or a non-zero exit, an attempt in flight
+/// with an end or an exit status, one running with neither a process nor a cluster job) are
+/// an error naming the attempt: the record is damaged.
+impl TryFrom<AttemptV2> for Attempt {
+    type Error = DecodeError;
+
+    fn try_from(a: AttemptV2) -> Result<Self, DecodeError> {
+        let bad = |why: &str| Err(DecodeError(format!("attempt {} {why}", a.no)));
+        let on = match (a.process.clone(), a.remote_job) {
+            (Some(_), Some(_)) => return bad("has both a process and a cluster job"),
+            (Some(p), None) => Some(Execution::Process(p)),
+            (None, Some(id)) => Some(Execution::ClusterJob(id)),
+            (None, None) => None,
+        };
+        let phase = if a.status.is_in_flight() {
+            if a.ended_at.is_some() {
+                return bad("is in flight but has an end time");
+            }
+            if a.exit_code.is_some() || a.signal.is_some() || a.message.is_some() {
+                return bad("is in flight but has an exit status or message");
+            }
+            match (a.status, on) {
+                (AttemptStatus::Launching, None) => Phase::Launching { stop: a.stop },
+                (AttemptStatus::Launching, Some(_)) => {
+                    return bad("is launching but has a process or cluster job")
+                }
+                (_, Some(on)) => Phase::Running { on, stop: a.stop },
+                (_, None) => return bad("is running without a process or cluster job"),
+            }
+        } else {
+            let Some(at) = a.ended_at else {
+                return bad("has ended but has no end time");
+            };
+            let info = ExitInfo {
+                exit_code: a.exit_code,
+                signal: a.signal,
+                message: a.message.clone(),
+            };
+            // A stop in progress when an attempt ended explains its outcome (timed out,
+            // cancelled) or was overtaken by it (a failed launch, a lost job); it is not kept.
+            let outcome = match a.status {
+                AttemptStatus::Succeeded => {
+                    if a.stop.is_some() {
+                        return bad("succeeded with a stop in progress");
+                    }
+                    if a.exit_code != Some(0) || a.signal.is_some() || a.message.is_some() {
+                        return bad("succeeded without a clean exit");
+                    }
+                    Outcome::Succeeded
+                }
+                AttemptStatus::Failed => Outcome::Failed(info),
+                AttemptStatus::TimedOut => Outcome::TimedOut(info),
+                AttemptStatus::Cancelled => Outcome::Cancelled(info),
+                AttemptStatus::Interrupted => {
+                    if a.exit_code.is_some() || a.signal.is_some() {
+                        return bad("was interrupted but has an exit status");
+                    }
+                    Outcome::Interrupted { message: a.message }
+                }
+                AttemptStatus::Launching | AttemptStatus::Running => {
+                    return bad("is in flight and ended")
+                }
+            };
+            Phase::Ended { at, on, outcome }
+        };
+        Ok(Attempt {
+            no: a.no,
+            started_at: a.started_at,
+            deadline: a.deadline,
+            phase,
+        })
+    }
+}
+
+impl TryFrom<TaskStateV2> for TaskState {
+    type Error = DecodeError;
+
+    fn try_from(t: TaskStateV2) -> Result<Self, DecodeError> {
+        Ok(TaskState {
+            status: t.status,
+            attempts: t
+                .attempts
+                .into_iter()
+                .map(Attempt::try_from)
+                .collect::<Result<_, _>>()?,
+            retries_used: t.retries_used,
+            interrupts: t.interrupts,
+            outputs: t.outputs,
+        })
+    }
+}
+
+impl TryFrom<TaskStateV1> for TaskState {
+    type Error = DecodeError;
+
+    fn try_from(t: TaskStateV1) -> Result<Self, DecodeError> {
+        TaskState::try_from(TaskStateV2::from(t))
     }
 }
 
@@ -194,6 +329,11 @@ pub fn decode_run(bytes: &[u8]) -> Result<Run, DecodeError> {
 }
 
 pub fn encode_task(task: &TaskState) -> Vec<u8> {
+    encode(&TaskRecordRef::V3(task))
+}
+
+/// Encodes a task record in the old version-2 form (for upgrade tests).
+pub fn encode_task_v2(task: &TaskStateV2) -> Vec<u8> {
     encode(&TaskRecordRef::V2(task))
 }
 
@@ -203,9 +343,18 @@ pub fn encode_task_v1(task: &TaskStateV1) -> Vec<u8> {
 }
 
 pub fn decode_task(bytes: &[u8]) -> Result<TaskState, DecodeError> {
+    let upgrade = |version: u32, r: Result<TaskState, DecodeError>| {
+        r.map_err(|e| {
+            DecodeError(format!(
+                "task record version {version} cannot be upgraded: {}",
+                e.0
+            ))
+        })
+    };
     match decode::<TaskRecord>("task", bytes)? {
-        TaskRecord::V1(t) => Ok(t.into()),
-        TaskRecord::V2(t) => Ok(t),
+        TaskRecord::V1(t) => upgrade(1, t.try_into()),
+        TaskRecord::V2(t) => upgrade(2, t.try_into()),
+        TaskRecord::V3(t) => Ok(t),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Store tests on real files in a temporary directory.
 
 use super::*;
-use crate::core::run::{RunState, RunStatus, Trigger};
+use crate::core::run::{RunId, RunState, RunStatus, Trigger};
 use crate::testing::{job, task};
 use crate::time::Timestamp;
 
@@ -37,7 +37,7 @@ fn creates_reopens_and_keeps_runs() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.load_run(first.run.id).unwrap(), Some(first.clone()));
     assert_eq!(store.snapshot(first.run.id).unwrap(), Some(snap()));
-    assert_eq!(store.active_runs().unwrap(), vec![1]);
+    assert_eq!(store.active_runs().unwrap(), vec![RunId::new(1)]);
 }
 
 #[test]
@@ -51,7 +51,7 @@ fn run_ids_increase_and_history_is_newest_first() {
         .runs_of_job("j", 2)
         .unwrap()
         .iter()
-        .map(|r| r.id)
+        .map(|r| r.id.get())
         .collect();
     assert_eq!(ids, vec![3, 2]);
     assert_eq!(store.runs_of_job("other", 10).unwrap().len(), 1);
@@ -157,7 +157,7 @@ fn an_older_schema_is_upgraded_and_its_records_still_decode() {
                 meta.insert(KEY_SCHEMA, 1u32.to_le_bytes().as_slice())?;
                 let mut tasks = tx.tx.open_table(TASKS)?;
                 tasks.insert(
-                    (s.run.id, 0u32),
+                    (s.run.id.get(), 0u32),
                     records::encode_task_v1(&v1_task).as_slice(),
                 )?;
                 Ok(())
@@ -166,7 +166,7 @@ fn an_older_schema_is_upgraded_and_its_records_still_decode() {
     }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
-    let s = store.load_run(1).unwrap().unwrap();
+    let s = store.load_run(RunId::new(1)).unwrap().unwrap();
     assert_eq!(s.tasks[0].output("k"), Some("v"));
 }
 
@@ -224,7 +224,7 @@ fn issue_12_a_malformed_next_run_id_is_corrupt_not_run_1() {
     damage_meta(&store, KEY_NEXT_RUN, Some(&[1, 2, 3]));
     expect_corrupt(store.write(|tx| tx.next_run_id()), "next_run_id");
     // Run 1 is still the run it was.
-    assert_eq!(store.load_run(1).unwrap(), Some(first));
+    assert_eq!(store.load_run(RunId::new(1)).unwrap(), Some(first));
 }
 
 #[test]
@@ -282,8 +282,8 @@ fn issue_13_reset_high_water_unblocks_cursors_and_releases_future_firings() {
             tx.raise_high_water(future)?;
             tx.set_cursor("ahead", future)?;
             tx.set_cursor("behind", Timestamp(500_000))?;
-            tx.record_firing("ahead", Timestamp(8_000_000), 1)?;
-            tx.record_firing("ahead", Timestamp(900_000), 2)
+            tx.record_firing("ahead", Timestamp(8_000_000), RunId::new(1))?;
+            tx.record_firing("ahead", Timestamp(900_000), RunId::new(2))
         })
         .unwrap();
     assert_eq!(store.high_water_reset().unwrap(), None);
@@ -299,14 +299,17 @@ fn issue_13_reset_high_water_unblocks_cursors_and_releases_future_firings() {
     assert_eq!(store.cursor("ahead").unwrap(), Some(now));
     assert_eq!(store.cursor("behind").unwrap(), Some(Timestamp(500_000)));
     assert_eq!(store.firing("ahead", Timestamp(8_000_000)).unwrap(), None);
-    assert_eq!(store.firing("ahead", Timestamp(900_000)).unwrap(), Some(2));
+    assert_eq!(
+        store.firing("ahead", Timestamp(900_000)).unwrap(),
+        Some(RunId::new(2))
+    );
     assert_eq!(store.high_water_reset().unwrap(), Some(expected));
     // A mark not ahead of the clock is left alone, and so is the record of the last reset.
     assert_eq!(store.write(|tx| tx.reset_high_water(now)).unwrap(), None);
     assert_eq!(store.high_water_reset().unwrap(), Some(expected));
     // The firing released can be materialised again when its real time comes.
     store
-        .write(|tx| tx.record_firing("ahead", Timestamp(8_000_000), 3))
+        .write(|tx| tx.record_firing("ahead", Timestamp(8_000_000), RunId::new(3)))
         .unwrap();
 }
 
@@ -318,7 +321,7 @@ fn snap_with(text: &str) -> Snapshot {
     }
 }
 
-fn insert_with(store: &Store, snapshot: &Snapshot) -> u64 {
+fn insert_with(store: &Store, snapshot: &Snapshot) -> RunId {
     let j = job("j", vec![task("a", &[])]);
     store
         .write(|tx| {
@@ -330,7 +333,7 @@ fn insert_with(store: &Store, snapshot: &Snapshot) -> u64 {
         .unwrap()
 }
 
-fn delete(store: &Store, id: u64) {
+fn delete(store: &Store, id: RunId) {
     let run = store.run(id).unwrap().unwrap();
     store.write(|tx| tx.delete_run(&run)).unwrap();
 }
@@ -352,7 +355,7 @@ fn issue_13_an_unchanged_job_file_is_stored_once_not_once_per_run() {
     );
     assert_eq!(store.snapshot_texts().unwrap(), 1);
     for id in 1..=20 {
-        assert_eq!(store.snapshot(id).unwrap(), Some(big.clone()));
+        assert_eq!(store.snapshot(RunId::new(id)).unwrap(), Some(big.clone()));
     }
 }
 
@@ -385,7 +388,14 @@ fn issue_13_a_shared_snapshot_text_lives_until_its_last_run_is_deleted() {
     // A failed transaction takes its text with it.
     let j = job("j", vec![task("a", &[])]);
     let failed: Result<(), StoreError> = store.write(|tx| {
-        let s = RunState::new(&j, 99, Trigger::Manual, Timestamp(5), Timestamp(5), 4);
+        let s = RunState::new(
+            &j,
+            RunId::new(99),
+            Trigger::Manual,
+            Timestamp(5),
+            Timestamp(5),
+            4,
+        );
         tx.insert_run(&s, &a)?;
         Err(redb::Error::Corrupted("cut".into()))
     });
@@ -431,7 +441,7 @@ fn issue_13_version_1_snapshots_of_an_older_database_still_read_and_delete() {
             .write(|tx| {
                 tx.tx
                     .open_table(SNAPSHOTS)?
-                    .insert(id, records::encode_snapshot(&old).as_slice())?;
+                    .insert(id.get(), records::encode_snapshot(&old).as_slice())?;
                 tx.tx.delete_table(SNAPSHOT_BLOBS)?;
                 tx.tx.delete_table(SNAPSHOT_REFS)?;
                 let mut meta = tx.tx.open_table(META)?;
@@ -443,17 +453,92 @@ fn issue_13_version_1_snapshots_of_an_older_database_still_read_and_delete() {
     // Read-only, before any upgrade.
     {
         let store = Store::open_read_only(&path).unwrap();
-        assert_eq!(store.snapshot(1).unwrap(), Some(old.clone()));
+        assert_eq!(store.snapshot(RunId::new(1)).unwrap(), Some(old.clone()));
         assert_eq!(store.snapshot_texts().unwrap(), 0);
     }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
-    assert_eq!(store.snapshot(1).unwrap(), Some(old.clone()));
+    assert_eq!(store.snapshot(RunId::new(1)).unwrap(), Some(old.clone()));
     let id = insert_with(&store, &old);
     assert_eq!(store.snapshot(id).unwrap(), Some(old));
     assert_eq!(store.snapshot_texts().unwrap(), 1);
-    delete(&store, 1);
+    delete(&store, RunId::new(1));
     assert_eq!(store.snapshot_texts().unwrap(), 1);
     delete(&store, id);
     assert_eq!(store.snapshot_texts().unwrap(), 0);
+}
+
+/// A version-2 task record is upgraded when read; one the attempt type cannot hold (a
+/// success with a stop in progress) makes its run a damaged record (which recovery
+/// quarantines), not a panic.
+#[test]
+fn v2_task_records_upgrade_on_read_and_unrepresentable_ones_are_damaged() {
+    use crate::core::run::{AttemptStatus, Stop, StopReason, TaskStatus};
+    use records::{AttemptV2, TaskStateV2};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("petit.redb")).unwrap();
+    let mut s = new_run(&store, "j");
+    let id = s.run.id;
+    s.run.status = RunStatus::Running;
+    store.write(|tx| tx.put_run(&s.run)).unwrap();
+    let mut v2 = TaskStateV2 {
+        status: TaskStatus::Succeeded,
+        attempts: vec![AttemptV2 {
+            no: 1,
+            status: AttemptStatus::Succeeded,
+            started_at: Timestamp(6),
+            ended_at: Some(Timestamp(7)),
+            deadline: None,
+            process: None,
+            remote_job: Some(99),
+            stop: None,
+            exit_code: Some(0),
+            signal: None,
+            message: None,
+        }],
+        retries_used: 0,
+        interrupts: 0,
+        outputs: Vec::new(),
+    };
+    let put_raw = |v2: &TaskStateV2| {
+        store
+            .write(|tx| {
+                let mut tasks = tx.tx.open_table(TASKS)?;
+                tasks.insert((id.get(), 0), records::encode_task_v2(v2).as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+    };
+    put_raw(&v2);
+    let loaded = store.load_run(id).unwrap().unwrap();
+    let a = &loaded.tasks[0].attempts[0];
+    assert_eq!(a.status(), AttemptStatus::Succeeded);
+    assert_eq!(
+        (a.remote_job(), a.exit_code(), a.ended_at()),
+        (Some(99), Some(0), Some(Timestamp(7)))
+    );
+
+    v2.attempts[0].stop = Some(Stop {
+        reason: StopReason::Cancel,
+        kill_at: Timestamp(8),
+        killed: false,
+    });
+    put_raw(&v2);
+    match store.load_run(id) {
+        Err(e @ StoreError::Record { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains("succeeded with a stop in progress"), "{m}");
+        }
+        other => panic!("expected a damaged record, got {other:?}"),
+    }
+}
+
+#[test]
+fn in_memory_stores_have_labels_of_their_own() {
+    // Attempt keys (and cgroup names) are derived from the label: two in-memory engines must
+    // never share them.
+    let a = Store::in_memory().unwrap();
+    let b = Store::in_memory().unwrap();
+    assert_ne!(a.path(), b.path());
+    assert!(a.path().to_string_lossy().starts_with(":memory:"));
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::core::run::{
-    self, Effect, Input, ProcessRef, RunState, Signal, Step, TaskStatus, Trigger,
+    self, Effect, Input, ProcessRef, RunId, RunState, Signal, Step, TaskStatus, Trigger,
 };
 use crate::jobs::model::{
     Action, Catchup, Condition, Executor, Job, JobSource, OnInterrupt, Overlap, Retention,
@@ -127,7 +127,7 @@ impl Sim {
     /// Like [`Sim::new`] with the daemon's `-t` set to `max_tasks`.
     pub fn with_max_tasks(job: Job, max_tasks: u32) -> Self {
         let now = Timestamp::from_secs(1_000);
-        let state = RunState::new(&job, 1, Trigger::Manual, now, now, max_tasks);
+        let state = RunState::new(&job, RunId::new(1), Trigger::Manual, now, now, max_tasks);
         let mut sim = Sim {
             job,
             state,

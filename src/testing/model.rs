@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::core::invariants;
-use crate::core::run::{RunState, Signal, Trigger};
+use crate::core::run::{RunId, RunState, Signal, Trigger};
 use crate::jobs::model::Job;
 use crate::runtime::engine::{Engine, EngineConfig, EngineError};
 use crate::runtime::world::Outcome;
@@ -108,7 +108,7 @@ pub struct Shell {
     pub steps: u64,
     /// Crashes and restarts.
     pub crashes: u64,
-    terminal: BTreeMap<u64, RunState>,
+    terminal: BTreeMap<RunId, RunState>,
     /// Whether a quarantined run is expected (else it is a violation: the simulation's runs
     /// all have valid snapshots).
     pub allow_quarantine: bool,
@@ -187,7 +187,7 @@ impl Shell {
     }
 
     /// Every run as the last commit left it.
-    pub fn committed(&self) -> &BTreeMap<u64, RunState> {
+    pub fn committed(&self) -> &BTreeMap<RunId, RunState> {
         &self.world().ledger
     }
 
@@ -338,7 +338,7 @@ impl Shell {
                 }
             }
         }
-        let done: Vec<(u64, RunState)> = self
+        let done: Vec<(RunId, RunState)> = self
             .world()
             .ledger
             .iter()
@@ -350,14 +350,14 @@ impl Shell {
     }
 
     /// Creates a run in one transaction and starts it.
-    pub fn create_run(&mut self) -> Result<u64, Halt> {
+    pub fn create_run(&mut self) -> Result<RunId, Halt> {
         let job = self.job.clone();
         self.world_mut().hold_crash = true;
         let result = self.engine_mut().start_run(&job, Trigger::Manual, None);
         self.world_mut().hold_crash = false;
         match result {
             Ok(id) => Ok(id),
-            Err(EngineError::Store(e)) if is_simulated(&e) => Ok(0),
+            Err(EngineError::Store(e)) if is_simulated(&e) => Ok(RunId::new(0)),
             Err(EngineError::Store(e)) => Err(Halt::Store(e)),
             Err(e) => violation(format!("cannot create a run: {e}")),
         }

@@ -13,11 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::core::invariants;
-use crate::core::run::{AttemptStatus, ProcessRef, RunState, Signal};
+use crate::core::run::{AttemptRef, AttemptStatus, ProcessRef, RunId, RunState, Signal};
 use crate::runtime::remote::SubmitPlan;
-use crate::runtime::world::{
-    AttemptKey, FenceTarget, Injected, Launch, LaunchError, Outcome, Report, World,
-};
+use crate::runtime::world::{FenceTarget, Injected, Launch, LaunchError, Outcome, Report, World};
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -35,7 +33,7 @@ pub enum CrashPoint {
 /// A simulated process (or cluster job) of an attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proc {
-    pub key: AttemptKey,
+    pub key: AttemptRef,
     /// Spawned and reported (`Launched`, or `Submitted` for a cluster job).
     pub alive: bool,
     /// The strongest signal it was sent.
@@ -70,8 +68,8 @@ pub struct SimWorld {
     pub hold_crash: bool,
     effects_since_commit: usize,
     /// Every run as the last commit left it in the store.
-    pub ledger: BTreeMap<u64, RunState>,
-    launched: BTreeSet<AttemptKey>,
+    pub ledger: BTreeMap<RunId, RunState>,
+    launched: BTreeSet<AttemptRef>,
     next_pid: u32,
     next_job: u64,
     /// Invariant violations seen.
@@ -214,7 +212,7 @@ impl SimWorld {
     }
 
     /// Reports `outcome` for `key` (its process is already gone from `procs`).
-    pub fn end_with(&mut self, key: AttemptKey, outcome: Outcome) {
+    pub fn end_with(&mut self, key: AttemptRef, outcome: Outcome) {
         self.reports.push_back(Report { key, outcome });
     }
 
@@ -223,14 +221,14 @@ impl SimWorld {
         self.procs.retain(|p| !p.orphan);
     }
 
-    fn check_launch(&mut self, key: AttemptKey) {
-        let (run, task, attempt) = key;
+    fn check_launch(&mut self, key: AttemptRef) {
+        let AttemptRef { run, task, attempt } = key;
         let committed = self
             .ledger
             .get(&run)
             .and_then(|s| s.tasks.get(task))
             .and_then(|t| t.attempts.get((attempt as usize).wrapping_sub(1)))
-            .map(|a| a.status);
+            .map(|a| a.status());
         if committed != Some(AttemptStatus::Launching) {
             self.violations.push(format!(
                 "launch of run {run} task {task} attempt {attempt} whose committed status is \
@@ -245,12 +243,12 @@ impl SimWorld {
         if let Some(p) = self
             .procs
             .iter()
-            .find(|p| p.key.0 == run && p.key.1 == task)
+            .find(|p| p.key.run == run && p.key.task == task)
         {
             self.violations.push(format!(
                 "run {run} task {task}: attempt {attempt} launched while attempt {} of the task \
                  is alive{}",
-                p.key.2,
+                p.key.attempt,
                 if p.orphan {
                     " (an orphan of a killed Petit)"
                 } else {
@@ -287,7 +285,7 @@ impl World for SimWorld {
         self.now = self.now.max(self.wall);
     }
 
-    fn launch(&mut self, key: AttemptKey, launch: Launch) -> Result<(), LaunchError> {
+    fn launch(&mut self, key: AttemptRef, launch: Launch) -> Result<(), LaunchError> {
         self.check_launch(key);
         self.procs.push(Proc {
             key,
@@ -299,7 +297,7 @@ impl World for SimWorld {
         Ok(())
     }
 
-    fn adopt_remote(&mut self, key: AttemptKey, _: SubmitPlan, job_id: Option<u64>, _: bool) {
+    fn adopt_remote(&mut self, key: AttemptRef, _: SubmitPlan, job_id: Option<u64>, _: bool) {
         match self.procs.iter_mut().find(|p| p.key == key) {
             Some(p) => {
                 p.orphan = false;
@@ -333,7 +331,7 @@ impl World for SimWorld {
         }
     }
 
-    fn signal(&mut self, key: AttemptKey, signal: Signal) {
+    fn signal(&mut self, key: AttemptRef, signal: Signal) {
         if let Some(p) = self.procs.iter_mut().find(|p| p.key == key && !p.orphan) {
             if p.signalled != Some(Signal::Kill) {
                 p.signalled = Some(signal);
@@ -343,13 +341,13 @@ impl World for SimWorld {
 
     fn fence(&mut self, target: FenceTarget) {
         self.fences += 1;
-        let (run, task, _) = target.key;
+        let AttemptRef { run, task, .. } = target.key;
         let outcome = if self.failing_fences > 0 {
             self.failing_fences -= 1;
             Outcome::Fenced(Err("cannot kill: process in D state".into()))
         } else {
             self.procs
-                .retain(|p| p.remote || !(p.key.0 == run && p.key.1 == task));
+                .retain(|p| p.remote || !(p.key.run == run && p.key.task == task));
             Outcome::Fenced(Ok(()))
         };
         self.reports.push_back(Report {
@@ -392,7 +390,7 @@ impl World for SimWorld {
     fn after_commit(&mut self, store: &Store) -> Result<(), Injected> {
         self.commits += 1;
         self.effects_since_commit = 0;
-        let mut ids: BTreeSet<u64> = self.ledger.keys().copied().collect();
+        let mut ids: BTreeSet<RunId> = self.ledger.keys().copied().collect();
         match store.active_runs() {
             Ok(active) => ids.extend(active),
             Err(e) => self
@@ -401,8 +399,8 @@ impl World for SimWorld {
         }
         // Runs created by this commit that are already terminal (a skipped firing) are not in
         // the active index; the run ids are dense, so look a little past the highest known.
-        let top = ids.iter().next_back().copied().unwrap_or(0);
-        ids.extend(top + 1..=top + 8);
+        let top = ids.iter().next_back().map_or(0, |id| id.get());
+        ids.extend((top + 1..=top + 8).map(RunId::new));
         for id in ids {
             match store.load_run(id) {
                 Ok(Some(next)) => {

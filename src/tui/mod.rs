@@ -113,6 +113,7 @@ fn leave(term: &mut Term) {
 
 /// Reads the keyboard on a thread of its own (crossterm's `read` blocks; it sleeps in the
 /// kernel until input arrives), forwarding keys and resizes.
+#[allow(clippy::disallowed_methods)] // crossterm reads keys blocking, on a thread of its own
 fn spawn_keyboard() -> mpsc::Receiver<Input> {
     let (tx, rx) = mpsc::channel(64);
     std::thread::spawn(move || loop {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::app::{Action, LogText, Query, Update, HISTORY_LIMIT};
-use crate::core::run::TaskStatus;
+use crate::core::run::{RunId, TaskStatus};
 use crate::runtime::control::{Client, Connect, Request, Response};
 use crate::state::{Layout, OpenError};
 use crate::store::Store;
@@ -135,7 +135,15 @@ impl Source {
                         )?,
                     },
                     Query::Run { id } => Update::Run {
-                        detail: need(ask(socket, &Request::Run { id: *id }).await?)?,
+                        detail: need(
+                            ask(
+                                socket,
+                                &Request::Run {
+                                    id: RunId::new(*id),
+                                },
+                            )
+                            .await?,
+                        )?,
                     },
                     Query::Log { .. } => unreachable_log(),
                 })
@@ -154,7 +162,7 @@ impl Source {
                             .map_err(e)?,
                     },
                     Query::Run { id } => Update::Run {
-                        detail: crate::view::run_detail(store, *id, logs_dir)
+                        detail: crate::view::run_detail(store, RunId::new(*id), logs_dir)
                             .map_err(e)?
                             .map(|v| serde_json::to_value(v).unwrap_or_default())
                             .ok_or_else(|| format!("no run #{id}"))?,
@@ -175,7 +183,9 @@ impl Source {
                 job: job.clone(),
                 follow: false,
             },
-            Action::Cancel { run } => Request::Cancel { run: *run },
+            Action::Cancel { run } => Request::Cancel {
+                run: RunId::new(*run),
+            },
             Action::Pause { job } => Request::Pause { job: job.clone() },
             Action::Unpause { job } => Request::Unpause { job: job.clone() },
         };
@@ -267,7 +277,7 @@ fn snapshot_overview(
             "run": state.run.id, "job": state.run.job_id, "status": state.run.status.name(),
             "started_at": state.run.started_at.map(|t| t.rfc3339()),
         }));
-        let Some(job) = snapshot_job(store, *id)? else {
+        let Some(job) = snapshot_job(store, id.get())? else {
             continue;
         };
         let tasks: Vec<Value> = job
@@ -289,14 +299,14 @@ fn snapshot_overview(
     // Newest run per job, from the newest runs.
     let mut newest: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for id in newest_run_ids(store)? {
-        if let Some(r) = store.run(id)? {
+        if let Some(r) = store.run(RunId::new(id))? {
             newest.entry(r.job_id).or_insert(id);
         }
     }
     for job in &paused {
         if !newest.contains_key(job) {
             if let Some(r) = store.runs_of_job(job, 1)?.into_iter().next() {
-                newest.insert(job.clone(), r.id);
+                newest.insert(job.clone(), r.id.get());
             }
         }
     }
@@ -340,7 +350,7 @@ fn snapshot_job(
     store: &Store,
     id: u64,
 ) -> Result<Option<crate::jobs::Job>, crate::store::StoreError> {
-    let Some(snapshot) = store.snapshot(id)? else {
+    let Some(snapshot) = store.snapshot(RunId::new(id))? else {
         return Ok(None);
     };
     Ok(crate::jobs::parse_job(
@@ -358,18 +368,18 @@ fn newest_run_ids(store: &Store) -> Result<Vec<u64>, crate::store::StoreError> {
     let mut highest = 0u64;
     for shift in 0..48 {
         let id = 1u64 << shift;
-        if store.run(id)?.is_some() {
+        if store.run(RunId::new(id))?.is_some() {
             highest = id;
         }
     }
     for id in store.active_runs()? {
-        highest = highest.max(id);
+        highest = highest.max(id.get());
     }
     let mut misses = 0;
     let mut id = highest;
     while misses < 256 {
         id += 1;
-        if store.run(id)?.is_some() {
+        if store.run(RunId::new(id))?.is_some() {
             highest = id;
             misses = 0;
         } else {
@@ -381,7 +391,7 @@ fn newest_run_ids(store: &Store) -> Result<Vec<u64>, crate::store::StoreError> {
     // Bounded probes, in case retention left the newest runs far apart.
     let lowest = highest.saturating_sub(20 * SNAPSHOT_RUNS_SCANNED as u64);
     while id > lowest && out.len() < SNAPSHOT_RUNS_SCANNED {
-        if store.run(id)?.is_some() {
+        if store.run(RunId::new(id))?.is_some() {
             out.push(id);
         }
         id -= 1;

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests: run the real `pt` binary, wait on observable
 //! state with a deadline, tiny seeded randomness.
+
+#![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
 #![allow(dead_code)]
 
 use std::path::Path;

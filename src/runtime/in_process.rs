@@ -22,14 +22,15 @@ pub type TaskResult = Result<Vec<(String, String)>, TaskError>;
 /// The future of one attempt of an in-process task.
 pub type TaskFuture = Pin<Box<dyn Future<Output = TaskResult> + Send>>;
 
-/// A task implemented in Rust (the original Petit's `Task` trait).
-pub trait Task: Send + Sync {
+/// A task implemented in Rust and run inside the engine's process (`type: custom`); not to be
+/// confused with [`crate::jobs::model::Task`], a task's definition in a job file.
+pub trait InProcessTask: Send + Sync {
     /// Runs one attempt.
     fn run(&self, ctx: TaskContext) -> TaskFuture;
 }
 
-/// Any `Fn(TaskContext) -> Future` is a task.
-impl<F, Fut> Task for F
+/// Any `Fn(TaskContext) -> Future` is an in-process task.
+impl<F, Fut> InProcessTask for F
 where
     F: Fn(TaskContext) -> Fut + Send + Sync,
     Fut: Future<Output = TaskResult> + Send + 'static,
