@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use petit::core::run::{self, Effect, Input, ProcessRef, RunState, Trigger};
+use petit::core::run::{self, Effect, Input, ProcessRef, RunId, RunState, Trigger};
 use petit::runtime::engine::snapshot_of;
 use petit::store::Store;
 use petit::time::Timestamp;
@@ -63,7 +63,7 @@ fn main() {
 }
 
 /// A run of `job` scheduled at `at`, driven to completion with every attempt exiting 0.
-fn finished_run(job: &petit::jobs::Job, id: u64, at: Timestamp) -> RunState {
+fn finished_run(job: &petit::jobs::Job, id: RunId, at: Timestamp) -> RunState {
     let mut state = RunState::new(job, id, Trigger::Schedule, at, at, 4);
     let mut now = at;
     let mut pending: Vec<Input> = vec![Input::Start];
