@@ -3,29 +3,42 @@
 
     python3 bench/bench.py --pt target/release/pt --tools DIR [--quick] [--rounds N] ...
 
-Measures the figures of docs/performance.md on this machine, each in one session:
+Measures the figures of docs/performance.md (issue #18's table) on this machine, in one session:
 
-1. DAGs of trivial tasks (`true`) run by `make -jN`, `ninja -jN` and
-   `pt trigger DIR JOB -t N --state <fresh dir on disk>`: 250 chains of 4 (1,000 tasks), a
-   fan-out/fan-in (1 root, 1,000 middle, 1 sink) and a chain of 200. Every round runs every tool
-   once, in a rotated order (make, ninja, pt; then ninja, pt, make; ...), after one untimed
-   warm-up run of each, so a slow minute of the shared machine hits every tool alike. Each run is
-   executed under `measure` (bench/tools), which reports wall time, CPU, peak RSS and
-   `/proc/PID/io` read while the process is a zombie. Per-task overhead is wall / tasks (the
-   ideal wall time of `true` tasks is about 0).
-2. Footprint of a `pt trigger` run: bytes written per task attempt (`write_bytes` of
-   `/proc/PID/io`, i.e. pages dirtied, which includes every fsync'd redb page), `rchar`/`wchar`,
-   and the size of the state directory.
-3. An idle `pt run` with 100 jobs scheduled daily 12 hours from now: RSS, and wake-ups
-   (voluntary + involuntary context switches, summed over all threads of
+1. DAGs of trivial tasks (`true`) run by `make -jN`, `ninja -jN`, the spawn floor
+   (`spawnfloor -j N`, bench/tools: a bare program that spawns and reaps the same processes,
+   N at a time, in the same dependency order, with `posix_spawnp` and `waitpid`; no state, no
+   parsing, nothing durable) and `pt trigger DIR JOB -t N --state <fresh dir on disk>` with each
+   pt binary given (--pt, the glibc build, and --pt-musl, the static musl build that ships):
+   250 chains of 4 (1,000 tasks), a fan-out/fan-in (1 root, 1,000 middle, 1 sink) and a chain
+   of 200. Every round runs every tool once, in a rotated order, after one untimed warm-up run
+   of each, so a slow minute of the shared machine hits every tool alike. Each run is executed
+   under `measure` (bench/tools), which reports wall time, CPU, peak RSS and `/proc/PID/io` read
+   while the process is a zombie. Per-task overhead is wall / tasks (the ideal wall time of
+   `true` tasks is about 0). Ratios: pt/make, pt/ninja, pt/floor, make/floor of the medians.
+2. Footprint of a `pt trigger` run, per binary: bytes written per task attempt (`write_bytes`
+   of `/proc/PID/io`, i.e. pages dirtied, which includes every fsync'd redb page),
+   `rchar`/`wchar`, and the size of the state directory. Where the bytes go: one untimed run of
+   the glibc pt under `strace -f -y` splits the database writes into commits (the writes up to
+   each fdatasync) and gives commits per attempt, pwrites, bytes and distinct 4 KiB pages per
+   commit (see `trace_writes`), plus the bytes written to other files.
+3. An idle `pt run` with 100 jobs scheduled daily 12 hours from now, per binary: RSS from
+   `/proc/PID/smaps_rollup` (Rss; Anonymous; file-backed = Rss - Anonymous; Pss_File), and
+   wake-ups (voluntary + involuntary context switches, summed over all threads of
    `/proc/PID/task/*/status`, sampled every second so exiting threads are not lost) over 60 s
    (quick: 10 s).
-4. 100,000 runs of history written by `histgen` (bench/tools): `pt history JOB --limit 20`
+4. A paused job: an `@every 1s` job under `pt run` (glibc), watched 10 s running (what a firing
+   costs) and 10 s paused: `write_bytes` of the daemon's `/proc/PID/io` (the verdict) and the
+   growth of the database file, wake-ups and history records added; after `pt unpause`,
+   `pt history` must show exactly one folded "N firings from X to Y: paused" record.
+5. 100,000 runs of history written by `histgen` (bench/tools): `pt history JOB --limit 20`
    latency; restart-to-resumed after `kill -9` of a `pt trigger` whose task is in flight: the
    time from starting `pt run` (or `pt resume`) to the moment the re-run task writes its marker
    (`date +%s.%N`), with the old task process surviving the kill (it must be fenced) and without
    (power cut).
-5. The size of the stripped release binary.
+6. The stripped sizes of the glibc binary (reported), of the static musl x86_64 one and, if
+   present in the target directory (scripts/build-pi.sh builds them), of the aarch64 and armv7
+   ones: the packaged binaries, at most 6 MiB each and with the TUI.
 
 Prints a table (and writes JSON with --json-out). Exits non-zero on any failure. Temporary files
 live in one directory (under --tmp-dir, default target/bench-tmp, i.e. on disk) that is removed
@@ -111,6 +124,10 @@ def write_dag(dirpath, job_id, tasks):
         f.write("rule r\n  command = true\n")
         for name, deps in tasks:
             f.write(f"build {name}: r {' '.join(deps)}\n")
+    with open(os.path.join(dirpath, "floor.dag"), "w") as f:
+        # For spawnfloor (bench/tools): one task a line, its name then its dependencies.
+        for name, deps in tasks:
+            f.write(" ".join([name] + deps) + "\n")
     with open(os.path.join(dirpath, "jobs", f"{job_id}.yaml"), "w") as f:
         f.write(f"id: {job_id}\nhistory: {{keep_runs: 10}}\ntasks:\n")
         for name, deps in tasks:
@@ -129,8 +146,15 @@ class Ctx:
         self.args = args
         self.tmp = tmp
         self.pt = os.path.abspath(args.pt)
+        # The pt binaries measured side by side: tool name -> path. "pt" is the glibc release
+        # build (also the one of the history, restart and paused figures), "pt-musl" the static
+        # musl build that ships.
+        self.pts = {"pt": self.pt}
+        if args.pt_musl:
+            self.pts["pt-musl"] = os.path.abspath(args.pt_musl)
         self.measure_bin = os.path.abspath(os.path.join(args.tools, "measure"))
         self.histgen_bin = os.path.abspath(os.path.join(args.tools, "histgen"))
+        self.floor_bin = os.path.abspath(os.path.join(args.tools, "spawnfloor"))
         self.n = 0
         # pt never reads these; keep the environment of every tool the same and quiet.
         self.env = {k: v for k, v in os.environ.items()
@@ -197,8 +221,10 @@ def run_tool(ctx, tool, dag_dir, job_id, jobs_n, keep_footprint):
             if os.path.exists(os.path.join(dag_dir, f)):
                 os.remove(os.path.join(dag_dir, f))
         return ctx.measure(["ninja", f"-j{jobs_n}", "-f", "build.ninja"], cwd=dag_dir)
+    if tool == "floor":
+        return ctx.measure([ctx.floor_bin, "-j", str(jobs_n), "floor.dag"], cwd=dag_dir)
     state = ctx.fresh_dir("state-")
-    m = ctx.measure([ctx.pt, "trigger", os.path.join(dag_dir, "jobs"), job_id, "-t",
+    m = ctx.measure([ctx.pts[tool], "trigger", os.path.join(dag_dir, "jobs"), job_id, "-t",
                      str(jobs_n), "--state", state], cwd=dag_dir)
     if keep_footprint:
         m["attempts"] = attempts_of_run(ctx, state, 1)
@@ -225,32 +251,103 @@ def fsync_probe(tmp, n=30):
     return round(med(samples), 2)
 
 
-def syscall_counts(ctx, dag_dir, job_id):
-    """Syscalls of one untimed `pt trigger` under `strace -f -c` ({name: calls}), or None."""
+TRACED = ("fdatasync", "fsync", "pwrite64", "pwritev", "pwritev2", "write", "writev", "openat",
+          "execve", "ftruncate", "fallocate")
+PAGE = 4096
+
+
+def trace_writes(ctx, dag_dir, job_id):
+    """One untimed `pt trigger` (the glibc binary) under `strace -f -y`: syscall counts and where
+    the bytes go, or None without strace.
+
+    Every write to the database file between two of its fsync/fdatasync calls belongs to one
+    commit (redb, without quick-repair, syncs once per commit). Per commit: pwrite calls, bytes
+    passed, and distinct 4 KiB pages touched; the header page (offset 0) separately. The distinct
+    pages are what `write_bytes` counts (a page is counted when it is first dirtied after being
+    written back, and every commit's sync writes them all back), so commits x pages x 4 KiB
+    should come close to the measured bytes per attempt. strace slows pt, so more exits wait per
+    turn and a traced run may group more transitions per commit than a timed one: the size of a
+    commit is the figure to trust, the commits per attempt of the timed runs follow from it.
+    """
     if not shutil.which("strace"):
         return None
     state = ctx.fresh_dir("strace-state-")
     out = os.path.join(ctx.tmp, "strace.txt")
-    r = subprocess.run(["strace", "-f", "-c", "-o", out, ctx.pt, "trigger",
-                        os.path.join(dag_dir, "jobs"), job_id, "-t", str(ctx.args.jobs),
-                        "--state", state], env=ctx.env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(["strace", "-f", "-y", "-s", "0", "-e", "trace=" + ",".join(TRACED),
+                        "-o", out, ctx.pt, "trigger", os.path.join(dag_dir, "jobs"), job_id,
+                        "-t", str(ctx.args.jobs), "--state", state],
+                       env=ctx.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    db_bytes = os.path.getsize(os.path.join(state, "petit.redb")) if r.returncode == 0 else 0
     shutil.rmtree(state)
     if r.returncode != 0:
         log(f"strace of pt failed ({r.returncode}), no syscall counts: {r.stderr[-300:]}")
+        os.remove(out)
         return None
-    counts = {}
+    counts = {name: 0 for name in TRACED}
+    commits = []          # per commit: {"writes": n, "bytes": b, "pages": set, "sizes": {}}
+    cur = None
+    other = {}            # bytes written to files other than the database, by kind
     with open(out) as f:
         for line in f:
-            parts = line.split()
-            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
-                counts[parts[-1]] = int(parts[3])
-    return counts
+            parts = line.split(None, 1)
+            if len(parts) < 2 or "(" not in parts[1] or parts[1].startswith(("<...", "---", "+++")):
+                continue
+            name, args = parts[1].split("(", 1)
+            if name not in counts:
+                continue
+            counts[name] += 1
+            path = ""
+            if args[:1].isdigit() and "<" in args.split(",", 1)[0]:
+                path = args.split("<", 1)[1].split(">", 1)[0]
+            is_db = path.endswith("petit.redb")
+            if name in ("fdatasync", "fsync") and is_db:
+                if cur is not None:
+                    commits.append(cur)
+                cur = None
+            elif name in ("pwrite64", "write"):
+                nums = args.split('"', 2)[-1].replace("...", "").replace(")", " ").replace(",", " ")
+                nums = [int(x) for x in nums.split() if x.isdigit()]
+                if not nums:
+                    continue
+                size = nums[0]
+                if is_db:
+                    if cur is None:
+                        cur = {"writes": 0, "bytes": 0, "pages": set(), "sizes": {}}
+                    off = nums[1] if name == "pwrite64" and len(nums) > 1 else -1
+                    cur["writes"] += 1
+                    cur["bytes"] += size
+                    cur["sizes"][size] = cur["sizes"].get(size, 0) + 1
+                    if off >= 0 and size > 0:
+                        cur["pages"].update(range(off // PAGE, (off + size - 1) // PAGE + 1))
+                else:
+                    kind = ("task logs" if "/logs/" in path else
+                            "database creation (once)" if "petit.redb" in path else
+                            "cgroup files (not disk)" if path.startswith("/sys/fs/cgroup/") else
+                            "pipes, /dev/null, eventfds (not disk)"
+                            if path.startswith(("/dev/", "pipe:", "anon_inode:", "socket:")) else
+                            os.path.basename(path) or "?")
+                    other[kind] = other.get(kind, 0) + size
+    os.remove(out)
+    n = len(commits)
+    res = {"counts": counts, "commits": n, "db_bytes": db_bytes, "other_bytes": other}
+    if n:
+        sizes = {}
+        for c in commits:
+            for size, k in c["sizes"].items():
+                sizes[size] = sizes.get(size, 0) + k
+        res.update({
+            "writes_per_commit": sum(c["writes"] for c in commits) / n,
+            "bytes_per_commit": sum(c["bytes"] for c in commits) / n,
+            "pages_per_commit": sum(len(c["pages"]) for c in commits) / n,
+            "header_share": sum(1 for c in commits if 0 in c["pages"]) / n,
+            "write_sizes": {str(k): v for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])},
+        })
+    return res
 
 
 def bench_dags(ctx):
     args = ctx.args
-    tools = ["make", "ninja", "pt"]
+    tools = ["make", "ninja", "floor"] + list(ctx.pts)
     results = {}
     for dag_id, title, gen in DAGS:
         dag_dir = ctx.fresh_dir(f"dag-{dag_id}-")
@@ -260,13 +357,15 @@ def bench_dags(ctx):
         for t in tools:
             run_tool(ctx, t, dag_dir, dag_id, args.jobs, keep_footprint=False)
         for r in range(args.rounds):
-            order = tools[r % 3:] + tools[:r % 3]
+            k = r % len(tools)
+            order = tools[k:] + tools[:k]
             for t in order:
-                runs[t].append(run_tool(ctx, t, dag_dir, dag_id, args.jobs, keep_footprint=True))
+                runs[t].append(run_tool(ctx, t, dag_dir, dag_id, args.jobs,
+                                        keep_footprint=t in ctx.pts))
             log(f"{title}: round {r + 1}/{args.rounds}: "
                 + ", ".join(f"{t} {runs[t][-1]['wall_s']:.3f}s" for t in order))
         results[dag_id] = {"title": title, "tasks": n_tasks, "runs": runs,
-                           "syscalls": syscall_counts(ctx, dag_dir, dag_id)}
+                           "trace": trace_writes(ctx, dag_dir, dag_id)}
         shutil.rmtree(dag_dir)
     return results
 
@@ -300,9 +399,26 @@ def proc_status(pid, key):
     return -1
 
 
-def start_daemon(ctx, jobs_dir, state):
+def smaps_rollup(pid):
+    """{field: kB} of /proc/PID/smaps_rollup (Rss, Anonymous, Pss_File, ...)."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1])
+    return out
+
+
+def proc_io(pid):
+    """{field: value} of /proc/PID/io (all threads of the process)."""
+    with open(f"/proc/{pid}/io") as f:
+        return {k: int(v) for k, v in (line.split(": ") for line in f if ": " in line)}
+
+
+def start_daemon(ctx, jobs_dir, state, pt=None):
     err = open(os.path.join(state, "..", f"daemon-{os.path.basename(state)}.log"), "w")
-    p = subprocess.Popen([ctx.pt, "run", jobs_dir, "--state", state, "--clock-sync-timeout", "0"],
+    p = subprocess.Popen([pt or ctx.pt, "run", jobs_dir, "--state", state, "--clock-sync-timeout", "0"],
                          env=ctx.env, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     LIVE.add(p)
     err.close()
@@ -334,7 +450,43 @@ def wait_for(pred, timeout, what, poll=0.005):
     raise BenchError(f"timed out after {timeout} s waiting for {what}")
 
 
-def bench_idle(ctx):
+def wait_daemon_ready(ctx, p, state):
+    """Waits for a freshly started `pt run` to answer `pt status`; returns its status JSON."""
+    wait_for(lambda: any(n.endswith(".sock") or n == "control.sock"
+                         for n in os.listdir(state)) or p.poll() is not None,
+             30, "the daemon's control socket")
+    if p.poll() is not None:
+        raise BenchError(f"pt run exited {p.returncode} at start")
+
+    # The socket file can exist a moment before the daemon accepts on it; then `pt status`
+    # falls back to opening the database, which the daemon holds (exit 3). Retry.
+    def ask_status():
+        out = ctx.pt_cmd("status", "--json", "--state", state, check=False)
+        try:
+            return json.loads(out)
+        except ValueError:
+            return None
+    return wait_for(ask_status, 30, "pt status to answer", poll=0.1)
+
+
+def watch_idle(p, secs):
+    """Watches a daemon for secs seconds; returns (elapsed, wake-ups, threads at start, threads
+    seen): context switches summed over every thread, sampled every second."""
+    first = ctxt_switches(p.pid)
+    last = dict(first)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < secs:
+        time.sleep(1)
+        for tid, v in ctxt_switches(p.pid).items():
+            last[tid] = v
+        if p.poll() is not None:
+            raise BenchError("pt run exited during the idle measurement")
+    elapsed = time.monotonic() - t0
+    return elapsed, sum(v - first.get(tid, 0) for tid, v in last.items()), len(first), len(last)
+
+
+def bench_idle(ctx, tool):
+    pt = ctx.pts[tool]
     secs = ctx.args.idle_secs
     jobs_dir = ctx.fresh_dir("idle-jobs-")
     # Daily, 12 hours from now (UTC), so no job fires during the measurement.
@@ -344,50 +496,118 @@ def bench_idle(ctx):
             f.write(f"id: job{i:03}\nschedule: \"{t.tm_min} {t.tm_hour} * * *\"\ntimezone: UTC\n"
                     f"tasks:\n  - id: a\n    command: \"true\"\n")
     state = ctx.fresh_dir("idle-state-")
-    p = start_daemon(ctx, jobs_dir, state)
+    p = start_daemon(ctx, jobs_dir, state, pt)
     try:
-        sock = os.path.join(state, "control.sock")
-        wait_for(lambda: any(n.endswith(".sock") or n == "control.sock"
-                             for n in os.listdir(state)) or p.poll() is not None,
-                 30, "the daemon's control socket")
-        if p.poll() is not None:
-            raise BenchError(f"pt run exited {p.returncode} at start")
-        # The socket file can exist a moment before the daemon accepts on it; then `pt status`
-        # falls back to opening the database, which the daemon holds (exit 3). Retry.
-        def ask_status():
-            out = ctx.pt_cmd("status", "--json", "--state", state, check=False)
-            try:
-                return json.loads(out)
-            except ValueError:
-                return None
-        status = wait_for(ask_status, 30, "pt status to answer", poll=0.1)
+        status = wait_daemon_ready(ctx, p, state)
         time.sleep(2)  # let start-up work (first schedule evaluation, jobs watcher) settle
-        first = ctxt_switches(p.pid)
-        last = dict(first)
         rss_start = proc_status(p.pid, "VmRSS")
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < secs:
-            time.sleep(1)
-            for tid, v in ctxt_switches(p.pid).items():
-                last[tid] = v
-            if p.poll() is not None:
-                raise BenchError("pt run exited during the idle measurement")
-        elapsed = time.monotonic() - t0
-        wakeups = sum(v - first.get(tid, 0) for tid, v in last.items())
+        elapsed, wakeups, threads_start, threads_seen = watch_idle(p, secs)
+        sm = smaps_rollup(p.pid)
         res = {
+            "tool": tool,
+            "binary": pt,
             "seconds": round(elapsed, 1),
             "wakeups": wakeups,
             "wakeups_per_min": round(wakeups * 60 / elapsed, 1),
-            "threads_start": len(first),
-            "threads_seen": len(last),
+            "threads_start": threads_start,
+            "threads_seen": threads_seen,
             "rss_kib_start": rss_start,
-            "rss_kib_end": proc_status(p.pid, "VmRSS"),
+            "rss_kib_end": sm.get("Rss", -1),
             "hwm_kib": proc_status(p.pid, "VmHWM"),
-            "rss_anon_kib": proc_status(p.pid, "RssAnon"),
-            "rss_file_kib": proc_status(p.pid, "RssFile"),
+            # smaps_rollup: Anonymous includes the copy-on-write copies of file pages that were
+            # written (e.g. relocated .data.rel.ro); file-backed = Rss - Anonymous.
+            "rss_anon_kib": sm.get("Anonymous", -1),
+            "rss_file_kib": sm.get("Rss", 0) - sm.get("Anonymous", 0),
+            "pss_file_kib": sm.get("Pss_File", -1),
+            "smaps_rollup": sm,
+            "status_rss_anon_kib": proc_status(p.pid, "RssAnon"),
+            "status_rss_file_kib": proc_status(p.pid, "RssFile"),
             "clock": status.get("clock"),
             "jobs_in_next": len(status.get("next") or []),
         }
+    finally:
+        stop_daemon(p)
+    shutil.rmtree(jobs_dir)
+    shutil.rmtree(state)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# A paused every-second job
+
+TICK_JOB = """id: tick
+schedule: "@every 1s"
+tasks:
+  - id: a
+    command: "true"
+"""
+
+
+def history_of(ctx, state, job):
+    out = ctx.pt_cmd("history", job, "--limit", "100000", "--json", "--state", state)
+    return json.loads(out)
+
+
+def daemon_snapshot(p, state):
+    return {"io": proc_io(p.pid),
+            "db_bytes": os.path.getsize(os.path.join(state, "petit.redb")),
+            "t": time.monotonic()}
+
+
+def bench_paused(ctx):
+    """An `@every 1s` job: watched running for secs seconds (the reference: what a firing
+    costs), then paused for secs seconds (write_bytes of /proc/PID/io of the daemon, which
+    counts every page it dirtied, and the database file's growth), then unpaused: `pt history`
+    must then show exactly one folded "N firings from X to Y: paused" record. `pt` commands are
+    only run outside the measured windows (they talk to the daemon over its socket)."""
+    secs = ctx.args.paused_secs
+    jobs_dir = ctx.fresh_dir("paused-jobs-")
+    with open(os.path.join(jobs_dir, "tick.yaml"), "w") as f:
+        f.write(TICK_JOB)
+    state = ctx.fresh_dir("paused-state-")
+    p = start_daemon(ctx, jobs_dir, state)
+    res = {"seconds": secs}
+    try:
+        wait_daemon_ready(ctx, p, state)
+        wait_for(lambda: len(history_of(ctx, state, "tick")) >= 2, 30,
+                 "the every-second job to fire twice", poll=0.2)
+        # Running: the reference.
+        n0 = len(history_of(ctx, state, "tick"))
+        a = daemon_snapshot(p, state)
+        time.sleep(secs)
+        b = daemon_snapshot(p, state)
+        n1 = len(history_of(ctx, state, "tick"))
+        res["running"] = {"firings": n1 - n0, "seconds": round(b["t"] - a["t"], 1),
+                          "write_bytes": b["io"]["write_bytes"] - a["io"]["write_bytes"],
+                          "wchar": b["io"]["wchar"] - a["io"]["wchar"],
+                          "db_growth": b["db_bytes"] - a["db_bytes"]}
+        ctx.pt_cmd("pause", "tick", "--state", state)
+
+        def settled():
+            runs = history_of(ctx, state, "tick")
+            return all(r["status"] not in ("running", "waiting", "queued") for r in runs)
+        wait_for(settled, 30, "the last run of the paused job to finish", poll=0.2)
+        time.sleep(1.5)  # a run that was just recorded finished; nothing else should follow
+        records_before = len(history_of(ctx, state, "tick"))
+        a = daemon_snapshot(p, state)
+        elapsed, wakeups, _, _ = watch_idle(p, secs)
+        b = daemon_snapshot(p, state)
+        records_after = len(history_of(ctx, state, "tick"))
+        res["paused"] = {"seconds": round(elapsed, 1), "firings": int(elapsed),
+                         "write_bytes": b["io"]["write_bytes"] - a["io"]["write_bytes"],
+                         "wchar": b["io"]["wchar"] - a["io"]["wchar"],
+                         "db_growth": b["db_bytes"] - a["db_bytes"],
+                         "wakeups": wakeups,
+                         "records_added": records_after - records_before}
+        ctx.pt_cmd("unpause", "tick", "--state", state)
+
+        def folded():
+            return [r for r in history_of(ctx, state, "tick")
+                    if "paused" in (r.get("reason") or "")]
+        wait_for(folded, 30, "the folded record of the paused span", poll=0.2)
+        time.sleep(1.5)  # any second record of the span would be written by now
+        recs = folded()
+        res["folded"] = [{"status": r["status"], "reason": r["reason"]} for r in recs]
     finally:
         stop_daemon(p)
     shutil.rmtree(jobs_dir)
@@ -586,7 +806,7 @@ def mount_of(path):
     return f"{best[1]} ({best[2]})"
 
 
-def machine(tmp):
+def machine(tmp, pt):
     cpu = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -599,11 +819,19 @@ def machine(tmp):
         "kernel": platform.release(),
         "tmp_fs": mount_of(tmp),
         "load_avg": os.getloadavg(),
-        "pt_version": sh_out([os.path.join(ROOT, "target", "release", "pt"), "--version"]),
+        "pt_version": sh_out([pt, "--version"]),
         "git": sh_out(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
         "make": sh_out(["make", "--version"]).splitlines()[0] if shutil.which("make") else "",
         "ninja": sh_out(["ninja", "--version"]),
     }
+
+
+def ratio(a, b):
+    return med(a) / med(b)
+
+
+def walls(d, tool):
+    return [r["wall_s"] for r in d["runs"][tool]]
 
 
 def report(ctx, res):
@@ -615,55 +843,107 @@ def report(ctx, res):
       f"load average at start {m['load_avg'][0]:.2f}")
     p(f"pt {m['pt_version']} (git {m['git']}); {m['make']}; ninja {m['ninja']}; "
       f"-j/-t {args.jobs}; {args.rounds} rounds, tools alternated")
+    p("tools: make, ninja, floor (bench/tools spawnfloor: posix_spawnp + waitpid, nothing else), "
+      + ", ".join(f"{t} ({path})" for t, path in ctx.pts.items()))
     p("")
-    hdr = (f"{'DAG':<9} {'tool':<6} {'wall med':>9} {'min-max':>13} {'per task':>9} "
-           f"{'CPU u+s':>8} {'own CPU':>8} {'peak RSS':>9} {'pt/tool':>8}")
+    hdr = (f"{'DAG':<9} {'tool':<8} {'wall med':>9} {'min-max':>13} {'per task':>9} "
+           f"{'CPU u+s':>8} {'own CPU':>8} {'peak RSS':>9} {'/make':>6} {'/ninja':>6} "
+           f"{'/floor':>6}")
     p(hdr)
     p("-" * len(hdr))
     for dag_id, d in res["dags"].items():
-        pt_walls = [r["wall_s"] for r in d["runs"]["pt"]]
         for tool, runs in d["runs"].items():
-            walls = [r["wall_s"] for r in runs]
+            w = [r["wall_s"] for r in runs]
             cpu = med([r["user_s"] + r["sys_s"] for r in runs])
             own = med([r["self_user_s"] + r["self_sys_s"] for r in runs])
             rss = max(r["maxrss_kib"] for r in runs)
-            ratio = "" if tool == "pt" else f"{med(pt_walls) / med(walls):.2f}x"
-            p(f"{dag_id:<9} {tool:<6} {med(walls):>8.3f}s {min(walls):>6.3f}-{max(walls):<6.3f} "
-              f"{med(walls) / d['tasks'] * 1000:>7.2f}ms {cpu:>7.2f}s {own:>7.2f}s "
-              f"{fmt_mib(rss):>5} MiB {ratio:>8}")
+            rel = [f"{ratio(w, walls(d, t)):.2f}x" if t != tool else "" for t in
+                   ("make", "ninja", "floor")]
+            p(f"{dag_id:<9} {tool:<8} {med(w):>8.3f}s {min(w):>6.3f}-{max(w):<6.3f} "
+              f"{med(w) / d['tasks'] * 1000:>7.2f}ms {cpu:>7.2f}s {own:>7.2f}s "
+              f"{fmt_mib(rss):>5} MiB {rel[0]:>6} {rel[1]:>6} {rel[2]:>6}")
+    d = res["dags"]["chains"]
+    for t in ctx.pts:
+        p(f"1,000 tasks (250 chains of 4), {t}: pt/make {ratio(walls(d, t), walls(d, 'make')):.2f}x, "
+          f"pt/ninja {ratio(walls(d, t), walls(d, 'ninja')):.2f}x, "
+          f"pt/floor {ratio(walls(d, t), walls(d, 'floor')):.2f}x")
+    p(f"1,000 tasks: make/floor {ratio(walls(d, 'make'), walls(d, 'floor')):.2f}x, "
+      f"ninja/floor {ratio(walls(d, 'ninja'), walls(d, 'floor')):.2f}x "
+      f"(floor {med(walls(d, 'floor')):.3f}s)")
     p("")
     p(f"disk: 4 KiB pwrite + fdatasync takes {res['fsync_ms_before']} ms (median) before the "
       f"DAG rounds, {res['fsync_ms_after']} ms after")
     for dag_id, d in res["dags"].items():
-        sc = d.get("syscalls")
-        if sc:
-            n = d["tasks"]
+        tr = d.get("trace")
+        if tr:
+            sc, n = tr["counts"], d["tasks"]
             p(f"pt syscalls per attempt ({dag_id}, strace -f, untimed run): "
-              f"fdatasync {sc.get('fdatasync', 0) / n:.2f}, fsync {sc.get('fsync', 0) / n:.2f}, "
-              f"pwrite64 {sc.get('pwrite64', 0) / n:.1f}, openat {sc.get('openat', 0) / n:.1f} "
-              f"(with the children), execve {sc.get('execve', 0) / n:.1f}")
+              f"fdatasync {sc['fdatasync'] / n:.2f}, fsync {sc['fsync'] / n:.2f}, "
+              f"pwrite64 {sc['pwrite64'] / n:.1f}, openat {sc['openat'] / n:.1f} "
+              f"(with the children), execve {sc['execve'] / n:.1f}")
     p("")
     p("pt trigger footprint (median over rounds)")
-    p(f"{'DAG':<9} {'attempts':>8} {'written/attempt':>16} {'wchar/attempt':>14} "
+    p(f"{'DAG':<9} {'binary':<8} {'attempts':>8} {'written/attempt':>16} {'wchar/attempt':>14} "
       f"{'rchar/attempt':>14} {'state dir':>10} {'db file':>9} {'files':>6}")
     for dag_id, d in res["dags"].items():
-        runs = d["runs"]["pt"]
-        att = runs[0]["attempts"]
-        wb = med([r["write_bytes"] / r["attempts"] for r in runs])
-        wc = med([r["wchar"] / r["attempts"] for r in runs])
-        rc = med([r["rchar"] / r["attempts"] for r in runs])
-        sb = med([r["state_bytes"] for r in runs])
-        db = med([r["db_bytes"] for r in runs])
-        p(f"{dag_id:<9} {att:>8} {wb / 1024:>12.1f} KiB {wc / 1024:>10.1f} KiB "
-          f"{rc / 1024:>10.1f} KiB {sb / 2**20:>6.1f} MiB {db / 2**20:>5.1f} MiB "
-          f"{runs[0]['state_files']:>6}")
-    if "idle" in res:
-        i = res["idle"]
+        for t in ctx.pts:
+            runs = d["runs"][t]
+            att = runs[0]["attempts"]
+            wb = med([r["write_bytes"] / r["attempts"] for r in runs])
+            wc = med([r["wchar"] / r["attempts"] for r in runs])
+            rc = med([r["rchar"] / r["attempts"] for r in runs])
+            sb = med([r["state_bytes"] for r in runs])
+            db = med([r["db_bytes"] for r in runs])
+            p(f"{dag_id:<9} {t:<8} {att:>8} {wb / 1024:>12.1f} KiB {wc / 1024:>10.1f} KiB "
+              f"{rc / 1024:>10.1f} KiB {sb / 2**20:>6.1f} MiB {db / 2**20:>5.1f} MiB "
+              f"{runs[0]['state_files']:>6}")
+    if any(d.get("trace") for d in res["dags"].values()):
         p("")
-        p(f"idle pt run, 100 jobs scheduled daily, {i['seconds']} s: {i['wakeups']} wake-ups "
-          f"({i['wakeups_per_min']}/min) over {i['threads_seen']} threads; VmRSS "
-          f"{fmt_mib(i['rss_kib_end'])} MiB (anon {fmt_mib(i['rss_anon_kib'])}, file "
-          f"{fmt_mib(i['rss_file_kib'])}), VmHWM {fmt_mib(i['hwm_kib'])} MiB; clock {i['clock']}")
+        p("where the bytes per attempt go (strace -f -y of one untimed run of the glibc pt; a "
+          "commit = the database writes up to its fdatasync)")
+        p(f"{'DAG':<9} {'commits':>7} {'/attempt':>8} {'pwrites':>8} {'bytes':>9} {'pages':>6} "
+          f"{'header':>6} {'= KiB/att':>9} {'timed':>7} {'=> commits/att':>14}  write sizes (count)")
+        for dag_id, d in res["dags"].items():
+            tr = d.get("trace")
+            if not tr or not tr["commits"]:
+                continue
+            n = d["tasks"]
+            per_commit = tr["pages_per_commit"] * PAGE
+            est = tr["commits"] / n * per_commit
+            timed = med([r["write_bytes"] / r["attempts"] for r in d["runs"]["pt"]])
+            sizes = ", ".join(f"{k} B: {v}" for k, v in list(tr["write_sizes"].items())[:4])
+            p(f"{dag_id:<9} {tr['commits']:>7} {tr['commits'] / n:>8.2f} "
+              f"{tr['writes_per_commit']:>8.1f} {tr['bytes_per_commit'] / 1024:>5.1f} KiB "
+              f"{tr['pages_per_commit']:>6.1f} {tr['header_share']:>6.2f} {est / 1024:>9.1f} "
+              f"{timed / 1024:>7.1f} {timed / per_commit:>14.2f}  {sizes}")
+            if tr["other_bytes"]:
+                p(f"{'':<9} other files: " + ", ".join(
+                    f"{k} {v / n:.0f} B/attempt" for k, v in tr["other_bytes"].items()))
+        p("  (per commit: pwrite calls, bytes passed, distinct 4 KiB pages of the database touched,"
+          " share of commits writing the header page 0; = KiB/att: commits/attempt x pages x 4 KiB"
+          " of the traced run; timed: measured write_bytes/attempt of the timed runs; => the"
+          " commits/attempt that implies at the traced size of a commit)")
+    for i in res.get("idle", []):
+        p("")
+        p(f"idle pt run ({i['tool']}), 100 jobs scheduled daily, {i['seconds']} s: "
+          f"{i['wakeups']} wake-ups ({i['wakeups_per_min']}/min) over {i['threads_seen']} threads; "
+          f"smaps_rollup Rss {fmt_mib(i['rss_kib_end'])} MiB (anonymous "
+          f"{fmt_mib(i['rss_anon_kib'])}, file-backed {fmt_mib(i['rss_file_kib'])}, Pss_File "
+          f"{fmt_mib(i['pss_file_kib'])}), VmHWM {fmt_mib(i['hwm_kib'])} MiB; clock {i['clock']}")
+    if "paused" in res:
+        q = res["paused"]
+        r, z = q["running"], q["paused"]
+        p("")
+        p(f"an @every 1s job, running, {r['seconds']} s: {r['firings']} firings, daemon "
+          f"write_bytes {r['write_bytes'] / 1024:.1f} KiB "
+          f"({r['write_bytes'] / max(r['firings'], 1) / 1024:.1f} KiB per firing), database file "
+          f"+{r['db_growth'] / 1024:.0f} KiB")
+        p(f"the same job paused, {z['seconds']} s (~{z['firings']} firings): daemon write_bytes "
+          f"{z['write_bytes']} B, wchar {z['wchar']} B (/proc/PID/io), database file "
+          f"+{z['db_growth']} B, {z['wakeups']} wake-ups, {z['records_added']} history records "
+          f"added")
+        p(f"after unpause, pt history shows {len(q['folded'])} folded record(s): "
+          + "; ".join(f"{f['status']} \"{f['reason']}\"" for f in q["folded"]))
     if "history" in res:
         h = res["history"]
         p("")
@@ -677,32 +957,59 @@ def report(ctx, res):
             p(f"restart to resumed, {title}: median {med(samples):.1f} ms "
               f"(max {max(samples):.1f})")
         p(f"  (floor: starting sh -c date from the harness takes {h['restart_floor_ms']} ms)")
-    if "binary" in res:
-        b = res["binary"]
+    if "binaries" in res:
         p("")
-        p(f"release binary: {b['built'] / 2**20:.2f} MiB as built, "
-          f"{b['stripped'] / 2**20:.2f} MiB stripped")
+        for b in res["binaries"]:
+            if b["built"] is None:
+                p(f"{b['name']}: not built ({b['path']} missing; scripts/build-pi.sh builds it)")
+                continue
+            p(f"{b['name']}: {b['built'] / 2**20:.2f} MiB as built, {b['stripped'] / 2**20:.2f} "
+              f"MiB stripped ({b['strip_tool']}); TUI {'in' if b['tui'] else 'NOT in'} it "
+              f"({b['path']})")
     p("")
-    p(targets(res))
+    p(targets(ctx, res))
     return "\n".join(out)
 
 
-def targets(res):
+def targets(ctx, res):
+    """The figure/target/measured/verdict table: issue #18's targets, then the older ones."""
     rows = []
-    d = res["dags"]["chains"]["runs"]
-    ratio = med([r["wall_s"] for r in d["pt"]]) / med([r["wall_s"] for r in d["make"]])
-    rows.append(("1,000 tasks (250x4, -t 4) wall vs make -j4", "<= 1.5x", f"{ratio:.2f}x",
-                 ratio <= 1.5))
-    rss = max(r["maxrss_kib"] for r in d["pt"]) / 1024
-    rows.append(("the same, peak RSS", "<= 16 MiB", f"{rss:.1f} MiB", rss <= 16))
-    wb = med([r["write_bytes"] / r["attempts"] for r in d["pt"]]) / 1024
-    rows.append(("the same, bytes written per attempt", "<= 32 KiB", f"{wb:.1f} KiB", wb <= 32))
-    if "idle" in res:
-        i = res["idle"]
+    d = res["dags"]["chains"]
+    for t in ctx.pts:
+        r = ratio(walls(d, t), walls(d, "make"))
+        rows.append((f"1,000 tasks (250x4, -t 4), {t}: wall vs make -j4", "<= 1.25x",
+                     f"{r:.2f}x", r <= 1.25))
+        rows.append((f"  the same, {t} vs ninja -j4 / vs spawn floor", "reported",
+                     f"{ratio(walls(d, t), walls(d, 'ninja')):.2f}x / "
+                     f"{ratio(walls(d, t), walls(d, 'floor')):.2f}x", None))
+    if "pt-musl" not in ctx.pts:
+        rows.append(("static musl pt (every figure)", "measured", "not measured (no --pt-musl)",
+                     None))
+    rows.append(("  make -j4 vs spawn floor", "reported",
+                 f"{ratio(walls(d, 'make'), walls(d, 'floor')):.2f}x", None))
+    for t in ctx.pts:
+        rss = max(r["maxrss_kib"] for r in d["runs"][t]) / 1024
+        rows.append((f"  the same, {t}: peak RSS", "<= 16 MiB", f"{rss:.1f} MiB", rss <= 16))
+    for t in ctx.pts:
+        wb = med([r["write_bytes"] / r["attempts"] for r in d["runs"][t]]) / 1024
+        rows.append((f"bytes written per attempt (1,000 tasks), {t}", "<= 8 KiB",
+                     f"{wb:.1f} KiB", wb <= 8))
+    for i in res.get("idle", []):
         rss = i["rss_kib_end"] / 1024
-        rows.append(("idle pt run, 100 jobs: RSS", "<= 6 MiB", f"{rss:.1f} MiB", rss <= 6))
-        rows.append(("idle pt run: wake-ups between firings", "0",
+        musl = i["tool"] == "pt-musl"
+        rows.append((f"idle pt run, 100 jobs, {i['tool']}: RSS (anon + file)",
+                     "<= 3 MiB" if musl else "reported",
+                     f"{rss:.1f} MiB ({fmt_mib(i['rss_anon_kib'])} + "
+                     f"{fmt_mib(i['rss_file_kib'])})", rss <= 3 if musl else None))
+        rows.append((f"idle pt run, {i['tool']}: wake-ups between firings", "0",
                      f"{i['wakeups']} in {i['seconds']} s", i["wakeups"] == 0))
+    if "paused" in res:
+        z = res["paused"]["paused"]
+        per = z["write_bytes"] / max(z["firings"], 1)
+        rows.append(("paused @every 1s job: bytes written per firing", "0",
+                     f"{per:.0f} B ({z['write_bytes']} B/{z['seconds']} s)", z["write_bytes"] == 0))
+        nf = len(res["paused"]["folded"])
+        rows.append(("  after unpause: folded records in pt history", "1", f"{nf}", nf == 1))
     if "history" in res:
         h = res["history"]
         worst = max(med(s) for s in h["restart"].values())
@@ -710,26 +1017,86 @@ def targets(res):
                      f"{worst:.0f} ms (slowest variant)", worst <= 200))
         hm = med(h["history_table_ms"])
         rows.append(("pt history JOB --limit 20, 100k runs", "< 50 ms", f"{hm:.1f} ms", hm < 50))
-    if "binary" in res:
-        s = res["binary"]["stripped"] / 2**20
-        rows.append(("release binary, stripped", "<= 6 MiB", f"{s:.2f} MiB", s <= 6))
+    for b in res.get("binaries", []):
+        if b["built"] is None:
+            rows.append((f"{b['short']}, stripped", "<= 6 MiB" if b["packaged"] else "reported",
+                         "not built", None))
+            continue
+        s = b["stripped"] / 2**20
+        if b["packaged"]:
+            ok = s <= 6 and b["tui"]
+            rows.append((f"{b['short']}, stripped, with the TUI", "<= 6 MiB",
+                         f"{s:.2f} MiB{'' if b['tui'] else ', NO TUI'}", ok))
+        else:
+            rows.append((f"{b['short']}, stripped", "reported", f"{s:.2f} MiB", None))
     w = max(len(r[0]) for r in rows)
-    lines = [f"{'figure':<{w}}  {'target':<10} {'measured':<26} verdict"]
+    lines = [f"{'figure':<{w}}  {'target':<10} {'measured':<30} verdict"]
     for name, target, got, ok in rows:
-        lines.append(f"{name:<{w}}  {target:<10} {got:<26} {'met' if ok else 'NOT MET'}")
+        verdict = "-" if ok is None else "met" if ok else "NOT MET"
+        lines.append(f"{name:<{w}}  {target:<10} {got:<30} {verdict}")
     return "\n".join(lines)
+
+
+def strip_copy(src, dst):
+    """Strips a copy of src into dst with the first tool that can (llvm-strip and rust-objcopy
+    read every architecture; GNU strip may not); returns the tool's name."""
+    tools = []
+    if shutil.which("llvm-strip"):
+        tools.append(("llvm-strip", ["llvm-strip", "-o", dst, src]))
+    sysroot = sh_out(["rustc", "--print", "sysroot"])
+    host = platform.machine() + "-unknown-linux-gnu"
+    objcopy = os.path.join(sysroot, "lib", "rustlib", host, "bin", "rust-objcopy")
+    if sysroot and os.path.exists(objcopy):
+        tools.append(("rust-objcopy", [objcopy, "--strip-all", src, dst]))
+    if shutil.which("strip"):
+        tools.append(("strip", ["strip", "-o", dst, src]))
+    for name, argv in tools:
+        if subprocess.run(argv, capture_output=True).returncode == 0:
+            return name
+    raise BenchError(f"no strip tool could strip {src} (install binutils or llvm)")
+
+
+def bench_binaries(ctx):
+    """Sizes of the pt binaries: the glibc release build (reported), the static musl x86_64 one
+    and, if scripts/build-pi.sh left them in the target directory, the aarch64 and armv7 ones
+    (the packaged binaries: at most 6 MiB stripped, with the TUI). Whether the TUI is in a
+    binary is read from its bytes (ratatui's source paths in panic locations survive strip)."""
+    tdir = ctx.args.target_dir
+    bins = [("glibc x86_64 release pt", "glibc x86_64 pt", ctx.pt, False)]
+    if "pt-musl" in ctx.pts:
+        bins.append(("static musl x86_64 pt", "static musl x86_64 pt", ctx.pts["pt-musl"], True))
+    for triple, short in (("aarch64-unknown-linux-musl", "static musl aarch64 pt"),
+                          ("armv7-unknown-linux-musleabihf", "static musl armv7 pt")):
+        bins.append((short, short, os.path.join(tdir, triple, "release", "pt"), True))
+    out = []
+    for name, short, path, packaged in bins:
+        b = {"name": name, "short": short, "path": path, "packaged": packaged, "built": None}
+        if os.path.exists(path):
+            copy = os.path.join(ctx.tmp, "pt.stripped")
+            b["strip_tool"] = strip_copy(path, copy)
+            b["built"] = os.path.getsize(path)
+            b["stripped"] = os.path.getsize(copy)
+            with open(copy, "rb") as f:
+                b["tui"] = b"ratatui" in f.read()
+            os.remove(copy)
+        out.append(b)
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pt", default=os.path.join(ROOT, "target", "release", "pt"))
+    ap.add_argument("--pt-musl", help="the static musl pt, measured next to --pt")
+    ap.add_argument("--target-dir", default=os.path.join(ROOT, "target"),
+                    help="Cargo's target directory, where the cross-built pt binaries are")
     ap.add_argument("--tools", required=True, help="directory with measure and histgen")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--jobs", type=int, default=4, help="-j of make/ninja, -t of pt")
     ap.add_argument("--idle-secs", type=int)
+    ap.add_argument("--paused-secs", type=int, default=10)
     ap.add_argument("--history-runs", type=int, default=100_000)
-    ap.add_argument("--skip", default="", help="comma list of sections: idle,history,binary")
+    ap.add_argument("--skip", default="", help="comma list of sections: idle,paused,history,binary")
     ap.add_argument("--tmp-dir", default=os.path.join(ROOT, "target", "bench-tmp"))
     ap.add_argument("--json-out")
     args = ap.parse_args()
@@ -744,21 +1111,23 @@ def main():
     os.makedirs(args.tmp_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="run-", dir=args.tmp_dir)
     ctx = Ctx(args, tmp)
-    res = {"machine": machine(tmp)}
+    res = {"machine": machine(tmp, ctx.pt)}
     try:
         res["fsync_ms_before"] = fsync_probe(tmp)
         res["dags"] = bench_dags(ctx)
         res["fsync_ms_after"] = fsync_probe(tmp)
         if "idle" not in skip:
-            log(f"idle pt run for {args.idle_secs} s")
-            res["idle"] = bench_idle(ctx)
+            res["idle"] = []
+            for tool in ctx.pts:
+                log(f"idle pt run ({tool}) for {args.idle_secs} s")
+                res["idle"].append(bench_idle(ctx, tool))
+        if "paused" not in skip:
+            log(f"an every-second job, running then paused, {args.paused_secs} s each")
+            res["paused"] = bench_paused(ctx)
         if "history" not in skip:
             res["history"] = bench_history(ctx)
         if "binary" not in skip:
-            copy = os.path.join(tmp, "pt.stripped")
-            shutil.copy2(ctx.pt, copy)
-            subprocess.run(["strip", copy], check=True)
-            res["binary"] = {"built": os.path.getsize(ctx.pt), "stripped": os.path.getsize(copy)}
+            res["binaries"] = bench_binaries(ctx)
     finally:
         for p in list(LIVE):
             if p.poll() is None:
