@@ -66,10 +66,11 @@ fn set_paused(args: PauseArgs, paused: bool) -> Result<(), CliError> {
     };
     if super::client::ask(&location, &request)?.is_none() {
         let store = location.open()?;
-        // As in the daemon: never before the high-water mark (a clock set back).
-        let now = petit::clock::now().max(store.high_water().map_err(store_error)?);
         store
-            .write(|tx| tx.set_paused(&args.job_id, paused, now))
+            .write(|tx| {
+                tx.set_paused(&args.job_id, paused, petit::clock::now())
+                    .map(|_| ())
+            })
             .map_err(store_error)?;
     }
     println!(

@@ -804,20 +804,31 @@ impl WriteTx {
     }
 
     /// Pauses or unpauses `job_id` at `now`. Unpausing a paused job leaves a note of when
-    /// (the `unpaused` table), so that the daemon records the paused span once.
+    /// (the `unpaused` table), so that the daemon records the paused span once; the time noted
+    /// is never before the high-water mark (a Pi booted without a clock), so a paused span is
+    /// never thought to end before firings already accounted for. Returns the time noted.
     pub fn set_paused(
         &mut self,
         job_id: &str,
         paused: bool,
         now: Timestamp,
-    ) -> Result<(), redb::Error> {
+    ) -> Result<Timestamp, redb::Error> {
+        let high_water = {
+            let meta = self.tx.open_table(META)?;
+            let v = meta.get(KEY_HIGH_WATER)?;
+            match v {
+                Some(v) => meta_i64(KEY_HIGH_WATER, v.value()).map_err(redb::Error::Corrupted)?,
+                None => i64::MIN,
+            }
+        };
+        let now = now.max(Timestamp(high_water));
         let mut t = self.tx.open_table(PAUSED)?;
         if paused {
             t.insert(job_id, ())?;
         } else if t.remove(job_id)?.is_some() {
             self.tx.open_table(UNPAUSED)?.insert(job_id, now.0)?;
         }
-        Ok(())
+        Ok(now)
     }
 
     /// Forgets the unpause note of `job_id`: its paused span is recorded.

@@ -183,7 +183,7 @@ fn a_read_only_open_reads_without_writing_the_file() {
         let store = Store::open_read_only(&path).unwrap();
         assert_eq!(store.runs_of_job("j", 5).unwrap().len(), 1);
         assert!(store
-            .write(|tx| tx.set_paused("j", true, Timestamp(0)))
+            .write(|tx| tx.set_paused("j", true, Timestamp(0)).map(|_| ()))
             .is_err());
     }
     assert_eq!(

@@ -5,17 +5,6 @@
 use super::*;
 
 impl<W: World> Daemon<W> {
-    /// The time a pause or unpause takes effect: the wall clock, or the high-water mark if the
-    /// clock is behind it (a Pi booted without a clock), so that a paused span is never
-    /// thought to end before firings already accounted for.
-    fn unpause_time(&self) -> Result<Timestamp, DaemonError> {
-        Ok(self
-            .engine
-            .world()
-            .wall_now()
-            .max(self.store().high_water()?))
-    }
-
     pub(super) fn handle_inner(&mut self, request: Request) -> Result<Response, DaemonError> {
         Ok(match request {
             Request::Status => Response::ok(view::to_json(&self.status_view()?)),
@@ -54,16 +43,21 @@ impl<W: World> Daemon<W> {
                 Response::error(2, format!("no job `{job}`"))
             }
             Request::Pause { job } => {
-                let now = self.unpause_time()?;
-                self.engine.write(|tx| tx.set_paused(&job, true, now))?;
+                let now = self.engine.world().wall_now();
+                self.engine
+                    .write(|tx| tx.set_paused(&job, true, now).map(|_| ()))?;
                 self.paused.insert(job.clone());
                 Response::ok(view::to_json(&view::PauseState { job, paused: true }))
             }
             Request::Unpause { job } => {
-                let now = self.unpause_time()?;
-                self.engine.write(|tx| tx.set_paused(&job, false, now))?;
+                let now = self.engine.world().wall_now();
+                let mut noted = now;
+                self.engine.write(|tx| {
+                    noted = tx.set_paused(&job, false, now)?;
+                    Ok(())
+                })?;
                 if self.paused.remove(&job) {
-                    self.unpaused.insert(job.clone(), now);
+                    self.unpaused.insert(job.clone(), noted);
                 }
                 Response::ok(view::to_json(&view::PauseState { job, paused: false }))
             }
