@@ -614,3 +614,67 @@ pub struct Firing {
     pub local: String,
     pub utc: String,
 }
+
+/// The JSON body of an alert (docs/alerts.md): what a webhook receives, what a `command:`
+/// route reads on its standard input. Rendered once, when the alert is decided, and stored
+/// in the outbox with it, so every redelivery sends the same bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub ended_at: Option<String>,
+    /// `failed`, `succeeded`, `cancelled`, `recovered`, `missed`, `late`, `long_running`,
+    /// `stale`, `back`, or `test` (`pt notify test`).
+    pub event: String,
+    /// The tasks that failed, with their last attempt's exit.
+    pub failed_tasks: Vec<AlertTaskView>,
+    /// For `missed`: the firings concerned.
+    pub firings: Option<AlertFiringsView>,
+    pub host: String,
+    /// Stable across redeliveries of this alert: receivers de-duplicate on it.
+    pub id: String,
+    /// The job; `None` only for `back`, which is about the whole daemon.
+    pub job: Option<String>,
+    /// The end of the first failed task's log (bounded), for `failed`.
+    pub log_tail: Option<String>,
+    /// For `back`: the outage.
+    pub outage: Option<OutageView>,
+    pub run: Option<u64>,
+    pub scheduled_at: Option<String>,
+    pub started_at: Option<String>,
+    /// The run's status when the alert was decided.
+    pub status: Option<String>,
+    /// One human sentence: what a phone notification shows.
+    pub text: String,
+    pub trigger: Option<String>,
+}
+
+/// A failed task in an [`AlertView`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertTaskView {
+    pub attempt: u32,
+    pub exit_code: Option<i32>,
+    pub message: Option<String>,
+    pub signal: Option<i32>,
+    pub status: String,
+    pub task: String,
+}
+
+/// The firings of a `missed` alert.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertFiringsView {
+    pub count: u64,
+    pub first: String,
+    pub last: String,
+    pub reason: String,
+}
+
+/// What a `back` alert says of the outage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutageView {
+    pub attempts_interrupted: u64,
+    pub back_at: String,
+    /// The last sign of life Petit recorded before the stop.
+    pub down_from: Option<String>,
+    pub firings_caught_up: u64,
+    pub firings_missed: u64,
+    pub runs_resumed: u64,
+}

@@ -220,6 +220,7 @@ pub(crate) mod tests {
             max_tasks: None,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             history: Retention::default(),
+            alerts: Default::default(),
             tasks: Vec::new(),
             source: JobSource {
                 path: PathBuf::from(format!("{id}.yaml")),

@@ -39,6 +39,9 @@ pub struct Job {
     pub max_tasks: Option<u32>,
     pub max_log_bytes: u64,
     pub history: Retention,
+    /// Who is told what (`notify:`, `ping:`, the lateness and staleness deadlines), with the
+    /// jobs directory's `_defaults.yaml` already applied (docs/alerts.md).
+    pub alerts: Alerts,
     /// Tasks in file order; `Task::depends_on` holds indices into this vector.
     pub tasks: Vec<Task>,
     pub source: JobSource,
@@ -265,6 +268,110 @@ impl Default for Retention {
             keep_runs: Some(500),
             keep_days: None,
         }
+    }
+}
+
+/// A job's alerting (docs/alerts.md): where its alerts go and which deadlines it has. The
+/// routes and the ping are operational settings: an alert goes where the job's *current*
+/// definition says, also for a run that started from an older snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Alerts {
+    /// `notify:` routes, in file order (the defaults' routes when the job has none).
+    pub routes: Vec<Route>,
+    /// `ping:`, the heartbeat URL (healthchecks.io style: `/start`, success, `/<exit code>`),
+    /// with a default template already rendered for this job.
+    pub ping: Option<String>,
+    /// `warn_after_secs`: `long_running` once a run has run this long.
+    pub warn_after_secs: Option<u64>,
+    /// `late_after_secs`: `late` once a firing has not started this long after its time.
+    pub late_after_secs: Option<u64>,
+    /// `expect_success_within_secs`: `stale` once no run succeeded for this long.
+    pub expect_success_within_secs: Option<u64>,
+}
+
+impl Alerts {
+    /// Whether any route listens for `event`.
+    pub fn wants(&self, event: AlertEvent) -> bool {
+        self.routes.iter().any(|r| r.on.contains(&event))
+    }
+}
+
+/// One `notify:` entry: the events it listens for and where they go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// `on:`, sorted, without duplicates.
+    pub on: Vec<AlertEvent>,
+    pub target: RouteTarget,
+}
+
+/// Where a route delivers: an HTTP(S) POST of the JSON body, or a program with the body on
+/// its standard input. Neither involves a shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteTarget {
+    /// `webhook: URL` (http or https) with optional `headers:` (no CR or LF in either).
+    Webhook {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+    /// `command: [argv...]`: executed directly; exit 0 is a delivery.
+    Command { argv: Vec<String> },
+}
+
+/// The events an alert can be about (the YAML names in [`AlertEvent::name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum AlertEvent {
+    /// A run failed (a task failed, the run timed out, or it was quarantined).
+    Failed,
+    Succeeded,
+    Cancelled,
+    /// A run that a crash or power cut interrupted was resumed.
+    Recovered,
+    /// Firings were missed or skipped (one alert per streak, not per firing).
+    Missed,
+    /// A firing has not started `late_after_secs` after its time.
+    Late,
+    /// A run is still running `warn_after_secs` after it started.
+    LongRunning,
+    /// No run succeeded for `expect_success_within_secs`.
+    Stale,
+    /// `pt run` started after an unclean stop (one summary of the outage).
+    Back,
+}
+
+impl AlertEvent {
+    /// Every event, in order.
+    pub const ALL: [AlertEvent; 9] = [
+        AlertEvent::Failed,
+        AlertEvent::Succeeded,
+        AlertEvent::Cancelled,
+        AlertEvent::Recovered,
+        AlertEvent::Missed,
+        AlertEvent::Late,
+        AlertEvent::LongRunning,
+        AlertEvent::Stale,
+        AlertEvent::Back,
+    ];
+
+    /// The stable name used in YAML (`on:`) and in the alert's JSON `event`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertEvent::Failed => "failed",
+            AlertEvent::Succeeded => "succeeded",
+            AlertEvent::Cancelled => "cancelled",
+            AlertEvent::Recovered => "recovered",
+            AlertEvent::Missed => "missed",
+            AlertEvent::Late => "late",
+            AlertEvent::LongRunning => "long_running",
+            AlertEvent::Stale => "stale",
+            AlertEvent::Back => "back",
+        }
+    }
+
+    /// The event named `name` in YAML.
+    pub fn from_name(name: &str) -> Option<AlertEvent> {
+        AlertEvent::ALL.into_iter().find(|e| e.name() == name)
     }
 }
 

@@ -14,6 +14,7 @@
 pub(crate) mod clocksync;
 pub mod control;
 pub mod daemon;
+pub mod deliver;
 pub mod engine;
 pub mod ident;
 pub mod in_process;

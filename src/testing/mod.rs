@@ -87,6 +87,7 @@ pub fn job(id: &str, tasks: Vec<(Task, Vec<String>)>) -> Job {
         max_tasks: None,
         max_log_bytes: DEFAULT_MAX_LOG_BYTES,
         history: Retention::default(),
+        alerts: Default::default(),
         tasks,
         source: JobSource {
             path: PathBuf::from(format!("{id}.yaml")),

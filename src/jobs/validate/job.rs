@@ -183,6 +183,7 @@ pub(super) fn job(
         max_tasks,
         max_log_bytes,
         history,
+        alerts: Default::default(),
         tasks: tasks?,
         source: JobSource {
             path: ck.file.to_path_buf(),
