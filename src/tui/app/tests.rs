@@ -23,6 +23,7 @@ fn job(id: &str, paused: bool) -> view::JobView {
 fn overview(paused: bool) -> Update {
     Update::Overview {
         status: view::StatusView {
+            alerts: None,
             clock: view::ClockView::Daemon {
                 state: "trusted".into(),
                 trusted: true,
