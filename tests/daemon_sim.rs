@@ -523,7 +523,14 @@ fn run_daemon_case(g: &JobsGen, ops: &[DOp]) -> Result<(), String> {
         return Err(format!("run {} is stranded: {:#?}", s.run.id, s));
     }
     for _ in 0..20 {
-        if sim.d().engine().store().outbox().map_err(|e| e.to_string())?.is_empty() {
+        if sim
+            .d()
+            .engine()
+            .store()
+            .outbox()
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
             break;
         }
         sim.wait()?;
@@ -554,10 +561,15 @@ fn check_alerts(d: &Daemon<SimWorld>) -> Result<(), String> {
     }
     for ((event, run), set) in &ids {
         if ["succeeded", "failed", "cancelled"].contains(&event.as_str()) && set.len() != 1 {
-            return Err(format!("run {run}'s {event} alert came under several ids: {set:?}"));
+            return Err(format!(
+                "run {run}'s {event} alert came under several ids: {set:?}"
+            ));
         }
     }
-    for r in store.runs_of_job("tick", 100_000).map_err(|e| e.to_string())? {
+    for r in store
+        .runs_of_job("tick", 100_000)
+        .map_err(|e| e.to_string())?
+    {
         let event = match r.status {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
@@ -565,7 +577,10 @@ fn check_alerts(d: &Daemon<SimWorld>) -> Result<(), String> {
             _ => continue,
         };
         // A run quarantined by recovery is failed without a transition of the loop.
-        if r.reason.as_deref().is_some_and(|x| x.starts_with("quarantined")) {
+        if r.reason
+            .as_deref()
+            .is_some_and(|x| x.starts_with("quarantined"))
+        {
             continue;
         }
         if !ids.contains_key(&(event.to_string(), r.id.get())) {

@@ -17,14 +17,14 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::core::alert::Mark;
 use crate::core::run::{Input, Run, RunId, RunState, RunStatus, Trigger};
 use crate::core::scheduler::{self, Admission, ClockTrust, FiringKind, UpstreamFacts};
 use crate::core::{Event, EventKind};
-use crate::jobs::Job;
-use crate::runtime::control::{self, Envelope, Request, Response};
-use crate::core::alert::Mark;
 use crate::jobs::AlertEvent;
+use crate::jobs::Job;
 use crate::runtime::alerting;
+use crate::runtime::control::{self, Envelope, Request, Response};
 use crate::runtime::engine::{snapshot_of, Engine, EngineError};
 use crate::runtime::os::OsWorld;
 use crate::runtime::world::World;
@@ -101,6 +101,8 @@ pub struct Daemon<W: World = OsWorld> {
     /// Per job watched for `stale`: its last success (engine time), and since when it is
     /// watched if it never succeeded.
     stale: BTreeMap<String, (Option<Timestamp>, Timestamp)>,
+    /// Whether the graceful stop is recorded.
+    stop_noted: bool,
 }
 
 /// The outage a `back` alert tells of.
@@ -136,6 +138,7 @@ impl<W: World> Daemon<W> {
             healthy: true,
             back: None,
             stale: BTreeMap::new(),
+            stop_noted: false,
         };
         d.reload();
         Ok(d)
@@ -246,6 +249,18 @@ impl<W: World> Daemon<W> {
             self.engine.write(|tx| tx.set_daemon_up(Some(now)))?;
         }
         Ok(())
+    }
+
+    /// Records a graceful stop, once the engine has stopped: the next start tells no `back`
+    /// alert. (A failure to record it only makes the next start tell one.)
+    fn note_clean_stop(&mut self) {
+        if self.stop_noted || !self.engine.is_stopped() {
+            return;
+        }
+        self.stop_noted = true;
+        if let Err(e) = self.engine.write(|tx| tx.set_daemon_up(None)) {
+            tracing::error!("cannot record the clean stop: {e}");
+        }
     }
 
     /// Tells the `back` alert (a start after an unclean stop) and notes this start, in one
@@ -370,7 +385,9 @@ impl<W: World> Daemon<W> {
             }
         }
         let now = self.engine.world().wall_now();
-        match self.pump(now) {
+        let pumped = self.pump(now);
+        self.note_clean_stop();
+        match pumped {
             Ok(()) => {
                 self.backoff = BACKOFF_MIN;
                 self.healthy = true;
@@ -508,10 +525,7 @@ impl Daemon<OsWorld> {
         tracing::info!("stopping: interrupting running tasks");
         self.notifier.stopping();
         self.engine.shutdown().await?;
-        // A clean stop: the next start tells no `back` alert.
-        if let Err(e) = self.engine.write(|tx| tx.set_daemon_up(None)) {
-            tracing::error!("cannot record the clean stop: {e}");
-        }
+        self.note_clean_stop();
         if let Some(path) = &self.config.socket {
             let _ = std::fs::remove_file(path);
         }
