@@ -547,3 +547,41 @@ fn defaults_routes_get_the_job_checks() {
     let d = parse_defaults(Path::new("d"), "ping: https://${{ job.id }}.example/\n").unwrap();
     assert_eq!(d.ping.unwrap().render("j1"), "https://j1.example/");
 }
+
+#[test]
+fn pt_validate_checks_the_defaults_file() {
+    let pt = env!("CARGO_BIN_EXE_pt");
+    let validate = |dir: &Path| {
+        std::process::Command::new(pt)
+            .arg("validate")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "a.yaml", &job(""));
+    write(tmp.path(), "_defaults.yaml", DEFAULTS);
+    let out = validate(tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // `_defaults.yaml` is not counted as a job.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 job OK\n");
+
+    write(
+        tmp.path(),
+        "_defaults.yaml",
+        "notify:\n  - on: [failed]\n    webhook: https://h/\n    command: [x]\n",
+    );
+    let out = validate(tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "_defaults.yaml:4:14: notify[0].command: a route has either `webhook` or `command`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 problem in 1 file; 1 valid job"),
+        "{stderr}"
+    );
+}
