@@ -402,7 +402,7 @@ fn defaults_apply_to_jobs_without_their_own() {
             headers: vec![],
         },
     };
-    assert_eq!(by("plain").routes, [defaults_route.clone()]);
+    assert_eq!(by("plain").routes, std::slice::from_ref(&defaults_route));
     assert_eq!(
         by("plain").ping.as_deref(),
         Some("https://hc-ping.com/KEY/plain/x")
