@@ -416,6 +416,16 @@ fn back_after_an_unclean_stop_tells_the_outage_once() {
     sim.d().engine_mut().request_shutdown();
     for _ in 0..5 {
         sim.turn();
+        // The task stops on the SIGTERM (one whose spawn was under way ends with it).
+        while sim.w().spawn(0, None) {}
+        while sim.w().end(
+            0,
+            Outcome::Exited {
+                code: None,
+                signal: Some(15),
+                outputs: Ok(vec![]),
+            },
+        ) {}
     }
     assert!(sim.d().engine().is_stopped());
     let n = sim.received().len();
