@@ -921,9 +921,15 @@ impl<W: World> Engine<W> {
             }
         };
         consider(self.world.next_tick());
-        consider(self.alerting.next_due());
+        // Deliveries start only outside a shutdown; deadline alerts only of runs that take
+        // input (the same filters as `start_deliveries` and `alert_deadline_due`).
+        if self.shutdown.is_none() {
+            consider(self.alerting.next_due());
+        }
         for a in self.runs.values() {
-            consider(self.alerting.next_for_run(&a.job, &a.state));
+            if !a.state.is_terminal() && !self.fencing.contains_key(&a.state.run.id) {
+                consider(self.alerting.next_for_run(&a.job, &a.state));
+            }
         }
         for f in self.fencing.values() {
             consider(
