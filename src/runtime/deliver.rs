@@ -96,6 +96,16 @@ impl Answer {
     }
 }
 
+/// This machine's name, for an alert's `host` (the kernel's, as `hostname` prints it;
+/// `localhost` if it cannot be read).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// Sends `delivery` once. Never fails: every problem is an undelivered [`Answer`].
 pub async fn send(delivery: &Delivery) -> Answer {
     match &delivery.target {
