@@ -274,7 +274,10 @@ fn a_url_or_header_cannot_inject_an_option() {
     assert_eq!(got[0].path, format!("/--output?-o{out_s}"));
     assert_eq!(got[0].header("-o"), Some(out_s.as_str()));
     assert!(!out.exists(), "curl wrote {out_s}");
-    assert_eq!(std::fs::read_dir(dir.path()).map(|d| d.count()).ok(), Some(0));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).map(|d| d.count()).ok(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -331,7 +334,8 @@ fn https_through_a_trusted_local_server() {
     // Kept open until curl is done: at its end of input s_server hangs up.
     let mut stdin = server.stdin.take();
     if let Some(stdin) = &mut stdin {
-        let answer = "HTTP/1.1 201 Created\r\nContent-Length: 7\r\nConnection: close\r\n\r\ncreated";
+        let answer =
+            "HTTP/1.1 201 Created\r\nContent-Length: 7\r\nConnection: close\r\n\r\ncreated";
         let _ = stdin.write_all(answer.as_bytes());
     }
     let Some(stdout) = server.stdout.take() else {
@@ -423,7 +427,11 @@ fn a_command_that_outlives_the_timeout_is_killed() {
     ));
     assert!(!answer.delivered);
     assert!(answer.detail.contains("killed"), "{answer:?}");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

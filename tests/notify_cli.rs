@@ -28,10 +28,18 @@ fn a_job_without_routes_an_unknown_job_and_a_missing_dir_are_exit_2() {
     let d = dir.path().display().to_string();
     let o = pt_run(&["notify", "test", &d]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("no notify: route or ping: to test"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no notify: route or ping: to test"),
+        "{}",
+        stderr(&o)
+    );
     let o = pt_run(&["notify", "test", &d, "plain"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("job `plain` has no notify: route"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("job `plain` has no notify: route"),
+        "{}",
+        stderr(&o)
+    );
     let o = pt_run(&["notify", "test", &d, "nope"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no valid job `nope`"), "{}", stderr(&o));
@@ -45,7 +53,10 @@ fn curl_present() -> bool {
         .arg("--version")
         .output()
         .is_ok();
-    assert!(ok || std::env::var_os("CI").is_none(), "curl is missing (.ci/run installs it)");
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "curl is missing (.ci/run installs it)"
+    );
     ok
 }
 
@@ -72,20 +83,25 @@ fn every_route_and_the_ping_get_a_test_alert() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
-    assert!(lines.iter().all(|l| l.starts_with("delivered")), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("delivered")),
+        "{lines:?}"
+    );
     assert!(lines[0].contains("HTTP 200: ok"), "{lines:?}");
     let reqs = rx.wait_for(2, Duration::from_secs(10));
-    let hook = reqs.iter().find(|r| r.path == "/hook").unwrap_or_else(|| panic!("{reqs:?}"));
+    let hook = reqs
+        .iter()
+        .find(|r| r.path == "/hook")
+        .unwrap_or_else(|| panic!("{reqs:?}"));
     assert_eq!(hook.header("title"), Some("backup"));
     let alert: petit::view::AlertView =
         serde_json::from_slice(&hook.body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(alert.event, "test");
     assert!(alert.id.starts_with("test-"));
     assert_eq!(alert.job.as_deref(), Some("backup"));
-    let piped: petit::view::AlertView = serde_json::from_slice(
-        &std::fs::read(&got).unwrap_or_else(|e| panic!("{e}")),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let piped: petit::view::AlertView =
+        serde_json::from_slice(&std::fs::read(&got).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(piped.id, alert.id);
     assert!(reqs.iter().any(|r| r.path == "/ping"));
 

@@ -59,9 +59,7 @@ impl TestTarget {
     pub fn label(&self) -> String {
         match &self.kind {
             Kind::Route(RouteTarget::Webhook { url, .. }) | Kind::Ping(url) => url.clone(),
-            Kind::Route(RouteTarget::Command { argv }) => {
-                argv.first().cloned().unwrap_or_default()
-            }
+            Kind::Route(RouteTarget::Command { argv }) => argv.first().cloned().unwrap_or_default(),
             Kind::Route(_) => "?".into(),
         }
     }
@@ -97,9 +95,7 @@ fn resolve(args: &[String]) -> Result<(PathBuf, Option<String>), CliError> {
     };
     match args {
         [dir, job] => Ok((PathBuf::from(dir), Some(job.clone()))),
-        [one] if one.contains('/') || Path::new(one).is_dir() => {
-            Ok((PathBuf::from(one), None))
-        }
+        [one] if one.contains('/') || Path::new(one).is_dir() => Ok((PathBuf::from(one), None)),
         [job] => Ok((from_env()?, Some(job.clone()))),
         _ => Ok((from_env()?, None)),
     }
@@ -151,8 +147,11 @@ fn cmd_test(args: TestArgs) -> Result<(), CliError> {
                     url: url.clone(),
                     headers: Vec::new(),
                 },
-                body: format!("test ping from pt notify test on {host} for job {}\n", t.job)
-                    .into_bytes(),
+                body: format!(
+                    "test ping from pt notify test on {host} for job {}\n",
+                    t.job
+                )
+                .into_bytes(),
                 content_type: "text/plain".into(),
                 timeout: deliver::DEFAULT_TIMEOUT,
             },
@@ -270,7 +269,11 @@ mod tests {
             argv: vec!["/usr/local/bin/mail-me".into(), "-q".into()],
         };
         let jobs = vec![
-            job("a", vec![hook("https://ntfy.sh/x"), mail.clone()], Some("https://hc/1")),
+            job(
+                "a",
+                vec![hook("https://ntfy.sh/x"), mail.clone()],
+                Some("https://hc/1"),
+            ),
             job("b", vec![hook("https://ntfy.sh/x")], Some("https://hc/2")),
             job("c", vec![], None),
         ];

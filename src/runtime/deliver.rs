@@ -241,7 +241,9 @@ async fn send_http(delivery: &Delivery, url: &str, headers: &[(String, String)])
         .filter(|s| *s != 0);
     let body_len = ran.stdout.total.saturating_sub(4);
     let head = &ran.stdout.head;
-    let body = &head[..head.len().min(usize::try_from(body_len).unwrap_or(usize::MAX))];
+    let body = &head[..head
+        .len()
+        .min(usize::try_from(body_len).unwrap_or(usize::MAX))];
     match status {
         Some(code) => {
             let said = one_line(body);
