@@ -39,6 +39,7 @@ fn build(
             max_jobs,
             clock_sync_timeout_secs,
             logs_dir: dir.join("logs"),
+            alert_max_age_secs: petit::core::alert::DEFAULT_MAX_AGE_SECS,
         },
     )
     .unwrap()

@@ -11,7 +11,7 @@ pub mod template;
 pub mod validate;
 
 pub use diagnostic::Diagnostic;
-pub use model::Job;
+pub use model::{AlertEvent, Alerts, Job, Route, RouteTarget};
 
 use std::path::{Path, PathBuf};
 

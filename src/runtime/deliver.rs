@@ -26,17 +26,7 @@ pub struct Delivery {
     pub timeout: Duration,
 }
 
-/// Where a delivery goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// POST to `url` (http or https) with `headers`.
-    Http {
-        url: String,
-        headers: Vec<(String, String)>,
-    },
-    /// Run `argv` (no shell) with the body on its standard input.
-    Command { argv: Vec<String> },
-}
+pub use crate::core::alert::Target;
 
 /// What came of one delivery attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use crate::core::run::{
     Attempt, AttemptStatus, Execution, ExitInfo, Outcome, Phase, ProcessRef, Run, Stop, TaskState,
     TaskStatus,
 };
+use crate::core::alert::OutboxEntry;
 use crate::time::Timestamp;
 
 /// What a run was started from: the job file's text, so recovery re-derives the same job.
@@ -400,10 +401,32 @@ pub fn decode_snapshot_text(bytes: &[u8]) -> Result<String, DecodeError> {
     }
 }
 
+/// Encoded form of an [`OutboxEntry`] (a delivery waiting in the outbox).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum OutboxRecord {
+    V1(OutboxEntry),
+}
+
+#[derive(Serialize)]
+enum OutboxRecordRef<'a> {
+    V1(&'a OutboxEntry),
+}
+
+pub fn encode_outbox(entry: &OutboxEntry) -> Vec<u8> {
+    encode(&OutboxRecordRef::V1(entry))
+}
+
+pub fn decode_outbox(bytes: &[u8]) -> Result<OutboxEntry, DecodeError> {
+    match decode::<OutboxRecord>("outbox", bytes)? {
+        OutboxRecord::V1(e) => Ok(e),
+    }
+}
+
 /// Decodes any record kind, for fuzzing: never panics, whatever the bytes.
 pub fn decode_any(bytes: &[u8]) -> usize {
     usize::from(decode_run(bytes).is_ok())
         + usize::from(decode_task(bytes).is_ok())
         + usize::from(decode_snapshot_record(bytes).is_ok())
         + usize::from(decode_snapshot_text(bytes).is_ok())
+        + usize::from(decode_outbox(bytes).is_ok())
 }
