@@ -152,7 +152,7 @@ fn cmd_test(args: TestArgs) -> Result<(), CliError> {
                     t.job
                 )
                 .into_bytes(),
-                content_type: "text/plain".into(),
+                content_type: "text/plain; charset=utf-8".into(),
                 timeout: deliver::DEFAULT_TIMEOUT,
             },
         };

@@ -25,7 +25,9 @@ pub enum Ping {
     Start,
     Success,
     /// The run failed or was cancelled; the exit code of the first failed task, if it has one.
-    Fail { exit_code: Option<i32> },
+    Fail {
+        exit_code: Option<i32>,
+    },
 }
 
 /// What one committed change of a run asks to be told.

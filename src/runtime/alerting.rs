@@ -357,10 +357,20 @@ impl Alerting {
 
     /// The deadline alerts of a run that are due at `now` and not yet told (`late`,
     /// `long_running`), each with its mark.
-    pub fn due_for_run(&self, job: &Job, state: &RunState, now: Timestamp, writes: &mut AlertWrites) {
+    pub fn due_for_run(
+        &self,
+        job: &Job,
+        state: &RunState,
+        now: Timestamp,
+        writes: &mut AlertWrites,
+    ) {
         let settings = self.settings(job);
         let checks = [
-            (Mark::Late, AlertEvent::Late, alert::late_at(settings, &state.run)),
+            (
+                Mark::Late,
+                AlertEvent::Late,
+                alert::late_at(settings, &state.run),
+            ),
             (
                 Mark::LongRunning,
                 AlertEvent::LongRunning,
@@ -390,7 +400,10 @@ impl Alerting {
         let settings = self.settings(job);
         [
             (Mark::Late, alert::late_at(settings, &state.run)),
-            (Mark::LongRunning, alert::long_running_at(settings, &state.run)),
+            (
+                Mark::LongRunning,
+                alert::long_running_at(settings, &state.run),
+            ),
         ]
         .into_iter()
         .filter(|(m, _)| !self.marks.contains_key(&m.key_for_run(state.run.id)))
@@ -505,7 +518,10 @@ fn run_text(
                     (None, Some(s)) => format!("signal {s}"),
                     _ => t.message.clone().unwrap_or_else(|| t.status.clone()),
                 };
-                format!("{name} failed on {host}: task {} ({how}), run #{id}", t.task)
+                format!(
+                    "{name} failed on {host}: task {} ({how}), run #{id}",
+                    t.task
+                )
             }
             None => format!(
                 "{name} failed on {host}: {}, run #{id}",
@@ -514,9 +530,9 @@ fn run_text(
         },
         AlertEvent::Succeeded => format!("{name} succeeded on {host}, run #{id}"),
         AlertEvent::Cancelled => format!("{name} was cancelled on {host}, run #{id}"),
-        AlertEvent::Recovered => format!(
-            "{name} run #{id} was interrupted by a stop of Petit on {host} and resumed"
-        ),
+        AlertEvent::Recovered => {
+            format!("{name} run #{id} was interrupted by a stop of Petit on {host} and resumed")
+        }
         AlertEvent::Late => format!(
             "{name} on {host}: the firing of {} has not started yet (run #{id} is {})",
             run.scheduled_at.rfc3339_secs(),
@@ -531,7 +547,12 @@ fn run_text(
 }
 
 /// The body of a `stale` alert: no success of `job` since `reference`.
-pub fn stale_body(host: &str, job: &Job, last_success: Option<Timestamp>, since: Timestamp) -> AlertView {
+pub fn stale_body(
+    host: &str,
+    job: &Job,
+    last_success: Option<Timestamp>,
+    since: Timestamp,
+) -> AlertView {
     let text = match last_success {
         Some(t) => format!(
             "{} on {host} has not succeeded since {}",

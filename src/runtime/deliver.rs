@@ -39,9 +39,9 @@ pub struct Answer {
     pub detail: String,
 }
 
-/// How long a receiver has to answer when nothing else is said (a phone push service answers
-/// in well under a second; a board on a slow link may need a few).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a receiver has to answer: the outbox's timeout (`runtime::alerting`), public
+/// for `pt notify test`.
+pub const DEFAULT_TIMEOUT: Duration = crate::runtime::alerting::DELIVERY_TIMEOUT;
 
 /// The most of a receiver's answer (HTTP body, a command's output) that is read, in bytes.
 pub const ANSWER_MAX_BYTES: usize = 1024;
@@ -58,17 +58,10 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 
 impl Delivery {
     /// The delivery of an alert's JSON `body` through a `notify:` route, with the
-    /// [`DEFAULT_TIMEOUT`].
+    /// [`DEFAULT_TIMEOUT`], as `pt notify test` sends it.
     pub fn from_route(target: &RouteTarget, body: Vec<u8>) -> Delivery {
-        let target = match target {
-            RouteTarget::Webhook { url, headers } => Target::Http {
-                url: url.clone(),
-                headers: headers.clone(),
-            },
-            RouteTarget::Command { argv } => Target::Command { argv: argv.clone() },
-        };
         Delivery {
-            target,
+            target: crate::runtime::alerting::target_of(target),
             body,
             content_type: "application/json".into(),
             timeout: DEFAULT_TIMEOUT,

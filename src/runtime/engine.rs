@@ -1697,15 +1697,16 @@ impl<W: World> Engine<W> {
     fn report_deliveries(&mut self, writes: &AlertWrites, written: &Written) {
         let now = self.world.now();
         let mut events = Vec::new();
-        let event = |kind: EventKind, job: Option<&String>, run: Option<RunId>, detail: String| Event {
-            at: now,
-            run_id: run.unwrap_or(RunId::new(0)),
-            job_id: job.cloned().unwrap_or_default(),
-            task: None,
-            attempt: None,
-            kind,
-            detail,
-        };
+        let event =
+            |kind: EventKind, job: Option<&String>, run: Option<RunId>, detail: String| Event {
+                at: now,
+                run_id: run.unwrap_or(RunId::new(0)),
+                job_id: job.cloned().unwrap_or_default(),
+                task: None,
+                attempt: None,
+                kind,
+                detail,
+            };
         for a in &writes.alerts {
             for t in &a.targets {
                 events.push(event(
@@ -1721,7 +1722,12 @@ impl<W: World> Engine<W> {
                 EventKind::AlertDelivered,
                 e.job.as_ref(),
                 e.run,
-                format!("{} {} -> {}", e.event, e.alert_id, alerting::target_text(&e.target)),
+                format!(
+                    "{} {} -> {}",
+                    e.event,
+                    e.alert_id,
+                    alerting::target_text(&e.target)
+                ),
             ));
         }
         for (_, e, a) in &written.retried {

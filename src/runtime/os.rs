@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::core::run::{AttemptRef, ProcessRef, Signal};
-use crate::runtime::in_process::{InProcessTask, TaskContext};
 use crate::runtime::deliver::{self, Answer, Delivery};
+use crate::runtime::in_process::{InProcessTask, TaskContext};
 use crate::runtime::process;
 use crate::runtime::remote::{Remote, SubmitPlan};
 use crate::runtime::world::{

@@ -156,7 +156,9 @@ impl WriteTx {
         let key = {
             let mut meta = self.tx.open_table(META)?;
             let key = match meta.get(KEY_NEXT_DELIVERY)? {
-                Some(v) => meta_u64(KEY_NEXT_DELIVERY, v.value()).map_err(redb::Error::Corrupted)?,
+                Some(v) => {
+                    meta_u64(KEY_NEXT_DELIVERY, v.value()).map_err(redb::Error::Corrupted)?
+                }
                 None => 1,
             };
             meta.insert(KEY_NEXT_DELIVERY, (key + 1).to_le_bytes().as_slice())?;

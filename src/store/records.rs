@@ -12,11 +12,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::alert::OutboxEntry;
 use crate::core::run::{
     Attempt, AttemptStatus, Execution, ExitInfo, Outcome, Phase, ProcessRef, Run, Stop, TaskState,
     TaskStatus,
 };
-use crate::core::alert::OutboxEntry;
 use crate::time::Timestamp;
 
 /// What a run was started from: the job file's text, so recovery re-derives the same job.

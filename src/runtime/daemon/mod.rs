@@ -17,14 +17,14 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::core::alert::Mark;
 use crate::core::run::{Input, Run, RunId, RunState, RunStatus, Trigger};
 use crate::core::scheduler::{self, Admission, ClockTrust, FiringKind, UpstreamFacts};
 use crate::core::{Event, EventKind};
-use crate::jobs::Job;
-use crate::runtime::control::{self, Envelope, Request, Response};
-use crate::core::alert::Mark;
 use crate::jobs::AlertEvent;
+use crate::jobs::Job;
 use crate::runtime::alerting;
+use crate::runtime::control::{self, Envelope, Request, Response};
 use crate::runtime::engine::{snapshot_of, Engine, EngineError};
 use crate::runtime::os::OsWorld;
 use crate::runtime::world::World;
