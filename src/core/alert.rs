@@ -256,6 +256,7 @@ mod tests {
             warn_after_secs: Some(60),
             late_after_secs: Some(30),
             expect_success_within_secs: Some(3600),
+            ..Default::default()
         }
     }
 

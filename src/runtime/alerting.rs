@@ -603,7 +603,7 @@ pub fn back_body(host: &str, outage: OutageView) -> AlertView {
     let from = outage
         .down_from
         .clone()
-        .map_or_else(|| "an unknown time".to_string(), |t| t);
+        .unwrap_or_else(|| "an unknown time".to_string());
     let text = format!(
         "Petit on {host} is back at {} after an unclean stop (last sign of life {from}): \
          {} runs resumed, {} attempts interrupted, {} firings missed, {} caught up",

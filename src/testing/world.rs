@@ -131,6 +131,8 @@ impl SimWorld {
     /// jobs always live on.
     pub fn crash(&mut self, power_cut: bool) {
         self.reports.clear();
+        // Answers of deliveries in flight die with Petit (the receiver may have taken them).
+        self.answers.clear();
         self.crash = None;
         self.crashed = false;
         self.hold_crash = false;
@@ -150,6 +152,7 @@ impl SimWorld {
     /// A graceful stop completed: every local process is gone (the engine waited for them).
     pub fn stopped(&mut self) {
         self.reports.clear();
+        self.answers.clear();
         self.procs.retain(|p| p.remote);
     }
 

@@ -101,6 +101,10 @@ pub struct Daemon<W: World = OsWorld> {
     /// Per job watched for `stale`: its last success (engine time), and since when it is
     /// watched if it never succeeded.
     stale: BTreeMap<String, (Option<Timestamp>, Timestamp)>,
+    /// Whether the graceful stop is recorded.
+    stop_noted: bool,
+    /// The alert defaults in force (`_defaults.yaml`, as last loaded without errors).
+    defaults: crate::jobs::AlertDefaults,
 }
 
 /// The outage a `back` alert tells of.
@@ -136,6 +140,8 @@ impl<W: World> Daemon<W> {
             healthy: true,
             back: None,
             stale: BTreeMap::new(),
+            stop_noted: false,
+            defaults: Default::default(),
         };
         d.reload();
         Ok(d)
@@ -147,6 +153,19 @@ impl<W: World> Daemon<W> {
         let mut loaded = crate::jobs::load_dir(&self.config.jobs_dir);
         for n in &loaded.notes {
             tracing::warn!("note: {n}");
+        }
+        // A broken `_defaults.yaml` keeps the defaults in force (as a broken job file keeps
+        // its job), so a typo never silences every alert.
+        if loaded.defaults_broken {
+            tracing::warn!(
+                "keeping the previous alert defaults: {} has errors",
+                crate::jobs::DEFAULTS_FILE
+            );
+            for job in &mut loaded.jobs {
+                self.defaults.apply(job);
+            }
+        } else {
+            self.defaults = loaded.defaults.clone();
         }
         // `${{ env.NAME }}` of a variable this daemon does not have would fail every attempt:
         // the job is refused at load, like any job file with an error.
@@ -248,6 +267,18 @@ impl<W: World> Daemon<W> {
         Ok(())
     }
 
+    /// Records a graceful stop, once the engine has stopped: the next start tells no `back`
+    /// alert. (A failure to record it only makes the next start tell one.)
+    fn note_clean_stop(&mut self) {
+        if self.stop_noted || !self.engine.is_stopped() {
+            return;
+        }
+        self.stop_noted = true;
+        if let Err(e) = self.engine.write(|tx| tx.set_daemon_up(None)) {
+            tracing::error!("cannot record the clean stop: {e}");
+        }
+    }
+
     /// Tells the `back` alert (a start after an unclean stop) and notes this start, in one
     /// commit.
     fn tell_back(&mut self, now: Timestamp) -> Result<(), DaemonError> {
@@ -263,9 +294,14 @@ impl<W: World> Daemon<W> {
             firings_missed: back.missed,
             runs_resumed: counts.runs_resumed,
         };
+        // The daemon-wide routes, and any job's, that listen for `back`.
+        let defaults = crate::jobs::Alerts {
+            routes: self.defaults.routes.clone(),
+            ..Default::default()
+        };
         let mut targets = Vec::new();
-        for job in self.jobs.values() {
-            for t in alerting::targets_for(&job.alerts, AlertEvent::Back) {
+        for alerts in std::iter::once(&defaults).chain(self.jobs.values().map(|j| &j.alerts)) {
+            for t in alerting::targets_for(alerts, AlertEvent::Back) {
                 if !targets.contains(&t) {
                     targets.push(t);
                 }
@@ -370,7 +406,9 @@ impl<W: World> Daemon<W> {
             }
         }
         let now = self.engine.world().wall_now();
-        match self.pump(now) {
+        let pumped = self.pump(now);
+        self.note_clean_stop();
+        match pumped {
             Ok(()) => {
                 self.backoff = BACKOFF_MIN;
                 self.healthy = true;
@@ -508,10 +546,7 @@ impl Daemon<OsWorld> {
         tracing::info!("stopping: interrupting running tasks");
         self.notifier.stopping();
         self.engine.shutdown().await?;
-        // A clean stop: the next start tells no `back` alert.
-        if let Err(e) = self.engine.write(|tx| tx.set_daemon_up(None)) {
-            tracing::error!("cannot record the clean stop: {e}");
-        }
+        self.note_clean_stop();
         if let Some(path) = &self.config.socket {
             let _ = std::fs::remove_file(path);
         }
@@ -699,7 +734,7 @@ impl<W: World> Daemon<W> {
             self.missed_alerts(job, &plan)
         };
         if let Some(back) = self.back.as_mut() {
-            back.missed += plan.summary.as_ref().map_or(0, |s| s.count as u64)
+            back.missed += plan.summary.as_ref().map_or(0, |s| s.count)
                 + plan
                     .firings
                     .iter()
@@ -1070,7 +1105,7 @@ impl<W: World> Daemon<W> {
             reason.get_or_insert_with(|| why.to_string());
         };
         if let Some(s) = &plan.summary {
-            note(s.from, s.to, s.count as u64, &s.reason);
+            note(s.from, s.to, s.count, &s.reason);
         }
         let mut ran = false;
         let active = self.engine.runs_of_job(&job.id);
