@@ -1,7 +1,5 @@
-//! `pt notify test`: the real binary against the test receiver and a `command:` route.
-//!
-//! The tests that write `notify:` into a job file are ignored until the YAML surface of issue
-//! #15 is on main (`jobs::raw`/`validate`); the lead enables them after merging it.
+//! `pt notify test`: the real binary, job files with `notify:` and `ping:`, the test receiver
+//! and a `command:` route.
 
 #![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
 
@@ -61,7 +59,6 @@ fn curl_present() -> bool {
 }
 
 #[test]
-#[ignore = "needs the notify: YAML surface of #15 on main; enable after merging it"]
 fn every_route_and_the_ping_get_a_test_alert() {
     if !curl_present() {
         return;
