@@ -714,3 +714,19 @@ pub struct OutageView {
     pub firings_missed: u64,
     pub runs_resumed: u64,
 }
+
+/// One line of `pt notify test --json`: where a test alert went and what came back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTestResult {
+    pub delivered: bool,
+    /// What the receiver said, or why nothing was sent (one line).
+    pub detail: String,
+    /// The job whose route or ping it is (the first one, for a route several jobs share).
+    pub job: String,
+    /// `webhook`, `command` or `ping`.
+    pub kind: String,
+    /// The HTTP status, when one came back.
+    pub status: Option<u16>,
+    /// The URL, or the command's program.
+    pub target: String,
+}
