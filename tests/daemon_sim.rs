@@ -576,13 +576,6 @@ fn check_alerts(d: &Daemon<SimWorld>) -> Result<(), String> {
             RunStatus::Cancelled => "cancelled",
             _ => continue,
         };
-        // A run quarantined by recovery is failed without a transition of the loop.
-        if r.reason
-            .as_deref()
-            .is_some_and(|x| x.starts_with("quarantined"))
-        {
-            continue;
-        }
         if !ids.contains_key(&(event.to_string(), r.id.get())) {
             return Err(format!("run {} ended {event} but no alert arrived", r.id));
         }

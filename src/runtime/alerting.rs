@@ -546,6 +546,29 @@ fn run_text(
     }
 }
 
+/// The body of the `failed` alert of a run that recovery quarantined (its records or its
+/// snapshot are damaged, so only the run record speaks).
+pub fn quarantine_body(host: &str, run: &crate::core::run::Run) -> AlertView {
+    AlertView {
+        ended_at: run.ended_at.map(|t| t.rfc3339()),
+        event: AlertEvent::Failed.name().to_string(),
+        host: host.to_string(),
+        job: Some(run.job_id.clone()),
+        run: Some(run.id.get()),
+        scheduled_at: Some(run.scheduled_at.rfc3339()),
+        started_at: run.started_at.map(|t| t.rfc3339()),
+        status: Some(run.status.name().to_string()),
+        text: format!(
+            "{} failed on {host}: {}, run #{}",
+            run.job_id,
+            run.reason.as_deref().unwrap_or("quarantined"),
+            run.id
+        ),
+        trigger: Some(run.trigger.name().to_string()),
+        ..AlertView::default()
+    }
+}
+
 /// The body of a `stale` alert: no success of `job` since `reference`.
 pub fn stale_body(
     host: &str,

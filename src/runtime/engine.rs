@@ -808,7 +808,8 @@ impl<W: World> Engine<W> {
         run.status = RunStatus::Failed;
         run.ended_at = Some(now);
         run.reason = Some(format!("quarantined: its records are damaged: {detail}"));
-        self.write(|tx| tx.put_run(&run))?;
+        let writes = self.quarantine_alerts(&run);
+        self.write_with_alerts(&writes, |tx| tx.put_run(&run))?;
         self.emit_quarantined(&run);
         Ok(())
     }
@@ -816,8 +817,9 @@ impl<W: World> Engine<W> {
     fn commit_quarantine(&mut self, state: &mut RunState, reason: &str) -> Result<(), EngineError> {
         let now = self.world.now();
         let changed = run::quarantine(state, reason, now);
+        let writes = self.quarantine_alerts(&state.run);
         let st = &*state;
-        self.write(|tx| {
+        self.write_with_alerts(&writes, |tx| {
             tx.put_run(&st.run)?;
             for &i in &changed {
                 tx.put_task(st.run.id, i, &st.tasks[i])?;
@@ -826,6 +828,25 @@ impl<W: World> Engine<W> {
         })?;
         self.emit_quarantined(&state.run);
         Ok(())
+    }
+
+    /// The `failed` alert of a quarantined run, by its job's current settings (its snapshot
+    /// is what is broken).
+    fn quarantine_alerts(&self, run: &run::Run) -> AlertWrites {
+        let mut w = AlertWrites::default();
+        let Some(settings) = self.alerting.routes.get(&run.job_id) else {
+            return w;
+        };
+        let targets = alerting::targets_for(settings, crate::jobs::AlertEvent::Failed);
+        if !targets.is_empty() {
+            w.alerts.push(alerting::Outgoing {
+                body: alerting::quarantine_body(&self.alerting.host, run),
+                job: Some(run.job_id.clone()),
+                run: Some(run.id),
+                targets,
+            });
+        }
+        w
     }
 
     /// Reports a quarantined run (its record is committed).
