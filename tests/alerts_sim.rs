@@ -165,6 +165,21 @@ impl Sim {
     }
 }
 
+/// Compares with `tests/data/json/NAME` (`PETIT_BLESS=1` rewrites it, only when a change of
+/// the body is meant: receivers parse it).
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/json")
+        .join(name);
+    if std::env::var_os("PETIT_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (PETIT_BLESS=1 writes it)", path.display()));
+    assert_eq!(actual, expected, "{name} changed");
+}
+
 #[test]
 fn a_failed_run_is_told_to_its_routes_and_its_heartbeat() {
     let mut sim = Sim::new(&[("backup.yaml", FAILING)]);
@@ -186,6 +201,18 @@ fn a_failed_run_is_told_to_its_routes_and_its_heartbeat() {
         a.text
     );
     assert!(!a.id.is_empty());
+    // The body's bytes, as a receiver parses them (the id and host vary by machine).
+    let raw = sim.w().received[1].body.clone();
+    let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let host = v["host"].as_str().unwrap().to_string();
+    let text = v["text"].as_str().unwrap().replace(&host, "HOST");
+    v["id"] = "ID".into();
+    v["host"] = "HOST".into();
+    v["text"] = text.into();
+    golden(
+        "alert-failed.json",
+        &serde_json::to_string_pretty(&v).unwrap(),
+    );
     let to = &sim.w().received[1];
     match &to.target {
         petit::core::alert::Target::Http { url, headers } => {
@@ -199,6 +226,9 @@ fn a_failed_run_is_told_to_its_routes_and_its_heartbeat() {
         vec!["https://hc.example/abc/start", "https://hc.example/abc/3"]
     );
     assert_eq!(sim.outbox_len(), 0);
+    // Delivered and idle: nothing wakes the daemon (no schedule, an empty outbox).
+    let wake = sim.d().turn(None, false);
+    assert_eq!(wake.after, Duration::from_secs(24 * 3600), "{wake:?}");
     // A success is told too, and pings the bare URL.
     sim.trigger("backup");
     sim.run_attempt(0);
