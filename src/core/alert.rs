@@ -321,6 +321,9 @@ mod tests {
             deadline: None,
             stop: None,
             reason: None,
+            params: Default::default(),
+            retry_of: None,
+            reused: Vec::new(),
         };
         assert_eq!(
             late_at(&alerts(&[AlertEvent::Late]), &run),

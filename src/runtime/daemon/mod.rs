@@ -1029,6 +1029,9 @@ fn record_run(
         deadline: None,
         stop: None,
         reason: Some(reason.to_string()),
+        params: Default::default(),
+        retry_of: None,
+        reused: Vec::new(),
     }
 }
 
