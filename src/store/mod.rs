@@ -31,8 +31,9 @@ use records::{BlobKey, DecodeError, Snapshot, SnapshotRef, StoredSnapshot};
 ///
 /// History: 1 — first release; 2 — task records V2 (Slurm job ids in attempts); 3 — snapshot
 /// texts stored once per distinct content (`snapshot_blobs`, snapshot records V2; V1 records of
-/// older runs are read as they are).
-pub const SCHEMA_VERSION: u32 = 3;
+/// older runs are read as they are); 4 — run records V2 (`params`, `retry_of`, `reused`), the
+/// `outbox` and `alert_marks` tables (an older `pt` refuses the file instead of misreading it).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// redb's page cache, bounded for small boards (redb's default is 1 GiB).
 pub const CACHE_BYTES: usize = 16 << 20;
