@@ -64,6 +64,9 @@ pub struct RunView<T> {
     pub id: u64,
     pub job_id: String,
     pub reason: Option<String>,
+    /// For a `pt retry`: the run it re-runs (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<u64>,
     pub scheduled_at: String,
     pub started_at: Option<String>,
     pub status: String,
@@ -78,6 +81,7 @@ impl<T> RunView<T> {
             id: run.id.get(),
             job_id: run.job_id.clone(),
             reason: run.reason.clone(),
+            retry_of: run.retry_of.map(RunId::get),
             scheduled_at: run.scheduled_at.rfc3339(),
             started_at: time(run.started_at),
             status: run.status.name().to_string(),
@@ -133,6 +137,10 @@ pub struct TaskView {
     pub attempts: Vec<AttemptView>,
     pub id: String,
     pub outputs: BTreeMap<String, String>,
+    /// Carried over as succeeded from the run `retry_of` (`pt retry`): it did not run in
+    /// this run; its attempts and logs are those of the run that ran it. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
     pub status: String,
 }
 
@@ -141,17 +149,31 @@ pub type RunDetail = RunView<Vec<TaskView>>;
 
 impl RunDetail {
     /// The detail of `s`; task ids and log paths come from `job` (the run's snapshot), or are
-    /// made up (`task0`, ...) when it no longer parses.
+    /// made up (`task0`, ...) when it no longer parses. The logs of a task a retry reused are
+    /// those of the run it retries ([`RunDetail::detail_with`] names the run that ran it).
     pub fn detail(s: &RunState, job: Option<&Job>, logs_dir: &Path) -> Self {
+        Self::detail_with(s, job, logs_dir, |_| s.run.retry_of)
+    }
+
+    /// [`RunDetail::detail`], with `ran_in(task)` the run whose logs a reused task's attempts
+    /// are in (the run that ran it, further back in a chain of retries).
+    pub fn detail_with(
+        s: &RunState,
+        job: Option<&Job>,
+        logs_dir: &Path,
+        ran_in: impl Fn(usize) -> Option<RunId>,
+    ) -> Self {
         let tasks = s
             .tasks
             .iter()
             .enumerate()
             .map(|(i, t)| {
                 let id = job.map_or_else(|| format!("task{i}"), |j| j.tasks[i].id.clone());
+                let reused = s.run.reused.binary_search(&(i as u32)).is_ok();
+                let run = if reused { ran_in(i) } else { None }.unwrap_or(s.run.id);
                 let log = |no: u32| match job {
-                    Some(j) => crate::state::attempt_log_path(j, logs_dir, s.run.id, i, no),
-                    None => crate::state::log_path(logs_dir, s.run.id, &id, no),
+                    Some(j) => crate::state::attempt_log_path(j, logs_dir, run, i, no),
+                    None => crate::state::log_path(logs_dir, run, &id, no),
                 };
                 TaskView {
                     attempts: t
@@ -160,6 +182,7 @@ impl RunDetail {
                         .map(|a| AttemptView::of(a, &log(a.no)))
                         .collect(),
                     outputs: t.outputs.iter().cloned().collect(),
+                    reused,
                     status: t.status.name().to_string(),
                     id,
                 }
@@ -217,13 +240,51 @@ pub fn run_detail(
     let Some(state) = store.load_run(id)? else {
         return Ok(None);
     };
-    let snapshot = store.snapshot(id)?;
-    let job = snapshot.and_then(|s| {
+    let job = snapshot_job(store, id, state.tasks.len())?;
+    let ran_in = |task: usize| {
+        let task_id = job.as_ref()?.tasks.get(task)?.id.clone();
+        ran_in(store, state.run.retry_of?, &task_id)
+    };
+    Ok(Some(RunDetail::detail_with(
+        &state,
+        job.as_ref(),
+        logs_dir,
+        ran_in,
+    )))
+}
+
+/// The job of run `id`'s snapshot, if it still parses and has `n_tasks` tasks.
+fn snapshot_job(store: &Store, id: RunId, n_tasks: usize) -> Result<Option<Job>, StoreError> {
+    Ok(store.snapshot(id)?.and_then(|s| {
         crate::jobs::parse_job(Path::new("snapshot.yaml"), Path::new("."), &s.text)
             .ok()
-            .filter(|job| job.tasks.len() == state.tasks.len())
-    });
-    Ok(Some(RunDetail::detail(&state, job.as_ref(), logs_dir)))
+            .filter(|job| job.tasks.len() == n_tasks)
+    }))
+}
+
+/// The run that ran task `task_id` which a retry reused from `run`: `run` itself, or further
+/// back when `run` reused it too (a retry of a retry). `run` when the chain cannot be read.
+fn ran_in(store: &Store, mut run: RunId, task_id: &str) -> Option<RunId> {
+    // A chain is as long as the retries of one run; the bound only guards a damaged one.
+    for _ in 0..1_000 {
+        let Ok(Some(state)) = store.load_run(run) else {
+            break;
+        };
+        let Some(back) = state.run.retry_of else {
+            break;
+        };
+        let Ok(Some(job)) = snapshot_job(store, run, state.tasks.len()) else {
+            break;
+        };
+        let reused_here = job
+            .task_index(task_id)
+            .is_some_and(|i| state.run.reused.binary_search(&(i as u32)).is_ok());
+        if !reused_here {
+            break;
+        }
+        run = back;
+    }
+    Some(run)
 }
 
 /// `1.23s`, `4m05s`, `2h03m`, or `-` if not finished.

@@ -121,6 +121,9 @@ pub fn render_history(job: &str, runs: &[RunSummary]) -> String {
                 out.push_str(&format!("  ({reason})"));
             }
         }
+        if let Some(of) = r.retry_of {
+            out.push_str(&format!("  (retry of #{of})"));
+        }
         out.push('\n');
     }
     out
@@ -129,10 +132,13 @@ pub fn render_history(job: &str, runs: &[RunSummary]) -> String {
 /// The text of `pt history --run N`; ends with a newline.
 pub fn render_run_detail(v: &RunDetail) -> String {
     let mut out = format!(
-        "run #{} of {} ({}), scheduled {}: {}{}\n",
+        "run #{} of {} ({}{}), scheduled {}: {}{}\n",
         v.id,
         v.job_id,
         v.trigger,
+        v.retry_of
+            .map(|of| format!(" of #{of}"))
+            .unwrap_or_default(),
         short(Some(&v.scheduled_at)),
         v.status,
         v.reason
@@ -146,7 +152,10 @@ pub fn render_run_detail(v: &RunDetail) -> String {
         took(v.started_at.as_deref(), v.ended_at.as_deref())
     ));
     for t in &v.tasks {
-        out.push_str(&format!("  {}: {}\n", t.id, t.status));
+        match v.retry_of.filter(|_| t.reused) {
+            Some(of) => out.push_str(&format!("  {}: {} (reused from #{of})\n", t.id, t.status)),
+            None => out.push_str(&format!("  {}: {}\n", t.id, t.status)),
+        }
         for a in &t.attempts {
             let exit = match (a.exit_code, a.signal) {
                 (_, Some(sig)) => format!("signal {sig}"),

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod next;
 pub mod notify;
 pub mod resume;
+pub mod retry;
 pub mod run;
 pub mod state;
 pub mod status;
@@ -48,6 +49,8 @@ pub enum Command {
     Trigger(trigger::TriggerArgs),
     /// Finish runs a crash interrupted, without starting schedules, then exit
     Resume(resume::ResumeArgs),
+    /// Re-run a finished run: reuse what succeeded, run what failed and what follows it
+    Retry(retry::RetryArgs),
     /// Show the runs of a job, newest first, or one run in detail (--run)
     History(history::HistoryArgs),
     /// Print the output of a task's attempt
@@ -188,6 +191,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Run(a) => run::cmd_run(a),
         Command::Trigger(a) => trigger::cmd_trigger(a),
         Command::Resume(a) => resume::cmd_resume(a),
+        Command::Retry(a) => retry::cmd_retry(a),
         Command::History(a) => history::cmd_history(a),
         Command::Logs(a) => logs::cmd_logs(a),
         Command::Status(a) => status::cmd_status(a),

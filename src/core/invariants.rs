@@ -2,10 +2,10 @@
 //!
 //! [`check_record`] holds for every run record on its own (attempt numbering, at most one
 //! attempt in flight and only the last, task status agreeing with its attempts, run status
-//! agreeing with its tasks); the store runs it when a run is decoded and before it is encoded,
+//! agreeing with its tasks, the tasks a retry reused succeeded from the start); the store runs it when a run is decoded and before it is encoded,
 //! so a damaged record is a clear corrupt-database error naming the run, never a state the core
 //! was not tested in. [`check_state`] adds what needs the job (retry and interrupt budgets,
-//! `max_tasks`); the engine runs it when it loads a run against its snapshot. [`check_progress`]
+//! except of reused tasks, whose attempts ran in the original run; `max_tasks`); the engine runs it when it loads a run against its snapshot. [`check_progress`]
 //! is what a commit may do to a committed run; the simulation checks it on every commit.
 
 use crate::core::run::{RunState, RunStatus, TaskStatus};
@@ -13,6 +13,7 @@ use crate::jobs::model::Job;
 
 /// Invariants of one run record that need no job definition.
 pub fn check_record(s: &RunState) -> Result<(), String> {
+    check_reused(s)?;
     for (i, t) in s.tasks.iter().enumerate() {
         for (k, a) in t.attempts.iter().enumerate() {
             if a.no as usize != k + 1 {
@@ -44,11 +45,39 @@ pub fn check_record(s: &RunState) -> Result<(), String> {
                 t.status.name()
             ));
         }
-        if matches!(s.run.status, RunStatus::Queued | RunStatus::Waiting) && !t.attempts.is_empty()
+        if matches!(s.run.status, RunStatus::Queued | RunStatus::Waiting)
+            && !t.attempts.is_empty()
+            && !is_reused(s, i)
         {
             return Err(format!(
                 "task {i} has attempts in a run that has not started"
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether task `i` was carried over from the run `retry_of` (`pt retry`).
+fn is_reused(s: &RunState, i: usize) -> bool {
+    s.run.reused.binary_search(&(i as u32)).is_ok()
+}
+
+/// The tasks a retry carried over: ascending indices of existing tasks, each succeeded (from
+/// the start: a queued retry has them with their attempts), and only in a retry.
+fn check_reused(s: &RunState) -> Result<(), String> {
+    if !s.run.reused.is_empty() && s.run.retry_of.is_none() {
+        return Err("tasks marked reused in a run that retries none".to_string());
+    }
+    if s.run.reused.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("reused tasks not ascending: {:?}", s.run.reused));
+    }
+    for &i in &s.run.reused {
+        match s.tasks.get(i as usize) {
+            None => return Err(format!("reused task {i} does not exist")),
+            Some(t) if t.status != TaskStatus::Succeeded => {
+                return Err(format!("reused task {i} is {}", t.status.name()))
+            }
+            Some(_) => {}
         }
     }
     Ok(())
@@ -65,6 +94,10 @@ pub fn check_state(job: &Job, s: &RunState) -> Result<(), String> {
     }
     check_record(s)?;
     for (i, t) in s.tasks.iter().enumerate() {
+        if is_reused(s, i) {
+            // Its attempts ran in another run, under that run's definition and budgets.
+            continue;
+        }
         let spec = &job.tasks[i];
         if t.retries_used > spec.retry.max_retries {
             return Err(format!(

@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod event;
 pub mod invariants;
+pub mod retry;
 pub mod run;
 pub mod scheduler;
 

@@ -91,6 +91,18 @@ pub enum Request {
     /// flags, last run and running runs; and for each unfinished run, per task, the attempts
     /// its definition allows and when a waiting retry is due (for `pt tui`).
     Jobs,
+    /// `pt retry`: a new run of the finished run `run`, reusing what succeeded; `from` names
+    /// tasks to run again with their dependents; `definition` says which job definition it
+    /// executes; with `follow`, stream its events until it ends (as `Trigger`).
+    Retry {
+        run: RunId,
+        #[serde(default)]
+        from: Vec<String>,
+        #[serde(default)]
+        definition: crate::core::retry::Definition,
+        #[serde(default)]
+        follow: bool,
+    },
 }
 
 /// The final answer to a request.
@@ -427,7 +439,9 @@ async fn serve_connection(
         .await
         .unwrap_or_else(|_| Response::error(1, "the daemon is shutting down"));
     match request {
-        Request::Trigger { follow: true, .. } if response.ok => {
+        Request::Trigger { follow: true, .. } | Request::Retry { follow: true, .. }
+            if response.ok =>
+        {
             let Ok(crate::view::Triggered { run: run_id }) =
                 serde_json::from_value(response.data.clone())
             else {
@@ -743,6 +757,7 @@ mod tests {
                                 id: 7,
                                 job_id: "j".into(),
                                 reason: None,
+                                retry_of: None,
                                 scheduled_at: "2026-01-01T00:00:00Z".into(),
                                 started_at: Some("2026-01-01T00:00:00Z".into()),
                                 status: "succeeded".into(),

@@ -549,6 +549,75 @@ impl<W: World> Engine<W> {
         Ok(id)
     }
 
+    /// Creates a `pt retry` of the finished run `original` and starts it (see
+    /// [`Engine::create_retry`]). Returns its id, or the refusal for the user.
+    pub fn start_retry(
+        &mut self,
+        original: RunId,
+        from: &[String],
+        current: Option<&Job>,
+    ) -> Result<Result<RunId, String>, EngineError> {
+        let created = self.create_retry(original, from, current)?;
+        if let Ok(id) = created {
+            self.inputs.push_back((id, Input::Start));
+        }
+        Ok(created)
+    }
+
+    /// Creates a `pt retry` of the finished run `original` (queued, in one transaction, as
+    /// [`Engine::create_run`]) and takes it over without starting it. It executes `current`
+    /// if given (`--definition current`: today's job), else the original's snapshot; which
+    /// tasks it reuses is `core::retry::retry_state`'s decision. The original is only read.
+    /// The inner error is a refusal for the user (exit 2): no such run, not finished, a bad
+    /// `--from`, a carried-over task gone from `current`, nothing to run.
+    pub(crate) fn create_retry(
+        &mut self,
+        original: RunId,
+        from: &[String],
+        current: Option<&Job>,
+    ) -> Result<Result<RunId, String>, EngineError> {
+        let Some(orig_state) = self.store.load_run(original)? else {
+            return Ok(Err(format!("no run #{original}")));
+        };
+        if !orig_state.run.status.is_terminal() {
+            return Ok(Err(format!(
+                "run #{original} is {}: only a finished run can be retried",
+                orig_state.run.status.name()
+            )));
+        }
+        let orig_job = match self.job_for(original, &orig_state) {
+            Ok(job) => job,
+            Err(reason) => return Ok(Err(format!("run #{original} cannot be retried: {reason}"))),
+        };
+        let job = current.unwrap_or(&orig_job).clone();
+        let now = self.world.now();
+        let max_tasks = self.config.default_max_tasks;
+        // Decided before the transaction (the id is set inside it), so a refusal writes
+        // nothing and uses no run id.
+        let planned = match crate::core::retry::retry_state(
+            &job,
+            &orig_job,
+            &orig_state,
+            from,
+            RunId::new(0),
+            now,
+            max_tasks,
+        ) {
+            Ok(s) => s,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let snapshot = snapshot_of(&job);
+        let state = self.write(|tx| {
+            let mut s = planned;
+            s.run.id = tx.next_run_id()?;
+            tx.insert_run(&s, &snapshot)?;
+            Ok(s)
+        })?;
+        let id = state.run.id;
+        self.adopt(job, state);
+        Ok(Ok(id))
+    }
+
     /// Loads every unfinished run (or only `only`, if given) from the store and fences the
     /// processes of its in-flight attempts; `Recover` is fed once they are fenced. With
     /// `start_queued`, runs that were created but not yet started (a crash came between the
