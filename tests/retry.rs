@@ -19,7 +19,10 @@ fn p(path: &Path) -> String {
 }
 
 fn lines(path: &Path) -> usize {
-    std::fs::read_to_string(path).unwrap_or_default().lines().count()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
 }
 
 /// a -> b -> c: a appends to `a.log` and writes `token=t<run>` to PETIT_OUTPUT; b fails until
@@ -65,7 +68,11 @@ fn a_failed_middle_task_is_retried_without_its_upstream_and_from_reruns_a_succee
     std::fs::write(b.root.join("fixed"), "").unwrap();
     let o = b.pt(&["retry", "1"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("run #2 of j retries #1"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("run #2 of j retries #1"),
+        "{}",
+        stdout(&o)
+    );
     // a ran once overall; b twice (failed, then in the retry); c once.
     assert_eq!(lines(&b.root.join("a.log")), 1);
     assert_eq!(lines(&b.root.join("b.log")), 2);
@@ -201,7 +208,11 @@ fn a_retry_through_the_daemon_survives_kill_9_and_does_not_rerun_reused_tasks() 
     std::fs::write(b.root.join("fixed"), "").unwrap();
     let o = b.pt(&["retry", "1", "--detach"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("run #2 (retry of #1) started"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("run #2 (retry of #1) started"),
+        "{}",
+        stdout(&o)
+    );
     // c runs (waiting for `go`): kill -9 the daemon in the middle of the retry.
     let started = b.root.join("c.started");
     assert!(
@@ -218,7 +229,8 @@ fn a_retry_through_the_daemon_survives_kill_9_and_does_not_rerun_reused_tasks() 
     );
     std::fs::write(b.root.join("go"), "").unwrap();
     assert!(
-        wait_until(Duration::from_secs(30), || b.run_json(2)["status"] == "succeeded"),
+        wait_until(Duration::from_secs(30), || b.run_json(2)["status"]
+            == "succeeded"),
         "the retry did not finish: {}\n{}",
         b.run_json(2),
         b.daemon_log()

@@ -123,9 +123,11 @@ pub fn cmd_retry(args: RetryArgs) -> Result<(), CliError> {
     // The job whose concurrency limit the retry waits for (its definition's).
     let max_concurrency = match (&current, &snapshot) {
         (Some(job), _) => job.max_concurrency,
-        (None, Some(s)) => petit::jobs::parse_job(Path::new(&s.path), Path::new(&s.base_dir), &s.text)
-            .map(|j| j.max_concurrency)
-            .unwrap_or(1),
+        (None, Some(s)) => {
+            petit::jobs::parse_job(Path::new(&s.path), Path::new(&s.base_dir), &s.text)
+                .map(|j| j.max_concurrency)
+                .unwrap_or(1)
+        }
         (None, None) => 1,
     };
     let rt = super::engine::runtime()?;

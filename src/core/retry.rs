@@ -118,7 +118,8 @@ pub fn retry_state(
     // Reused, on the new definition: matched by id, same upstream ids, upstreams reused.
     let origin = |j: usize| original_job.task_index(&job.tasks[j].id);
     let reused = greatest_fixed_point(job, |j| {
-        origin(j).is_some_and(|i| carried[i] && upstream_ids(job, j) == upstream_ids(original_job, i))
+        origin(j)
+            .is_some_and(|i| carried[i] && upstream_ids(job, j) == upstream_ids(original_job, i))
     });
     if reused.iter().all(|r| *r) {
         return Err(format!(
@@ -267,9 +268,15 @@ mod tests {
         let job = chain();
         let ok = finished(&job, "none");
         let e = retry(&job, &ok, &[]).err().unwrap_or_default();
-        assert!(e.contains("nothing to retry") && e.contains("--from"), "{e}");
+        assert!(
+            e.contains("nothing to retry") && e.contains("--from"),
+            "{e}"
+        );
         let e = retry(&job, &ok, &["zz"]).err().unwrap_or_default();
-        assert!(e.contains("no task `zz`") && e.contains("a, b, c, d"), "{e}");
+        assert!(
+            e.contains("no task `zz`") && e.contains("a, b, c, d"),
+            "{e}"
+        );
         let running = Sim::new(job.clone()).state;
         let e = retry(&job, &running, &[]).err().unwrap_or_default();
         assert!(e.contains("is running: only a finished run"), "{e}");
@@ -297,7 +304,10 @@ mod tests {
         let e = retry_state(&new, &old, &original, &[], RunId::new(9), Timestamp(0), 4)
             .err()
             .unwrap_or_default();
-        assert!(e.contains("task `d`") && e.contains("no longer has it"), "{e}");
+        assert!(
+            e.contains("task `d`") && e.contains("no longer has it"),
+            "{e}"
+        );
         // With d kept, a and b are reused at their new indices.
         let new = job(
             "j",

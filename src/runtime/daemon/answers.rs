@@ -74,7 +74,7 @@ impl<W: World> Daemon<W> {
                 self.recent.iter().map(control::event_json).collect(),
             )),
             Request::Jobs => Response::ok(view::to_json(&self.jobs_view()?)),
-            Request::Retry { run, from, definition, .. } => self.retry(run, &from, definition)?,
+            r @ Request::Retry { .. } => self.retry(r)?,
         })
     }
 

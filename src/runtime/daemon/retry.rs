@@ -6,15 +6,19 @@ use super::*;
 use crate::core::retry::Definition;
 
 impl<W: World> Daemon<W> {
-    /// Creates the retry of `run` and starts what the limits allow. A refusal (no such run,
+    /// Creates the retry of the request's run and starts what the limits allow. A refusal (no such run,
     /// not finished, a bad `--from`, a carried-over task gone, the job gone from the jobs
     /// directory with `--definition current`) is an exit-2 answer.
-    pub(super) fn retry(
-        &mut self,
-        run: RunId,
-        from: &[String],
-        definition: Definition,
-    ) -> Result<Response, DaemonError> {
+    pub(super) fn retry(&mut self, request: Request) -> Result<Response, DaemonError> {
+        let Request::Retry {
+            run,
+            from,
+            definition,
+            ..
+        } = request
+        else {
+            return Ok(Response::error(2, "not a retry request"));
+        };
         let current = match definition {
             Definition::Snapshot => None,
             Definition::Current => {
@@ -37,7 +41,7 @@ impl<W: World> Daemon<W> {
                 }
             }
         };
-        match self.engine.create_retry(run, from, current.as_ref())? {
+        match self.engine.create_retry(run, &from, current.as_ref())? {
             Ok(id) => {
                 self.start_ready()?;
                 Ok(Response::ok(view::to_json(&view::Triggered {
@@ -46,5 +50,39 @@ impl<W: World> Daemon<W> {
             }
             Err(reason) => Ok(Response::error(2, reason)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::retry::Definition;
+    use crate::core::run::RunId;
+    use crate::runtime::control::Request;
+
+    /// The socket form of a retry: `from`, `definition` and `follow` may be left out.
+    #[test]
+    fn the_request_has_a_short_form_and_a_full_one() {
+        let short: Request = serde_json::from_str(r#"{"cmd":"retry","run":4}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            short,
+            Request::Retry {
+                run: RunId::new(4),
+                from: Vec::new(),
+                definition: Definition::Snapshot,
+                follow: false,
+            }
+        );
+        let full = Request::Retry {
+            run: RunId::new(4),
+            from: vec!["b".into()],
+            definition: Definition::Current,
+            follow: true,
+        };
+        let text = serde_json::to_string(&full).unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"cmd":"retry","run":4,"from":["b"],"definition":"current","follow":true}"#
+        );
     }
 }
