@@ -9,6 +9,7 @@ use petit::runtime::engine::EngineError;
 use petit::runtime::world::Outcome;
 use std::time::Duration;
 
+use petit::core::retry::Definition;
 use petit::core::run::RunStatus;
 use petit::runtime::daemon::{Daemon, DaemonConfig};
 use petit::runtime::engine::{Engine, EngineConfig};
@@ -193,6 +194,13 @@ enum DOp {
     Reload { variant: u8 },
     /// The alert receiver goes down (`false`) or comes back.
     Receiver(bool),
+    /// `pt retry` of the newest finished run of a job (maybe `--from b`, maybe today's
+    /// definition); a refusal (nothing to retry, no task `b`, `b` gone) changes nothing.
+    Retry {
+        job: usize,
+        from_b: bool,
+        current: bool,
+    },
 }
 
 fn dop() -> impl Strategy<Value = DOp> {
@@ -218,6 +226,8 @@ fn dop() -> impl Strategy<Value = DOp> {
         1 => Just(DOp::Shutdown),
         1 => (0u8..3).prop_map(|variant| DOp::Reload { variant }),
         2 => any::<bool>().prop_map(DOp::Receiver),
+        2 => (0usize..3, any::<bool>(), any::<bool>())
+            .prop_map(|(job, from_b, current)| DOp::Retry { job, from_b, current }),
     ]
 }
 
@@ -450,6 +460,39 @@ impl DSim {
             }
             DOp::Shutdown => self.d().engine_mut().request_shutdown(),
             DOp::Receiver(up) => self.w().receiver_up = *up,
+            DOp::Retry {
+                job,
+                from_b,
+                current,
+            } => {
+                let newest = self
+                    .d()
+                    .engine()
+                    .store()
+                    .runs_of_job(JOBS[*job], 10)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .find(|r| r.status.is_terminal());
+                if let Some(run) = newest {
+                    let r = self.d().handle(Request::Retry {
+                        run: run.id,
+                        from: if *from_b {
+                            vec!["b".into()]
+                        } else {
+                            Vec::new()
+                        },
+                        definition: if *current {
+                            Definition::Current
+                        } else {
+                            Definition::Snapshot
+                        },
+                        follow: false,
+                    });
+                    if !r.ok && r.exit != Some(2) && !self.w().crashed {
+                        return Err(format!("retry of #{}: {r:?}", run.id));
+                    }
+                }
+            }
             DOp::Reload { variant } => {
                 let text = match variant {
                     // A faster schedule and a second slot.

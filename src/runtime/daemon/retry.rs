@@ -62,8 +62,8 @@ mod tests {
     /// The socket form of a retry: `from`, `definition` and `follow` may be left out.
     #[test]
     fn the_request_has_a_short_form_and_a_full_one() {
-        let short: Request = serde_json::from_str(r#"{"cmd":"retry","run":4}"#)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let short: Request =
+            serde_json::from_str(r#"{"cmd":"retry","run":4}"#).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             short,
             Request::Retry {
