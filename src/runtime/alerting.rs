@@ -327,7 +327,12 @@ impl Alerting {
                 targets: targets_for(settings, *event),
             });
         }
-        if let (Some(ping), Some(base)) = (decided.ping, settings.ping.as_deref()) {
+        for (ping, base) in decided
+            .pings
+            .iter()
+            .copied()
+            .filter_map(|p| settings.ping.as_deref().map(|b| (p, b)))
+        {
             let body = match ping {
                 Ping::Fail { .. } => tail().unwrap_or_else(|| {
                     state

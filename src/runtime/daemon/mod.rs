@@ -231,10 +231,15 @@ impl<W: World> Daemon<W> {
                     continue;
                 }
             };
-            let since = match self.engine.store().runs_of_job(&id, 1) {
-                Ok(runs) => runs.last().map_or(now, |r| r.created_at.min(now)),
-                Err(_) => now,
-            };
+            // The oldest run still in history: watched since then, else from now.
+            let oldest = self
+                .engine
+                .store()
+                .run_ids_of_job(&id)
+                .ok()
+                .and_then(|ids| ids.first().copied())
+                .and_then(|first| self.engine.store().run(first).ok().flatten());
+            let since = oldest.map_or(now, |r| r.created_at.min(now));
             self.stale.insert(id, (last, since));
         }
     }
