@@ -204,6 +204,33 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+impl OutboxEntry {
+    /// A delivery due at `now`, not tried yet: alert `alert_id` (`event`) of `(job, run)` to
+    /// `target`, with its `(content type, body)`.
+    pub fn new(
+        alert_id: String,
+        event: String,
+        (job, run): (Option<String>, Option<RunId>),
+        target: Target,
+        (content_type, body): (&str, Vec<u8>),
+        now: Timestamp,
+    ) -> Self {
+        OutboxEntry {
+            alert_id,
+            event,
+            job,
+            run,
+            target,
+            content_type: content_type.to_string(),
+            body,
+            created_at: now,
+            attempts: 0,
+            next_at: now,
+            last_error: None,
+        }
+    }
+}
+
 /// What follows a failed try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {

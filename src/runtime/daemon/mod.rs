@@ -220,6 +220,12 @@ impl<W: World> Daemon<W> {
             .map(|j| j.id.clone())
             .collect();
         self.stale.retain(|id, _| wanted.contains(id));
+        // From the store: at the first load, recovery has not read the marks yet.
+        let marks = if wanted.is_empty() {
+            Default::default()
+        } else {
+            self.engine.store().alert_marks().unwrap_or_default()
+        };
         for id in wanted {
             if self.stale.contains_key(&id) {
                 continue;
@@ -231,7 +237,10 @@ impl<W: World> Daemon<W> {
                     continue;
                 }
             };
-            // The oldest run still in history: watched since then, else from now.
+            // Never succeeded: watched since the time a `stale` was already told for (so a
+            // restart does not tell it again), else since the oldest run still in history,
+            // else from now.
+            let told = marks.get(&Mark::Stale.key_for_job(&id)).copied();
             let oldest = self
                 .engine
                 .store()
@@ -239,7 +248,7 @@ impl<W: World> Daemon<W> {
                 .ok()
                 .and_then(|ids| ids.first().copied())
                 .and_then(|first| self.engine.store().run(first).ok().flatten());
-            let since = oldest.map_or(now, |r| r.created_at.min(now));
+            let since = told.unwrap_or_else(|| oldest.map_or(now, |r| r.created_at.min(now)));
             self.stale.insert(id, (last, since));
         }
     }
