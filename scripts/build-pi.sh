@@ -100,7 +100,8 @@ prepare_armhf() {
     mkdir -p "$target_dir/armhf-link"
     ln -sf "$armhf_gcc/libgcc_eh.a" "$target_dir/armhf-link/libunwind.a"
     export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_LINKER=rust-lld
-    export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C target-feature=+crt-static \
+    # Not position-independent, as the other targets in .cargo/config.toml (idle RSS).
+    export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static \
 -C link-self-contained=no -Z pre-link-args=$armhf_musl/crt1.o -Z pre-link-args=$armhf_musl/crti.o \
 -Z pre-link-args=$armhf_gcc/crtbeginT.o -L $armhf_musl -L $target_dir/armhf-link -L $armhf_gcc \
 -C link-arg=-lgcc -C link-arg=$armhf_gcc/crtend.o -C link-arg=$armhf_musl/crtn.o"
