@@ -12,12 +12,33 @@
 //! inwards to whole pages, so no page that holds writable data (relocated or not) is ever
 //! dropped.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Idle time ahead of the daemon from which it gives its code pages back: a job firing every
 /// few seconds keeps its pages (re-mapping them each time would be work for nothing); the
 /// systemd watchdog's ping (every 30 s with the shipped unit) does not prevent the release.
 pub const IDLE_BEFORE_RELEASE: Duration = Duration::from_secs(10);
+
+/// Set by the daemon's loop before a long sleep, performed by [`on_park`].
+static RELEASE_ON_PARK: AtomicBool = AtomicBool::new(false);
+
+/// Says whether the daemon is going idle (true: release the code pages the next time the
+/// runtime parks; false: it is not, forget an earlier request). The release waits for the park
+/// because the loop's turn is not the last code that runs before the sleep: the control
+/// socket's answer is written, and every branch of the loop's `select!` polled, after it.
+pub fn release_when_parked(idle: bool) {
+    RELEASE_ON_PARK.store(idle, Ordering::Relaxed);
+}
+
+/// The tokio runtime's `on_thread_park` hook (set by `pt`'s runtime): called when every task
+/// waits, it performs a release that [`release_when_parked`] asked for. Without the hook (a
+/// program that embeds the daemon on its own runtime) nothing is released.
+pub fn on_park() {
+    if RELEASE_ON_PARK.swap(false, Ordering::Relaxed) {
+        release_code_pages();
+    }
+}
 
 /// Drops the resident pages of the main program's read-only segments (code, read-only data)
 /// from this process's page tables. Returns the bytes of address space advised (0 where
@@ -119,5 +140,19 @@ mod tests {
         assert_eq!(v.iter().sum::<u64>(), 500_500);
         assert_eq!(format!("{:?}", Some(3)), "Some(3)");
         assert!(release_code_pages() > 0);
+    }
+
+    #[test]
+    fn a_release_waits_for_the_park_and_can_be_withdrawn() {
+        release_when_parked(true);
+        release_when_parked(false);
+        assert!(!RELEASE_ON_PARK.load(Ordering::Relaxed));
+        release_when_parked(true);
+        on_park();
+        assert!(
+            !RELEASE_ON_PARK.load(Ordering::Relaxed),
+            "the request is consumed"
+        );
+        on_park(); // nothing asked: nothing done
     }
 }

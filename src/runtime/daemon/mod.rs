@@ -348,16 +348,16 @@ impl Daemon<OsWorld> {
 
 impl Daemon<OsWorld> {
     /// Before a sleep of at least [`residency::IDLE_BEFORE_RELEASE`] with no run in flight,
-    /// gives back the executable's pages the last work touched (idle RSS, issue #18).
+    /// has the executable's pages the last work touched given back once the runtime parks
+    /// (idle RSS, issue #18).
     fn release_code_if_idle(&self, wake: &Wake) {
         let now = self.engine.world().wall_now();
         let firing_in = wake
             .firing
             .map(|at| Duration::from_millis(at.millis_since(now)));
         let quiet = firing_in.map_or(wake.after, |f| f.min(wake.after));
-        if quiet >= residency::IDLE_BEFORE_RELEASE && self.engine.active_runs().is_empty() {
-            residency::release_code_pages();
-        }
+        let idle = quiet >= residency::IDLE_BEFORE_RELEASE && self.engine.active_runs().is_empty();
+        residency::release_when_parked(idle);
     }
 }
 
