@@ -104,7 +104,7 @@ Architecture: $arch
 Maintainer: Petit maintainers <petit@example.invalid>
 Installed-Size: $installed_size
 Depends: passwd
-Recommends: systemd
+Recommends: systemd, curl
 Section: admin
 Priority: optional
 Description: durable task orchestrator for small machines that lose power

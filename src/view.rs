@@ -251,6 +251,10 @@ pub const CLOCK_RESET_HINT: &str = "if the clock is right now and that time was 
 /// `daemon` is null, the clock is [`ClockView::Stored`], no isolation and no firings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusView {
+    /// The outbox: deliveries waiting and failing, alerts given up; absent when it is empty
+    /// and nothing was ever given up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsView>,
     pub clock: ClockView,
     pub daemon: Option<DaemonView>,
     /// Attempts of recovered runs whose old processes could not be made sure gone yet; absent
@@ -283,6 +287,7 @@ impl StatusView {
             )
         });
         Ok(StatusView {
+            alerts: AlertsView::of(&store.outbox_summary()?),
             clock: ClockView::Stored {
                 high_water: (high_water != Timestamp::default()).then(|| high_water.rfc3339()),
                 high_water_reset: store
@@ -295,6 +300,37 @@ impl StatusView {
             isolation: None,
             next: Vec::new(),
             running,
+        })
+    }
+}
+
+/// The outbox as `pt status` shows it (docs/alerts.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertsView {
+    /// Dropped because the outbox was full, ever.
+    pub dropped: u64,
+    /// Given up after the maximum age, ever.
+    pub expired: u64,
+    /// Waiting deliveries that failed at least once.
+    pub failing: u64,
+    /// The newest failure's answer.
+    pub last_error: Option<String>,
+    /// The oldest waiting delivery's creation.
+    pub oldest: Option<String>,
+    /// Deliveries waiting.
+    pub pending: u64,
+}
+
+impl AlertsView {
+    /// The view of an outbox summary; `None` when there is nothing to say.
+    pub fn of(s: &crate::store::OutboxSummary) -> Option<AlertsView> {
+        (s.pending > 0 || s.dropped > 0 || s.expired > 0).then(|| AlertsView {
+            dropped: s.dropped,
+            expired: s.expired,
+            failing: s.failing,
+            last_error: s.last_error.clone(),
+            oldest: s.oldest.map(|t| t.rfc3339()),
+            pending: s.pending,
         })
     }
 }
@@ -677,4 +713,20 @@ pub struct OutageView {
     pub firings_caught_up: u64,
     pub firings_missed: u64,
     pub runs_resumed: u64,
+}
+
+/// One line of `pt notify test --json`: where a test alert went and what came back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTestResult {
+    pub delivered: bool,
+    /// What the receiver said, or why nothing was sent (one line).
+    pub detail: String,
+    /// The job whose route or ping it is (the first one, for a route several jobs share).
+    pub job: String,
+    /// `webhook`, `command` or `ping`.
+    pub kind: String,
+    /// The HTTP status, when one came back.
+    pub status: Option<u16>,
+    /// The URL, or the command's program.
+    pub target: String,
 }

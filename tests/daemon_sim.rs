@@ -39,6 +39,8 @@ fn build(
             max_jobs,
             clock_sync_timeout_secs,
             logs_dir: dir.join("logs"),
+            // Days of simulated outages: nothing is given up here (the age is its own test).
+            alert_max_age_secs: 10 * 365 * 86_400,
         },
     )
     .unwrap()
@@ -189,6 +191,8 @@ enum DOp {
     /// A job file is edited (its schedule and limits change, or it is broken) and the daemon
     /// reloads (inotify, SIGHUP).
     Reload { variant: u8 },
+    /// The alert receiver goes down (`false`) or comes back.
+    Receiver(bool),
 }
 
 fn dop() -> impl Strategy<Value = DOp> {
@@ -213,6 +217,7 @@ fn dop() -> impl Strategy<Value = DOp> {
         1 => Just(DOp::ClockFixed),
         1 => Just(DOp::Shutdown),
         1 => (0u8..3).prop_map(|variant| DOp::Reload { variant }),
+        2 => any::<bool>().prop_map(DOp::Receiver),
     ]
 }
 
@@ -251,7 +256,10 @@ fn write_jobs(dir: &std::path::Path, g: &JobsGen) {
         "id: tick\nschedule: \"@every 60s\"\ncatchup: {}\nmax_catchup: 5\noverlap: {}\n\
          max_concurrency: {}\nhistory: {{keep_runs: {}}}\ntasks:\n  - id: a\n    command: \"true\"\n\
          \x20   retry: {{max_attempts: 2, delay_secs: 5}}\n  - id: b\n    command: \"true\"\n\
-         \x20   depends_on: [a]\n    timeout_secs: 120\n",
+         \x20   depends_on: [a]\n    timeout_secs: 120\n\
+         notify:\n  - on: [failed, succeeded, cancelled, recovered, missed, late, long_running]\n\
+         \x20   command: [/bin/true]\nping: http://127.0.0.1:9/ping\nlate_after_secs: 30\n\
+         warn_after_secs: 90\n",
         g.catchup, g.overlap, g.max_concurrency, g.keep_runs
     );
     let slow = format!(
@@ -441,14 +449,15 @@ impl DSim {
                 w.synced = true;
             }
             DOp::Shutdown => self.d().engine_mut().request_shutdown(),
+            DOp::Receiver(up) => self.w().receiver_up = *up,
             DOp::Reload { variant } => {
                 let text = match variant {
                     // A faster schedule and a second slot.
-                    0 => "id: tick\nschedule: \"@every 30s\"\nmax_concurrency: 2\ntasks:\n  - id: a\n    command: \"true\"\n",
+                    0 => "id: tick\nschedule: \"@every 30s\"\nmax_concurrency: 2\nnotify:\n  - on: [failed, succeeded, cancelled]\n    command: [/bin/true]\ntasks:\n  - id: a\n    command: \"true\"\n",
                     // Broken: the previous definition stays in force.
                     1 => "id: tick\nschedule: \"@every 30s\"\ntasks: [}\n",
                     // Back to a slower schedule.
-                    _ => "id: tick\nschedule: \"*/2 * * * *\"\ntasks:\n  - id: a\n    command: \"true\"\n  - id: b\n    command: \"true\"\n    depends_on: [a]\n",
+                    _ => "id: tick\nschedule: \"*/2 * * * *\"\nnotify:\n  - on: [failed, succeeded, cancelled]\n    webhook: http://127.0.0.1:9/hook\ntasks:\n  - id: a\n    command: \"true\"\n  - id: b\n    command: \"true\"\n    depends_on: [a]\n",
                 };
                 let path = self.dir.join("tick.yaml");
                 std::fs::write(path, text).map_err(|e| e.to_string())?;
@@ -485,6 +494,7 @@ fn run_daemon_case(g: &JobsGen, ops: &[DOp]) -> Result<(), String> {
         check_paused_quiet(sim.d(), &mut seen).map_err(|e| format!("op #{i} {op:?}: {e}"))?;
     }
     // The world calms down: the clock is right, every process exits 0, time passes.
+    sim.w().receiver_up = true;
     sim.w().failing_commits = 0;
     sim.w().failing_fences = 0;
     sim.w().crash = None;
@@ -511,6 +521,64 @@ fn run_daemon_case(g: &JobsGen, ops: &[DOp]) -> Result<(), String> {
     }
     if let Some(s) = sim.d().engine().states().find(|s| !s.is_terminal()) {
         return Err(format!("run {} is stranded: {:#?}", s.run.id, s));
+    }
+    for _ in 0..20 {
+        if sim
+            .d()
+            .engine()
+            .store()
+            .outbox()
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            break;
+        }
+        sim.wait()?;
+    }
+    check_alerts(sim.d())
+}
+
+/// Alerts are delivered at least once, and every copy of one alert has its id: every run of
+/// `tick` still in the store that ended succeeded, failed or cancelled reached the receiver
+/// (whatever crashed or was down meanwhile), all its copies under one id; the outbox drained
+/// once the receiver stayed up.
+fn check_alerts(d: &Daemon<SimWorld>) -> Result<(), String> {
+    let store = d.engine().store();
+    let left = store.outbox().map_err(|e| e.to_string())?;
+    if !left.is_empty() {
+        return Err(format!("the outbox did not drain: {left:#?}"));
+    }
+    let mut ids: BTreeMap<(String, u64), BTreeSet<String>> = BTreeMap::new();
+    for delivery in &d.engine().world().received {
+        if delivery.content_type != "application/json" {
+            continue;
+        }
+        let body: petit::view::AlertView =
+            serde_json::from_slice(&delivery.body).map_err(|e| e.to_string())?;
+        if let Some(run) = body.run {
+            ids.entry((body.event, run)).or_default().insert(body.id);
+        }
+    }
+    for ((event, run), set) in &ids {
+        if ["succeeded", "failed", "cancelled"].contains(&event.as_str()) && set.len() != 1 {
+            return Err(format!(
+                "run {run}'s {event} alert came under several ids: {set:?}"
+            ));
+        }
+    }
+    for r in store
+        .runs_of_job("tick", 100_000)
+        .map_err(|e| e.to_string())?
+    {
+        let event = match r.status {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            _ => continue,
+        };
+        if !ids.contains_key(&(event.to_string(), r.id.get())) {
+            return Err(format!("run {} ended {event} but no alert arrived", r.id));
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `schema/job.schema.json` agrees with the parser: every example and valid fixture validates
 //! against it, both know the same field names at every level, and an unknown field fails both.
+//! `schema/defaults.schema.json` (the jobs directory's `_defaults.yaml`) likewise.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -147,6 +148,11 @@ fn schema_and_parser_know_the_same_fields() {
             object_of(&s, &task["properties"]["slurm"]),
             "id: a\ntasks: [{id: t, slurm: {zz_unknown: 1}}]\n".into(),
         ),
+        (
+            "notify route",
+            object_of(&s, &s["properties"]["notify"]),
+            "id: a\nnotify: [{on: [failed], zz_unknown: 1}]\ntasks: [{id: t}]\n".into(),
+        ),
     ];
     for (what, node, doc) in cases {
         assert_eq!(property_names(node), parser_fields(&doc), "{what}");
@@ -189,4 +195,56 @@ fn every_schema_example_is_accepted_by_the_parser() {
             panic!("{what}: {text}: {e}");
         }
     }
+}
+
+fn defaults_schema() -> Value {
+    let text = std::fs::read_to_string(root().join("schema/defaults.schema.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn check_defaults(text: &str) -> bool {
+    petit::jobs::parse_defaults(Path::new("_defaults.yaml"), text).is_ok()
+}
+
+#[test]
+fn defaults_schema_agrees_with_the_parser_and_the_job_schema() {
+    let d = defaults_schema();
+    let v = jsonschema::validator_for(&d).unwrap();
+    // The same route as in a job file.
+    assert_eq!(d["$defs"]["route"], schema()["$defs"]["route"]);
+    // The same fields as the parser.
+    let Err(e) = petit::jobs::raw::parse_defaults("zz_unknown: 1\n") else {
+        panic!("an unknown field must not parse");
+    };
+    let serde_saphyr::Error::SerdeUnknownField { expected, .. } = e.without_snippet() else {
+        panic!("expected an unknown-field error, got {e:?}");
+    };
+    let fields: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    assert_eq!(property_names(&d), fields);
+    // Each example is valid for both, and so is a file using all of them.
+    let mut all = json!({});
+    for (name, prop) in d["properties"].as_object().unwrap() {
+        let doc = json!({ name.as_str(): prop["examples"][0].clone() });
+        assert!(v.is_valid(&doc), "{name}: {doc}");
+        assert!(check_defaults(&doc.to_string()), "{name}: {doc}");
+        all[name] = prop["examples"][0].clone();
+    }
+    assert!(
+        v.is_valid(&all) && check_defaults(&all.to_string()),
+        "{all}"
+    );
+    // Problems both see.
+    for bad in [
+        "zz_unknown: 1\n",
+        "ping: 'https://h/${{ job.name }}'\n",
+        "ping: file:///x\n",
+        "notify: [{on: [failed]}]\n",
+        "notify: [{on: [failed], command: [x], webhook: 'https://h/'}]\n",
+        "notify: [{on: [failed], command: [x], headers: {A: b}}]\n",
+        "notify: [{on: [nope], command: [x]}]\n",
+    ] {
+        assert!(!v.is_valid(&yaml_to_json(bad)), "schema accepts {bad}");
+        assert!(!check_defaults(bad), "parser accepts {bad}");
+    }
+    assert!(v.is_valid(&yaml_to_json("ping: 'https://h/${{job.id}}/x'\n")));
 }

@@ -155,6 +155,7 @@ fn daemon_status_and_jobs_answers_are_byte_identical() {
             max_jobs: None,
             clock_sync_timeout_secs: 0,
             logs_dir: dir.path().join("logs"),
+            alert_max_age_secs: petit::core::alert::DEFAULT_MAX_AGE_SECS,
         },
     )
     .unwrap();

@@ -17,7 +17,7 @@ use petit::core::run::{
     RunStop, Stop, StopReason, TaskState, TaskStatus, Trigger,
 };
 use petit::store::records::{
-    self, AttemptV1, AttemptV2, BlobKey, Snapshot, SnapshotRef, StoredSnapshot, TaskStateV1,
+    self, AttemptV1, AttemptV2, BlobKey, RunV1, Snapshot, SnapshotRef, StoredSnapshot, TaskStateV1,
     TaskStateV2,
 };
 use petit::time::Timestamp;
@@ -26,8 +26,8 @@ fn t(secs: i64) -> Timestamp {
     Timestamp::from_secs(1_767_225_600 + secs).plus_millis(123)
 }
 
-fn golden_run() -> Run {
-    Run {
+fn golden_run_v1() -> RunV1 {
+    RunV1 {
         id: RunId::new(42),
         job_id: "nightly_backup".into(),
         trigger: Trigger::Schedule,
@@ -41,6 +41,37 @@ fn golden_run() -> Run {
         stop: Some(RunStop::TimedOut),
         reason: Some("run timed out".into()),
     }
+}
+
+/// The V1 golden run as reading it upgrades it: no params, not a retry.
+fn golden_run_v1_upgraded() -> Run {
+    let v = golden_run_v1();
+    Run {
+        id: v.id,
+        job_id: v.job_id,
+        trigger: v.trigger,
+        scheduled_at: v.scheduled_at,
+        created_at: v.created_at,
+        started_at: v.started_at,
+        ended_at: v.ended_at,
+        status: v.status,
+        max_tasks: v.max_tasks,
+        deadline: v.deadline,
+        stop: v.stop,
+        reason: v.reason,
+        params: Default::default(),
+        retry_of: None,
+        reused: Vec::new(),
+    }
+}
+
+fn golden_run() -> Run {
+    let mut run = golden_run_v1_upgraded();
+    run.params.insert("level".into(), "full".into());
+    run.params.insert("target".into(), "nas".into());
+    run.retry_of = Some(RunId::new(41));
+    run.reused = vec![0, 2];
+    run
 }
 
 fn golden_task_v1() -> TaskStateV1 {
@@ -351,10 +382,20 @@ fn check<T: PartialEq + std::fmt::Debug>(
 }
 
 #[test]
-fn run_v1_golden_bytes() {
-    let v = golden_run();
+fn run_v1_golden_bytes_decode_and_upgrade() {
     check(
         "run_v1.hex",
+        &golden_run_v1_upgraded(),
+        records::encode_run_v1(&golden_run_v1()),
+        records::decode_run,
+    );
+}
+
+#[test]
+fn run_v2_golden_bytes() {
+    let v = golden_run();
+    check(
+        "run_v2.hex",
         &v,
         records::encode_run(&v),
         records::decode_run,

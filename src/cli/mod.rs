@@ -13,6 +13,7 @@ pub mod history;
 pub mod list;
 pub mod logs;
 pub mod next;
+pub mod notify;
 pub mod resume;
 pub mod run;
 pub mod state;
@@ -63,6 +64,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Repair Petit's record of the clock (reset-high-water)
     Clock(clock::ClockArgs),
+    /// Alerts: `pt notify test [JOBS_DIR] [JOB]` sends a test alert through each route
+    Notify(notify::NotifyArgs),
     /// A terminal dashboard: jobs, runs, tasks, logs and events, live
     #[cfg(feature = "tui")]
     Tui(tui::TuiArgs),
@@ -193,6 +196,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Unpause(a) => control::cmd_unpause(a),
         Command::Events(a) => events::cmd_events(a),
         Command::Clock(a) => clock::cmd_clock(a),
+        Command::Notify(a) => notify::cmd_notify(a),
         #[cfg(feature = "tui")]
         Command::Tui(a) => tui::cmd_tui(a),
     }

@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Accepted for compatibility and ignored: Petit sleeps until the next due moment
     #[arg(long, value_name = "SECS", hide_short_help = true)]
     pub tick_interval: Option<u64>,
+    /// Seconds an undelivered alert is retried before it is given up (docs/alerts.md)
+    #[arg(long, default_value_t = petit::core::alert::DEFAULT_MAX_AGE_SECS, value_name = "SECS")]
+    pub alert_max_age: u64,
     /// Log format on stderr: text or json (for journald and log shippers)
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -87,6 +90,7 @@ pub fn cmd_run(args: RunArgs) -> Result<(), CliError> {
         max_jobs: args.max_jobs,
         clock_sync_timeout_secs: args.clock_sync_timeout,
         logs_dir: location.logs_dir.clone(),
+        alert_max_age_secs: args.alert_max_age,
     };
     let rt = super::engine::runtime()?;
     let result = rt.block_on(async {

@@ -98,6 +98,25 @@ pub fn render_text(status: &StatusView) -> String {
             ));
         }
     }
+    if let Some(a) = &status.alerts {
+        let mut text = format!("alerts: {} waiting", a.pending);
+        if a.failing > 0 {
+            text.push_str(&format!(", {} failing", a.failing));
+        }
+        if let Some(o) = &a.oldest {
+            text.push_str(&format!(" (oldest from {o})"));
+        }
+        if a.dropped > 0 || a.expired > 0 {
+            text.push_str(&format!(
+                "; given up ever: {} (outbox full), {} (too old)",
+                a.dropped, a.expired
+            ));
+        }
+        line(text);
+        if let Some(e) = &a.last_error {
+            line(format!("  last failure: {e}"));
+        }
+    }
     if !status.next.is_empty() {
         line("next firings:".into());
         for n in &status.next {

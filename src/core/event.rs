@@ -39,6 +39,14 @@ pub enum EventKind {
     AttemptInterrupted,
     FiringMissed,
     FiringSkipped,
+    /// An alert (or ping) was written to the outbox.
+    AlertQueued,
+    /// A receiver took an alert.
+    AlertDelivered,
+    /// A delivery try failed; it is tried again later.
+    AlertFailed,
+    /// An alert was given up: older than the maximum age, or dropped from a full outbox.
+    AlertGivenUp,
 }
 
 impl EventKind {
@@ -59,6 +67,10 @@ impl EventKind {
             EventKind::AttemptInterrupted => "attempt_interrupted",
             EventKind::FiringMissed => "firing_missed",
             EventKind::FiringSkipped => "firing_skipped",
+            EventKind::AlertQueued => "alert_queued",
+            EventKind::AlertDelivered => "alert_delivered",
+            EventKind::AlertFailed => "alert_failed",
+            EventKind::AlertGivenUp => "alert_given_up",
         }
     }
 }

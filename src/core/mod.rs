@@ -6,6 +6,7 @@
 //! a function of stored records, an input and `now`, a crash loses nothing that was committed
 //! and deterministic tests can drive it with a fake clock.
 
+pub mod alert;
 pub mod event;
 pub mod invariants;
 pub mod run;

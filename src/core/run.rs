@@ -14,6 +14,8 @@
 //! These types double as the latest version of the stored records (see `store::records`): a
 //! change to their shape must freeze the old shape there as a new envelope version.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::core::event::{Event, EventKind};
@@ -70,6 +72,10 @@ pub enum Trigger {
     Catchup,
     Manual,
     Dependency,
+    /// `pt retry`: a new run of a finished one, reusing what succeeded.
+    Retry,
+    /// `pt backfill`: a firing of the schedule in a past range that has no record.
+    Backfill,
 }
 
 impl Trigger {
@@ -80,6 +86,8 @@ impl Trigger {
             Trigger::Catchup => "catchup",
             Trigger::Manual => "manual",
             Trigger::Dependency => "dependency",
+            Trigger::Retry => "retry",
+            Trigger::Backfill => "backfill",
         }
     }
 }
@@ -154,6 +162,14 @@ pub struct Run {
     pub stop: Option<RunStop>,
     /// Why the run is skipped, missed or failed without a task failing.
     pub reason: Option<String>,
+    /// The values of the job's `params:` this run was triggered with (defaults applied),
+    /// by name.
+    pub params: BTreeMap<String, String>,
+    /// For a `pt retry`: the run it re-runs.
+    pub retry_of: Option<RunId>,
+    /// For a `pt retry`: the tasks (indices, ascending) carried over as succeeded from
+    /// `retry_of`, with their attempts and outputs; they do not run again.
+    pub reused: Vec<u32>,
 }
 
 /// Where a task is within a run.
@@ -646,6 +662,9 @@ impl RunState {
                 deadline: None,
                 stop: None,
                 reason: None,
+                params: BTreeMap::new(),
+                retry_of: None,
+                reused: Vec::new(),
             },
             tasks: job.tasks.iter().map(|_| TaskState::new()).collect(),
         }

@@ -719,6 +719,9 @@ fn finished(id: u64, ended_secs: i64) -> crate::core::run::Run {
         deadline: None,
         stop: None,
         reason: None,
+        params: Default::default(),
+        retry_of: None,
+        reused: Vec::new(),
     }
 }
 

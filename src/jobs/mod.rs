@@ -11,7 +11,8 @@ pub mod template;
 pub mod validate;
 
 pub use diagnostic::Diagnostic;
-pub use model::Job;
+pub use model::{AlertDefaults, AlertEvent, Alerts, Job, Route, RouteTarget};
+pub use validate::DEFAULTS_FILE;
 
 use std::path::{Path, PathBuf};
 
@@ -27,11 +28,22 @@ pub struct Loaded {
     /// Entries skipped on purpose (a FIFO or a device named `*.yaml`): worth a word, not a
     /// problem. They never block loading.
     pub notes: Vec<Diagnostic>,
+    /// The directory's [`DEFAULTS_FILE`], validated; already applied to `jobs`. Empty when
+    /// the file is absent, or broken.
+    pub defaults: AlertDefaults,
+    /// Whether [`DEFAULTS_FILE`] exists but could not be read or has problems (those are in
+    /// `diagnostics`, with that file), or the defaults were misnamed `_defaults.yml`. `jobs` then have no defaults applied: a daemon keeps
+    /// its previous alert settings, by applying the [`AlertDefaults`] of its last good load
+    /// to the jobs with [`AlertDefaults::apply`], rather than sending every job's alerts
+    /// nowhere because of a typo in one shared file. `pt validate` fails as for any problem.
+    pub defaults_broken: bool,
 }
 
 /// Loads every `*.yaml` / `*.yml` file in `dir` (not recursive), validating each file and the
 /// relations between them (unique job ids, cross-job dependencies). Jobs without a time zone
-/// use [`system_timezone`].
+/// use [`system_timezone`]. [`DEFAULTS_FILE`] is not a job: it is validated as the alert
+/// defaults and applied to every job (see [`Loaded::defaults`]); its problems come first in
+/// [`Loaded::diagnostics`].
 pub fn load_dir(dir: &Path) -> Loaded {
     load_dir_in_zone(dir, system_timezone())
 }
@@ -50,13 +62,14 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
         Ok(e) => e,
         Err(e) => {
             return Loaded {
-                jobs: Vec::new(),
                 diagnostics: vec![whole_dir(format!("cannot read the jobs directory: {e}"))],
-                notes: Vec::new(),
+                ..Loaded::default()
             }
         }
     };
     let mut files: Vec<PathBuf> = Vec::new();
+    let mut defaults_file = None;
+    let mut defaults_broken = false;
     let mut diagnostics = Vec::new();
     let mut notes = Vec::new();
     for entry in entries {
@@ -70,17 +83,41 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
                 if !is_yaml {
                     continue;
                 }
+                let is_defaults = e.file_name() == DEFAULTS_FILE;
+                if e.file_name() == "_defaults.yml" {
+                    diagnostics.push(Diagnostic {
+                        hint: Some(format!("rename it to {DEFAULTS_FILE}")),
+                        ..entry_diag(
+                            &path,
+                            format!(
+                                "the alert defaults file must be named {DEFAULTS_FILE};                                  this one is neither read as defaults nor as a job"
+                            ),
+                        )
+                    });
+                    defaults_broken = true;
+                    continue;
+                }
                 // `metadata` follows symlinks, so a linked job file counts; a link to nothing
                 // is a job file that vanished, and must not pass for "no such job".
                 match std::fs::metadata(&path) {
+                    Ok(m) if m.is_file() && is_defaults => defaults_file = Some(path),
                     Ok(m) if m.is_file() => files.push(path),
                     Ok(m) if m.is_dir() => {}
                     Ok(m) => {
                         let what = file_kind(&m);
-                        notes.push(entry_diag(
-                            &path,
-                            format!("skipped: {what}, not a regular file"),
-                        ));
+                        if is_defaults {
+                            // Not a problem for a job file, but the defaults would be lost.
+                            defaults_broken = true;
+                            diagnostics.push(entry_diag(
+                                &path,
+                                format!("{what}, not a regular file: the defaults cannot be read"),
+                            ));
+                        } else {
+                            notes.push(entry_diag(
+                                &path,
+                                format!("skipped: {what}, not a regular file"),
+                            ));
+                        }
                     }
                     Err(e) => {
                         let message = match std::fs::read_link(&path) {
@@ -90,11 +127,25 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
                             ),
                             Err(_) => format!("cannot read the file: {e}"),
                         };
+                        defaults_broken |= is_defaults;
                         diagnostics.push(entry_diag(&path, message));
                     }
                 }
             }
             Err(e) => diagnostics.push(whole_dir(format!("cannot list the jobs directory: {e}"))),
+        }
+    }
+    let mut defaults = AlertDefaults::default();
+    if let Some(path) = defaults_file {
+        let checked = read_job_file(&path).map_err(|m| vec![entry_diag(&path, m)]);
+        match checked.and_then(|text| parse_defaults(&path, &text)) {
+            Ok(d) => defaults = d,
+            Err(mut d) => {
+                defaults_broken = true;
+                // The defaults' problems first: they concern every job.
+                d.append(&mut diagnostics);
+                diagnostics = d;
+            }
         }
     }
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
@@ -117,7 +168,20 @@ pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
     loaded.diagnostics = diagnostics;
     notes.sort_by(|a, b| a.file.cmp(&b.file));
     loaded.notes = notes;
+    if !defaults_broken {
+        for job in &mut loaded.jobs {
+            defaults.apply(job);
+        }
+    }
+    loaded.defaults = defaults;
+    loaded.defaults_broken = defaults_broken;
     loaded
+}
+
+/// Validates the text of a [`DEFAULTS_FILE`] (`path` names it in diagnostics): its `notify:`
+/// routes get the checks of a job's, its `ping:` may use `${{ job.id }}` and nothing else.
+pub fn parse_defaults(path: &Path, text: &str) -> Result<AlertDefaults, Vec<Diagnostic>> {
+    validate::check_defaults(path, text)
 }
 
 /// The largest job file Petit reads, in bytes (1 MiB). Every run keeps its job file's text (once
@@ -173,7 +237,8 @@ fn file_kind(m: &std::fs::Metadata) -> &'static str {
 
 /// Parses and validates one job file on its own (no cross-file checks). Used for run
 /// snapshots, which must re-derive the job exactly as it was when the run started. Jobs
-/// without a time zone use [`system_timezone`].
+/// without a time zone use [`system_timezone`]. The directory's [`DEFAULTS_FILE`] is not
+/// read: the job's alerts are its file's own (apply defaults with [`AlertDefaults::apply`]).
 pub fn parse_job(path: &Path, base_dir: &Path, text: &str) -> Result<Job, Vec<Diagnostic>> {
     parse_job_in_zone(path, base_dir, text, system_timezone())
 }

@@ -287,6 +287,72 @@ pub struct Alerts {
     pub late_after_secs: Option<u64>,
     /// `expect_success_within_secs`: `stale` once no run succeeded for this long.
     pub expect_success_within_secs: Option<u64>,
+    /// Which parts come from the daemon-wide defaults (`_defaults.yaml`): those the job file
+    /// does not set. [`AlertDefaults::apply`] fills exactly these.
+    pub inherits: Inherits,
+}
+
+/// The parts of a job's [`Alerts`] its file leaves to `_defaults.yaml`. `false` for a part
+/// the file sets, including `notify: []` and `ping: off` (opting out).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inherits {
+    /// The file has no `notify:`.
+    pub routes: bool,
+    /// The file has no `ping:`.
+    pub ping: bool,
+}
+
+/// The validated `_defaults.yaml` of a jobs directory (docs/job-files.md, "Alerts"): routes
+/// and a ping template for every job without its own. `Default` is "no defaults", what a
+/// directory without the file has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlertDefaults {
+    /// `notify:` of the defaults file.
+    pub routes: Vec<Route>,
+    /// `ping:` of the defaults file.
+    pub ping: Option<PingTemplate>,
+}
+
+impl AlertDefaults {
+    /// Gives `job` the defaults' routes and rendered ping where its file has none of its own
+    /// (see [`Alerts::inherits`]), replacing whatever defaults it had. Idempotent, so the
+    /// daemon can re-apply the defaults it kept to freshly loaded jobs.
+    pub fn apply(&self, job: &mut Job) {
+        if job.alerts.inherits.routes {
+            job.alerts.routes = self.routes.clone();
+        }
+        if job.alerts.inherits.ping {
+            job.alerts.ping = self.ping.as_ref().map(|t| t.render(&job.id));
+        }
+    }
+}
+
+/// The default `ping:` URL: text with `${{ job.id }}` where each job's id goes. Job ids are
+/// URL-safe (`[A-Za-z0-9_.-]`), so rendering needs no escaping.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PingTemplate {
+    pub parts: Vec<PingPart>,
+}
+
+/// A piece of a [`PingTemplate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PingPart {
+    Text(String),
+    /// `${{ job.id }}`
+    JobId,
+}
+
+impl PingTemplate {
+    /// The URL for the job `job_id`.
+    pub fn render(&self, job_id: &str) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                PingPart::Text(t) => t.as_str(),
+                PingPart::JobId => job_id,
+            })
+            .collect()
+    }
 }
 
 impl Alerts {

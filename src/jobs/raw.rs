@@ -23,6 +23,15 @@ pub fn parse(text: &str) -> Result<RawJob, serde_saphyr::Error> {
     serde_saphyr::from_str_with_options::<RawJob>(text, options)
 }
 
+/// Parses `_defaults.yaml` (the daemon-wide alert defaults) with the same rules as [`parse`].
+pub fn parse_defaults(text: &str) -> Result<RawDefaults, serde_saphyr::Error> {
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+    };
+    serde_saphyr::from_str_with_options::<RawDefaults>(text, options)
+}
+
 /// A whole job file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +59,34 @@ pub struct RawJob {
     pub history: Option<Spanned<RawHistory>>,
     /// Defaults for the `slurm:` blocks of the job's `type: slurm` tasks.
     pub slurm: Option<Spanned<RawSlurm>>,
+    /// Alert routes (docs/alerts.md); `notify: []` opts out of the defaults' routes.
+    pub notify: Option<Spanned<Vec<Spanned<RawRoute>>>>,
+    /// The heartbeat URL, or `off` to opt out of the defaults' ping.
+    pub ping: Option<Spanned<String>>,
+    pub warn_after_secs: Option<Spanned<u64>>,
+    pub late_after_secs: Option<Spanned<u64>>,
+    pub expect_success_within_secs: Option<Spanned<u64>>,
     pub tasks: Spanned<Vec<Spanned<RawTask>>>,
+}
+
+/// `_defaults.yaml`: alert settings for every job that has none of its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    pub notify: Option<Spanned<Vec<Spanned<RawRoute>>>>,
+    /// May contain `${{ job.id }}`, rendered per job.
+    pub ping: Option<Spanned<String>>,
+}
+
+/// One entry of `notify:`. Every field is optional here so that validation can say which one
+/// is missing and still check the others.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub on: Option<Spanned<Vec<Spanned<String>>>>,
+    pub webhook: Option<Spanned<String>>,
+    pub headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `schedule:` either a cron string or `{cron, timezone}` (the original README's form).

@@ -37,8 +37,9 @@ use crate::core::run::{
     self, AttemptRef, Effect, Input, RunId, RunState, RunStatus, Signal, Trigger,
 };
 use crate::core::{Event, EventKind};
-use crate::jobs::model::{Action, Executor, Job, DEFAULT_KILL_GRACE_SECS};
+use crate::jobs::model::{Action, Alerts, Executor, Job, DEFAULT_KILL_GRACE_SECS};
 use crate::jobs::template::{Context, Reference};
+use crate::runtime::alerting::{self, AlertWrites, Alerting, Written};
 use crate::runtime::in_process::InProcessTask;
 use crate::runtime::os::OsWorld;
 use crate::runtime::process::SpawnRequest;
@@ -98,6 +99,10 @@ struct Active {
     /// Records changed since the last commit.
     run_dirty: bool,
     tasks_dirty: BTreeSet<usize>,
+    /// The run's status as last committed (alerts are about committed changes).
+    committed: RunStatus,
+    /// A `Recover` of a running run waits for its commit (the `recovered` alert).
+    recovered: bool,
 }
 
 /// A request from outside the loop.
@@ -166,6 +171,21 @@ pub struct Engine<W: World = OsWorld> {
     shutdown: Option<Shutdown>,
     /// Lossless event streams ([`Engine::events`]); they end when the engine is dropped.
     streams: Vec<mpsc::UnboundedSender<Event>>,
+    /// The outbox as the loop tracks it (docs/alerts.md).
+    alerting: Alerting,
+    /// What recovery found, for the daemon's `back` alert.
+    recovery: RecoveryCounts,
+}
+
+/// What the last recovery did, for the `back` alert of a start after an unclean stop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryCounts {
+    /// Runs that were running and were resumed.
+    pub runs_resumed: u64,
+    /// Local attempts a crash had left in flight (recorded interrupted).
+    pub attempts_interrupted: u64,
+    /// The latest time recorded in the recovered runs (a sign of life before the stop).
+    pub last_activity: Option<Timestamp>,
 }
 
 /// Builds an [`Engine`] for a program that embeds Petit: opens (or creates) the state,
@@ -381,6 +401,7 @@ impl<W: World> Engine<W> {
     #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn with_world(store: Store, config: EngineConfig, world: W) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let store_path = store.path().to_path_buf();
         Engine {
             store,
             config,
@@ -394,6 +415,8 @@ impl<W: World> Engine<W> {
             fencing: BTreeMap::new(),
             shutdown: None,
             streams: Vec::new(),
+            alerting: Alerting::new(state_tag(store_path_bytes(&store_path))),
+            recovery: RecoveryCounts::default(),
         }
     }
 
@@ -463,7 +486,7 @@ impl<W: World> Engine<W> {
 
     /// Whether nothing is left to drive.
     pub(crate) fn is_idle(&self) -> bool {
-        self.runs.is_empty() && self.fencing.is_empty()
+        self.runs.is_empty() && self.fencing.is_empty() && !self.alerting.is_sending()
     }
 
     /// Runs one write transaction through the world's hooks: the daemon's commits (firings,
@@ -537,6 +560,8 @@ impl<W: World> Engine<W> {
         start_queued: bool,
     ) -> Result<Vec<RunId>, EngineError> {
         let mut ids = self.store.active_runs()?;
+        self.alerting
+            .load(self.store.outbox()?, self.store.alert_marks()?);
         if let Some(only) = only {
             ids.retain(|id| only.contains(id));
         }
@@ -568,6 +593,7 @@ impl<W: World> Engine<W> {
                 }
             };
             recovered.push(id);
+            self.note_recovery(&job, &state);
             let queued = state.run.status == RunStatus::Queued;
             // Cluster jobs live on without Petit: adopt them (look up by name those whose job
             // id was not committed; submit only if Slurm never saw them).
@@ -782,7 +808,8 @@ impl<W: World> Engine<W> {
         run.status = RunStatus::Failed;
         run.ended_at = Some(now);
         run.reason = Some(format!("quarantined: its records are damaged: {detail}"));
-        self.write(|tx| tx.put_run(&run))?;
+        let writes = self.quarantine_alerts(&run);
+        self.write_with_alerts(&writes, |tx| tx.put_run(&run))?;
         self.emit_quarantined(&run);
         Ok(())
     }
@@ -790,8 +817,9 @@ impl<W: World> Engine<W> {
     fn commit_quarantine(&mut self, state: &mut RunState, reason: &str) -> Result<(), EngineError> {
         let now = self.world.now();
         let changed = run::quarantine(state, reason, now);
+        let writes = self.quarantine_alerts(&state.run);
         let st = &*state;
-        self.write(|tx| {
+        self.write_with_alerts(&writes, |tx| {
             tx.put_run(&st.run)?;
             for &i in &changed {
                 tx.put_task(st.run.id, i, &st.tasks[i])?;
@@ -800,6 +828,25 @@ impl<W: World> Engine<W> {
         })?;
         self.emit_quarantined(&state.run);
         Ok(())
+    }
+
+    /// The `failed` alert of a quarantined run, by its job's current settings (its snapshot
+    /// is what is broken).
+    fn quarantine_alerts(&self, run: &run::Run) -> AlertWrites {
+        let mut w = AlertWrites::default();
+        let Some(settings) = self.alerting.routes.get(&run.job_id) else {
+            return w;
+        };
+        let targets = alerting::targets_for(settings, crate::jobs::AlertEvent::Failed);
+        if !targets.is_empty() {
+            w.alerts.push(alerting::Outgoing {
+                body: alerting::quarantine_body(&self.alerting.host, run),
+                job: Some(run.job_id.clone()),
+                run: Some(run.id),
+                targets,
+            });
+        }
+        w
     }
 
     /// Reports a quarantined run (its record is committed).
@@ -895,6 +942,16 @@ impl<W: World> Engine<W> {
             }
         };
         consider(self.world.next_tick());
+        // Deliveries start only outside a shutdown; deadline alerts only of runs that take
+        // input (the same filters as `start_deliveries` and `alert_deadline_due`).
+        if self.shutdown.is_none() {
+            consider(self.alerting.next_due());
+        }
+        for a in self.runs.values() {
+            if !a.state.is_terminal() && !self.fencing.contains_key(&a.state.run.id) {
+                consider(self.alerting.next_for_run(&a.job, &a.state));
+            }
+        }
         for f in self.fencing.values() {
             consider(
                 f.fences
@@ -933,10 +990,12 @@ impl<W: World> Engine<W> {
         self.runs.insert(
             state.run.id,
             Active {
+                committed: state.run.status,
                 job,
                 state,
                 run_dirty: false,
                 tasks_dirty: BTreeSet::new(),
+                recovered: false,
             },
         );
     }
@@ -1127,10 +1186,17 @@ impl<W: World> Engine<W> {
                     self.inputs.push_back(input);
                 }
             }
+            while let Some((key, answer)) = self.world.try_delivered() {
+                self.alerting.answered(key, answer);
+            }
+            self.commit_now |= self.alerting.has_answers() || self.alert_deadline_due();
             self.progress_fences()?;
             if self.inputs.is_empty() {
                 if self.held_effects.is_empty() && !self.commit_now {
                     if self.progress_shutdown()? {
+                        continue;
+                    }
+                    if self.start_deliveries()? {
                         continue;
                     }
                     return Ok(());
@@ -1162,6 +1228,10 @@ impl<W: World> Engine<W> {
         // A cluster job's id is committed as soon as sbatch returns it, not only with the
         // next transition (docs/slurm.md).
         self.commit_now |= matches!(input, Input::Submitted { .. });
+        if matches!(input, Input::Recover) && active.state.run.status == RunStatus::Running {
+            active.recovered = true;
+            self.commit_now = true;
+        }
         let step = run::step(&active.job, &mut active.state, input, now);
         // A run's own status (waiting, say) is what `pt history` shows: commit it now.
         self.commit_now |= step.run_changed;
@@ -1225,10 +1295,13 @@ impl<W: World> Engine<W> {
     /// Commits every pending change of every run in one write transaction. Records are
     /// checked before they are encoded: a broken invariant is an error, never a stored state.
     fn commit(&mut self) -> Result<(), EngineError> {
+        let writes = self.alert_writes();
         if self
             .runs
             .values()
             .all(|a| !a.run_dirty && a.tasks_dirty.is_empty())
+            && writes.is_empty()
+            && !self.alerting.has_answers()
         {
             return Ok(());
         }
@@ -1242,7 +1315,9 @@ impl<W: World> Engine<W> {
         }
         self.hook(W::before_commit)?;
         let runs = &self.runs;
-        self.store.write(|tx| {
+        let alerting = &self.alerting;
+        let now = self.world.now();
+        let written = self.store.write(|tx| {
             for a in runs.values() {
                 if a.run_dirty {
                     tx.put_run(&a.state.run)?;
@@ -1251,12 +1326,16 @@ impl<W: World> Engine<W> {
                     tx.put_task(a.state.run.id, i, &a.state.tasks[i])?;
                 }
             }
-            Ok(())
+            alerting.write(tx, &writes, now, true)
         })?;
         for a in self.runs.values_mut() {
             a.run_dirty = false;
             a.tasks_dirty.clear();
+            a.committed = a.state.run.status;
+            a.recovered = false;
         }
+        self.alerting.applied(&writes, &written, true);
+        self.report_deliveries(&writes, &written);
         let store = &self.store;
         self.world.after_commit(store).map_err(injected)
     }
@@ -1327,13 +1406,8 @@ impl<W: World> Engine<W> {
     /// The Slurm job name of an attempt: unique per state directory, run, task and attempt,
     /// so a lookup by name after a crash finds exactly this attempt's job.
     fn job_name(&self, run: RunId, task: usize, attempt: u32) -> String {
-        // FNV-1a of the database path: a short, stable tag of this state directory.
-        let mut h: u32 = 0x811c_9dc5;
-        for b in self.store.path().as_os_str().as_encoded_bytes() {
-            h ^= u32::from(*b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        format!("petit-{h:08x}-{run}.{task}.{attempt}")
+        let tag = state_tag(store_path_bytes(self.store.path()));
+        format!("petit-{tag}-{run}.{task}.{attempt}")
     }
 
     /// What to submit for a `type: slurm` attempt: the rendered command in a batch script.
@@ -1504,6 +1578,242 @@ impl Context for RunContext<'_> {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| format!("environment variable `{name}` is not set")),
+        }
+    }
+}
+
+/// The bytes of a store's path, for [`state_tag`].
+fn store_path_bytes(p: &Path) -> &[u8] {
+    p.as_os_str().as_encoded_bytes()
+}
+
+/// FNV-1a of the database path: a short, stable tag of this state directory (in Slurm job
+/// names and alert ids).
+fn state_tag(path: &[u8]) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in path {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+impl<W: World> Engine<W> {
+    /// Counts what a recovered run brings to the `back` alert.
+    fn note_recovery(&mut self, job: &Job, state: &RunState) {
+        let c = &mut self.recovery;
+        if state.run.status == RunStatus::Running {
+            c.runs_resumed += 1;
+        }
+        let mut latest = state.run.started_at.unwrap_or(state.run.created_at);
+        for (i, t) in state.tasks.iter().enumerate() {
+            for a in &t.attempts {
+                latest = latest.max(a.ended_at().unwrap_or(a.started_at));
+            }
+            let local = job.tasks.get(i).is_some_and(|s| !s.executor.is_remote());
+            if local && t.current().is_some() {
+                c.attempts_interrupted += 1;
+            }
+        }
+        c.last_activity = Some(c.last_activity.map_or(latest, |l| l.max(latest)));
+    }
+
+    /// Runs `f` and writes `writes` to the outbox in the same transaction (the daemon's
+    /// alerts: `missed` with the firing records that cause it, `stale`, `back`).
+    pub(crate) fn write_with_alerts<R>(
+        &mut self,
+        writes: &AlertWrites,
+        f: impl FnOnce(&mut WriteTx) -> Result<R, redb::Error>,
+    ) -> Result<R, EngineError> {
+        let now = self.world.now();
+        self.hook(W::before_commit)?;
+        let alerting = &self.alerting;
+        let (r, written) = self.store.write(|tx| {
+            let r = f(tx)?;
+            Ok((r, alerting.write(tx, writes, now, false)?))
+        })?;
+        self.world.after_commit(&self.store).map_err(injected)?;
+        self.alerting.applied(writes, &written, false);
+        self.report_deliveries(writes, &written);
+        Ok(r)
+    }
+
+    /// The outbox and alert settings (the daemon decides its alerts with them).
+    pub(crate) fn alerting(&self) -> &Alerting {
+        &self.alerting
+    }
+
+    /// Every job's current alert settings (the daemon's loaded definitions), and how long an
+    /// undelivered alert is retried.
+    pub(crate) fn set_alert_settings(&mut self, routes: BTreeMap<String, Alerts>) {
+        self.alerting.routes = routes;
+    }
+
+    /// How long an undelivered alert is retried (`pt run --alert-max-age`).
+    pub(crate) fn set_alert_max_age(&mut self, secs: u64) {
+        self.alerting.max_age_secs = secs;
+    }
+
+    /// What recovery found (for the daemon's `back` alert).
+    pub(crate) fn recovery_counts(&self) -> RecoveryCounts {
+        self.recovery
+    }
+
+    /// The alerts the next commit writes: those of every changed run, and the deadline
+    /// alerts due now. Computed afresh for each try of a commit, so a failed commit neither
+    /// loses nor doubles one.
+    fn alert_writes(&self) -> AlertWrites {
+        let now = self.world.now();
+        let mut w = AlertWrites::default();
+        for a in self.runs.values() {
+            if self.fencing.contains_key(&a.state.run.id) {
+                continue;
+            }
+            if a.committed != a.state.run.status || a.recovered {
+                self.alerting.for_run_change(
+                    &a.job,
+                    &a.state,
+                    a.committed,
+                    a.recovered,
+                    &self.config.logs_dir,
+                    &mut w,
+                );
+            }
+            if !a.state.is_terminal() {
+                self.alerting.due_for_run(&a.job, &a.state, now, &mut w);
+            }
+        }
+        w
+    }
+
+    /// Whether a deadline alert is due and not yet told.
+    fn alert_deadline_due(&self) -> bool {
+        let now = self.world.now();
+        self.runs
+            .values()
+            .filter(|a| !a.state.is_terminal() && !self.fencing.contains_key(&a.state.run.id))
+            .filter_map(|a| self.alerting.next_for_run(&a.job, &a.state))
+            .any(|at| at <= now)
+    }
+
+    /// Hands the deliveries that are due to the world (they are committed). Returns whether
+    /// it did anything (another round drains answers that are ready at once).
+    fn start_deliveries(&mut self) -> Result<bool, EngineError> {
+        if self.shutdown.is_some() {
+            return Ok(false);
+        }
+        let now = self.world.now();
+        let mut again = false;
+        for key in self.alerting.take_due(now) {
+            match self.store.outbox_entry(key)? {
+                Some(entry) => {
+                    self.world.deliver(key, alerting::delivery_of(&entry));
+                    self.hook(W::after_effect)?;
+                    again = true;
+                }
+                None => {
+                    self.alerting.forget(key);
+                    again = true;
+                }
+            }
+        }
+        Ok(again)
+    }
+
+    /// Reports a commit's outbox changes as events (and in the log).
+    fn report_deliveries(&mut self, writes: &AlertWrites, written: &Written) {
+        let now = self.world.now();
+        let mut events = Vec::new();
+        let event =
+            |kind: EventKind, job: Option<&String>, run: Option<RunId>, detail: String| Event {
+                at: now,
+                run_id: run.unwrap_or(RunId::new(0)),
+                job_id: job.cloned().unwrap_or_default(),
+                task: None,
+                attempt: None,
+                kind,
+                detail,
+            };
+        for a in &writes.alerts {
+            for t in &a.targets {
+                events.push(event(
+                    EventKind::AlertQueued,
+                    a.job.as_ref(),
+                    a.run,
+                    format!("{} -> {}", a.body.event, alerting::target_text(t)),
+                ));
+            }
+        }
+        for (_, e, _) in &written.delivered {
+            events.push(event(
+                EventKind::AlertDelivered,
+                e.job.as_ref(),
+                e.run,
+                format!(
+                    "{} {} -> {}",
+                    e.event,
+                    e.alert_id,
+                    alerting::target_text(&e.target)
+                ),
+            ));
+        }
+        for (_, e, a) in &written.retried {
+            tracing::warn!(
+                "alert {} ({}) to {} not delivered: {}; next try at {}",
+                e.alert_id,
+                e.event,
+                alerting::target_text(&e.target),
+                alerting::describe(a),
+                e.next_at.rfc3339_secs()
+            );
+            events.push(event(
+                EventKind::AlertFailed,
+                e.job.as_ref(),
+                e.run,
+                format!(
+                    "{} {} -> {}: {} (try {}, next at {})",
+                    e.event,
+                    e.alert_id,
+                    alerting::target_text(&e.target),
+                    alerting::describe(a),
+                    e.attempts,
+                    e.next_at.rfc3339_secs()
+                ),
+            ));
+        }
+        for (_, e, a) in &written.expired {
+            tracing::error!(
+                "alert {} ({}) to {} given up after {} tries: {}",
+                e.alert_id,
+                e.event,
+                alerting::target_text(&e.target),
+                e.attempts,
+                alerting::describe(a)
+            );
+            events.push(event(
+                EventKind::AlertGivenUp,
+                e.job.as_ref(),
+                e.run,
+                format!(
+                    "{} {} -> {}: older than the maximum age after {} tries",
+                    e.event,
+                    e.alert_id,
+                    alerting::target_text(&e.target),
+                    e.attempts
+                ),
+            ));
+        }
+        for k in &written.dropped {
+            tracing::warn!("the outbox is full: dropped its oldest delivery (#{k})");
+            events.push(event(
+                EventKind::AlertGivenUp,
+                None,
+                None,
+                format!("delivery #{k} dropped: the outbox is full"),
+            ));
+        }
+        for e in events {
+            self.emit(e);
         }
     }
 }

@@ -12,6 +12,7 @@
 //! functions.
 //! Everything works on a tokio current-thread runtime without a thread per task.
 
+pub(crate) mod alerting;
 pub(crate) mod clocksync;
 pub mod control;
 pub mod daemon;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::core::run::{AttemptRef, ProcessRef, Signal};
+use crate::runtime::deliver::{self, Answer, Delivery};
 use crate::runtime::in_process::{InProcessTask, TaskContext};
 use crate::runtime::process;
 use crate::runtime::remote::{Remote, SubmitPlan};
@@ -85,6 +86,10 @@ pub struct OsWorld {
     ready: VecDeque<Report>,
     tx: mpsc::UnboundedSender<Report>,
     rx: mpsc::UnboundedReceiver<Report>,
+    /// Answers of deliveries (alerts), from their tokio tasks.
+    delivered: VecDeque<(u64, Answer)>,
+    dtx: mpsc::UnboundedSender<(u64, Answer)>,
+    drx: mpsc::UnboundedReceiver<(u64, Answer)>,
 }
 
 impl Default for OsWorld {
@@ -97,6 +102,7 @@ impl OsWorld {
     /// A world whose engine clock is anchored now.
     pub fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (dtx, drx) = mpsc::unbounded_channel();
         OsWorld {
             clock: EngineClock::start(),
             children: BTreeMap::new(),
@@ -106,6 +112,9 @@ impl OsWorld {
             ready: VecDeque::new(),
             tx,
             rx,
+            delivered: VecDeque::new(),
+            dtx,
+            drx,
         }
     }
 
@@ -121,13 +130,13 @@ impl OsWorld {
 
     /// Waits until a report is ready for [`World::try_report`] (cancel-safe).
     pub async fn report_ready(&mut self) {
-        if !self.ready.is_empty() {
+        if !self.ready.is_empty() || !self.delivered.is_empty() {
             return;
         }
-        match self.rx.recv().await {
-            Some(r) => self.ready.push_back(r),
-            // The world holds a sender itself, so the channel never closes.
-            None => std::future::pending().await,
+        // The world holds a sender of each channel itself, so neither ever closes.
+        tokio::select! {
+            Some(r) = self.rx.recv() => self.ready.push_back(r),
+            Some(d) = self.drx.recv() => self.delivered.push_back(d),
         }
     }
 
@@ -400,6 +409,21 @@ impl World for OsWorld {
         };
         self.note(&r);
         Some(r)
+    }
+
+    fn deliver(&mut self, key: u64, delivery: Delivery) {
+        let tx = self.dtx.clone();
+        tokio::spawn(async move {
+            let answer = deliver::send(&delivery).await;
+            let _ = tx.send((key, answer));
+        });
+    }
+
+    fn try_delivered(&mut self) -> Option<(u64, Answer)> {
+        match self.delivered.pop_front() {
+            Some(d) => Some(d),
+            None => self.drx.try_recv().ok(),
+        }
     }
 
     fn tick(&mut self, now: Timestamp) {

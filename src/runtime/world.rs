@@ -10,6 +10,7 @@
 //! injected, the logic exists once.
 
 use crate::core::run::{AttemptRef, ProcessRef, Signal};
+use crate::runtime::deliver::{Answer, Delivery};
 use crate::runtime::process::SpawnRequest;
 use crate::runtime::remote::SubmitPlan;
 use crate::time::Timestamp;
@@ -140,6 +141,12 @@ pub trait World {
     fn tick(&mut self, now: Timestamp);
     /// When the world next needs a [`World::tick`] (engine time), if ever.
     fn next_tick(&self) -> Option<Timestamp>;
+
+    /// Sends delivery `key` of the outbox (committed); the answer comes back through
+    /// [`World::try_delivered`].
+    fn deliver(&mut self, key: u64, delivery: Delivery);
+    /// The next answer of a delivery, if one is ready (never blocks).
+    fn try_delivered(&mut self) -> Option<(u64, Answer)>;
 
     /// Called before every commit of the engine or the daemon.
     fn before_commit(&mut self) -> Result<(), Injected> {

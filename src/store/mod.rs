@@ -10,6 +10,8 @@
 //! tables, so neither needs a scan of all history. A job file's text is stored once per
 //! distinct content and shared by the runs that started from it (ARCHITECTURE.md "Records").
 
+mod outbox;
+pub use outbox::OutboxSummary;
 pub mod records;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,7 +37,7 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// redb's page cache, bounded for small boards (redb's default is 1 GiB).
 pub const CACHE_BYTES: usize = 16 << 20;
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// `run id -> RunRecord`
 const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("runs");
 /// `(run id, task index) -> TaskRecord`
@@ -1027,11 +1029,11 @@ fn meta_bytes(key: &str, bytes: &[u8]) -> Result<[u8; 8], String> {
     })
 }
 
-fn meta_u64(key: &str, bytes: &[u8]) -> Result<u64, String> {
+pub(crate) fn meta_u64(key: &str, bytes: &[u8]) -> Result<u64, String> {
     meta_bytes(key, bytes).map(u64::from_le_bytes)
 }
 
-fn meta_i64(key: &str, bytes: &[u8]) -> Result<i64, String> {
+pub(crate) fn meta_i64(key: &str, bytes: &[u8]) -> Result<i64, String> {
     meta_bytes(key, bytes).map(i64::from_le_bytes)
 }
 

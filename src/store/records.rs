@@ -12,9 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::alert::OutboxEntry;
 use crate::core::run::{
-    Attempt, AttemptStatus, Execution, ExitInfo, Outcome, Phase, ProcessRef, Run, Stop, TaskState,
-    TaskStatus,
+    Attempt, AttemptStatus, Execution, ExitInfo, Outcome, Phase, ProcessRef, Run, RunId, RunStatus,
+    RunStop, Stop, TaskState, TaskStatus, Trigger,
 };
 use crate::time::Timestamp;
 
@@ -26,15 +27,56 @@ pub struct Snapshot {
     pub text: String,
 }
 
-/// Encoded form of a [`Run`].
+/// Encoded form of a [`Run`]. V2 added the run's `params` and `retry_of`.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum RunRecord {
-    V1(Run),
+    V1(RunV1),
+    V2(Run),
 }
 
 #[derive(Serialize)]
 enum RunRecordRef<'a> {
-    V1(&'a Run),
+    V1(&'a RunV1),
+    V2(&'a Run),
+}
+
+/// The run record as version 1 wrote it (frozen: never edit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunV1 {
+    pub id: RunId,
+    pub job_id: String,
+    pub trigger: Trigger,
+    pub scheduled_at: Timestamp,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub status: RunStatus,
+    pub max_tasks: u32,
+    pub deadline: Option<Timestamp>,
+    pub stop: Option<RunStop>,
+    pub reason: Option<String>,
+}
+
+impl From<RunV1> for Run {
+    fn from(r: RunV1) -> Run {
+        Run {
+            id: r.id,
+            job_id: r.job_id,
+            trigger: r.trigger,
+            scheduled_at: r.scheduled_at,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            status: r.status,
+            max_tasks: r.max_tasks,
+            deadline: r.deadline,
+            stop: r.stop,
+            reason: r.reason,
+            params: Default::default(),
+            retry_of: None,
+            reused: Vec::new(),
+        }
+    }
 }
 
 /// Encoded form of a [`TaskState`]. V2 added `Attempt::remote_job` (Slurm job ids); V3 made
@@ -319,12 +361,18 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub fn encode_run(run: &Run) -> Vec<u8> {
+    encode(&RunRecordRef::V2(run))
+}
+
+/// Encodes a run record in the old version-1 form (for upgrade tests).
+pub fn encode_run_v1(run: &RunV1) -> Vec<u8> {
     encode(&RunRecordRef::V1(run))
 }
 
 pub fn decode_run(bytes: &[u8]) -> Result<Run, DecodeError> {
     match decode::<RunRecord>("run", bytes)? {
-        RunRecord::V1(r) => Ok(r),
+        RunRecord::V1(r) => Ok(r.into()),
+        RunRecord::V2(r) => Ok(r),
     }
 }
 
@@ -400,10 +448,32 @@ pub fn decode_snapshot_text(bytes: &[u8]) -> Result<String, DecodeError> {
     }
 }
 
+/// Encoded form of an [`OutboxEntry`] (a delivery waiting in the outbox).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum OutboxRecord {
+    V1(OutboxEntry),
+}
+
+#[derive(Serialize)]
+enum OutboxRecordRef<'a> {
+    V1(&'a OutboxEntry),
+}
+
+pub fn encode_outbox(entry: &OutboxEntry) -> Vec<u8> {
+    encode(&OutboxRecordRef::V1(entry))
+}
+
+pub fn decode_outbox(bytes: &[u8]) -> Result<OutboxEntry, DecodeError> {
+    match decode::<OutboxRecord>("outbox", bytes)? {
+        OutboxRecord::V1(e) => Ok(e),
+    }
+}
+
 /// Decodes any record kind, for fuzzing: never panics, whatever the bytes.
 pub fn decode_any(bytes: &[u8]) -> usize {
     usize::from(decode_run(bytes).is_ok())
         + usize::from(decode_task(bytes).is_ok())
         + usize::from(decode_snapshot_record(bytes).is_ok())
         + usize::from(decode_snapshot_text(bytes).is_ok())
+        + usize::from(decode_outbox(bytes).is_ok())
 }

@@ -25,7 +25,7 @@ pub const MAX_SCHEDULE: usize = 512;
 /// Most operations `core_step` decodes from one input.
 pub const MAX_OPS: usize = 256;
 
-/// Parses bytes as a job file. Must never panic.
+/// Parses bytes as a job file, and as a `_defaults.yaml`. Must never panic.
 pub fn jobs_parse(data: &[u8]) {
     if data.len() > MAX_TEXT {
         return;
@@ -33,6 +33,13 @@ pub fn jobs_parse(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    if let Ok(defaults) = crate::jobs::parse_defaults(Path::new("_defaults.yaml"), text) {
+        if let Some(ping) = &defaults.ping {
+            let url = ping.render("a");
+            let max = crate::jobs::validate::MAX_URL_BYTES;
+            assert!(url.len() <= max, "a default ping renders too long: {url}");
+        }
+    }
     if let Ok(job) = crate::jobs::parse_job(Path::new("fuzz.yaml"), Path::new("."), text) {
         // A valid job re-parses from its snapshot to the same shape (what recovery relies on).
         let again =

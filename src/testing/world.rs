@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::core::invariants;
 use crate::core::run::{AttemptRef, AttemptStatus, ProcessRef, RunId, RunState, Signal};
+use crate::runtime::deliver::{Answer, Delivery};
 use crate::runtime::remote::SubmitPlan;
 use crate::runtime::world::{FenceTarget, Injected, Launch, LaunchError, Outcome, Report, World};
 use crate::store::Store;
@@ -80,6 +81,13 @@ pub struct SimWorld {
     pub effects: u64,
     /// Fences asked for.
     pub fences: u64,
+    /// Whether alert receivers take deliveries (a receiver that is down answers 503).
+    pub receiver_up: bool,
+    /// Every delivery try, in order (a receiver's view, taken or not).
+    pub sent: Vec<(u64, Delivery)>,
+    /// Deliveries a receiver took.
+    pub received: Vec<Delivery>,
+    answers: VecDeque<(u64, Answer)>,
 }
 
 impl SimWorld {
@@ -105,6 +113,10 @@ impl SimWorld {
             commits: 0,
             effects: 0,
             fences: 0,
+            receiver_up: true,
+            sent: Vec::new(),
+            received: Vec::new(),
+            answers: VecDeque::new(),
         }
     }
 
@@ -119,6 +131,8 @@ impl SimWorld {
     /// jobs always live on.
     pub fn crash(&mut self, power_cut: bool) {
         self.reports.clear();
+        // Answers of deliveries in flight die with Petit (the receiver may have taken them).
+        self.answers.clear();
         self.crash = None;
         self.crashed = false;
         self.hold_crash = false;
@@ -138,6 +152,7 @@ impl SimWorld {
     /// A graceful stop completed: every local process is gone (the engine waited for them).
     pub fn stopped(&mut self) {
         self.reports.clear();
+        self.answers.clear();
         self.procs.retain(|p| p.remote);
     }
 
@@ -269,6 +284,29 @@ impl SimWorld {
 }
 
 impl World for SimWorld {
+    fn deliver(&mut self, key: u64, delivery: Delivery) {
+        self.sent.push((key, delivery.clone()));
+        let answer = if self.receiver_up {
+            self.received.push(delivery);
+            Answer {
+                delivered: true,
+                status: Some(200),
+                detail: "ok".into(),
+            }
+        } else {
+            Answer {
+                delivered: false,
+                status: Some(503),
+                detail: "receiver down".into(),
+            }
+        };
+        self.answers.push_back((key, answer));
+    }
+
+    fn try_delivered(&mut self) -> Option<(u64, Answer)> {
+        self.answers.pop_front()
+    }
+
     fn now(&self) -> Timestamp {
         self.now
     }

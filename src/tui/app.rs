@@ -251,7 +251,8 @@ pub struct LogText {
 pub enum Update {
     /// The answers to [`Query::Overview`]: `pt status --json` and the `Jobs` request.
     Overview {
-        status: view::StatusView,
+        /// Boxed: a status is much larger than the other updates.
+        status: Box<view::StatusView>,
         jobs: view::JobsView,
     },
     /// `pt history JOB --json`.

@@ -134,7 +134,10 @@ impl Source {
                 let need = |v: Option<Value>| v.ok_or_else(|| "the daemon stopped".to_string());
                 Ok(match query {
                     Query::Overview => Update::Overview {
-                        status: decode("status", need(ask(socket, &Request::Status).await?)?)?,
+                        status: Box::new(decode(
+                            "status",
+                            need(ask(socket, &Request::Status).await?)?,
+                        )?),
                         jobs: decode("jobs", need(ask(socket, &Request::Jobs).await?)?)?,
                     },
                     Query::History { job } => {
@@ -169,7 +172,10 @@ impl Source {
                 Ok(match query {
                     Query::Overview => {
                         let (status, jobs) = snapshot_overview(store, now).map_err(e)?;
-                        Update::Overview { status, jobs }
+                        Update::Overview {
+                            status: Box::new(status),
+                            jobs,
+                        }
                     }
                     Query::History { job } => Update::History {
                         job: job.clone(),

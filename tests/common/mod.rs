@@ -4,6 +4,8 @@
 #![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

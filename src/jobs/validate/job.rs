@@ -1,6 +1,6 @@
 //! Checks of a job's own fields: schedule and zone, bounds, history, `config`, the job's
 //! `environment` and its `depends_on` jobs as written (whether they exist is a directory
-//! check, in `dir`). The task list is checked in `task`.
+//! check, in `dir`). The task list is checked in `task`, the alert fields in `alerts`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,6 +8,7 @@ use std::path::Path;
 use chrono_tz::Tz;
 use serde_saphyr::Spanned;
 
+use super::alerts::job_alerts;
 use super::limits::{LOG_BYTES_RANGE, MAX_CATCHUP, MAX_PARALLEL, MAX_TIMEOUT_SECS};
 use super::slurm::slurm_block;
 use super::suggest::closest;
@@ -153,6 +154,7 @@ pub(super) fn job(
         .map(|b| slurm_block(ck, b, "slurm"))
         .unwrap_or_default();
     let tasks = tasks(ck, &raw, base_dir, max_log_bytes, &slurm_defaults, &config);
+    let alerts = job_alerts(ck, &raw);
 
     Some(Job {
         name: raw.name.clone().unwrap_or_else(|| id.clone()),
@@ -183,7 +185,7 @@ pub(super) fn job(
         max_tasks,
         max_log_bytes,
         history,
-        alerts: Default::default(),
+        alerts,
         tasks: tasks?,
         source: JobSource {
             path: ck.file.to_path_buf(),

@@ -28,3 +28,12 @@ pub const CPU_WEIGHT_RANGE: (u32, u32) = (1, 10_000);
 
 /// Upper bound of `slurm.nodes`, `slurm.ntasks` and `slurm.cpus_per_task`.
 pub const MAX_SLURM_COUNT: u32 = 100_000;
+
+/// Upper bound of the routes in one `notify:` list.
+pub const MAX_ROUTES: usize = 16;
+/// Upper bound of the `headers:` of one webhook route.
+pub const MAX_HEADERS: usize = 32;
+/// Longest webhook or ping URL, in bytes (a default ping's, with the longest job id).
+pub const MAX_URL_BYTES: usize = 2_048;
+/// Longest header value, in bytes.
+pub const MAX_HEADER_VALUE_BYTES: usize = 4_096;

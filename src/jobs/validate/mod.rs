@@ -8,7 +8,8 @@
 //! This module holds the entry points ([`check_file`], [`check_directory`]) and the
 //! `Checker` that collects one file's diagnostics. The checks live in rooms by what they
 //! look at: `job` (the job's own fields and its `depends_on` jobs), `task` (the task list, each
-//! task, its action and retry policy), `resources` (`memory_max`, `cpu_weight`), `slurm` (the
+//! task, its action and retry policy), `alerts` (`notify:`, `ping:`, the alert deadlines and
+//! the directory's `_defaults.yaml`), `resources` (`memory_max`, `cpu_weight`), `slurm` (the
 //! `slurm:` blocks and `sbatch` options), `dir` (the relations between the files of a
 //! directory), `graph` (cycles and reachability), `yaml` (parser errors and quoted typed
 //! scalars), `location` (field paths and positions in the source), `suggest` ("did you mean")
@@ -24,6 +25,7 @@ use super::model::Job;
 use super::raw;
 use super::template::{Reference, Template};
 
+mod alerts;
 mod dir;
 mod graph;
 mod job;
@@ -35,11 +37,13 @@ mod suggest;
 mod task;
 mod yaml;
 
+pub use alerts::{check_defaults, DEFAULTS_FILE};
 pub use dir::check_directory;
 pub use limits::{
-    CPU_WEIGHT_RANGE, LOG_BYTES_RANGE, MAX_CATCHUP, MAX_DELAY_SECS, MAX_ID_LEN, MAX_INTERRUPTS,
-    MAX_KILL_GRACE_SECS, MAX_MAX_DELAY_SECS, MAX_PARALLEL, MAX_RETRIES, MAX_SLURM_COUNT,
-    MAX_TIMEOUT_SECS, MEMORY_MAX_RANGE,
+    CPU_WEIGHT_RANGE, LOG_BYTES_RANGE, MAX_CATCHUP, MAX_DELAY_SECS, MAX_HEADERS,
+    MAX_HEADER_VALUE_BYTES, MAX_ID_LEN, MAX_INTERRUPTS, MAX_KILL_GRACE_SECS, MAX_MAX_DELAY_SECS,
+    MAX_PARALLEL, MAX_RETRIES, MAX_ROUTES, MAX_SLURM_COUNT, MAX_TIMEOUT_SECS, MAX_URL_BYTES,
+    MEMORY_MAX_RANGE,
 };
 pub use slurm::{parse_slurm_time, SLURM_DENIED_OPTIONS};
 pub use task::DEFAULT_SHELL;

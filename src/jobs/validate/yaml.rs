@@ -115,7 +115,7 @@ fn scalar_at(text: &str, loc: Location) -> &str {
 
 /// Fields whose value is a boolean or a number, by the key that holds them (or, for
 /// `exit_codes`, the list): `(key, "a boolean" | "a number")`.
-const TYPED_FIELDS: [(&str, &str); 21] = [
+const TYPED_FIELDS: [(&str, &str); 24] = [
     ("enabled", "a boolean"),
     ("max_concurrency", "a number"),
     ("max_queued", "a number"),
@@ -137,12 +137,15 @@ const TYPED_FIELDS: [(&str, &str); 21] = [
     ("delay_secs", "a number"),
     ("max_delay_secs", "a number"),
     ("exit_codes", "a number"),
+    ("warn_after_secs", "a number"),
+    ("late_after_secs", "a number"),
+    ("expect_success_within_secs", "a number"),
 ];
 
 /// Quoted scalars in boolean and number fields: `enabled: "false"`, `timeout_secs: "3"`. The
 /// YAML library reads the text whatever its quotes; a quoted value is a string (docs/job-files.md),
-/// and a string where a boolean or number belongs is a type error. Keys under `config` and
-/// `environment` (free-form string maps) are not fields.
+/// and a string where a boolean or number belongs is a type error. Keys under `config`,
+/// `environment` and `headers` (free-form string maps) are not fields.
 pub(super) fn quoted_typed_scalars(file: &Path, text: &str) -> Vec<Diagnostic> {
     use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
     struct Frame {
@@ -217,7 +220,8 @@ pub(super) fn quoted_typed_scalars(file: &Path, text: &str) -> Vec<Diagnostic> {
                 let is_map = matches!(event, Event::MappingStart(..));
                 let (path, name, free) = match place(&mut stack, None) {
                     Some((p, n, free)) => {
-                        let free = free || n == "config" || n == "environment";
+                        let free =
+                            free || matches!(n.as_str(), "config" | "environment" | "headers");
                         (p, n, free)
                     }
                     None if stack.is_empty() => (String::new(), String::new(), false),

@@ -147,6 +147,7 @@ impl<W: World> Daemon<W> {
             })
             .collect();
         Ok(view::StatusView {
+            alerts: view::AlertsView::of(&self.store().outbox_summary()?),
             clock: view::ClockView::Daemon {
                 state: trust_text(self.trust),
                 trusted: self.trust == ClockTrust::Trusted,

@@ -17,10 +17,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::core::alert::Mark;
 use crate::core::run::{Input, Run, RunId, RunState, RunStatus, Trigger};
 use crate::core::scheduler::{self, Admission, ClockTrust, FiringKind, UpstreamFacts};
 use crate::core::{Event, EventKind};
+use crate::jobs::AlertEvent;
 use crate::jobs::Job;
+use crate::runtime::alerting;
 use crate::runtime::control::{self, Envelope, Request, Response};
 use crate::runtime::engine::{snapshot_of, Engine, EngineError};
 use crate::runtime::os::OsWorld;
@@ -52,6 +55,8 @@ pub struct DaemonConfig {
     pub clock_sync_timeout_secs: u64,
     /// Where attempt logs are, for pruning.
     pub logs_dir: PathBuf,
+    /// `--alert-max-age`: how long an undelivered alert is retried.
+    pub alert_max_age_secs: u64,
 }
 
 /// Why the daemon stopped.
@@ -90,6 +95,24 @@ pub struct Daemon<W: World = OsWorld> {
     backoff: Duration,
     /// Whether the last turn's commits succeeded.
     healthy: bool,
+    /// A start after an unclean stop: the `back` alert, told at the first turn with a
+    /// trusted clock (with the firings that turn found missed and caught up).
+    back: Option<Back>,
+    /// Per job watched for `stale`: its last success (engine time), and since when it is
+    /// watched if it never succeeded.
+    stale: BTreeMap<String, (Option<Timestamp>, Timestamp)>,
+    /// Whether the graceful stop is recorded.
+    stop_noted: bool,
+    /// The alert defaults in force (`_defaults.yaml`, as last loaded without errors).
+    defaults: crate::jobs::AlertDefaults,
+}
+
+/// The outage a `back` alert tells of.
+#[derive(Clone, Copy, Debug, Default)]
+struct Back {
+    down_from: Option<Timestamp>,
+    missed: u64,
+    caught_up: u64,
 }
 
 impl<W: World> Daemon<W> {
@@ -98,6 +121,8 @@ impl<W: World> Daemon<W> {
         let paused = engine.store().paused_jobs()?;
         let unpaused = engine.store().unpaused_jobs()?;
         let now = engine.world().wall_now();
+        let mut engine = engine;
+        engine.set_alert_max_age(config.alert_max_age_secs);
         let events_rx = engine.subscribe();
         let mut d = Daemon {
             engine,
@@ -113,6 +138,10 @@ impl<W: World> Daemon<W> {
             events_rx,
             backoff: BACKOFF_MIN,
             healthy: true,
+            back: None,
+            stale: BTreeMap::new(),
+            stop_noted: false,
+            defaults: Default::default(),
         };
         d.reload();
         Ok(d)
@@ -124,6 +153,19 @@ impl<W: World> Daemon<W> {
         let mut loaded = crate::jobs::load_dir(&self.config.jobs_dir);
         for n in &loaded.notes {
             tracing::warn!("note: {n}");
+        }
+        // A broken `_defaults.yaml` keeps the defaults in force (as a broken job file keeps
+        // its job), so a typo never silences every alert.
+        if loaded.defaults_broken {
+            tracing::warn!(
+                "keeping the previous alert defaults: {} has errors",
+                crate::jobs::DEFAULTS_FILE
+            );
+            for job in &mut loaded.jobs {
+                self.defaults.apply(job);
+            }
+        } else {
+            self.defaults = loaded.defaults.clone();
         }
         // `${{ env.NAME }}` of a variable this daemon does not have would fail every attempt:
         // the job is refused at load, like any job file with an error.
@@ -157,6 +199,44 @@ impl<W: World> Daemon<W> {
             self.config.jobs_dir.display()
         );
         self.jobs = jobs;
+        self.engine.set_alert_settings(
+            self.jobs
+                .iter()
+                .map(|(id, j)| (id.clone(), j.alerts.clone()))
+                .collect(),
+        );
+        self.watch_stale();
+    }
+
+    /// Starts watching the jobs that expect a success within a time (`stale`), from their
+    /// last success in the store; a job without one is watched from its oldest run, or from
+    /// now.
+    fn watch_stale(&mut self) {
+        let now = self.engine.now();
+        let wanted: Vec<String> = self
+            .jobs
+            .values()
+            .filter(|j| crate::core::alert::stale_at(&j.alerts, now).is_some())
+            .map(|j| j.id.clone())
+            .collect();
+        self.stale.retain(|id, _| wanted.contains(id));
+        for id in wanted {
+            if self.stale.contains_key(&id) {
+                continue;
+            }
+            let last = match self.engine.store().latest_finished(&id) {
+                Ok((_, ok)) => ok.map(|r| r.ended_at.unwrap_or(r.created_at)),
+                Err(e) => {
+                    tracing::warn!(job = %id, "cannot read the last success of {id}: {e}");
+                    continue;
+                }
+            };
+            let since = match self.engine.store().runs_of_job(&id, 1) {
+                Ok(runs) => runs.last().map_or(now, |r| r.created_at.min(now)),
+                Err(_) => now,
+            };
+            self.stale.insert(id, (last, since));
+        }
     }
 
     fn store(&self) -> &Store {
@@ -165,9 +245,135 @@ impl<W: World> Daemon<W> {
 
     /// Recovery first: everything `pt resume` does, before any new firing.
     pub fn start(&mut self) -> Result<(), DaemonError> {
+        let unclean = self.store().daemon_up()?.is_some();
         self.engine.recover(None, false)?;
         self.engine.process_inputs()?;
+        if unclean {
+            // Told once the clock can be believed, with what that turn finds missed.
+            let high_water = self.store().high_water()?;
+            let last = self.engine.recovery_counts().last_activity;
+            let down_from = match last {
+                Some(t) => Some(t.max(high_water)),
+                None => (high_water > Timestamp::default()).then_some(high_water),
+            };
+            self.back = Some(Back {
+                down_from,
+                ..Back::default()
+            });
+        } else {
+            let now = self.engine.world().wall_now();
+            self.engine.write(|tx| tx.set_daemon_up(Some(now)))?;
+        }
         Ok(())
+    }
+
+    /// Records a graceful stop, once the engine has stopped: the next start tells no `back`
+    /// alert. (A failure to record it only makes the next start tell one.)
+    fn note_clean_stop(&mut self) {
+        if self.stop_noted || !self.engine.is_stopped() {
+            return;
+        }
+        self.stop_noted = true;
+        if let Err(e) = self.engine.write(|tx| tx.set_daemon_up(None)) {
+            tracing::error!("cannot record the clean stop: {e}");
+        }
+    }
+
+    /// Tells the `back` alert (a start after an unclean stop) and notes this start, in one
+    /// commit.
+    fn tell_back(&mut self, now: Timestamp) -> Result<(), DaemonError> {
+        let Some(back) = self.back else {
+            return Ok(());
+        };
+        let counts = self.engine.recovery_counts();
+        let outage = view::OutageView {
+            attempts_interrupted: counts.attempts_interrupted,
+            back_at: now.rfc3339(),
+            down_from: back.down_from.map(|t| t.rfc3339()),
+            firings_caught_up: back.caught_up,
+            firings_missed: back.missed,
+            runs_resumed: counts.runs_resumed,
+        };
+        // The daemon-wide routes, and any job's, that listen for `back`.
+        let defaults = crate::jobs::Alerts {
+            routes: self.defaults.routes.clone(),
+            ..Default::default()
+        };
+        let mut targets = Vec::new();
+        for alerts in std::iter::once(&defaults).chain(self.jobs.values().map(|j| &j.alerts)) {
+            for t in alerting::targets_for(alerts, AlertEvent::Back) {
+                if !targets.contains(&t) {
+                    targets.push(t);
+                }
+            }
+        }
+        let host = self.engine.alerting().host.clone();
+        let writes = alerting::AlertWrites {
+            alerts: vec![alerting::Outgoing {
+                body: alerting::back_body(&host, outage),
+                job: None,
+                run: None,
+                targets,
+            }],
+            ..Default::default()
+        };
+        tracing::warn!(
+            "the last stop was not clean (power loss, kill -9, crash); last sign of life {}",
+            back.down_from
+                .map_or_else(|| "unknown".to_string(), |t| t.rfc3339_secs())
+        );
+        self.engine
+            .write_with_alerts(&writes, |tx| tx.set_daemon_up(Some(now)))?;
+        self.back = None;
+        Ok(())
+    }
+
+    /// Tells `stale` for every watched job whose expected success is overdue (once per last
+    /// success).
+    fn check_stale(&mut self) -> Result<(), DaemonError> {
+        let now = self.engine.now();
+        let mut writes = alerting::AlertWrites::default();
+        let host = self.engine.alerting().host.clone();
+        for (id, (last, since)) in &self.stale {
+            let Some(job) = self.jobs.get(id) else {
+                continue;
+            };
+            let reference = last.unwrap_or(*since);
+            let Some(at) = crate::core::alert::stale_at(&job.alerts, reference) else {
+                continue;
+            };
+            let key = Mark::Stale.key_for_job(id);
+            if at > now || self.engine.alerting().marks.get(&key) == Some(&reference) {
+                continue;
+            }
+            writes.alerts.push(alerting::Outgoing {
+                body: alerting::stale_body(&host, job, *last, *since),
+                job: Some(id.clone()),
+                run: None,
+                targets: alerting::targets_for(&job.alerts, AlertEvent::Stale),
+            });
+            writes.set_marks.push((key, reference));
+        }
+        if !writes.is_empty() {
+            self.engine.write_with_alerts(&writes, |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    /// The next `stale` deadline not yet told (engine time).
+    fn next_stale(&self) -> Option<Timestamp> {
+        self.stale
+            .iter()
+            .filter_map(|(id, (last, since))| {
+                let job = self.jobs.get(id)?;
+                let reference = last.unwrap_or(*since);
+                let key = Mark::Stale.key_for_job(id);
+                if self.engine.alerting().marks.get(&key) == Some(&reference) {
+                    return None;
+                }
+                crate::core::alert::stale_at(&job.alerts, reference)
+            })
+            .min()
     }
 
     /// The engine (the simulation reads its world and its store).
@@ -200,7 +406,9 @@ impl<W: World> Daemon<W> {
             }
         }
         let now = self.engine.world().wall_now();
-        match self.pump(now) {
+        let pumped = self.pump(now);
+        self.note_clean_stop();
+        match pumped {
             Ok(()) => {
                 self.backoff = BACKOFF_MIN;
                 self.healthy = true;
@@ -339,6 +547,7 @@ impl Daemon<OsWorld> {
         tracing::info!("stopping: interrupting running tasks");
         self.notifier.stopping();
         self.engine.shutdown().await?;
+        self.note_clean_stop();
         if let Some(path) = &self.config.socket {
             let _ = std::fs::remove_file(path);
         }
@@ -369,6 +578,8 @@ impl<W: World> Daemon<W> {
         self.update_trust(now)?;
         if self.trust == ClockTrust::Trusted {
             self.evaluate_schedules(now)?;
+            self.tell_back(now)?;
+            self.check_stale()?;
             self.engine.process_inputs()?;
             self.after_step()?;
         }
@@ -427,6 +638,11 @@ impl<W: World> Daemon<W> {
             if let Some(j) = self.jobs.get(&job) {
                 let deadline = scheduler::dependency_deadline(j, since);
                 consider(Duration::from_millis(deadline.millis_since(engine_now)));
+            }
+        }
+        if self.trust == ClockTrust::Trusted {
+            if let Some(at) = self.next_stale() {
+                consider(Duration::from_millis(at.millis_since(engine_now)));
             }
         }
         if let Some(w) = watchdog {
@@ -528,7 +744,25 @@ impl<W: World> Daemon<W> {
         let mut active = self.engine.runs_of_job(&job.id);
         let mut created: Vec<(RunState, Option<RunId>)> = Vec::new();
         let mut notices: Vec<Event> = Vec::new();
-        self.engine.write(|tx| {
+        let writes = if unpause_fold {
+            alerting::AlertWrites::default()
+        } else {
+            self.missed_alerts(job, &plan)
+        };
+        if let Some(back) = self.back.as_mut() {
+            back.missed += plan.summary.as_ref().map_or(0, |s| s.count)
+                + plan
+                    .firings
+                    .iter()
+                    .filter(|f| matches!(f.kind, FiringKind::Missed { .. }))
+                    .count() as u64;
+            back.caught_up += plan
+                .firings
+                .iter()
+                .filter(|f| matches!(f.kind, FiringKind::CatchUp))
+                .count() as u64;
+        }
+        self.engine.write_with_alerts(&writes, |tx| {
             if let Some(s) = &plan.summary {
                 let id = tx.next_run_id()?;
                 let status = if s.status_missed {
@@ -640,6 +874,11 @@ impl<W: World> Daemon<W> {
     }
 
     fn on_finished(&mut self, run: &Run) -> Result<(), DaemonError> {
+        if run.status == RunStatus::Succeeded {
+            if let Some((last, _)) = self.stale.get_mut(&run.job_id) {
+                *last = Some(run.ended_at.unwrap_or(run.created_at));
+            }
+        }
         let dependents: Vec<Job> = {
             let jobs: Vec<Job> = self.jobs.values().cloned().collect();
             scheduler::dependents_to_trigger(&jobs, &run.job_id, run.status)
@@ -806,6 +1045,9 @@ fn record_run(
         deadline: None,
         stop: None,
         reason: Some(reason.to_string()),
+        params: Default::default(),
+        retry_of: None,
+        reused: Vec::new(),
     }
 }
 
@@ -862,5 +1104,77 @@ async fn changed(w: &mut Option<watch::JobsWatcher>) -> Result<(), watch::WatchE
     match w {
         Some(w) => w.changed().await,
         None => std::future::pending().await,
+    }
+}
+
+impl<W: World> Daemon<W> {
+    /// The `missed` alert of a plan, told once per streak of firings recorded without
+    /// running (an outage, or overlap skips in a row), and the streak's mark: set by the
+    /// first such firing, removed by the next firing that runs.
+    fn missed_alerts(&self, job: &Job, plan: &scheduler::FiringPlan) -> alerting::AlertWrites {
+        let mut writes = alerting::AlertWrites::default();
+        let mut count = 0u64;
+        let mut first: Option<Timestamp> = None;
+        let mut last: Option<Timestamp> = None;
+        let mut reason: Option<String> = None;
+        let mut note = |from: Timestamp, to: Timestamp, n: u64, why: &str| {
+            count += n;
+            first = Some(first.map_or(from, |f: Timestamp| f.min(from)));
+            last = Some(last.map_or(to, |l: Timestamp| l.max(to)));
+            reason.get_or_insert_with(|| why.to_string());
+        };
+        if let Some(s) = &plan.summary {
+            note(s.from, s.to, s.count, &s.reason);
+        }
+        let mut ran = false;
+        let active = self.engine.runs_of_job(&job.id);
+        for f in &plan.firings {
+            match &f.kind {
+                FiringKind::Missed { reason } | FiringKind::Skipped { reason } => {
+                    note(f.at, f.at, 1, reason)
+                }
+                FiringKind::OnTime | FiringKind::CatchUp => {
+                    // Admission may still skip it (overlap): decided as materialise does.
+                    let admission = if matches!(f.kind, FiringKind::CatchUp) {
+                        scheduler::admit_catchup(job, &active)
+                    } else {
+                        scheduler::admit(job, &active)
+                    };
+                    match admission {
+                        Admission::Skip { reason } => note(f.at, f.at, 1, &reason),
+                        _ => ran = true,
+                    }
+                }
+            }
+        }
+        let key = Mark::Missed.key_for_job(&job.id);
+        let marked = self.engine.alerting().marks.contains_key(&key);
+        if count > 0 && !marked {
+            if let (Some(first), Some(last)) = (first, last) {
+                let targets = alerting::targets_for(&job.alerts, AlertEvent::Missed);
+                if !targets.is_empty() {
+                    let host = &self.engine.alerting().host;
+                    let firings = view::AlertFiringsView {
+                        count,
+                        first: first.rfc3339(),
+                        last: last.rfc3339(),
+                        reason: reason.unwrap_or_default(),
+                    };
+                    writes.alerts.push(alerting::Outgoing {
+                        body: alerting::missed_body(host, job, firings),
+                        job: Some(job.id.clone()),
+                        run: None,
+                        targets,
+                    });
+                }
+                if !ran {
+                    writes.set_marks.push((key.clone(), first));
+                }
+            }
+        }
+        if ran && marked {
+            writes.remove_marks.push(key);
+        }
+        writes
     }
 }

@@ -22,7 +22,8 @@ fn job(id: &str, paused: bool) -> view::JobView {
 
 fn overview(paused: bool) -> Update {
     Update::Overview {
-        status: view::StatusView {
+        status: Box::new(view::StatusView {
+            alerts: None,
             clock: view::ClockView::Daemon {
                 state: "trusted".into(),
                 trusted: true,
@@ -32,7 +33,7 @@ fn overview(paused: bool) -> Update {
             isolation: None,
             next: Vec::new(),
             running: Vec::new(),
-        },
+        }),
         jobs: view::JobsView {
             jobs: vec![job("a", false), job("b", paused)],
             runs: Vec::new(),
