@@ -36,6 +36,7 @@ pub fn task(id: &str, deps: &[&str]) -> (Task, Vec<String>) {
             working_dir: None,
             environment: BTreeMap::new(),
             depends_on: Vec::new(),
+            params: Vec::new(),
             condition: Condition::AllSuccess,
             retry: RetryPolicy::default(),
             timeout_secs: None,
