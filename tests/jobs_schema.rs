@@ -263,7 +263,8 @@ fn params_problems_fail_the_schema_and_the_parser() {
         petit::jobs::parse_job_in_zone(Path::new("p.yaml"), Path::new("."), text, chrono_tz::UTC)
             .is_ok()
     };
-    let doc = |params: &str| format!("id: a\nparams: {params}\ntasks: [{{id: t, command: echo}}]\n");
+    let doc =
+        |params: &str| format!("id: a\nparams: {params}\ntasks: [{{id: t, command: echo}}]\n");
     for bad in [
         "[{name: x, type: choice}]",
         "[{name: x, type: choice, choices: []}]",
@@ -277,7 +278,8 @@ fn params_problems_fail_the_schema_and_the_parser() {
         assert!(!v.is_valid(&yaml_to_json(&text)), "schema accepts {bad}");
         assert!(!check(&text), "parser accepts {bad}");
     }
-    let good = doc("[{name: x, type: choice, choices: [a, b], default: a}, {name: count, type: int}]");
+    let good =
+        doc("[{name: x, type: choice, choices: [a, b], default: a}, {name: count, type: int}]");
     let errors: Vec<String> = v
         .iter_errors(&yaml_to_json(&good))
         .map(|e| e.to_string())

@@ -37,8 +37,14 @@ fn out(b: &Bench) -> String {
 /// Every bad `-p` of the issue: exit 2, its words on stderr.
 fn assert_bad_values_refused(b: &Bench, jobs_dir: Option<&str>) {
     for (args, words) in [
-        (vec!["-p", "level=ful"], "`ful` is not one of the choices: fast, full"),
-        (vec!["-p", "colour=red"], "unknown parameter `colour` (known: target, level, n)"),
+        (
+            vec!["-p", "level=ful"],
+            "`ful` is not one of the choices: fast, full",
+        ),
+        (
+            vec!["-p", "colour=red"],
+            "unknown parameter `colour` (known: target, level, n)",
+        ),
         (vec!["-p", "n=many"], "`many` is not an int"),
         (vec!["-p", "level"], "-p level: expected KEY=VALUE"),
     ] {
@@ -71,7 +77,11 @@ fn foreground_values_reach_templates_environment_and_history() {
     assert_eq!(out(&b), "nas nas:/backup/ fast 1\n");
 
     assert_bad_values_refused(&b, Some(jobs));
-    assert_eq!(b.history("copy").len(), 2, "a refused trigger created a run");
+    assert_eq!(
+        b.history("copy").len(),
+        2,
+        "a refused trigger created a run"
+    );
 
     let run = b.run_json(1);
     assert_eq!(
@@ -113,7 +123,10 @@ fn through_a_daemon_too() {
     b.job("copy", COPY);
     let _d = b.start_daemon(&[]);
     assert_bad_values_refused(&b, None);
-    assert!(b.history("copy").is_empty(), "a refused trigger created a run");
+    assert!(
+        b.history("copy").is_empty(),
+        "a refused trigger created a run"
+    );
 
     let o = b.pt(&["trigger", "copy", "-p", "target=usb", "-p", "level=full"]);
     assert!(o.status.success(), "{}", stderr(&o));

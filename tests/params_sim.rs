@@ -125,7 +125,9 @@ fn scheduled_runs_get_the_defaults() {
 
 #[test]
 fn dependency_runs_get_the_defaults() {
-    let down = format!("id: down\ndepends_on: [up]\nparams:\n{PARAMS}tasks:\n  - id: t\n    command: echo\n");
+    let down = format!(
+        "id: down\ndepends_on: [up]\nparams:\n{PARAMS}tasks:\n  - id: t\n    command: echo\n"
+    );
     let mut sim = Sim::new(&[
         ("up.yaml", "id: up\ntasks:\n  - id: t\n    command: echo\n"),
         ("down.yaml", &down),
@@ -146,8 +148,14 @@ fn a_trigger_stores_its_values_and_bad_values_create_no_run() {
     let job = format!("id: copy\nparams:\n{PARAMS}  - name: dest\ntasks:\n  - id: t\n    command: echo\n    args: ['${{{{ params.dest }}}}']\n");
     let mut sim = Sim::new(&[("copy.yaml", &job)]);
     for (bad, words) in [
-        (vec![("dest", "x"), ("level", "ful")], "`ful` is not one of the choices: fast, full"),
-        (vec![("dest", "x"), ("nope", "1")], "unknown parameter `nope` (known: target, level, n, dest)"),
+        (
+            vec![("dest", "x"), ("level", "ful")],
+            "`ful` is not one of the choices: fast, full",
+        ),
+        (
+            vec![("dest", "x"), ("nope", "1")],
+            "unknown parameter `nope` (known: target, level, n, dest)",
+        ),
         (vec![("dest", "x"), ("n", "three")], "`three` is not an int"),
         (vec![], "parameter `dest` has no default"),
     ] {
@@ -165,6 +173,11 @@ fn a_trigger_stores_its_values_and_bad_values_create_no_run() {
     assert_eq!(runs[0].trigger, Trigger::Manual);
     assert_eq!(
         runs[0].params,
-        map(&[("dest", "usb"), ("level", "full"), ("n", "7"), ("target", "nas")])
+        map(&[
+            ("dest", "usb"),
+            ("level", "full"),
+            ("n", "7"),
+            ("target", "nas")
+        ])
     );
 }

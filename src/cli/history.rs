@@ -158,8 +158,11 @@ pub fn render_run_detail(v: &RunDetail) -> String {
                 }
             })
             .collect();
-        out.push_str(&format!("params: {}
-", pairs.join(" ")));
+        out.push_str(&format!(
+            "params: {}
+",
+            pairs.join(" ")
+        ));
     }
     for t in &v.tasks {
         out.push_str(&format!("  {}: {}\n", t.id, t.status));

@@ -746,6 +746,7 @@ mod tests {
                                 ended_at: Some("2026-01-01T00:00:01Z".into()),
                                 id: 7,
                                 job_id: "j".into(),
+                                params: Default::default(),
                                 reason: None,
                                 scheduled_at: "2026-01-01T00:00:00Z".into(),
                                 started_at: Some("2026-01-01T00:00:00Z".into()),

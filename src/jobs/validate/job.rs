@@ -10,8 +10,8 @@ use chrono_tz::Tz;
 use serde_saphyr::Spanned;
 
 use super::alerts::job_alerts;
-use super::params::{check_param_ref, manual_only, params};
 use super::limits::{LOG_BYTES_RANGE, MAX_CATCHUP, MAX_PARALLEL, MAX_TIMEOUT_SECS};
+use super::params::{check_param_ref, manual_only, params};
 use super::slurm::slurm_block;
 use super::suggest::closest;
 use super::task::tasks;

@@ -10,11 +10,11 @@ use serde_saphyr::{Location, Spanned};
 
 use super::graph::{ancestors, find_cycles};
 use super::job::{check_config_ref, environment};
-use super::params::check_param_ref;
 use super::limits::{
     LOG_BYTES_RANGE, MAX_DELAY_SECS, MAX_INTERRUPTS, MAX_KILL_GRACE_SECS, MAX_MAX_DELAY_SECS,
     MAX_RETRIES, MAX_TIMEOUT_SECS,
 };
+use super::params::check_param_ref;
 use super::resources::limits;
 use super::slurm::{slurm_block, slurm_options, SlurmBlock};
 use super::suggest::closest;

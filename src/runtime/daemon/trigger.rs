@@ -27,7 +27,9 @@ impl<W: World> Daemon<W> {
         {
             Ok(id) => {
                 self.start_ready()?;
-                Ok(Response::ok(view::to_json(&view::Triggered { run: id.get() })))
+                Ok(Response::ok(view::to_json(&view::Triggered {
+                    run: id.get(),
+                })))
             }
             Err(EngineError::Params(e)) => Ok(Response::error(2, e.to_string())),
             Err(e) => Err(e.into()),
