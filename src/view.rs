@@ -63,6 +63,10 @@ pub struct RunView<T> {
     pub ended_at: Option<String>,
     pub id: u64,
     pub job_id: String,
+    /// The values of the job's `params:` the run has (defaults applied); absent when the job
+    /// has none, so runs of jobs without parameters keep their JSON.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
     pub reason: Option<String>,
     /// For a `pt retry`: the run it re-runs (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,6 +84,7 @@ impl<T> RunView<T> {
             ended_at: time(run.ended_at),
             id: run.id.get(),
             job_id: run.job_id.clone(),
+            params: run.params.clone(),
             reason: run.reason.clone(),
             retry_of: run.retry_of.map(RunId::get),
             scheduled_at: run.scheduled_at.rfc3339(),

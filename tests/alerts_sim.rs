@@ -120,6 +120,7 @@ impl Sim {
         let r = self.d().handle(Request::Trigger {
             job: job.into(),
             follow: false,
+            params: Default::default(),
         });
         assert!(r.ok, "{r:?}");
         self.turn();

@@ -423,6 +423,7 @@ impl DSim {
                 let _ = self.d().handle(Request::Trigger {
                     job: JOBS[*j].to_string(),
                     follow: false,
+                    params: Default::default(),
                 });
             }
             DOp::Cancel => {
@@ -728,6 +729,7 @@ fn a_recovered_retry_delay_is_not_stretched_by_a_wrong_boot_clock() {
     let r = d.handle(Request::Trigger {
         job: "r".into(),
         follow: false,
+        params: Default::default(),
     });
     assert!(r.ok, "{r:?}");
     let _ = d.turn(None, true);

@@ -149,6 +149,11 @@ fn schema_and_parser_know_the_same_fields() {
             "id: a\ntasks: [{id: t, slurm: {zz_unknown: 1}}]\n".into(),
         ),
         (
+            "param",
+            object_of(&s, &s["properties"]["params"]),
+            "id: a\nparams: [{name: x, zz_unknown: 1}]\ntasks: [{id: t}]\n".into(),
+        ),
+        (
             "notify route",
             object_of(&s, &s["properties"]["notify"]),
             "id: a\nnotify: [{on: [failed], zz_unknown: 1}]\ntasks: [{id: t}]\n".into(),
@@ -247,4 +252,38 @@ fn defaults_schema_agrees_with_the_parser_and_the_job_schema() {
         assert!(!check_defaults(bad), "parser accepts {bad}");
     }
     assert!(v.is_valid(&yaml_to_json("ping: 'https://h/${{job.id}}/x'\n")));
+}
+
+/// `params:` entries the schema refuses are refused by validation too, and the fixture that
+/// uses every type passes both.
+#[test]
+fn params_problems_fail_the_schema_and_the_parser() {
+    let v = validator();
+    let check = |text: &str| {
+        petit::jobs::parse_job_in_zone(Path::new("p.yaml"), Path::new("."), text, chrono_tz::UTC)
+            .is_ok()
+    };
+    let doc =
+        |params: &str| format!("id: a\nparams: {params}\ntasks: [{{id: t, command: echo}}]\n");
+    for bad in [
+        "[{name: x, type: choice}]",
+        "[{name: x, type: choice, choices: []}]",
+        "[{name: x, choices: [a, b]}]",
+        "[{name: x, type: int, choices: [a]}]",
+        "[{name: 9x}]",
+        "[{name: x, type: float}]",
+        "[{name: x, type: choice, choices: [a, a], default: a}]",
+    ] {
+        let text = doc(bad);
+        assert!(!v.is_valid(&yaml_to_json(&text)), "schema accepts {bad}");
+        assert!(!check(&text), "parser accepts {bad}");
+    }
+    let good =
+        doc("[{name: x, type: choice, choices: [a, b], default: a}, {name: count, type: int}]");
+    let errors: Vec<String> = v
+        .iter_errors(&yaml_to_json(&good))
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(check(&good));
 }

@@ -155,6 +155,7 @@ fn daemon_status_and_jobs_answers_are_byte_identical() {
     answers.push(ok(d.handle(Request::Trigger {
         job: "work".into(),
         follow: false,
+        params: Default::default(),
     })));
     let _ = d.turn(None, true);
     assert!(d.engine_mut().world_mut().spawn(0, None));

@@ -54,6 +54,7 @@ pub fn build_engine_with(
 pub fn engine_error(e: EngineError) -> CliError {
     match e {
         EngineError::Store(s) => store_error(s),
+        EngineError::Params(p) => CliError::new(ErrorKind::BadInput, p.to_string()),
         other => CliError::new(ErrorKind::State, other.to_string()),
     }
 }

@@ -151,6 +151,25 @@ pub fn render_run_detail(v: &RunDetail) -> String {
         short(v.started_at.as_deref()),
         took(v.started_at.as_deref(), v.ended_at.as_deref())
     ));
+    if !v.params.is_empty() {
+        // A value that is empty or has spaces is quoted, so the line reads back unambiguously.
+        let pairs: Vec<String> = v
+            .params
+            .iter()
+            .map(|(k, x)| {
+                if x.is_empty() || x.contains(char::is_whitespace) {
+                    format!("{k}={x:?}")
+                } else {
+                    format!("{k}={x}")
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "params: {}
+",
+            pairs.join(" ")
+        ));
+    }
     for t in &v.tasks {
         match v.retry_of.filter(|_| t.reused) {
             Some(of) => out.push_str(&format!("  {}: {} (reused from #{of})\n", t.id, t.status)),

@@ -213,6 +213,7 @@ pub(crate) mod tests {
             max_catchup: 100,
             catchup_window_secs: None,
             depends_on: Vec::new(),
+            params: Vec::new(),
             dependency_timeout_secs: 3600,
             config: BTreeMap::new(),
             environment: BTreeMap::new(),

@@ -1,5 +1,6 @@
 //! `pt trigger`: run a job now, in the foreground, and follow it to the end.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::engine::{build_engine, follow_runs, print_event_json};
@@ -20,6 +21,9 @@ pub struct TriggerArgs {
     /// Start the run and return without following it
     #[arg(long)]
     pub detach: bool,
+    /// A value for one of the job's `params:` (repeatable); the others take their defaults
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -31,10 +35,11 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
         _ => {
             return Err(CliError::new(
                 ErrorKind::BadInput,
-                "usage: pt trigger [JOBS_DIR] JOB_ID",
+                "usage: pt trigger [JOBS_DIR] JOB_ID [-p KEY=VALUE]...",
             ))
         }
     };
+    let given = parse_params(&args.params)?;
     let location = args.state.locate()?;
     // A running daemon executes the run, under its concurrency limits, with its own definition
     // of the job: refuse when that is not the one JOBS_DIR holds.
@@ -49,6 +54,7 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
     let request = Request::Trigger {
         job: job_id.clone(),
         follow: !args.detach,
+        params: given.clone(),
     };
     if let Some(answer) = super::client::ask_streaming(&location, &request, print_event_json)? {
         if args.detach {
@@ -81,6 +87,9 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
         ));
     }
     let job = super::load_one_job(&jobs_dir, &job_id)?;
+    // Checked before anything is opened or recovered: bad values create nothing.
+    petit::jobs::params::resolve(&job, &given)
+        .map_err(|e| CliError::new(ErrorKind::BadInput, e.to_string()))?;
     let mut engine = build_engine(&location, args.max_tasks)?;
     let rt = super::engine::runtime()?;
     rt.block_on(async {
@@ -121,10 +130,32 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
             }
         }
         let id = engine
-            .start_run(&job, Trigger::Manual, None)
+            .start_run_with_params(&job, Trigger::Manual, None, &given)
             .map_err(super::engine::engine_error)?;
         follow_runs(&mut engine, &[id]).await
     })
+}
+
+/// The `-p KEY=VALUE` arguments by key (the value may contain `=`); a key given twice or an
+/// argument without `=` is a usage error. Whether they fit the job is for
+/// [`petit::jobs::params::resolve`].
+fn parse_params(args: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let Some((k, v)) = a.split_once('=') else {
+            return Err(CliError::new(
+                ErrorKind::BadInput,
+                format!("-p {a}: expected KEY=VALUE"),
+            ));
+        };
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(CliError::new(
+                ErrorKind::BadInput,
+                format!("-p {k}: given twice"),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// With a daemon running, `pt trigger JOBS_DIR JOB` runs the daemon's definition of `JOB`, read

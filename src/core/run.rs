@@ -640,6 +640,8 @@ impl Step {
 
 impl RunState {
     /// A new run record with every task pending. `status` is `Running` only after `Start`.
+    /// `params` holds the job's defaults (what every run not given values uses: scheduled,
+    /// catch-up, dependency); a manual trigger with values replaces them.
     pub fn new(
         job: &Job,
         id: RunId,
@@ -662,7 +664,7 @@ impl RunState {
                 deadline: None,
                 stop: None,
                 reason: None,
-                params: BTreeMap::new(),
+                params: crate::jobs::params::defaults(job),
                 retry_of: None,
                 reused: Vec::new(),
             },

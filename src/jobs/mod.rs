@@ -6,12 +6,14 @@
 
 pub mod diagnostic;
 pub mod model;
+pub mod params;
 pub mod raw;
 pub mod template;
 pub mod validate;
 
 pub use diagnostic::Diagnostic;
-pub use model::{AlertDefaults, AlertEvent, Alerts, Job, Route, RouteTarget};
+pub use model::{AlertDefaults, AlertEvent, Alerts, Job, Param, ParamKind, Route, RouteTarget};
+pub use params::ParamsError;
 pub use validate::DEFAULTS_FILE;
 
 use std::path::{Path, PathBuf};

@@ -32,6 +32,9 @@ pub struct Job {
     pub catchup_window_secs: Option<u64>,
     pub depends_on: Vec<JobDependency>,
     pub dependency_timeout_secs: u64,
+    /// `params:`, in file order: the values a run is triggered with (docs/job-files.md,
+    /// "Parameters"). A job with a parameter without a default is manual-only.
+    pub params: Vec<Param>,
     /// `config:` values, rendered as strings (YAML scalars).
     pub config: BTreeMap<String, String>,
     pub environment: BTreeMap<String, Template>,
@@ -45,6 +48,70 @@ pub struct Job {
     /// Tasks in file order; `Task::depends_on` holds indices into this vector.
     pub tasks: Vec<Task>,
     pub source: JobSource,
+}
+
+/// One entry of `params:`: a typed value given at trigger (`pt trigger JOB -p NAME=VALUE`),
+/// seen by templates as `${{ params.NAME }}` and by tasks as `PETIT_PARAM_<NAME>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// `[A-Za-z_][A-Za-z0-9_]*`, unique in the job.
+    pub name: String,
+    pub kind: ParamKind,
+    /// The value of runs that are not given one (scheduled, catch-up, dependency runs, and
+    /// manual ones without `-p`), already in its canonical spelling (see [`ParamKind`]).
+    /// `None` makes the job manual-only.
+    pub default: Option<String>,
+    pub description: String,
+}
+
+/// The type of a [`Param`]: what a value must look like. Values are kept as text, in a
+/// canonical spelling: an `int` as `i64` prints it (`007` is `7`), a `bool` as `true`/`false`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParamKind {
+    String,
+    Int,
+    Bool,
+    /// One of these (non-empty, no duplicates).
+    Choice(Vec<String>),
+}
+
+impl ParamKind {
+    /// The name used in job files and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ParamKind::String => "string",
+            ParamKind::Int => "int",
+            ParamKind::Bool => "bool",
+            ParamKind::Choice(_) => "choice",
+        }
+    }
+
+    /// `value` in its canonical spelling, or why it is not a value of this type.
+    pub fn check(&self, value: &str) -> Result<String, String> {
+        match self {
+            ParamKind::String => Ok(value.to_string()),
+            ParamKind::Int => value
+                .trim()
+                .parse::<i64>()
+                .map(|n| n.to_string())
+                .map_err(|_| format!("`{value}` is not an int")),
+            ParamKind::Bool => match value {
+                "true" | "false" => Ok(value.to_string()),
+                _ => Err(format!("`{value}` is not a bool (use true or false)")),
+            },
+            ParamKind::Choice(choices) => {
+                if choices.iter().any(|c| c == value) {
+                    Ok(value.to_string())
+                } else {
+                    Err(format!(
+                        "`{value}` is not one of the choices: {}",
+                        choices.join(", ")
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// Where a job came from, kept so that a run can re-derive exactly the job it started with.
@@ -451,6 +518,12 @@ pub const DEFAULT_MAX_INTERRUPTS: u32 = 3;
 pub const DEFAULT_DEPENDENCY_TIMEOUT_SECS: u64 = 3600;
 
 impl Job {
+    /// Whether the job has a parameter without a default, so that only a manual trigger
+    /// that gives it can run it.
+    pub fn is_manual_only(&self) -> bool {
+        self.params.iter().any(|p| p.default.is_none())
+    }
+
     /// Index of the task with this id.
     pub fn task_index(&self, id: &str) -> Option<usize> {
         self.tasks.iter().position(|t| t.id == id)

@@ -50,6 +50,8 @@ pub struct RawJob {
     pub catchup_window_secs: Option<Spanned<u64>>,
     pub depends_on: Option<Vec<Spanned<RawJobDependency>>>,
     pub dependency_timeout_secs: Option<Spanned<u64>>,
+    /// Typed values given at trigger (docs/job-files.md, "Parameters").
+    pub params: Option<Spanned<Vec<Spanned<RawParam>>>>,
     /// Scalars only; numbers and booleans are kept as written.
     pub config: Option<BTreeMap<String, Spanned<String>>>,
     pub environment: Option<BTreeMap<String, Spanned<String>>>,
@@ -67,6 +69,19 @@ pub struct RawJob {
     pub late_after_secs: Option<Spanned<u64>>,
     pub expect_success_within_secs: Option<Spanned<u64>>,
     pub tasks: Spanned<Vec<Spanned<RawTask>>>,
+}
+
+/// One entry of `params:`. `type` is kept as written so that validation can name the
+/// known types; `default` and `choices` are scalars kept as written (`3`, `true`, `fast`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParam {
+    pub name: Spanned<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    pub default: Option<Spanned<String>>,
+    pub description: Option<String>,
+    pub choices: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `_defaults.yaml`: alert settings for every job that has none of its own.

@@ -40,6 +40,8 @@ pub enum Reference {
     RunScheduledAt,
     /// `env.NAME`
     Env(String),
+    /// `params.NAME`: the run's value of a declared `params:` entry.
+    Param(String),
 }
 
 impl fmt::Display for Reference {
@@ -50,6 +52,7 @@ impl fmt::Display for Reference {
             Reference::RunId => f.write_str("run.id"),
             Reference::RunScheduledAt => f.write_str("run.scheduled_at"),
             Reference::Env(n) => write!(f, "env.{n}"),
+            Reference::Param(n) => write!(f, "params.{n}"),
         }
     }
 }
@@ -105,9 +108,10 @@ fn parse_reference(expr: &str) -> Result<Reference, String> {
         ["run", "id"] => Ok(Reference::RunId),
         ["run", "scheduled_at"] => Ok(Reference::RunScheduledAt),
         ["env", name] if is_ident(name) => Ok(Reference::Env((*name).to_string())),
+        ["params", name] if is_ident(name) => Ok(Reference::Param((*name).to_string())),
         _ => Err(format!(
-            "unknown reference `{expr}`; expected config.KEY, tasks.ID.outputs.KEY, run.id, \
-             run.scheduled_at or env.NAME"
+            "unknown reference `{expr}`; expected config.KEY, params.NAME, \
+             tasks.ID.outputs.KEY, run.id, run.scheduled_at or env.NAME"
         )),
     }
 }

@@ -19,7 +19,7 @@
 //! daemon is busy and closed. Accepting stops while descriptors run out (`EMFILE`, `ENFILE`) and
 //! resumes after a pause, never spinning.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -58,10 +58,14 @@ const EVICT_WAIT: Duration = Duration::from_secs(2);
 pub enum Request {
     /// Daemon, clock trust, running runs, next firings.
     Status,
-    /// Start a run of `job` now; with `follow`, stream its events until it ends.
+    /// Start a run of `job` now; with `follow`, stream its events until it ends. `params`
+    /// are the `-p NAME=VALUE` values as typed (the daemon checks them against its job;
+    /// absent in the JSON when empty, as before parameters existed).
     Trigger {
         job: String,
         follow: bool,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        params: BTreeMap<String, String>,
     },
     /// Cancel a run.
     Cancel {
@@ -756,6 +760,7 @@ mod tests {
                                 ended_at: Some("2026-01-01T00:00:01Z".into()),
                                 id: 7,
                                 job_id: "j".into(),
+                                params: Default::default(),
                                 reason: None,
                                 retry_of: None,
                                 scheduled_at: "2026-01-01T00:00:00Z".into(),
@@ -775,6 +780,7 @@ mod tests {
         let request = Request::Trigger {
             job: "j".into(),
             follow: true,
+            params: Default::default(),
         };
         let mut client = match Client::send(&path, &request).await {
             Ok(Connect::Connected(c)) => c,

@@ -88,6 +88,10 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("run {run}: {message}")]
     Snapshot { run: RunId, message: String },
+    /// The values given to [`Engine::start_run_with_params`] do not fit the job's `params:`;
+    /// no run was created.
+    #[error(transparent)]
+    Params(#[from] crate::jobs::ParamsError),
     /// The simulation cut the process here (never in production).
     #[error("simulated crash")]
     Crashed,
@@ -520,20 +524,60 @@ impl<W: World> Engine<W> {
         Ok(id)
     }
 
+    /// Creates a run of `job` with the values `given` for its `params:` (name to value as
+    /// typed; the others take their defaults) and starts it. Returns its id. Values that do
+    /// not fit (an unknown name, a value not of its type, a parameter without default not
+    /// given) are [`EngineError::Params`], and nothing is created.
+    pub fn start_run_with_params(
+        &mut self,
+        job: &Job,
+        trigger: Trigger,
+        scheduled_at: Option<Timestamp>,
+        given: &BTreeMap<String, String>,
+    ) -> Result<RunId, EngineError> {
+        let id = self.create_run_with_params(job, trigger, scheduled_at, given)?;
+        self.inputs.push_back((id, Input::Start));
+        Ok(id)
+    }
+
+    /// [`Engine::create_run`] with the values `given` for the job's `params:`, checked by
+    /// [`crate::jobs::params::resolve`] before anything is written.
+    pub(crate) fn create_run_with_params(
+        &mut self,
+        job: &Job,
+        trigger: Trigger,
+        scheduled_at: Option<Timestamp>,
+        given: &BTreeMap<String, String>,
+    ) -> Result<RunId, EngineError> {
+        let params = crate::jobs::params::resolve(job, given)?;
+        self.insert_run(job, trigger, scheduled_at, Some(params))
+    }
+
     /// Creates a run of `job` (queued) in one transaction and takes it over, without starting
-    /// it. Returns its id.
+    /// it. Returns its id. Its params are the job's defaults.
     pub(crate) fn create_run(
         &mut self,
         job: &Job,
         trigger: Trigger,
         scheduled_at: Option<Timestamp>,
     ) -> Result<RunId, EngineError> {
+        self.insert_run(job, trigger, scheduled_at, None)
+    }
+
+    /// Writes a new queued run of `job`; `params` replaces the defaults when given.
+    fn insert_run(
+        &mut self,
+        job: &Job,
+        trigger: Trigger,
+        scheduled_at: Option<Timestamp>,
+        params: Option<BTreeMap<String, String>>,
+    ) -> Result<RunId, EngineError> {
         let now = self.world.now();
         let snapshot = snapshot_of(job);
         let max_tasks = self.config.default_max_tasks;
         let state = self.write(|tx| {
             let id = tx.next_run_id()?;
-            let s = RunState::new(
+            let mut s = RunState::new(
                 job,
                 id,
                 trigger,
@@ -541,6 +585,9 @@ impl<W: World> Engine<W> {
                 now,
                 max_tasks,
             );
+            if let Some(params) = params {
+                s.run.params = params;
+            }
             tx.insert_run(&s, &snapshot)?;
             Ok(s)
         })?;
@@ -1566,6 +1613,9 @@ impl<W: World> Engine<W> {
         env.insert("PETIT_ATTEMPT".into(), attempt.to_string());
         env.insert("PETIT_SCHEDULED_AT".into(), run.scheduled_at.rfc3339());
         env.insert("PETIT_TRIGGER".into(), run.trigger.name().into());
+        for (name, value) in &run.params {
+            env.insert(crate::jobs::params::env_name(name), value.clone());
+        }
         env.insert(
             ATTEMPT_KEY_VAR.into(),
             self.attempt_key(run.id, task, attempt),
@@ -1647,6 +1697,9 @@ impl Context for RunContext<'_> {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| format!("environment variable `{name}` is not set")),
+            Reference::Param(name) => self.state.run.params.get(name).cloned().ok_or_else(|| {
+                format!("parameter `{name}` has no value in this run (it has no default)")
+            }),
         }
     }
 }

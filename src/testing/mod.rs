@@ -81,6 +81,7 @@ pub fn job(id: &str, tasks: Vec<(Task, Vec<String>)>) -> Job {
         catchup_window_secs: None,
         depends_on: Vec::new(),
         dependency_timeout_secs: DEFAULT_DEPENDENCY_TIMEOUT_SECS,
+        params: Vec::new(),
         config: BTreeMap::new(),
         environment: BTreeMap::new(),
         timeout_secs: None,

@@ -201,6 +201,7 @@ impl Source {
             Action::Trigger { job } => Request::Trigger {
                 job: job.clone(),
                 follow: false,
+                params: Default::default(),
             },
             Action::Cancel { run } => Request::Cancel {
                 run: RunId::new(*run),

@@ -1,6 +1,7 @@
 //! Checks of a job's own fields: schedule and zone, bounds, history, `config`, the job's
 //! `environment` and its `depends_on` jobs as written (whether they exist is a directory
-//! check, in `dir`). The task list is checked in `task`, the alert fields in `alerts`.
+//! check, in `dir`). The task list is checked in `task`, the alert fields in `alerts`,
+//! `params:` in `params`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +11,7 @@ use serde_saphyr::Spanned;
 
 use super::alerts::job_alerts;
 use super::limits::{LOG_BYTES_RANGE, MAX_CATCHUP, MAX_PARALLEL, MAX_TIMEOUT_SECS};
+use super::params::{check_param_ref, manual_only, params};
 use super::slurm::slurm_block;
 use super::suggest::closest;
 use super::task::tasks;
@@ -118,6 +120,8 @@ pub(super) fn job(
     };
 
     let depends_on = job_dependencies(ck, &raw, job_deps);
+    let (params, declared) = params(ck, &raw);
+    manual_only(ck, &raw, &params);
 
     let mut config = BTreeMap::new();
     for (k, v) in raw.config.iter().flatten() {
@@ -137,6 +141,7 @@ pub(super) fn job(
     for site in &sites {
         for r in &site.refs {
             check_config_ref(ck, site, r, &config);
+            check_param_ref(ck, site, r, &declared);
             if let Reference::TaskOutput { .. } = r {
                 ck.report_hint(
                     site.loc,
@@ -153,7 +158,15 @@ pub(super) fn job(
         .as_ref()
         .map(|b| slurm_block(ck, b, "slurm"))
         .unwrap_or_default();
-    let tasks = tasks(ck, &raw, base_dir, max_log_bytes, &slurm_defaults, &config);
+    let tasks = tasks(
+        ck,
+        &raw,
+        base_dir,
+        max_log_bytes,
+        &slurm_defaults,
+        &config,
+        &declared,
+    );
     let alerts = job_alerts(ck, &raw);
 
     Some(Job {
@@ -179,6 +192,7 @@ pub(super) fn job(
         catchup_window_secs,
         depends_on,
         dependency_timeout_secs,
+        params,
         config,
         environment,
         timeout_secs,

@@ -7,7 +7,8 @@
 //!
 //! This module holds the entry points ([`check_file`], [`check_directory`]) and the
 //! `Checker` that collects one file's diagnostics. The checks live in rooms by what they
-//! look at: `job` (the job's own fields and its `depends_on` jobs), `task` (the task list, each
+//! look at: `job` (the job's own fields and its `depends_on` jobs), `params` (`params:`,
+//! `${{ params.NAME }}` and what makes a job manual-only), `task` (the task list, each
 //! task, its action and retry policy), `alerts` (`notify:`, `ping:`, the alert deadlines and
 //! the directory's `_defaults.yaml`), `resources` (`memory_max`, `cpu_weight`), `slurm` (the
 //! `slurm:` blocks and `sbatch` options), `dir` (the relations between the files of a
@@ -31,6 +32,7 @@ mod graph;
 mod job;
 mod limits;
 mod location;
+mod params;
 mod resources;
 mod slurm;
 mod suggest;

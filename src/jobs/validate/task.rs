@@ -14,6 +14,7 @@ use super::limits::{
     LOG_BYTES_RANGE, MAX_DELAY_SECS, MAX_INTERRUPTS, MAX_KILL_GRACE_SECS, MAX_MAX_DELAY_SECS,
     MAX_RETRIES, MAX_TIMEOUT_SECS,
 };
+use super::params::check_param_ref;
 use super::resources::limits;
 use super::slurm::{slurm_block, slurm_options, SlurmBlock};
 use super::suggest::closest;
@@ -37,6 +38,7 @@ pub(super) fn tasks(
     job_max_log_bytes: u64,
     slurm_defaults: &SlurmBlock,
     config: &BTreeMap<String, String>,
+    params: &[String],
 ) -> Option<Vec<Task>> {
     if raw.tasks.value.is_empty() {
         ck.report(
@@ -100,12 +102,13 @@ pub(super) fn tasks(
             format!("dependency cycle: {}", names.join(" -> ")),
         );
     }
-    // References: config keys must be declared, task outputs must come from upstream.
+    // References: config keys and params must be declared, task outputs must come from upstream.
     for (i, task_sites) in sites.iter().enumerate() {
         let mut upstream: Option<BTreeSet<usize>> = None;
         for site in task_sites {
             for r in &site.refs {
                 check_config_ref(ck, site, r, config);
+                check_param_ref(ck, site, r, params);
                 let Reference::TaskOutput { task: from, .. } = r else {
                     continue;
                 };

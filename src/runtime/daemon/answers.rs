@@ -8,21 +8,7 @@ impl<W: World> Daemon<W> {
     pub(super) fn handle_inner(&mut self, request: Request) -> Result<Response, DaemonError> {
         Ok(match request {
             Request::Status => Response::ok(view::to_json(&self.status_view()?)),
-            Request::Trigger { job, .. } => match self.jobs.get(&job).cloned() {
-                Some(j) => {
-                    let id = self.create_run(&j, Trigger::Manual)?;
-                    self.start_ready()?;
-                    Response::ok(view::to_json(&view::Triggered { run: id.get() }))
-                }
-                None => Response::error(
-                    2,
-                    format!(
-                        "no job `{job}` in {} (known: {})",
-                        self.config.jobs_dir.display(),
-                        self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ),
-            },
+            Request::Trigger { job, params, .. } => self.answer_trigger(&job, &params)?,
             Request::Cancel { run } => {
                 if self.engine.cancel(run) {
                     Response::ok(view::to_json(&view::Cancelling {

@@ -35,6 +35,7 @@ use crate::view;
 
 mod answers;
 mod retry;
+mod trigger;
 
 /// How often the clock's sync state is re-read while schedules wait for it. The only periodic
 /// wake-up besides the systemd watchdog, and only until the clock is trusted.
