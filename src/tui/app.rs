@@ -98,10 +98,23 @@ pub enum Query {
 /// What the user asked the daemon to do (after confirming).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    Trigger { job: String },
-    Cancel { run: u64 },
-    Pause { job: String },
-    Unpause { job: String },
+    Trigger {
+        job: String,
+    },
+    Cancel {
+        run: u64,
+    },
+    Pause {
+        job: String,
+    },
+    Unpause {
+        job: String,
+    },
+    /// `pt retry RUN [--from TASK]`: a new run reusing what succeeded.
+    Retry {
+        run: u64,
+        from: Option<String>,
+    },
 }
 
 impl Action {
@@ -112,6 +125,13 @@ impl Action {
             Action::Cancel { run } => format!("Cancel run #{run}?"),
             Action::Pause { job } => format!("Pause the schedule of {job}?"),
             Action::Unpause { job } => format!("Unpause the schedule of {job}?"),
+            Action::Retry { run, from: None } => {
+                format!("Retry run #{run} (what succeeded is reused)?")
+            }
+            Action::Retry {
+                run,
+                from: Some(task),
+            } => format!("Retry run #{run} from task {task} (and what depends on it)?"),
         }
     }
 }
@@ -703,6 +723,19 @@ impl App {
             }
             Key::Char('c') => {
                 let a = self.current_run().map(|run| Action::Cancel { run });
+                self.ask(a);
+            }
+            Key::Char('R') => {
+                // In a run's view, from the task under the cursor; elsewhere the whole run.
+                let from = match self.view() {
+                    View::Run { .. } => self
+                        .run
+                        .as_ref()
+                        .and_then(|r| r.tasks.get(self.selected()))
+                        .map(|t| t.id.clone()),
+                    _ => None,
+                };
+                let a = self.current_run().map(|run| Action::Retry { run, from });
                 self.ask(a);
             }
             _ => {}

@@ -208,6 +208,12 @@ impl Source {
             },
             Action::Pause { job } => Request::Pause { job: job.clone() },
             Action::Unpause { job } => Request::Unpause { job: job.clone() },
+            Action::Retry { run, from } => Request::Retry {
+                run: RunId::new(*run),
+                from: from.iter().cloned().collect(),
+                definition: Default::default(),
+                follow: false,
+            },
         };
         let data = ask(socket, &request)
             .await?
@@ -220,6 +226,10 @@ impl Source {
             Action::Cancel { run } => format!("cancelling run #{run}"),
             Action::Pause { job } => format!("{job} paused"),
             Action::Unpause { job } => format!("{job} unpaused"),
+            Action::Retry { run, .. } => format!(
+                "run #{} retries #{run}",
+                decode::<view::Triggered>("retry", data)?.run
+            ),
         })
     }
 }

@@ -27,6 +27,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("1", "jobs"),
     ("t", "trigger the job"),
     ("c", "cancel the run"),
+    (
+        "R",
+        "retry the run (in a run: from the task under the cursor)",
+    ),
     ("p", "pause / unpause the job"),
     ("f", "log: follow on/off"),
     ("[ ]", "log: earlier / later attempt"),
@@ -145,8 +149,8 @@ fn draw_title(frame: &mut Frame, app: &App, area: Rect, st: &Styles) {
 fn hints(app: &App) -> &'static str {
     match app.view() {
         View::Jobs => "Enter runs  t trigger  p pause/unpause  e events  ? help  q quit",
-        View::Runs { .. } => "Enter run  t trigger  c cancel  p pause  Esc back  ? help",
-        View::Run { .. } => "Enter logs  c cancel  Esc back  ? help",
+        View::Runs { .. } => "Enter run  t trigger  c cancel  R retry  p pause  Esc back  ? help",
+        View::Run { .. } => "Enter logs  c cancel  R retry from task  Esc back  ? help",
         View::Logs { .. } => "f follow  [ ] attempt  j k PgUp PgDn g G scroll  Esc back",
         View::Events => "Enter the event's run  Tab jobs  ? help  q quit",
     }

@@ -190,3 +190,22 @@ fn quit_and_help() {
     assert_eq!(app.on_key(Key::Char('q')), vec![Effect::Quit]);
     assert_eq!(app.on_key(Key::Ctrl('c')), vec![Effect::Quit]);
 }
+
+#[test]
+fn retry_asks_for_the_shown_run() {
+    let mut app = live();
+    app.on_key(Key::Char('R'));
+    assert_eq!(app.confirm, None, "no run on the Jobs view");
+    app.stack.push(Screen {
+        view: View::Run { id: 3 },
+        selected: 0,
+    });
+    app.on_key(Key::Char('R'));
+    let asked = app.confirm.clone();
+    assert_eq!(asked, Some(Action::Retry { run: 3, from: None }));
+    assert!(asked.unwrap().question().contains("Retry run #3"));
+    assert_eq!(
+        app.on_key(Key::Char('y')),
+        vec![Effect::Act(Action::Retry { run: 3, from: None })]
+    );
+}
