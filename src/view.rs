@@ -569,6 +569,9 @@ pub struct JobView {
     #[serde(flatten)]
     pub listing: JobListing,
     pub last: Option<LastRun>,
+    /// The job's `params:` (what a manual trigger may set); absent when it has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ParamView>,
     pub paused: bool,
     pub running: Vec<u64>,
     /// The schedule in words.
@@ -588,6 +591,7 @@ impl JobView {
         JobView {
             listing: JobListing::of(job, next),
             last: last.map(LastRun::of),
+            params: job.params.iter().map(ParamView::of).collect(),
             paused,
             running,
             schedule_text: job.schedule.as_ref().map(|s| s.describe()),
@@ -795,4 +799,34 @@ pub struct NotifyTestResult {
     pub status: Option<u16>,
     /// The URL, or the command's program.
     pub target: String,
+}
+
+/// One of a job's `params:`, as the jobs answer shows it (for the TUI's trigger prompt).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamView {
+    /// For a `choice`: the values allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// `None`: a value is required.
+    pub default: Option<String>,
+    pub description: String,
+    /// `string`, `int`, `bool` or `choice`.
+    pub kind: String,
+    pub name: String,
+}
+
+impl ParamView {
+    /// The view of one parameter.
+    pub fn of(p: &crate::jobs::model::Param) -> Self {
+        ParamView {
+            choices: match &p.kind {
+                crate::jobs::model::ParamKind::Choice(c) => c.clone(),
+                _ => Vec::new(),
+            },
+            default: p.default.clone(),
+            description: p.description.clone(),
+            kind: p.kind.name().to_string(),
+            name: p.name.clone(),
+        }
+    }
 }

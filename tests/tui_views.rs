@@ -184,7 +184,7 @@ fn runs_view_shows_history_of_a_job() {
             "\n",
             "\n",
             "\n",
-            " Enter run  t trigger  c cancel  p pause  Esc back  ? help\n",
+            " Enter run  t trigger  c cancel  R retry  p pause  Esc back  ? help\n",
             " daemon pid 4242 │ clock trusted │ running #7 retry_demo\n",
         )
     );
@@ -238,7 +238,7 @@ fn run_view_shows_tasks_attempts_and_retry_countdown() {
             "\n",
             "\n",
             "\n",
-            " Enter logs  c cancel  Esc back  ? help\n",
+            " Enter logs  c cancel  R retry from task  Esc back  ? help\n",
             " daemon pid 4242 │ clock trusted │ running #7 retry_demo\n",
         )
     );
@@ -349,10 +349,9 @@ fn help_overlay_and_confirmation_are_drawn_over_the_view() {
         concat!(
             " Petit  Jobs                                                             ? help\n",
             "JOB            SCHEDULE              NEXT (zone)      LAST RUN       STATE\n",
-            "berlin_morning At 07:30, Monday thro 11-27 07:30 CET  #3 succeeded\n",
-            "pipeline      ┌ keys ────────────────────────────────────────────┐   paused\n",
-            "retry_demo    │ j k  ↓ ↑         move                            │   running #7\n",
-            "              │ PgDn PgUp ^d ^u  move a page                     │\n",
+            "berlin_morning┌ keys ────────────────────────────────────────────┐\n",
+            "pipeline      │ j k  ↓ ↑         move                            │   paused\n",
+            "retry_demo    │ PgDn PgUp ^d ^u  move a page                     │   running #7\n",
             "              │ g G  Home End    first, last                     │\n",
             "              │ Enter l →        open: job → runs → run → log    │\n",
             "              │ Esc h ← Bksp     back                            │\n",
@@ -360,6 +359,7 @@ fn help_overlay_and_confirmation_are_drawn_over_the_view() {
             "              │ 1                jobs                            │\n",
             "              │ t                trigger the job                 │\n",
             "              │ c                cancel the run                  │\n",
+            "              │ R                retry (in a run: from the task) │\n",
             "              │ p                pause / unpause the job         │\n",
             "              │ f                log: follow on/off              │\n",
             "              │ [ ]              log: earlier / later attempt    │\n",

@@ -98,8 +98,10 @@ pub enum Query {
 /// What the user asked the daemon to do (after confirming).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// With the `-p` values the prompt collected (empty: the defaults).
     Trigger {
         job: String,
+        params: Vec<(String, String)>,
     },
     Cancel {
         run: u64,
@@ -121,7 +123,13 @@ impl Action {
     /// The confirmation question.
     pub fn question(&self) -> String {
         match self {
-            Action::Trigger { job } => format!("Trigger a run of {job} now?"),
+            Action::Trigger { job, params } if params.is_empty() => {
+                format!("Trigger a run of {job} now?")
+            }
+            Action::Trigger { job, params } => {
+                let p: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("Trigger a run of {job} with {} now?", p.join(" "))
+            }
             Action::Cancel { run } => format!("Cancel run #{run}?"),
             Action::Pause { job } => format!("Pause the schedule of {job}?"),
             Action::Unpause { job } => format!("Unpause the schedule of {job}?"),
@@ -190,6 +198,16 @@ pub struct JobRow {
     pub running: Vec<u64>,
     /// Attempts each task may make, by the current definition: (task id, attempts).
     pub max_attempts: Vec<(String, u32)>,
+    /// The job's parameters (a trigger prompts for them).
+    pub params: Vec<view::ParamView>,
+}
+
+/// The trigger prompt of a job with parameters: `KEY=VALUE` pairs to edit, separated by
+/// spaces, filled with the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    pub job: String,
+    pub text: String,
 }
 
 /// Per-task facts of an unfinished run that the run's JSON does not carry.
@@ -318,6 +336,8 @@ pub struct App {
     pub events: std::collections::VecDeque<EventRow>,
     pub help: bool,
     pub confirm: Option<Action>,
+    /// The trigger prompt, while parameters are being typed.
+    pub prompt: Option<Prompt>,
     /// The message line: results, errors, hints.
     pub message: Option<String>,
     /// Lines a page moves (set by the shell from the terminal height).
@@ -345,6 +365,7 @@ pub fn job_row(v: &view::JobView) -> JobRow {
             status: r.status.clone(),
         }),
         running: v.running.clone(),
+        params: v.params.clone(),
         max_attempts: v
             .tasks
             .iter()
@@ -449,6 +470,7 @@ impl App {
             events: std::collections::VecDeque::new(),
             help: false,
             confirm: None,
+            prompt: None,
             message: None,
             page: 10,
         };
@@ -621,6 +643,37 @@ impl App {
 
     /// Handles one key press.
     pub fn on_key(&mut self, key: Key) -> Vec<Effect> {
+        if let Some(mut prompt) = self.prompt.take() {
+            match key {
+                Key::Enter => {
+                    let params = prompt
+                        .text
+                        .split_whitespace()
+                        .map(|pair| match pair.split_once('=') {
+                            Some((k, v)) => (k.to_string(), v.to_string()),
+                            None => (pair.to_string(), String::new()),
+                        })
+                        .collect();
+                    self.confirm = Some(Action::Trigger {
+                        job: prompt.job,
+                        params,
+                    });
+                }
+                Key::Esc | Key::Ctrl('c') => self.message = Some("not done".into()),
+                Key::Backspace => {
+                    prompt.text.pop();
+                    self.prompt = Some(prompt);
+                }
+                Key::Char(c) => {
+                    if prompt.text.len() < 1024 {
+                        prompt.text.push(c);
+                    }
+                    self.prompt = Some(prompt);
+                }
+                _ => self.prompt = Some(prompt),
+            }
+            return Vec::new();
+        }
         if let Some(action) = self.confirm.take() {
             return match key {
                 Key::Char('y') | Key::Char('Y') | Key::Enter => {
@@ -706,10 +759,24 @@ impl App {
                 return self.other_attempt(key == Key::Char(']'));
             }
             Key::Char('t') => {
-                let a = self
-                    .current_job()
-                    .map(|j| Action::Trigger { job: j.id.clone() });
-                self.ask(a);
+                let job = self.current_job().cloned();
+                match job {
+                    Some(j) if !j.params.is_empty() && self.mode == Mode::Live => {
+                        let text: Vec<String> = j
+                            .params
+                            .iter()
+                            .map(|p| format!("{}={}", p.name, p.default.as_deref().unwrap_or("")))
+                            .collect();
+                        self.prompt = Some(Prompt {
+                            job: j.id.clone(),
+                            text: text.join(" "),
+                        });
+                    }
+                    j => self.ask(j.map(|j| Action::Trigger {
+                        job: j.id.clone(),
+                        params: Vec::new(),
+                    })),
+                }
             }
             Key::Char('p') => {
                 let a = self.current_job().map(|j| {

@@ -198,10 +198,10 @@ impl Source {
             return Err("snapshot: no daemon runs, nothing can be changed from here".into());
         };
         let request = match action {
-            Action::Trigger { job } => Request::Trigger {
+            Action::Trigger { job, params } => Request::Trigger {
                 job: job.clone(),
                 follow: false,
-                params: Default::default(),
+                params: params.iter().cloned().collect(),
             },
             Action::Cancel { run } => Request::Cancel {
                 run: RunId::new(*run),
@@ -219,7 +219,7 @@ impl Source {
             .await?
             .ok_or_else(|| "the daemon stopped".to_string())?;
         Ok(match action {
-            Action::Trigger { job } => format!(
+            Action::Trigger { job, .. } => format!(
                 "run #{} of {job} triggered",
                 decode::<view::Triggered>("trigger", data)?.run
             ),
@@ -350,6 +350,7 @@ fn snapshot_overview(
                     timezone: "UTC".into(),
                 },
                 last: last.as_ref().map(LastRun::of),
+                params: Vec::new(),
                 paused: is_paused,
                 running,
                 schedule_text: None,

@@ -27,10 +27,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("1", "jobs"),
     ("t", "trigger the job"),
     ("c", "cancel the run"),
-    (
-        "R",
-        "retry the run (in a run: from the task under the cursor)",
-    ),
+    ("R", "retry (in a run: from the task)"),
     ("p", "pause / unpause the job"),
     ("f", "log: follow on/off"),
     ("[ ]", "log: earlier / later attempt"),
@@ -157,9 +154,14 @@ fn hints(app: &App) -> &'static str {
 }
 
 fn draw_message(frame: &mut Frame, app: &App, area: Rect, st: &Styles) {
-    let line = match &app.message {
-        Some(m) => Line::from(format!(" {m}")),
-        None => Line::styled(format!(" {}", hints(app)), st.dim()),
+    let line = match (&app.prompt, &app.message) {
+        // The trigger prompt of a job with parameters: edited in place, Enter asks to confirm.
+        (Some(p), _) => Line::from(format!(
+            " {} params (Enter: trigger, Esc: cancel): {}_",
+            p.job, p.text
+        )),
+        (None, Some(m)) => Line::from(format!(" {m}")),
+        (None, None) => Line::styled(format!(" {}", hints(app)), st.dim()),
     };
     frame.render_widget(Paragraph::new(line), area);
 }

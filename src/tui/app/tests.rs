@@ -13,6 +13,7 @@ fn job(id: &str, paused: bool) -> view::JobView {
             timezone: "UTC".into(),
         },
         last: None,
+        params: Vec::new(),
         paused,
         running: Vec::new(),
         schedule_text: None,
@@ -67,10 +68,19 @@ fn vi_keys_and_arrows_move_within_bounds() {
 fn trigger_asks_for_confirmation_first() {
     let mut app = live();
     assert!(app.on_key(Key::Char('t')).is_empty());
-    assert_eq!(app.confirm, Some(Action::Trigger { job: "a".into() }));
+    assert_eq!(
+        app.confirm,
+        Some(Action::Trigger {
+            job: "a".into(),
+            params: Vec::new()
+        })
+    );
     assert_eq!(
         app.on_key(Key::Char('y')),
-        vec![Effect::Act(Action::Trigger { job: "a".into() })]
+        vec![Effect::Act(Action::Trigger {
+            job: "a".into(),
+            params: Vec::new()
+        })]
     );
     assert_eq!(app.confirm, None);
 }
@@ -208,4 +218,69 @@ fn retry_asks_for_the_shown_run() {
         app.on_key(Key::Char('y')),
         vec![Effect::Act(Action::Retry { run: 3, from: None })]
     );
+}
+
+#[test]
+fn a_job_with_parameters_prompts_for_them_before_the_confirmation() {
+    let mut app = live();
+    let mut with_params = job("a", false);
+    with_params.params = vec![
+        view::ParamView {
+            default: Some("nas".into()),
+            kind: "string".into(),
+            name: "target".into(),
+            ..Default::default()
+        },
+        view::ParamView {
+            choices: vec!["fast".into(), "full".into()],
+            default: Some("fast".into()),
+            kind: "choice".into(),
+            name: "level".into(),
+            ..Default::default()
+        },
+    ];
+    app.on_update(Update::Overview {
+        status: Box::new(view::StatusView {
+            alerts: None,
+            clock: view::ClockView::Daemon {
+                state: "trusted".into(),
+                trusted: true,
+            },
+            daemon: None,
+            fences: Vec::new(),
+            isolation: None,
+            next: Vec::new(),
+            running: Vec::new(),
+        }),
+        jobs: view::JobsView {
+            jobs: vec![with_params],
+            runs: Vec::new(),
+        },
+    });
+    app.on_key(Key::Char('t'));
+    let prompt = app.prompt.clone().expect("a prompt");
+    assert_eq!(prompt.text, "target=nas level=fast");
+    assert_eq!(app.confirm, None, "no confirmation before the values");
+    // Edit the last value: "fast" -> "full".
+    for _ in 0..4 {
+        app.on_key(Key::Backspace);
+    }
+    for c in "full".chars() {
+        app.on_key(Key::Char(c));
+    }
+    app.on_key(Key::Enter);
+    let want = Action::Trigger {
+        job: "a".into(),
+        params: vec![
+            ("target".into(), "nas".into()),
+            ("level".into(), "full".into()),
+        ],
+    };
+    assert_eq!(app.confirm, Some(want.clone()));
+    assert!(want.question().contains("with target=nas level=full"));
+    assert_eq!(app.on_key(Key::Char('y')), vec![Effect::Act(want)]);
+    // Esc leaves the prompt without asking anything.
+    app.on_key(Key::Char('t'));
+    app.on_key(Key::Esc);
+    assert_eq!((app.prompt.clone(), app.confirm.clone()), (None, None));
 }
