@@ -91,6 +91,15 @@ pub enum Request {
     /// flags, last run and running runs; and for each unfinished run, per task, the attempts
     /// its definition allows and when a waiting retry is due (for `pt tui`).
     Jobs,
+    /// `pt backfill`: a queued run for each firing of `job`'s schedule in `[from, to]` (RFC
+    /// 3339) that has no record, at most `max` firings; with `dry_run`, only the list.
+    Backfill {
+        job: String,
+        from: String,
+        to: String,
+        max: usize,
+        dry_run: bool,
+    },
 }
 
 /// The final answer to a request.

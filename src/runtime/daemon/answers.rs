@@ -74,6 +74,13 @@ impl<W: World> Daemon<W> {
                 self.recent.iter().map(control::event_json).collect(),
             )),
             Request::Jobs => Response::ok(view::to_json(&self.jobs_view()?)),
+            Request::Backfill {
+                job,
+                from,
+                to,
+                max,
+                dry_run,
+            } => self.backfill(&job, &from, &to, max, dry_run)?,
         })
     }
 
