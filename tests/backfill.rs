@@ -88,18 +88,22 @@ fn norm(list: &[String]) -> Vec<i64> {
 }
 
 const SPRING: &str = "\
+id: spring
 schedule: \"30 2 * * *\"
 timezone: Europe/Berlin
 tasks:
   - id: t
+    type: shell
     script: 'echo \"$PETIT_SCHEDULED_AT $PETIT_TRIGGER\" >> \"$OUT\"'
 ";
 
 const AUTUMN: &str = "\
+id: autumn
 schedule: \"0 * * * *\"
 timezone: Europe/Berlin
 tasks:
   - id: t
+    type: shell
     script: 'echo \"$PETIT_SCHEDULED_AT $PETIT_TRIGGER\" >> \"$OUT\"'
 ";
 
@@ -234,7 +238,10 @@ fn max_bounds_a_backfill() {
 fn errors_are_exit_2_and_name_the_value() {
     let b = Bench::new();
     b.job("spring", SPRING);
-    b.job("manual", "tasks:\n  - id: t\n    command: \"true\"\n");
+    b.job(
+        "manual",
+        "id: manual\ntasks:\n  - id: t\n    command: \"true\"\n",
+    );
     let cases: [(&str, &str, &str, &str); 4] = [
         (
             "spring",
@@ -324,13 +331,15 @@ fn backfill_through_a_daemon_runs_each_firing_once_in_order_under_max_concurrenc
     // Each run holds a lock directory for a moment: two runs at once would find it taken.
     b.job(
         "autumn",
-        "schedule: \"0 * * * *\"
+        "id: autumn
+schedule: \"0 * * * *\"
 timezone: Europe/Berlin
 max_concurrency: 1
 overlap: skip
 max_queued: 1
 tasks:
   - id: t
+    type: shell
     script: |
       mkdir \"$OUT.lock\" || echo OVERLAP >> \"$OUT\"
       echo \"$PETIT_SCHEDULED_AT $PETIT_TRIGGER\" >> \"$OUT\"
@@ -407,11 +416,13 @@ fn backfill_without_a_daemon_runs_at_the_next_pt_run_and_the_scheduler_does_not_
     let out_s = out.to_str().unwrap().to_string();
     b.job(
         "hourly",
-        "schedule: \"0 * * * *\"
+        "id: hourly
+schedule: \"0 * * * *\"
 timezone: UTC
 catchup: all
 tasks:
   - id: t
+    type: shell
     script: 'echo \"$PETIT_SCHEDULED_AT $PETIT_TRIGGER\" >> \"$OUT\"'
 ",
     );
