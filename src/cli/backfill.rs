@@ -11,11 +11,9 @@ use std::path::PathBuf;
 
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
-use petit::core::run::RunId;
 use petit::core::scheduler::{BACKFILL_DEFAULT_MAX, BACKFILL_MAX};
 use petit::runtime::control::Request;
 use petit::runtime::daemon::backfill;
-use petit::time::Timestamp;
 
 /// Create a run for each past firing of a job's schedule in a range that has no record yet
 #[derive(Debug, clap::Args)]
@@ -118,15 +116,19 @@ pub fn cmd_backfill(args: BackfillArgs) -> Result<(), CliError> {
         Err(e) => return Err(e.into()),
     };
     let max_tasks = args.max_tasks.max(1);
-    let (created, recorded) = store
+    let written = store
         .write(|tx| backfill::write(tx, &job, &firings, now, max_tasks))
         .map_err(store_error)?;
-    let ids: Vec<(Timestamp, Option<RunId>)> = created
-        .iter()
-        .map(|s| (s.run.scheduled_at, Some(s.run.id)))
-        .collect();
-    let v =
-        backfill::answer(&store, &job, from, to, false, &ids, &recorded).map_err(store_error)?;
+    let v = backfill::answer(
+        &store,
+        &job,
+        from,
+        to,
+        false,
+        &written.created_ids(),
+        &written.recorded,
+    )
+    .map_err(store_error)?;
     print(&v, args.json, false)
 }
 

@@ -95,16 +95,33 @@ pub fn preview(
     answer(store, job, from, to, true, &created, &recorded)
 }
 
+/// What [`write`] did.
+pub struct Written {
+    /// The runs created (queued), in firing order.
+    pub created: Vec<RunState>,
+    /// The firings found recorded, with their runs.
+    pub recorded: Vec<(Timestamp, RunId)>,
+}
+
+impl Written {
+    /// `(firing, run)` of each run created, for [`answer`].
+    pub fn created_ids(&self) -> Vec<(Timestamp, Option<RunId>)> {
+        self.created
+            .iter()
+            .map(|s| (s.run.scheduled_at, Some(s.run.id)))
+            .collect()
+    }
+}
+
 /// Inside one transaction: a queued run (trigger `backfill`, `scheduled_at` the firing) and
-/// its firing record for each of `firings` without a record. Returns the runs created and the
-/// firings found recorded, with their runs.
+/// its firing record for each of `firings` without a record.
 pub fn write(
     tx: &mut WriteTx,
     job: &Job,
     firings: &[Timestamp],
     now: Timestamp,
     max_tasks: u32,
-) -> Result<(Vec<RunState>, Vec<(Timestamp, RunId)>), redb::Error> {
+) -> Result<Written, redb::Error> {
     let snapshot = snapshot_of(job);
     let mut created = Vec::new();
     let mut recorded = Vec::new();
@@ -119,7 +136,7 @@ pub fn write(
         tx.record_firing(&job.id, at, id)?;
         created.push(state);
     }
-    Ok((created, recorded))
+    Ok(Written { created, recorded })
 }
 
 /// The typed answer: `created` are `(firing, run)` (no run in a dry run), `recorded` the
@@ -196,18 +213,15 @@ impl<W: World> Daemon<W> {
         }
         let engine_now = self.engine.now();
         let max_tasks = self.engine.default_max_tasks();
-        let (created, recorded) = self
+        let written = self
             .engine
             .write(|tx| write(tx, &job, &firings, engine_now, max_tasks))?;
-        let ids: Vec<(Timestamp, Option<RunId>)> = created
-            .iter()
-            .map(|s| (s.run.scheduled_at, Some(s.run.id)))
-            .collect();
-        for state in created {
+        let ids = written.created_ids();
+        for state in written.created {
             self.engine.adopt(job.clone(), state);
         }
         self.start_ready()?;
-        let v = answer(self.store(), &job, from, to, false, &ids, &recorded)?;
+        let v = answer(self.store(), &job, from, to, false, &ids, &written.recorded)?;
         Ok(Response::ok(view::to_json(&v)))
     }
 }
