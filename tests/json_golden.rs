@@ -5,25 +5,14 @@
 
 mod common;
 
+use common::golden;
+
 use petit::core::event::{Event, EventKind};
 use petit::core::run::RunId;
 use petit::store::Store;
 use petit::testing::{job, task, with_yaml, Sim};
 use petit::time::Timestamp;
 use std::path::Path;
-
-fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/json")
-        .join(name);
-    if std::env::var_os("PETIT_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (PETIT_BLESS=1 writes it)", path.display()));
-    assert_eq!(actual, expected, "{name} changed");
-}
 
 #[test]
 fn history_run_and_event_json_are_byte_identical() {

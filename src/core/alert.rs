@@ -35,14 +35,15 @@ pub enum Ping {
 pub struct RunAlerts {
     /// Events some route of the job listens for.
     pub events: Vec<AlertEvent>,
-    /// A heartbeat ping, if the job has a `ping:`.
-    pub ping: Option<Ping>,
+    /// Heartbeat pings, in order, if the job has a `ping:` (a run that started and ended
+    /// within one commit pings `/start` and its end).
+    pub pings: Vec<Ping>,
 }
 
 impl RunAlerts {
     /// Whether nothing is to be told.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.ping.is_none()
+        self.events.is_empty() && self.pings.is_empty()
     }
 }
 
@@ -56,39 +57,39 @@ pub fn on_run_change(
 ) -> RunAlerts {
     let now = after.run.status;
     let mut events = Vec::new();
-    let mut ping = None;
+    let mut pings = Vec::new();
     if recovered {
         events.push(AlertEvent::Recovered);
     }
-    if before != now {
-        if now == RunStatus::Running && !before.is_terminal() {
-            ping = Some(Ping::Start);
+    if before != now && !before.is_terminal() {
+        let started = now == RunStatus::Running
+            || (before != RunStatus::Running && after.run.started_at.is_some());
+        if started && before != RunStatus::Running {
+            pings.push(Ping::Start);
         }
-        if !before.is_terminal() {
-            match now {
-                RunStatus::Succeeded => {
-                    events.push(AlertEvent::Succeeded);
-                    ping = Some(Ping::Success);
-                }
-                RunStatus::Failed => {
-                    events.push(AlertEvent::Failed);
-                    ping = Some(Ping::Fail {
-                        exit_code: first_failure(after).and_then(|(_, code)| code),
-                    });
-                }
-                RunStatus::Cancelled => {
-                    events.push(AlertEvent::Cancelled);
-                    ping = Some(Ping::Fail { exit_code: None });
-                }
-                _ => {}
+        match now {
+            RunStatus::Succeeded => {
+                events.push(AlertEvent::Succeeded);
+                pings.push(Ping::Success);
             }
+            RunStatus::Failed => {
+                events.push(AlertEvent::Failed);
+                pings.push(Ping::Fail {
+                    exit_code: first_failure(after).and_then(|(_, code)| code),
+                });
+            }
+            RunStatus::Cancelled => {
+                events.push(AlertEvent::Cancelled);
+                pings.push(Ping::Fail { exit_code: None });
+            }
+            _ => {}
         }
     }
     events.retain(|e| alerts.wants(*e));
     if alerts.ping.is_none() {
-        ping = None;
+        pings.clear();
     }
-    RunAlerts { events, ping }
+    RunAlerts { events, pings }
 }
 
 /// The first task (in the job's order) that failed, with its last attempt's exit code.
@@ -203,6 +204,33 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+impl OutboxEntry {
+    /// A delivery due at `now`, not tried yet: alert `alert_id` (`event`) of `(job, run)` to
+    /// `target`, with its `(content type, body)`.
+    pub fn new(
+        alert_id: String,
+        event: String,
+        (job, run): (Option<String>, Option<RunId>),
+        target: Target,
+        (content_type, body): (&str, Vec<u8>),
+        now: Timestamp,
+    ) -> Self {
+        OutboxEntry {
+            alert_id,
+            event,
+            job,
+            run,
+            target,
+            content_type: content_type.to_string(),
+            body,
+            created_at: now,
+            attempts: 0,
+            next_at: now,
+            last_error: None,
+        }
+    }
+}
+
 /// What follows a failed try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {
@@ -294,6 +322,34 @@ mod tests {
             after_failure(&entry(30), Timestamp(3_000_000), 3600),
             Retry::GiveUp
         );
+    }
+
+    #[test]
+    fn a_run_that_starts_and_ends_in_one_commit_pings_start_then_its_end() {
+        let job = crate::testing::job("j", vec![crate::testing::task("t", &[])]);
+        let mut state = RunState::new(
+            &job,
+            RunId::new(1),
+            Trigger::Manual,
+            Timestamp(0),
+            Timestamp(0),
+            1,
+        );
+        state.run.status = RunStatus::Succeeded;
+        state.run.started_at = Some(Timestamp(1));
+        let a = alerts(&[AlertEvent::Succeeded]);
+        let got = on_run_change(&a, RunStatus::Queued, &state, false);
+        assert_eq!(got.pings, vec![Ping::Start, Ping::Success]);
+        assert_eq!(got.events, vec![AlertEvent::Succeeded]);
+        // From running: the end only.
+        let got = on_run_change(&a, RunStatus::Running, &state, false);
+        assert_eq!(got.pings, vec![Ping::Success]);
+        // Without a ping URL: events only.
+        let mut quiet = a.clone();
+        quiet.ping = None;
+        assert!(on_run_change(&quiet, RunStatus::Queued, &state, false)
+            .pings
+            .is_empty());
     }
 
     #[test]

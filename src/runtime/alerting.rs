@@ -224,45 +224,31 @@ impl Alerting {
             body.id = format!("{}-{first}", self.tag);
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
             for target in &a.targets {
-                let entry = OutboxEntry {
-                    alert_id: body.id.clone(),
-                    event: body.event.clone(),
-                    job: a.job.clone(),
-                    run: a.run,
-                    target: target.clone(),
-                    content_type: "application/json".into(),
-                    body: bytes.clone(),
-                    created_at: now,
-                    attempts: 0,
-                    next_at: now,
-                    last_error: None,
-                };
-                let (key, dropped) = tx.push_delivery(&entry, self.max_outbox)?;
-                out.added.push((key, now));
-                out.dropped.extend(dropped);
+                let entry = OutboxEntry::new(
+                    body.id.clone(),
+                    body.event.clone(),
+                    (a.job.clone(), a.run),
+                    target.clone(),
+                    ("application/json", bytes.clone()),
+                    now,
+                );
+                self.push(tx, &entry, now, &mut out)?;
             }
         }
         for p in &writes.pings {
             let key = tx.next_delivery()?;
-            let entry = OutboxEntry {
-                alert_id: format!("{}-{key}", self.tag),
-                event: "ping".into(),
-                job: Some(p.job.clone()),
-                run: Some(p.run),
-                target: Target::Http {
+            let entry = OutboxEntry::new(
+                format!("{}-{key}", self.tag),
+                "ping".into(),
+                (Some(p.job.clone()), Some(p.run)),
+                Target::Http {
                     url: p.url.clone(),
                     headers: Vec::new(),
                 },
-                content_type: "text/plain; charset=utf-8".into(),
-                body: p.body.clone().into_bytes(),
-                created_at: now,
-                attempts: 0,
-                next_at: now,
-                last_error: None,
-            };
-            let (key, dropped) = tx.push_delivery(&entry, self.max_outbox)?;
-            out.added.push((key, now));
-            out.dropped.extend(dropped);
+                ("text/plain; charset=utf-8", p.body.clone().into_bytes()),
+                now,
+            );
+            self.push(tx, &entry, now, &mut out)?;
         }
         for (k, t) in &writes.set_marks {
             tx.set_mark(k, *t)?;
@@ -271,6 +257,20 @@ impl Alerting {
             tx.remove_mark(k)?;
         }
         Ok(out)
+    }
+
+    /// Adds one delivery to the outbox, noting it (and what the bound dropped) in `out`.
+    fn push(
+        &self,
+        tx: &mut WriteTx,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        out: &mut Written,
+    ) -> Result<(), redb::Error> {
+        let (key, dropped) = tx.push_delivery(entry, self.max_outbox)?;
+        out.added.push((key, now));
+        out.dropped.extend(dropped);
+        Ok(())
     }
 
     /// Applies a durable commit to memory.
@@ -327,7 +327,12 @@ impl Alerting {
                 targets: targets_for(settings, *event),
             });
         }
-        if let (Some(ping), Some(base)) = (decided.ping, settings.ping.as_deref()) {
+        for (ping, base) in decided
+            .pings
+            .iter()
+            .copied()
+            .filter_map(|p| settings.ping.as_deref().map(|b| (p, b)))
+        {
             let body = match ping {
                 Ping::Fail { .. } => tail().unwrap_or_else(|| {
                     state

@@ -1649,6 +1649,12 @@ impl<W: World> Engine<W> {
         self.alerting.routes = routes;
     }
 
+    /// The outbox bound ([`crate::core::alert::MAX_OUTBOX`] unless set).
+    #[doc(hidden)] // for the simulation (tests/alerts_sim.rs), not for embedders
+    pub fn set_outbox_limit(&mut self, n: usize) {
+        self.alerting.max_outbox = n.max(1);
+    }
+
     /// How long an undelivered alert is retried (`pt run --alert-max-age`).
     pub(crate) fn set_alert_max_age(&mut self, secs: u64) {
         self.alerting.max_age_secs = secs;

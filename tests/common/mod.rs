@@ -393,3 +393,19 @@ pub fn proc_kib(pid: i32, field: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Compares `actual` with `tests/data/json/NAME`; `PETIT_BLESS=1` rewrites it (only when a
+/// change of the interface is meant: scripts and receivers parse these bytes).
+#[allow(dead_code)] // not every test binary compares JSON
+pub fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/json")
+        .join(name);
+    if std::env::var_os("PETIT_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (PETIT_BLESS=1 writes it)", path.display()));
+    assert_eq!(actual, expected, "{name} changed");
+}

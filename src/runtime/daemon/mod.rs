@@ -221,6 +221,12 @@ impl<W: World> Daemon<W> {
             .map(|j| j.id.clone())
             .collect();
         self.stale.retain(|id, _| wanted.contains(id));
+        // From the store: at the first load, recovery has not read the marks yet.
+        let marks = if wanted.is_empty() {
+            Default::default()
+        } else {
+            self.engine.store().alert_marks().unwrap_or_default()
+        };
         for id in wanted {
             if self.stale.contains_key(&id) {
                 continue;
@@ -232,10 +238,18 @@ impl<W: World> Daemon<W> {
                     continue;
                 }
             };
-            let since = match self.engine.store().runs_of_job(&id, 1) {
-                Ok(runs) => runs.last().map_or(now, |r| r.created_at.min(now)),
-                Err(_) => now,
-            };
+            // Never succeeded: watched since the time a `stale` was already told for (so a
+            // restart does not tell it again), else since the oldest run still in history,
+            // else from now.
+            let told = marks.get(&Mark::Stale.key_for_job(&id)).copied();
+            let oldest = self
+                .engine
+                .store()
+                .run_ids_of_job(&id)
+                .ok()
+                .and_then(|ids| ids.first().copied())
+                .and_then(|first| self.engine.store().run(first).ok().flatten());
+            let since = told.unwrap_or_else(|| oldest.map_or(now, |r| r.created_at.min(now)));
             self.stale.insert(id, (last, since));
         }
     }
