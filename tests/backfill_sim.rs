@@ -1,7 +1,10 @@
 //! `pt backfill` inside the daemon's own turn (`Daemon<SimWorld>`, the code `pt run` runs): a
 //! failed commit writes nothing, a power cut right after the backfill's commit loses no run,
 //! the runs start one behind another in firing order under `max_concurrency`, and a second
-//! backfill of the range creates none.
+//! backfill of the range creates none. The answer's JSON is pinned
+//! (`tests/data/json/backfill*.json`).
+
+mod common;
 
 use std::time::Duration;
 
@@ -78,10 +81,20 @@ fn a_backfill_survives_failed_commits_and_power_cuts_and_runs_in_order_one_at_a_
     let _ = d.turn(None, true);
 
     // A dry run writes nothing either.
-    assert_eq!(created(&backfill(&mut d, true)), 6);
+    let dry = backfill(&mut d, true);
+    assert_eq!(created(&dry), 6);
+    common::golden(
+        "backfill-dry-run.json",
+        &serde_json::to_string_pretty(&dry.data).unwrap(),
+    );
     assert!(d.engine().store().runs_of_job("h", 100).unwrap().is_empty());
 
-    assert_eq!(created(&backfill(&mut d, false)), 6);
+    let done = backfill(&mut d, false);
+    assert_eq!(created(&done), 6);
+    common::golden(
+        "backfill.json",
+        &serde_json::to_string_pretty(&done.data).unwrap(),
+    );
     // Power cut right after the commit: the queued runs are on disk.
     let (store, mut world) = d.into_parts();
     world.crash(true);
@@ -140,5 +153,9 @@ fn a_backfill_survives_failed_commits_and_power_cuts_and_runs_in_order_one_at_a_
     let r = backfill(&mut d, false);
     assert_eq!(created(&r), 0);
     assert_eq!(r.data["recorded"].as_array().unwrap().len(), 6);
+    common::golden(
+        "backfill-again.json",
+        &serde_json::to_string_pretty(&r.data).unwrap(),
+    );
     assert_eq!(d.engine().store().runs_of_job("h", 100).unwrap().len(), 6);
 }
