@@ -478,3 +478,28 @@ tasks:
     );
     d.sigterm();
 }
+
+#[test]
+fn the_json_without_a_daemon_is_the_daemons_answer() {
+    // tests/data/json/backfill-dry-run.json is the daemon's answer (tests/backfill_sim.rs)
+    // for this job and range; pt backfill --json without a daemon prints the same bytes.
+    let b = Bench::new();
+    b.job(
+        "h",
+        "id: h\nschedule: \"0 * * * *\"\ntimezone: UTC\ntasks:\n  - id: t\n    command: \"true\"\n",
+    );
+    let o = backfill(
+        &b,
+        "h",
+        "2026-06-01T00:00:00Z",
+        "2026-06-01T05:00:00Z",
+        &["--dry-run", "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let golden = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/json/backfill-dry-run.json"),
+    )
+    .unwrap();
+    assert_eq!(stdout(&o).trim_end(), golden.trim_end());
+}

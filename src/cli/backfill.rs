@@ -136,7 +136,13 @@ pub fn cmd_backfill(args: BackfillArgs) -> Result<(), CliError> {
 /// running `pt run` has the runs (else they wait for the next one).
 fn print(v: &petit::view::Backfill, json: bool, daemon: bool) -> Result<(), CliError> {
     if json {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        // Through the view's JSON value, as the other commands print theirs: the same bytes
+        // with a daemon and without one.
+        let value = petit::view::to_json(v);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
         return Ok(());
     }
     print!("{}", render_text(v, daemon));
