@@ -23,7 +23,9 @@ Measures the figures of docs/performance.md (issue #18's table) on this machine,
    each fdatasync) and gives commits per attempt, pwrites, bytes and distinct 4 KiB pages per
    commit (see `trace_writes`), plus the bytes written to other files.
 3. An idle `pt run` with 100 jobs scheduled daily 12 hours from now, per binary: RSS from
-   `/proc/PID/smaps_rollup` (Rss; Anonymous; file-backed = Rss - Anonymous; Pss_File), and
+   `/proc/PID/smaps_rollup` (Rss; Anonymous; file-backed = Rss - Anonymous; Pss_File), where
+   it is from `/proc/PID/smaps` (see `smaps_breakdown`: the executable's clean file pages, its
+   written data, heap and anonymous mmaps, stack), and
    wake-ups (voluntary + involuntary context switches, summed over all threads of
    `/proc/PID/task/*/status`, sampled every second so exiting threads are not lost) over 60 s
    (quick: 10 s).
@@ -410,6 +412,44 @@ def smaps_rollup(pid):
     return out
 
 
+def smaps_breakdown(pid):
+    """Where an idle daemon's resident KiB are, from /proc/PID/smaps, mapping by mapping:
+    exe_file: clean pages of the executable (code, read-only data: what start-up ran and read,
+    mapped in the kernel's fault-around windows); exe_anon: anonymous copies inside the
+    executable's mappings (data it wrote, e.g. what a PIE relocates at start); heap: the brk
+    heap and anonymous mmaps (the allocator's groups: parsed jobs, redb's cache, tokio);
+    stack: the main thread's stack; other: the rest (vdso, shared libraries of a glibc build)."""
+    exe = os.path.realpath(f"/proc/{pid}/exe")
+    out = {"exe_file": 0, "exe_anon": 0, "heap": 0, "stack": 0, "other": 0}
+    name, rss, anon = None, 0, 0
+
+    def flush():
+        if name is None:
+            return
+        if name == exe:
+            out["exe_file"] += rss - anon
+            out["exe_anon"] += anon
+        elif name in ("", "[heap]"):
+            out["heap"] += rss
+        elif name == "[stack]":
+            out["stack"] += rss
+        else:
+            out["other"] += rss
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if parts and not parts[0].endswith(":") and "-" in parts[0]:
+                flush()
+                name = " ".join(parts[5:]) if len(parts) > 5 else ""
+                rss, anon = 0, 0
+            elif len(parts) == 3 and parts[0] == "Rss:":
+                rss = int(parts[1])
+            elif len(parts) == 3 and parts[0] == "Anonymous:":
+                anon = int(parts[1])
+    flush()
+    return out
+
+
 def proc_io(pid):
     """{field: value} of /proc/PID/io (all threads of the process)."""
     with open(f"/proc/{pid}/io") as f:
@@ -503,6 +543,7 @@ def bench_idle(ctx, tool):
         rss_start = proc_status(p.pid, "VmRSS")
         elapsed, wakeups, threads_start, threads_seen = watch_idle(p, secs)
         sm = smaps_rollup(p.pid)
+        where = smaps_breakdown(p.pid)
         res = {
             "tool": tool,
             "binary": pt,
@@ -520,6 +561,7 @@ def bench_idle(ctx, tool):
             "rss_file_kib": sm.get("Rss", 0) - sm.get("Anonymous", 0),
             "pss_file_kib": sm.get("Pss_File", -1),
             "smaps_rollup": sm,
+            "breakdown_kib": where,
             "status_rss_anon_kib": proc_status(p.pid, "RssAnon"),
             "status_rss_file_kib": proc_status(p.pid, "RssFile"),
             "clock": status.get("clock"),
@@ -930,6 +972,10 @@ def report(ctx, res):
           f"smaps_rollup Rss {fmt_mib(i['rss_kib_end'])} MiB (anonymous "
           f"{fmt_mib(i['rss_anon_kib'])}, file-backed {fmt_mib(i['rss_file_kib'])}, Pss_File "
           f"{fmt_mib(i['pss_file_kib'])}), VmHWM {fmt_mib(i['hwm_kib'])} MiB; clock {i['clock']}")
+        b = i["breakdown_kib"]
+        p(f"  where (smaps, MiB): executable's file pages {fmt_mib(b['exe_file'])}, its written "
+          f"(relocated) data {fmt_mib(b['exe_anon'])}, heap and anonymous mmaps "
+          f"{fmt_mib(b['heap'])}, stack {fmt_mib(b['stack'])}, other {fmt_mib(b['other'])}")
     if "paused" in res:
         q = res["paused"]
         r, z = q["running"], q["paused"]

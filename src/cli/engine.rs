@@ -10,10 +10,12 @@ use petit::core::run::{RunId, RunStatus};
 use petit::core::Event;
 use petit::runtime::engine::{Command, Engine, EngineConfig, EngineError};
 
-/// A current-thread tokio runtime: one thread, no per-task threads.
+/// A current-thread tokio runtime: one thread, no per-task threads. When the thread parks,
+/// `pt run` gives back its code pages if its loop said it is going idle (runtime::residency).
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(petit::runtime::residency::on_park)
         .build()
         .map_err(|e| CliError::new(ErrorKind::Other, format!("cannot start the runtime: {e}")))
 }

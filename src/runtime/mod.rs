@@ -5,7 +5,8 @@
 //! output, [`isolation`] keeps every process of an attempt inside it (a cgroup per attempt, or
 //! Petit as a child subreaper), [`ident`] identifies and finds processes across restarts
 //! through `/proc`, and
-//! `clocksync` asks the kernel whether the clock is synchronized. [`slurm`] submits, polls and
+//! `clocksync` asks the kernel whether the clock is synchronized, and [`residency`] gives the
+//! executable's code pages back while the daemon is idle. [`slurm`] submits, polls and
 //! cancels the batch jobs of `type: slurm` tasks through the Slurm clients. None of it decides
 //! what to spawn, kill or retry, or when; that policy belongs to the engine that calls these
 //! functions.
@@ -25,6 +26,7 @@ pub mod os;
 pub(crate) mod outputs_watch;
 pub mod process;
 pub(crate) mod remote;
+pub mod residency;
 pub mod sdnotify;
 pub mod slurm;
 pub(crate) mod walltimer;

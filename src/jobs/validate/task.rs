@@ -74,7 +74,9 @@ pub(super) fn tasks(
         index: &index,
         ids: &ids,
     };
-    let mut tasks = Vec::new();
+    // Sized exactly: a `Task` is large, and a growing Vec would keep room for four of them per
+    // one-task job for as long as the job is loaded (idle RSS, docs/performance.md).
+    let mut tasks = Vec::with_capacity(raw.tasks.value.len());
     let mut sites: Vec<Vec<TemplateSite>> = Vec::new();
     let mut dep_locs: Vec<Vec<Location>> = Vec::new();
     for (i, t) in raw.tasks.value.iter().enumerate() {

@@ -28,7 +28,7 @@ use crate::runtime::control::{self, Envelope, Request, Response};
 use crate::runtime::engine::{snapshot_of, Engine, EngineError};
 use crate::runtime::os::OsWorld;
 use crate::runtime::world::World;
-use crate::runtime::{sdnotify, walltimer, watch};
+use crate::runtime::{residency, sdnotify, walltimer, watch};
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 use crate::view;
@@ -529,6 +529,7 @@ impl Daemon<OsWorld> {
         loop {
             let wake = self.turn(watchdog, walltimer.is_some());
             let healthy = self.healthy;
+            self.release_code_if_idle(&wake);
             tokio::select! {
                 _ = self.engine.report_ready(), if healthy => {}
                 _ = tokio::time::sleep(wake.after) => self.engine.on_tick(),
@@ -566,6 +567,21 @@ impl Daemon<OsWorld> {
             let _ = std::fs::remove_file(path);
         }
         Ok(())
+    }
+}
+
+impl Daemon<OsWorld> {
+    /// Before a sleep of at least [`residency::IDLE_BEFORE_RELEASE`] with no run in flight,
+    /// has the executable's pages the last work touched given back once the runtime parks
+    /// (idle RSS, issue #18).
+    fn release_code_if_idle(&self, wake: &Wake) {
+        let now = self.engine.world().wall_now();
+        let firing_in = wake
+            .firing
+            .map(|at| Duration::from_millis(at.millis_since(now)));
+        let quiet = firing_in.map_or(wake.after, |f| f.min(wake.after));
+        let idle = quiet >= residency::IDLE_BEFORE_RELEASE && self.engine.active_runs().is_empty();
+        residency::release_when_parked(idle);
     }
 }
 
