@@ -830,3 +830,30 @@ impl ParamView {
         }
     }
 }
+
+/// What `pt backfill` did or, with `dry_run`, would do: the answer of the daemon's `backfill`
+/// request and `pt backfill --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    pub job: String,
+    /// The range, both ends inclusive (RFC 3339, UTC).
+    pub from: String,
+    pub to: String,
+    pub dry_run: bool,
+    /// The firings without a record, ascending: a queued run was created for each (its id in
+    /// `run`), or with `dry_run` would be (`run` null).
+    pub created: Vec<BackfillFiring>,
+    /// The firings that already had a record (their run, and its status while it is kept):
+    /// never run again.
+    pub recorded: Vec<BackfillFiring>,
+}
+
+/// One firing of a [`Backfill`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillFiring {
+    /// The firing's instant (RFC 3339, UTC): the run's `scheduled_at` and `PETIT_SCHEDULED_AT`.
+    pub at: String,
+    pub run: Option<u64>,
+    /// The recorded run's status; null for created firings and for a run retention deleted.
+    pub status: Option<String>,
+}

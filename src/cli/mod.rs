@@ -4,6 +4,7 @@
 //! [`ErrorKind`] that maps to the exit codes (README.md, "Command line") in one place,
 //! [`CliError::exit_code`].
 
+pub mod backfill;
 pub mod client;
 pub mod clock;
 pub mod control;
@@ -47,6 +48,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run a job now and follow it to the end (exit 0 if it succeeded)
     Trigger(trigger::TriggerArgs),
+    /// Create a run for each past firing of a job's schedule in a range that has no record yet
+    Backfill(backfill::BackfillArgs),
     /// Finish runs a crash interrupted, without starting schedules, then exit
     Resume(resume::ResumeArgs),
     /// Re-run a finished run: reuse what succeeded, run what failed and what follows it
@@ -190,6 +193,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Next(a) => next::cmd_next(a),
         Command::Run(a) => run::cmd_run(a),
         Command::Trigger(a) => trigger::cmd_trigger(a),
+        Command::Backfill(a) => backfill::cmd_backfill(a),
         Command::Resume(a) => resume::cmd_resume(a),
         Command::Retry(a) => retry::cmd_retry(a),
         Command::History(a) => history::cmd_history(a),

@@ -162,7 +162,8 @@ fn parse_params(args: &[String]) -> Result<BTreeMap<String, String>, CliError> {
 /// from the daemon's jobs directory. Fine when that is JOBS_DIR; when it is another directory,
 /// the run goes ahead only if the two job files are the same text (saying so on stderr), and is
 /// refused (exit 2) otherwise: the user would get a run of a job they did not ask for.
-fn check_daemon_definition(
+/// `pt backfill JOBS_DIR JOB` checks the same.
+pub(super) fn check_daemon_definition(
     dir: &std::path::Path,
     job_id: &str,
     status: &petit::view::StatusView,

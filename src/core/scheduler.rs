@@ -491,6 +491,81 @@ pub fn next_firing(job: &Job, cursor: Timestamp) -> Option<Timestamp> {
     }
 }
 
+/// Default of `pt backfill --max`: the most firings one backfill may cover.
+pub const BACKFILL_DEFAULT_MAX: usize = 1_000;
+/// The largest `--max` (one backfill is one transaction; a bound for a small board).
+pub const BACKFILL_MAX: usize = 10_000;
+
+/// Why [`backfill_firings`] gives no list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackfillError {
+    /// The job has no `schedule:`, so it has no firings to backfill.
+    NoSchedule,
+    /// `from` is after `to`.
+    Reversed,
+    /// `to` is after `now`: firings to come belong to the schedule, not to a backfill.
+    Future,
+    /// The range holds more firings than `max`: `count` of them (at least, with
+    /// `lower_bound`, for a range too long to count).
+    TooMany {
+        count: u64,
+        lower_bound: bool,
+        max: usize,
+    },
+}
+
+/// The firings of `job`'s schedule in `[from, to]` (both ends inclusive, as a range of cron
+/// firings is read), ascending, for `pt backfill`. The same evaluation as [`plan_firings`] and
+/// `pt next` (`Schedule::iter_after` in the job's zone), so the DST rules are identical
+/// (docs/schedules.md: a fixed time skipped by spring-forward fires once at the end of the
+/// gap, one repeated by fall-back fires once; an interval expression fires in both passes of
+/// a repeated hour). `enabled` and pause are not looked at: a backfill is an explicit request,
+/// like `pt trigger`. Whether a firing already has a record is the store's to say, not this
+/// function's.
+///
+/// More than `max` firings in the range is an error that says how many, and nothing is listed
+/// (a backfill creates all of a range or none of it, so a user never gets half a range
+/// without noticing). `to` after `now` is an error: a firing to come is the schedule's.
+pub fn backfill_firings(
+    job: &Job,
+    from: Timestamp,
+    to: Timestamp,
+    now: Timestamp,
+    max: usize,
+) -> Result<Vec<Timestamp>, BackfillError> {
+    let Some(schedule) = &job.schedule else {
+        return Err(BackfillError::NoSchedule);
+    };
+    if from > to {
+        return Err(BackfillError::Reversed);
+    }
+    if to > now {
+        return Err(BackfillError::Future);
+    }
+    let max = max.min(BACKFILL_MAX);
+    let firings: Vec<Timestamp> = schedule
+        .iter_after(from.plus_millis(-1), job.timezone)
+        .take_while(|at| *at <= to)
+        .take(max.saturating_add(1))
+        .collect();
+    if firings.len() > max {
+        let (count, lower_bound) = match Walker::new(schedule, job.timezone).tally(
+            from.plus_millis(-1),
+            to,
+            MAX_WALK_STEPS,
+        ) {
+            Ok(t) => (t.count, false),
+            Err(t) => (t.count, true),
+        };
+        return Err(BackfillError::TooMany {
+            count: count.max(firings.len() as u64),
+            lower_bound,
+            max,
+        });
+    }
+    Ok(firings)
+}
+
 /// What to do with a firing (or manual trigger) that wants to run, given the job's unfinished
 /// runs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -800,3 +800,165 @@ fn plan_starts_orders_waiting_then_queued_under_max_jobs() {
         "only the skip"
     );
 }
+
+// ---- backfill_firings ----
+
+fn berlin(expr: &str) -> Job {
+    let mut j = scheduled(expr);
+    j.timezone = chrono_tz::Europe::Berlin;
+    j
+}
+
+fn utc(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).unwrap_or_else(|| panic!("{s}"))
+}
+
+fn rfc(list: &[Timestamp]) -> Vec<String> {
+    list.iter().map(|t| t.rfc3339_secs()).collect()
+}
+
+#[test]
+fn backfill_includes_both_ends_of_the_range() {
+    let j = scheduled("0 * * * *");
+    let got = backfill_firings(&j, at(0), at(3 * 3600), at(86_400), 100).unwrap();
+    assert_eq!(got, vec![at(0), at(3600), at(7200), at(3 * 3600)]);
+    // A range of one instant is that firing, if there is one.
+    assert_eq!(
+        backfill_firings(&j, at(3600), at(3600), at(86_400), 100).unwrap(),
+        vec![at(3600)]
+    );
+    assert!(backfill_firings(&j, at(1), at(3599), at(86_400), 100)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn backfill_across_spring_forward_in_berlin_fires_once_at_the_end_of_the_gap() {
+    // 02:30 does not exist on 2026-03-29 in Berlin: that day fires at 03:00 CEST (01:00Z).
+    let j = berlin("30 2 * * *");
+    let got = backfill_firings(
+        &j,
+        utc("2026-03-27T00:00:00Z"),
+        utc("2026-03-31T00:00:00Z"),
+        utc("2026-04-01T00:00:00Z"),
+        100,
+    )
+    .unwrap();
+    assert_eq!(
+        rfc(&got),
+        [
+            "2026-03-27T01:30:00Z",
+            "2026-03-28T01:30:00Z",
+            "2026-03-29T01:00:00Z",
+            "2026-03-30T00:30:00Z"
+        ]
+    );
+}
+
+#[test]
+fn backfill_of_an_hourly_schedule_across_fall_back_fires_in_both_passes() {
+    let j = berlin("0 * * * *");
+    let got = backfill_firings(
+        &j,
+        utc("2026-10-24T23:00:00Z"),
+        utc("2026-10-25T03:00:00Z"),
+        utc("2026-11-01T00:00:00Z"),
+        100,
+    )
+    .unwrap();
+    // 01:00 CEST, 02:00 CEST, 02:00 CET, 03:00 CET, 04:00 CET: every hour of real time.
+    assert_eq!(
+        rfc(&got),
+        [
+            "2026-10-24T23:00:00Z",
+            "2026-10-25T00:00:00Z",
+            "2026-10-25T01:00:00Z",
+            "2026-10-25T02:00:00Z",
+            "2026-10-25T03:00:00Z"
+        ]
+    );
+}
+
+#[test]
+fn backfill_lists_what_iter_after_lists() {
+    // The same evaluation as `pt next`: every firing strictly after from - 1 ms, up to to.
+    for expr in [
+        "30 2 * * *",
+        "0 * * * *",
+        "*/20 1-3 * * *",
+        "@every 45m",
+        "0 0 L * *",
+    ] {
+        let j = berlin(expr);
+        let (from, to) = (utc("2026-03-01T00:00:00Z"), utc("2026-03-31T00:00:00Z"));
+        let got = backfill_firings(&j, from, to, utc("2026-04-01T00:00:00Z"), 10_000).unwrap();
+        let want: Vec<Timestamp> = j
+            .schedule
+            .as_ref()
+            .unwrap()
+            .iter_after(from.plus_millis(-1), j.timezone)
+            .take_while(|t| *t <= to)
+            .collect();
+        assert_eq!(got, want, "{expr}");
+    }
+}
+
+#[test]
+fn backfill_refuses_more_firings_than_max_and_says_how_many() {
+    let j = scheduled("0 * * * *");
+    // 24 hours, both ends: 25 firings.
+    let r = backfill_firings(&j, at(0), at(86_400), at(86_400), 24);
+    assert_eq!(
+        r,
+        Err(BackfillError::TooMany {
+            count: 25,
+            lower_bound: false,
+            max: 24
+        })
+    );
+    assert_eq!(
+        backfill_firings(&j, at(0), at(86_400), at(86_400), 25)
+            .unwrap()
+            .len(),
+        25
+    );
+    // An every-second schedule over a year is counted in blocks, not listed.
+    let j = scheduled("* * * * * *");
+    match backfill_firings(&j, at(0), at(365 * 86_400), at(365 * 86_400), 1_000) {
+        Err(BackfillError::TooMany { count, max, .. }) => {
+            assert_eq!(count, 365 * 86_400 + 1);
+            assert_eq!(max, 1_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    // --max is clamped to BACKFILL_MAX.
+    match backfill_firings(&j, at(0), at(86_400), at(86_400), usize::MAX) {
+        Err(BackfillError::TooMany { max, .. }) => assert_eq!(max, BACKFILL_MAX),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn backfill_errors_name_the_problem() {
+    let j = scheduled("0 * * * *");
+    assert_eq!(
+        backfill_firings(&j, at(10), at(0), at(100), 10),
+        Err(BackfillError::Reversed)
+    );
+    assert_eq!(
+        backfill_firings(&j, at(0), at(200), at(100), 10),
+        Err(BackfillError::Future)
+    );
+    let unscheduled = job("u", vec![task("a", &[])]);
+    assert_eq!(
+        backfill_firings(&unscheduled, at(0), at(10), at(100), 10),
+        Err(BackfillError::NoSchedule)
+    );
+    // Disabled jobs are backfilled: a backfill is an explicit request.
+    let mut disabled = scheduled("0 * * * *");
+    disabled.enabled = false;
+    assert_eq!(
+        backfill_firings(&disabled, at(0), at(0), at(100), 10).unwrap(),
+        vec![at(0)]
+    );
+}

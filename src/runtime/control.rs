@@ -107,6 +107,15 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// `pt backfill`: a queued run for each firing of `job`'s schedule in `[from, to]` (RFC
+    /// 3339) that has no record, at most `max` firings; with `dry_run`, only the list.
+    Backfill {
+        job: String,
+        from: String,
+        to: String,
+        max: usize,
+        dry_run: bool,
+    },
 }
 
 /// The final answer to a request.

@@ -781,6 +781,14 @@ impl WriteTx {
         Ok(())
     }
 
+    /// The run firing `at` of `job_id` was recorded as, if any, read inside this transaction
+    /// (a backfill and the daemon's planner both ask before they record a firing).
+    pub fn firing(&mut self, job_id: &str, at: Timestamp) -> Result<Option<RunId>, redb::Error> {
+        let t = self.tx.open_table(FIRINGS)?;
+        let found = t.get((job_id, at.0))?.map(|v| RunId::new(v.value()));
+        Ok(found)
+    }
+
     /// Records that firing `at` of `job_id` became run `run_id`. A firing materialised twice is
     /// a broken invariant: the transaction fails instead.
     pub fn record_firing(

@@ -61,6 +61,13 @@ impl<W: World> Daemon<W> {
             )),
             Request::Jobs => Response::ok(view::to_json(&self.jobs_view()?)),
             r @ Request::Retry { .. } => self.retry(r)?,
+            Request::Backfill {
+                job,
+                from,
+                to,
+                max,
+                dry_run,
+            } => self.backfill(&job, &from, &to, max, dry_run)?,
         })
     }
 

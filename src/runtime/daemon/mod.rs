@@ -34,6 +34,7 @@ use crate::time::Timestamp;
 use crate::view;
 
 mod answers;
+pub mod backfill;
 mod retry;
 mod trigger;
 
@@ -805,6 +806,11 @@ impl<W: World> Daemon<W> {
                 notices.push(firing_event(job, id, s.to, status, &reason, engine_now));
             }
             for f in &plan.firings {
+                // A firing `pt backfill` recorded before the cursor reached it has its run
+                // already: the `firings` table decides, never a second one.
+                if tx.firing(&job.id, f.at)?.is_some() {
+                    continue;
+                }
                 let id = tx.next_run_id()?;
                 let (trigger, record) = match &f.kind {
                     FiringKind::OnTime => (Trigger::Schedule, None),
