@@ -76,9 +76,14 @@ fn a_failed_run_reaches_the_webhook_with_its_log_tail_and_the_heartbeat() {
     assert!(o.status.success(), "{}", stderr(&o));
     let got = rx.wait_for(3, Duration::from_secs(30));
     let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
-    assert_eq!(paths[0], "/hc/abc/start", "{paths:?}");
     assert!(paths.contains(&"/hook"), "{paths:?}");
-    assert!(paths.contains(&"/hc/abc/3"), "{paths:?}");
+    // A job's pings arrive in order (the alert may overtake them).
+    let pings: Vec<&str> = paths
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("/hc/"))
+        .collect();
+    assert_eq!(pings, vec!["/hc/abc/start", "/hc/abc/3"], "{paths:?}");
     let hook = got.iter().find(|r| r.path == "/hook").unwrap();
     assert_eq!(hook.method, "POST");
     assert_eq!(hook.header("Title"), Some("backup"));
@@ -127,13 +132,14 @@ fn a_receiver_that_is_down_for_a_while_gets_the_alert_when_it_comes_back() {
     assert!(
         wait_until(Duration::from_secs(30), || {
             st = s.status().unwrap_or_default();
-            st["alerts"]["failing"].as_u64().unwrap_or(0) >= 3
+            // The alert and the /start ping fail; the failure's ping waits behind its /start.
+            st["alerts"]["pending"] == 3 && st["alerts"]["failing"].as_u64().unwrap_or(0) >= 2
         }),
         "{st}"
     );
     let text = s.pt(&["status"]);
     assert!(
-        String::from_utf8_lossy(&text.stdout).contains("alerts: 3 waiting, 3 failing"),
+        String::from_utf8_lossy(&text.stdout).contains("alerts: 3 waiting, 2 failing"),
         "{}",
         String::from_utf8_lossy(&text.stdout)
     );

@@ -70,8 +70,8 @@ impl AlertWrites {
 /// What a commit did to the outbox, applied to memory once it is durable.
 #[derive(Clone, Debug, Default)]
 pub struct Written {
-    /// New deliveries, due now.
-    pub added: Vec<(u64, Timestamp)>,
+    /// New deliveries, due now (with the job of a ping).
+    pub added: Vec<(u64, Timestamp, Option<String>)>,
     /// Dropped because the outbox was full.
     pub dropped: Vec<u64>,
     /// Delivered and removed.
@@ -92,8 +92,9 @@ pub struct Alerting {
     pub tag: String,
     pub max_age_secs: u64,
     pub max_outbox: usize,
-    /// Waiting deliveries: number -> when due.
-    pending: BTreeMap<u64, Timestamp>,
+    /// Waiting deliveries: number -> when due, and for a heartbeat ping its job (a job's pings
+    /// are sent in order, one at a time: `/start` never arrives after the run's end).
+    pending: BTreeMap<u64, (Timestamp, Option<String>)>,
     in_flight: BTreeSet<u64>,
     /// Answers received, recorded with the next commit.
     answers: Vec<(u64, Answer)>,
@@ -121,7 +122,7 @@ impl Alerting {
     pub fn load(&mut self, entries: Vec<(u64, OutboxEntry)>, marks: BTreeMap<String, Timestamp>) {
         for (k, e) in entries {
             if !self.in_flight.contains(&k) {
-                self.pending.insert(k, e.next_at);
+                self.pending.insert(k, (e.next_at, ping_job(&e)));
             }
         }
         self.marks = marks;
@@ -154,21 +155,35 @@ impl Alerting {
         if self.in_flight.len() >= MAX_IN_FLIGHT {
             return None;
         }
+        self.sendable()
+            .into_iter()
+            .filter(|k| !self.in_flight.contains(k))
+            .filter_map(|k| self.pending.get(&k).map(|(t, _)| *t))
+            .min()
+    }
+
+    /// The deliveries that may be sent when due: every alert, and of each job's pings the
+    /// oldest still waiting (in flight or not).
+    fn sendable(&self) -> Vec<u64> {
+        let mut pinged: BTreeSet<&str> = BTreeSet::new();
         self.pending
             .iter()
-            .filter(|(k, _)| !self.in_flight.contains(k))
-            .map(|(_, t)| *t)
-            .min()
+            .filter(|(_, (_, job))| match job {
+                Some(j) => pinged.insert(j.as_str()),
+                None => true,
+            })
+            .map(|(k, _)| *k)
+            .collect()
     }
 
     /// Deliveries due at `now` that may start, marked in flight.
     pub fn take_due(&mut self, now: Timestamp) -> Vec<u64> {
         let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.len());
         let due: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(k, t)| **t <= now && !self.in_flight.contains(k))
-            .map(|(k, _)| *k)
+            .sendable()
+            .into_iter()
+            .filter(|k| !self.in_flight.contains(k))
+            .filter(|k| self.pending.get(k).is_some_and(|(t, _)| *t <= now))
             .take(room)
             .collect();
         self.in_flight.extend(due.iter().copied());
@@ -268,7 +283,7 @@ impl Alerting {
         out: &mut Written,
     ) -> Result<(), redb::Error> {
         let (key, dropped) = tx.push_delivery(entry, self.max_outbox)?;
-        out.added.push((key, now));
+        out.added.push((key, now, ping_job(entry)));
         out.dropped.extend(dropped);
         Ok(())
     }
@@ -284,10 +299,10 @@ impl Alerting {
         }
         for (k, e, _) in &written.retried {
             self.in_flight.remove(k);
-            self.pending.insert(*k, e.next_at);
+            self.pending.insert(*k, (e.next_at, ping_job(e)));
         }
-        for (k, at) in &written.added {
-            self.pending.insert(*k, *at);
+        for (k, at, ping_of) in &written.added {
+            self.pending.insert(*k, (*at, ping_of.clone()));
         }
         for k in &written.dropped {
             self.pending.remove(k);
@@ -415,6 +430,11 @@ impl Alerting {
         .filter_map(|(_, at)| at)
         .min()
     }
+}
+
+/// The job of a heartbeat ping (`None` for an alert).
+fn ping_job(e: &OutboxEntry) -> Option<String> {
+    (e.event == "ping").then(|| e.job.clone().unwrap_or_default())
 }
 
 /// The targets of the routes of `settings` that listen for `event`.
