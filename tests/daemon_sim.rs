@@ -475,6 +475,8 @@ impl DSim {
                     .into_iter()
                     .find(|r| r.status.is_terminal());
                 if let Some(run) = newest {
+                    // A full disk refuses the retry's commit: exit 4, nothing created.
+                    let disk_full = self.w().failing_commits > 0;
                     let r = self.d().handle(Request::Retry {
                         run: run.id,
                         from: if *from_b {
@@ -489,7 +491,8 @@ impl DSim {
                         },
                         follow: false,
                     });
-                    if !r.ok && r.exit != Some(2) && !self.w().crashed {
+                    let refused = r.exit == Some(2) || (disk_full && r.exit == Some(4));
+                    if !r.ok && !refused && !self.w().crashed {
                         return Err(format!("retry of #{}: {r:?}", run.id));
                     }
                 }
