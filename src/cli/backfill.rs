@@ -7,8 +7,6 @@
 //! `pt run` on the state: queued runs are what the daemon already starts under its limits, so
 //! nothing here has to drive runs in the foreground.
 
-use std::path::PathBuf;
-
 use super::state::{store_error, StateArgs};
 use super::{CliError, ErrorKind};
 use petit::core::scheduler::{BACKFILL_DEFAULT_MAX, BACKFILL_MAX};
@@ -46,16 +44,10 @@ pub struct BackfillArgs {
 }
 
 pub fn cmd_backfill(args: BackfillArgs) -> Result<(), CliError> {
-    let (jobs_dir, job_id) = match args.args.as_slice() {
-        [dir, job] => (Some(PathBuf::from(dir)), job.clone()),
-        [job] => (None, job.clone()),
-        _ => {
-            return Err(CliError::new(
-                ErrorKind::BadInput,
-                "usage: pt backfill [JOBS_DIR] JOB_ID --from RFC3339 --to RFC3339",
-            ))
-        }
-    };
+    let (jobs_dir, job_id) = super::trigger::dir_and_job(
+        &args.args,
+        "usage: pt backfill [JOBS_DIR] JOB_ID --from RFC3339 --to RFC3339",
+    )?;
     let bad = |e: String| CliError::new(ErrorKind::BadInput, e);
     let (from, to) = backfill::parse_range(&args.from, &args.to).map_err(bad)?;
     let max = args.max as usize;

@@ -74,14 +74,7 @@ pub fn cmd_retry(args: RetryArgs) -> Result<(), CliError> {
             println!("run #{} (retry of #{original}) started", started.run);
             return Ok(());
         }
-        let ended: petit::view::RunEnded = super::client::decode("retry", answer)?;
-        return match ended.status.as_str() {
-            "succeeded" => Ok(()),
-            other => Err(CliError::new(
-                ErrorKind::RunFailed,
-                format!("run #{} {other}", ended.run),
-            )),
-        };
+        return super::trigger::followed_run_ended("retry", answer);
     }
     if args.detach {
         return Err(CliError::new(

@@ -29,16 +29,10 @@ pub struct TriggerArgs {
 }
 
 pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
-    let (jobs_dir, job_id) = match args.args.as_slice() {
-        [dir, job] => (Some(PathBuf::from(dir)), job.clone()),
-        [job] => (None, job.clone()),
-        _ => {
-            return Err(CliError::new(
-                ErrorKind::BadInput,
-                "usage: pt trigger [JOBS_DIR] JOB_ID [-p KEY=VALUE]...",
-            ))
-        }
-    };
+    let (jobs_dir, job_id) = dir_and_job(
+        &args.args,
+        "usage: pt trigger [JOBS_DIR] JOB_ID [-p KEY=VALUE]...",
+    )?;
     let given = parse_params(&args.params)?;
     let location = args.state.locate()?;
     // A running daemon executes the run, under its concurrency limits, with its own definition
@@ -62,14 +56,7 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
             println!("run #{} of {job_id} started", started.run);
             return Ok(());
         }
-        let ended: petit::view::RunEnded = super::client::decode("trigger", answer)?;
-        return match ended.status.as_str() {
-            "succeeded" => Ok(()),
-            other => Err(CliError::new(
-                ErrorKind::RunFailed,
-                format!("run #{} {other}", ended.run),
-            )),
-        };
+        return followed_run_ended("trigger", answer);
     }
     let Some(jobs_dir) = jobs_dir else {
         return Err(CliError::new(
@@ -139,6 +126,31 @@ pub fn cmd_trigger(args: TriggerArgs) -> Result<(), CliError> {
 /// The `-p KEY=VALUE` arguments by key (the value may contain `=`); a key given twice or an
 /// argument without `=` is a usage error. Whether they fit the job is for
 /// [`petit::jobs::params::resolve`].
+/// The `[JOBS_DIR] JOB_ID` positionals of the commands that name a job (`usage` otherwise).
+pub(super) fn dir_and_job(
+    args: &[String],
+    usage: &str,
+) -> Result<(Option<PathBuf>, String), CliError> {
+    match args {
+        [dir, job] => Ok((Some(PathBuf::from(dir)), job.clone())),
+        [job] => Ok((None, job.clone())),
+        _ => Err(CliError::new(ErrorKind::BadInput, usage)),
+    }
+}
+
+/// The exit of a run the daemon was asked to follow (`what` names the request): success, or
+/// `RunFailed` with the run's end.
+pub(super) fn followed_run_ended(what: &str, answer: serde_json::Value) -> Result<(), CliError> {
+    let ended: petit::view::RunEnded = super::client::decode(what, answer)?;
+    match ended.status.as_str() {
+        "succeeded" => Ok(()),
+        other => Err(CliError::new(
+            ErrorKind::RunFailed,
+            format!("run #{} {other}", ended.run),
+        )),
+    }
+}
+
 fn parse_params(args: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     let mut out = BTreeMap::new();
     for a in args {
