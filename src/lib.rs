@@ -16,6 +16,7 @@ pub mod core;
 pub mod jobs;
 pub mod runtime;
 pub mod schedule;
+pub mod source;
 pub mod state;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
@@ -24,3 +25,4 @@ pub mod time;
 #[cfg(feature = "tui")]
 pub mod tui;
 pub mod view;
+pub mod web;
