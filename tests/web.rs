@@ -47,7 +47,13 @@ fn every_request_needs_the_token_and_the_url_sets_a_cookie() {
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(t.len(), 64);
 
-    for path in ["/", "/api/status", "/jobs/demo", "/static/app.js", "/api/events"] {
+    for path in [
+        "/",
+        "/api/status",
+        "/jobs/demo",
+        "/static/app.js",
+        "/api/events",
+    ] {
         let a = request(&web.addr, "GET", path, &[], b"");
         assert_eq!(a.status, 401, "{path}: {a:?}");
     }
@@ -66,17 +72,29 @@ fn every_request_needs_the_token_and_the_url_sets_a_cookie() {
     // The printed URL carries the token once: a cookie, and a redirect without it.
     let path = web.url.split_once(&web.addr).unwrap().1.to_string();
     assert!(path.contains("?token="), "{}", web.url);
-    let a = request(&web.addr, "GET", &format!("/jobs/demo?token={t}&status=failed"), &[], b"");
+    let a = request(
+        &web.addr,
+        "GET",
+        &format!("/jobs/demo?token={t}&status=failed"),
+        &[],
+        b"",
+    );
     assert_eq!(a.status, 303, "{a:?}");
     assert_eq!(a.header("location"), Some("/jobs/demo?status=failed"));
     let cookie = a.header("set-cookie").unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let pair = cookie.split(';').next().unwrap();
     let page = request(&web.addr, "GET", "/", &[("Cookie", pair)], b"");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("data-job=\"demo\""), "{}", page.text());
     let csp = page.header("content-security-policy").unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert!(page.header("access-control-allow-origin").is_none());
 }
 
@@ -173,7 +191,10 @@ fn a_log_with_markup_is_shown_as_text() {
     let t = token(&b);
     let page = get(&web.addr, &t, "/runs/1?task=hello&attempt=1").text();
     assert!(page.contains("id=\"log\""), "{page}");
-    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
     assert!(!page.contains("<script>alert"), "{page}");
     // Only our own script tag.
     assert_eq!(page.matches("<script").count(), 1, "{page}");
@@ -181,13 +202,21 @@ fn a_log_with_markup_is_shown_as_text() {
     assert!(page.contains("data-task=\"hello\"") && page.contains("data-status=\"succeeded\""));
 
     // The raw log: a bounded page with its size.
-    let a = get(&web.addr, &t, "/api/runs/1/tasks/hello/attempts/1/log?offset=1&limit=7");
+    let a = get(
+        &web.addr,
+        &t,
+        "/api/runs/1/tasks/hello/attempts/1/log?offset=1&limit=7",
+    );
     assert_eq!(a.status, 200);
     assert_eq!(a.text(), "script>");
     assert_eq!(a.header("x-log-size"), Some("26"));
     assert_eq!(a.header("x-log-end"), Some("8"));
     assert_eq!(a.header("x-content-type-options"), Some("nosniff"));
-    let tail = get(&web.addr, &t, "/api/runs/1/tasks/hello/attempts/1/log?tail=10");
+    let tail = get(
+        &web.addr,
+        &t,
+        "/api/runs/1/tasks/hello/attempts/1/log?tail=10",
+    );
     assert_eq!(tail.text(), "</script>\n");
     assert_eq!(
         get(&web.addr, &t, "/api/runs/1/tasks/nope/attempts/1/log").status,
@@ -252,7 +281,12 @@ fn history_pages_by_before_status_and_trigger() {
         assert_eq!(a.status, 200, "{path}: {}", a.text());
         let v: Vec<serde_json::Value> = serde_json::from_slice(&a.body).unwrap();
         v.iter()
-            .map(|r| (r["id"].as_u64().unwrap(), r["status"].as_str().unwrap().to_string()))
+            .map(|r| {
+                (
+                    r["id"].as_u64().unwrap(),
+                    r["status"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     };
     let all = ids("/api/jobs/flaky/runs");
@@ -268,10 +302,16 @@ fn history_pages_by_before_status_and_trigger() {
     assert_eq!(failed.iter().map(|r| r.0).collect::<Vec<_>>(), [4, 2]);
     assert!(ids("/api/jobs/flaky/runs?trigger=schedule").is_empty());
     assert_eq!(ids("/api/jobs/flaky/runs?trigger=manual").len(), 5);
-    assert_eq!(get(&web.addr, &t, "/api/jobs/flaky/runs?limit=x").status, 400);
+    assert_eq!(
+        get(&web.addr, &t, "/api/jobs/flaky/runs?limit=x").status,
+        400
+    );
     // The page: filtered, with a link to older runs.
     let page = get(&web.addr, &t, "/jobs/flaky?status=succeeded&limit=2").text();
-    assert!(page.contains("data-run=\"5\"") && page.contains("data-run=\"3\""), "{page}");
+    assert!(
+        page.contains("data-run=\"5\"") && page.contains("data-run=\"3\""),
+        "{page}"
+    );
     assert!(!page.contains("data-run=\"4\""), "{page}");
     assert!(page.contains("before=3&amp;status=succeeded"), "{page}");
     assert!(page.contains("Next firings"), "{page}");
@@ -297,7 +337,10 @@ fn sse_delivers_a_runs_events_and_resumes() {
     }
     assert_eq!(seen[0].1["kind"], "run_started", "{seen:?}");
     assert!(seen.iter().all(|(_, v)| v["run"] == 2), "{seen:?}");
-    let kinds: Vec<&str> = seen.iter().map(|(_, v)| v["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = seen
+        .iter()
+        .map(|(_, v)| v["kind"].as_str().unwrap())
+        .collect();
     assert!(kinds.contains(&"task_succeeded"), "{kinds:?}");
 
     // Resume after the first event: the rest, from the ring, at once.
@@ -305,7 +348,10 @@ fn sse_delivers_a_runs_events_and_resumes() {
     for (id, v) in &seen[1..] {
         let m = again.next().unwrap();
         assert_eq!(m.id.as_deref(), Some(id.as_str()));
-        assert_eq!(&serde_json::from_str::<serde_json::Value>(&m.data).unwrap(), v);
+        assert_eq!(
+            &serde_json::from_str::<serde_json::Value>(&m.data).unwrap(),
+            v
+        );
     }
     // An id of another pt web (a restart): a reset, then what the ring holds.
     let mut other = Sse::open(&web.addr, &t, Some("1-5"));
@@ -382,18 +428,31 @@ fn no_auth_only_on_loopback_and_bad_requests_are_bounded() {
     b.job("demo", DEMO);
     let o = b.pt(&["web", "--no-auth", "--listen", "0.0.0.0:0"]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    assert!(common::stderr(&o).contains("--no-auth"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("--no-auth"),
+        "{}",
+        common::stderr(&o)
+    );
 
     let _d = b.start_daemon(&[]);
     let web = Web::start(&b.state, &["--no-auth", "--base-path", "/petit/"]);
     assert!(web.url.ends_with("/petit/ (no auth)"), "{}", web.url);
     let a = request(&web.addr, "GET", "/petit/api/status", &[], b"");
     assert_eq!(a.status, 200, "{}", a.text());
-    assert_eq!(request(&web.addr, "GET", "/api/status", &[], b"").status, 404);
+    assert_eq!(
+        request(&web.addr, "GET", "/api/status", &[], b"").status,
+        404
+    );
     let page = request(&web.addr, "GET", "/petit/", &[], b"").text();
     assert!(page.contains("href=\"/petit/static/style.css\""), "{page}");
     // The Host check holds without auth too.
-    let a = request(&web.addr, "GET", "/petit/", &[("Host", "evil.example")], b"");
+    let a = request(
+        &web.addr,
+        "GET",
+        "/petit/",
+        &[("Host", "evil.example")],
+        b"",
+    );
     assert_eq!(a.status, 403);
     let huge = "x".repeat(20 * 1024);
     let a = request(&web.addr, "GET", "/petit/", &[("X-Big", &huge)], b"");
@@ -408,5 +467,8 @@ fn no_auth_only_on_loopback_and_bad_requests_are_bounded() {
     assert_eq!(a.status, 413);
     // A client that sends nothing is not waited for forever, and does not block others.
     let _idle = std::net::TcpStream::connect(&web.addr).unwrap();
-    assert_eq!(request(&web.addr, "GET", "/petit/api/status", &[], b"").status, 200);
+    assert_eq!(
+        request(&web.addr, "GET", "/petit/api/status", &[], b"").status,
+        200
+    );
 }

@@ -227,7 +227,7 @@ async fn get(req: &Request, st: &State, path: &str, segs: &[&str]) -> Response {
         },
         ["events"] => {
             let events: Vec<view::EventView> = src
-                .recent_events()
+                .recent_event_values()
                 .await
                 .into_iter()
                 .filter_map(|v| serde_json::from_value(v).ok())

@@ -107,7 +107,13 @@ impl Web {
     /// Starts `pt web --state STATE --listen 127.0.0.1:0 EXTRA...` and reads the bound address.
     pub fn start(state: &std::path::Path, extra: &[&str]) -> Web {
         let mut child = super::pt()
-            .args(["web", "--state", state.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args([
+                "web",
+                "--state",
+                state.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -175,7 +181,11 @@ impl Sse {
                 break;
             }
             if status == 0 {
-                status = line.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+                status = line
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
             }
             if line == "\r\n" {
                 break;
