@@ -242,10 +242,8 @@ pub fn snapshot_overview(
     let paused = store.paused_jobs()?;
     // Newest run per job, from the newest runs.
     let mut newest: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    for id in newest_run_ids(store)? {
-        if let Some(r) = store.run(RunId::new(id))? {
-            newest.entry(r.job_id).or_insert(id);
-        }
+    for r in store.newest_runs(SNAPSHOT_RUNS_SCANNED)? {
+        newest.entry(r.job_id).or_insert(r.id.get());
     }
     for job in &paused {
         if !newest.contains_key(job) {
@@ -307,42 +305,4 @@ fn snapshot_job(
         &snapshot.text,
     )
     .ok())
-}
-
-/// Ids of the newest runs, newest first, at most [`SNAPSHOT_RUNS_SCANNED`]. Run ids increase
-/// and retention deletes the oldest, so the newest id is found by probing powers of two and
-/// then walking up to the last one present.
-fn newest_run_ids(store: &Store) -> Result<Vec<u64>, crate::store::StoreError> {
-    let mut highest = 0u64;
-    for shift in 0..48 {
-        let id = 1u64 << shift;
-        if store.run(RunId::new(id))?.is_some() {
-            highest = id;
-        }
-    }
-    for id in store.active_runs()? {
-        highest = highest.max(id.get());
-    }
-    let mut misses = 0;
-    let mut id = highest;
-    while misses < 256 {
-        id += 1;
-        if store.run(RunId::new(id))?.is_some() {
-            highest = id;
-            misses = 0;
-        } else {
-            misses += 1;
-        }
-    }
-    let mut out = Vec::new();
-    let mut id = highest;
-    // Bounded probes, in case retention left the newest runs far apart.
-    let lowest = highest.saturating_sub(20 * SNAPSHOT_RUNS_SCANNED as u64);
-    while id > lowest && out.len() < SNAPSHOT_RUNS_SCANNED {
-        if store.run(RunId::new(id))?.is_some() {
-            out.push(id);
-        }
-        id -= 1;
-    }
-    Ok(out)
 }

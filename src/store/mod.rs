@@ -605,6 +605,22 @@ impl Store {
         Ok(out)
     }
 
+    /// The newest `limit` runs of every job, newest first (the end of the runs table, in one
+    /// read transaction).
+    pub fn newest_runs(&self, limit: usize) -> Result<Vec<Run>, StoreError> {
+        let rx = self.begin_read()?;
+        let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in runs.iter().map_err(|e| self.err(e))?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, b) = item.map_err(|e| self.err(e))?;
+            out.push(records::decode_run(b.value()).map_err(|e| self.rec(e))?);
+        }
+        Ok(out)
+    }
+
     /// The scheduler cursor of `job_id`, if it has one.
     pub fn cursor(&self, job_id: &str) -> Result<Option<Timestamp>, StoreError> {
         let rx = self.begin_read()?;
