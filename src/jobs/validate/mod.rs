@@ -168,7 +168,7 @@ impl Checker<'_> {
                         tz.value,
                         dir.display()
                     ),
-                    Some("install the `tzdata` package (or set TZDIR to its directory)".into()),
+                    Some("install the `tzdata` package, or set TZDIR to its directory".into()),
                 );
                 None
             }
