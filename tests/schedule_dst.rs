@@ -5,9 +5,9 @@
 
 use std::sync::LazyLock;
 
-use petit::zone::Zone;
 use petit::schedule::Schedule;
 use petit::time::Timestamp;
+use petit::zone::Zone;
 
 static BERLIN: LazyLock<Zone> = LazyLock::new(|| petit::testing::zone("Europe/Berlin"));
 static NEW_YORK: LazyLock<Zone> = LazyLock::new(|| petit::testing::zone("America/New_York"));
@@ -324,7 +324,12 @@ fn every_30_minutes_follows_real_time_all_year() {
 #[test]
 fn utc_zone_has_no_dst_effects() {
     assert_eq!(
-        firings("30 2 * * *", petit::zone::Zone::UTC, "2026-03-28T12:00:00Z", 3),
+        firings(
+            "30 2 * * *",
+            petit::zone::Zone::UTC,
+            "2026-03-28T12:00:00Z",
+            3
+        ),
         [
             "2026-03-29T02:30:00Z",
             "2026-03-30T02:30:00Z",

@@ -3,22 +3,22 @@
 
 use std::sync::LazyLock;
 
-use petit::zone::Zone;
 use petit::schedule::Schedule;
 use petit::time::Timestamp;
+use petit::zone::Zone;
 use proptest::prelude::*;
 
 static ZONES: LazyLock<[Zone; 8]> = LazyLock::new(|| {
     [
-    petit::zone::Zone::UTC,
-    petit::testing::zone("Europe/Berlin"),
-    petit::testing::zone("America/New_York"),
-    petit::testing::zone("Australia/Lord_Howe"), // 30-minute DST shift
-    petit::testing::zone("Pacific/Apia"),        // skipped a whole day in 2011
-    petit::testing::zone("America/Sao_Paulo"),   // DST transitions at midnight (until 2019)
-    petit::testing::zone("Asia/Kolkata"),
-    petit::testing::zone("Pacific/Chatham"), // +12:45 / +13:45
-]
+        petit::zone::Zone::UTC,
+        petit::testing::zone("Europe/Berlin"),
+        petit::testing::zone("America/New_York"),
+        petit::testing::zone("Australia/Lord_Howe"), // 30-minute DST shift
+        petit::testing::zone("Pacific/Apia"),        // skipped a whole day in 2011
+        petit::testing::zone("America/Sao_Paulo"),   // DST transitions at midnight (until 2019)
+        petit::testing::zone("Asia/Kolkata"),
+        petit::testing::zone("Pacific/Chatham"), // +12:45 / +13:45
+    ]
 });
 
 fn field(lo: u32, hi: u32) -> impl Strategy<Value = String> {

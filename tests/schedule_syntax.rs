@@ -1,9 +1,9 @@
 //! Schedule syntax: 5 and 6 fields, POSIX weekdays, names, `L`, `W`, `#`, macros, `@every`,
 //! sub-second inputs, bounded searches and error messages.
 
-use petit::zone::Zone;
 use petit::schedule::Schedule;
 use petit::time::Timestamp;
+use petit::zone::Zone;
 
 const UTC: Zone = petit::zone::Zone::UTC;
 
@@ -197,7 +197,10 @@ fn every_fires_on_multiples_of_the_interval_since_the_epoch() {
         Some(at("2026-01-01T01:30:00Z"))
     );
     assert_eq!(
-        schedule.next_after(at("2026-01-01T00:47:13Z"), petit::testing::zone("Asia/Kolkata")),
+        schedule.next_after(
+            at("2026-01-01T00:47:13Z"),
+            petit::testing::zone("Asia/Kolkata")
+        ),
         Some(at("2026-01-01T01:30:00Z"))
     );
     assert!(schedule.is_every());

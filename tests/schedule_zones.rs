@@ -4,9 +4,9 @@
 //! near a large jump (Pacific/Apia skipped 2011-12-30) once read as "never again".
 
 use chrono::{DateTime, Offset, TimeZone, Timelike, Utc};
-use petit::zone::Zone;
 use petit::schedule::Schedule;
 use petit::time::Timestamp;
+use petit::zone::Zone;
 
 const FROM: i64 = 0; // 1970-01-01
 const TO: i64 = 2_145_916_800; // 2038-01-01
@@ -81,7 +81,11 @@ fn daily_schedules_fire_within_two_days_across_every_transition_of_every_zone() 
     let mut checked = 0usize;
     let mut failures = Vec::new();
     let names = petit::jobs::zoneinfo::names();
-    assert!(names.len() > 300, "the tz database has {} zones", names.len());
+    assert!(
+        names.len() > 300,
+        "the tz database has {} zones",
+        names.len()
+    );
     for name in &names {
         let tz = petit::testing::zone(name);
         let all = transitions(tz);
@@ -130,7 +134,10 @@ fn large_jumps_keep_firing() {
     let daily = Schedule::parse("0 12 * * *").unwrap();
     let from = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
     let apia: Vec<String> = daily
-        .iter_after(from("2011-12-29T00:00:00Z"), petit::testing::zone("Pacific/Apia"))
+        .iter_after(
+            from("2011-12-29T00:00:00Z"),
+            petit::testing::zone("Pacific/Apia"),
+        )
         .take(3)
         .map(|t| t.rfc3339())
         .collect();

@@ -154,7 +154,10 @@ fn is_run(k: &FiringKind) -> bool {
 
 #[test]
 fn daily_0230_fires_once_per_local_day_across_dst() {
-    for tz in [petit::testing::zone("Europe/Berlin"), petit::testing::zone("America/New_York")] {
+    for tz in [
+        petit::testing::zone("Europe/Berlin"),
+        petit::testing::zone("America/New_York"),
+    ] {
         let mut d = Planner::new(scheduled("30 2 * * *", tz), ts("2026-01-01T12:00:00Z"));
         d.run_until(ts("2027-01-01T12:00:00Z"));
         d.assert_complete();
@@ -289,7 +292,10 @@ fn pause_records_firings_skipped_then_unpause_runs_again() {
 fn every_second_over_a_three_week_outage_is_bounded_and_exact() {
     let start = ts("2026-03-20T00:00:00Z");
     // Across Berlin's spring-forward, to exercise the walk around DST days too.
-    let mut d = Planner::new(scheduled("* * * * * *", petit::testing::zone("Europe/Berlin")), start);
+    let mut d = Planner::new(
+        scheduled("* * * * * *", petit::testing::zone("Europe/Berlin")),
+        start,
+    );
     d.run_until(start.plus_secs(10));
     let gap_secs: u64 = 21 * 86_400;
     let back = start.plus_secs(10 + gap_secs).plus_millis(2_500);
@@ -553,10 +559,10 @@ const EXPRS: [&str; 6] = [
 ];
 static ZONES: std::sync::LazyLock<[petit::zone::Zone; 3]> = std::sync::LazyLock::new(|| {
     [
-    petit::zone::Zone::UTC,
-    petit::testing::zone("Europe/Berlin"),
-    petit::testing::zone("America/New_York"),
-]
+        petit::zone::Zone::UTC,
+        petit::testing::zone("Europe/Berlin"),
+        petit::testing::zone("America/New_York"),
+    ]
 });
 
 #[derive(Clone, Debug)]

@@ -109,10 +109,7 @@ pub fn load_in(dir: &std::path::Path, name: &str) -> Result<Zone, LookupError> {
             })
         }
     };
-    Zone::from_tzif(name, &bytes).map_err(|e| LookupError::Unreadable {
-        path,
-        reason: e.0,
-    })
+    Zone::from_tzif(name, &bytes).map_err(|e| LookupError::Unreadable { path, reason: e.0 })
 }
 
 /// [`load`], reusing a zone already loaded under `name` in this process (no I/O then), else
@@ -161,7 +158,8 @@ pub fn names_in(root: &std::path::Path) -> Vec<String> {
                 continue;
             };
             let name = format!("{prefix}{file_name}");
-            if !is_valid_name(&name) || matches!(
+            if !is_valid_name(&name)
+                || matches!(
                     name.as_str(),
                     "posix" | "right" | "posixrules" | "localtime"
                 )
@@ -215,7 +213,12 @@ mod tests {
             assert!(!is_valid_name(bad), "{bad:?}");
             assert_eq!(load(bad), Err(LookupError::BadName), "{bad:?}");
         }
-        for good in ["Europe/Paris", "Etc/GMT+5", "Etc/GMT-14", "America/Port-au-Prince"] {
+        for good in [
+            "Europe/Paris",
+            "Etc/GMT+5",
+            "Etc/GMT-14",
+            "America/Port-au-Prince",
+        ] {
             assert!(is_valid_name(good), "{good:?}");
         }
     }

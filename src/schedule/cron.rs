@@ -109,7 +109,10 @@ impl CronSchedule {
         };
         // No year field, so the calendar repeats every 400 years: an expression that matches
         // no instant from 1970 on in UTC matches none ever, in any zone.
-        if schedule.next_after(Timestamp(0), crate::zone::Zone::UTC).is_none() {
+        if schedule
+            .next_after(Timestamp(0), crate::zone::Zone::UTC)
+            .is_none()
+        {
             return Err(format!(
                 "`{}` never fires: no date matches its day-of-month, month and day-of-week",
                 fields[3..].join(" ")

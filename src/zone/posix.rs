@@ -42,7 +42,10 @@ pub enum Day {
 /// Parses a footer; `intern` makes a `&'static str` of an abbreviation. `Err` says what is
 /// wrong.
 pub fn parse(s: &str, intern: &mut dyn FnMut(&str) -> &'static str) -> Result<Rule, String> {
-    let mut p = Parser { s: s.as_bytes(), at: 0 };
+    let mut p = Parser {
+        s: s.as_bytes(),
+        at: 0,
+    };
     let std_name = p.name()?;
     let std_off = -p.offset(24)?;
     let std = LocalType {
@@ -67,8 +70,22 @@ pub fn parse(s: &str, intern: &mut dyn FnMut(&str) -> &'static str) -> Result<Ru
     let (start, end) = if p.done() {
         // POSIX leaves the default to the implementation; glibc's is the US rule.
         (
-            (Day::Month { month: 3, week: 2, weekday: 0 }, 7200),
-            (Day::Month { month: 11, week: 1, weekday: 0 }, 7200),
+            (
+                Day::Month {
+                    month: 3,
+                    week: 2,
+                    weekday: 0,
+                },
+                7200,
+            ),
+            (
+                Day::Month {
+                    month: 11,
+                    week: 1,
+                    weekday: 0,
+                },
+                7200,
+            ),
         )
     } else {
         p.expect(b',')?;
@@ -222,10 +239,9 @@ impl Rule {
         let Some(dst) = self.dst else {
             return Vec::new();
         };
-        let start = day_of(year, dst.start.0) * 86_400 + i64::from(dst.start.1)
-            - i64::from(self.std.utoff);
-        let end =
-            day_of(year, dst.end.0) * 86_400 + i64::from(dst.end.1) - i64::from(dst.ty.utoff);
+        let start =
+            day_of(year, dst.start.0) * 86_400 + i64::from(dst.start.1) - i64::from(self.std.utoff);
+        let end = day_of(year, dst.end.0) * 86_400 + i64::from(dst.end.1) - i64::from(dst.ty.utoff);
         let mut out = vec![(start, dst.ty), (end, self.std)];
         // Stable: at a shared instant (daylight saving all year) the later-listed one wins.
         out.sort_by_key(|(t, _)| *t);
@@ -375,7 +391,15 @@ mod tests {
 
     #[test]
     fn bad_rules_are_errors() {
-        for bad in ["", "C1", "CET", "CET-1CEST,M3", "<CET-1", "CET-1CEST,M13.1.0,M1.1.0", "X-99"] {
+        for bad in [
+            "",
+            "C1",
+            "CET",
+            "CET-1CEST,M3",
+            "<CET-1",
+            "CET-1CEST,M13.1.0,M1.1.0",
+            "X-99",
+        ] {
             assert!(parse(bad, &mut leak).is_err(), "{bad:?}");
         }
     }

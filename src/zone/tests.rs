@@ -163,7 +163,10 @@ fn damaged_files_are_errors() {
     );
     assert!(Zone::from_tzif("Test/Good", &good).is_ok());
     for len in [0, 3, 43, 44, 60, good.len() - 1] {
-        assert!(Zone::from_tzif("Test/Cut", &good[..len]).is_err(), "cut at {len}");
+        assert!(
+            Zone::from_tzif("Test/Cut", &good[..len]).is_err(),
+            "cut at {len}"
+        );
     }
     let bad_cases: Vec<Vec<u8>> = vec![
         b"not a zone file at all, just some text that is long enough".to_vec(),

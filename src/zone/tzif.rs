@@ -39,7 +39,9 @@ fn header(b: &[u8]) -> Result<Header, String> {
     if b.len() < 44 || &b[..4] != b"TZif" {
         return Err("not a TZif file (no `TZif` header)".into());
     }
-    let n = |i: usize| u32::from_be_bytes([b[20 + 4 * i], b[21 + 4 * i], b[22 + 4 * i], b[23 + 4 * i]]) as usize;
+    let n = |i: usize| {
+        u32::from_be_bytes([b[20 + 4 * i], b[21 + 4 * i], b[22 + 4 * i], b[23 + 4 * i]]) as usize
+    };
     Ok(Header {
         version: b[4],
         isutcnt: n(0),

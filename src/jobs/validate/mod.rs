@@ -154,7 +154,11 @@ impl Checker<'_> {
                 self.report_hint(
                     tz.referenced,
                     path,
-                    format!("time zone `{}`: cannot read {}: {reason}", tz.value, file.display()),
+                    format!(
+                        "time zone `{}`: cannot read {}: {reason}",
+                        tz.value,
+                        file.display()
+                    ),
                     Some("reinstall the `tzdata` package".into()),
                 );
                 None
