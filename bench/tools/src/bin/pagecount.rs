@@ -154,31 +154,51 @@ fn main() {
             disk.disk().data.len() as u64 / PAGE
         );
         let reps = 50;
-        let kinds: Vec<(&str, Box<dyn Fn(&mut petit::store::WriteTx, usize) -> Result<(), redb::Error>>)> = vec![
-            ("meta only (high-water mark)", Box::new(|tx, i| {
-                tx.raise_high_water(Timestamp(now.0 + 1 + i as i64))
-            })),
-            ("1 task record", Box::new(|tx, i| {
-                tx.put_task(state.run.id, (i * 7) % n_tasks, &state.tasks[0])
-            })),
-            ("2 task records, adjacent", Box::new(|tx, i| {
-                let k = (i * 8) % (n_tasks - 1);
-                tx.put_task(state.run.id, k, &state.tasks[0])?;
-                tx.put_task(state.run.id, k + 1, &state.tasks[0])
-            })),
-            ("4 task records, 4 apart", Box::new(|tx, i| {
-                for j in 0..4 {
-                    tx.put_task(state.run.id, (i * 16 + j * 4) % n_tasks, &state.tasks[0])?;
-                }
-                Ok(())
-            })),
-            ("run record (active index unchanged)", Box::new(|tx, _| tx.put_run(&state.run))),
-            ("run record + 1 task record", Box::new(|tx, i| {
-                tx.put_run(&state.run)?;
-                tx.put_task(state.run.id, (i * 7) % n_tasks, &state.tasks[0])
-            })),
+        let kinds: Vec<(
+            &str,
+            Box<dyn Fn(&mut petit::store::WriteTx, usize) -> Result<(), redb::Error>>,
+        )> = vec![
+            (
+                "meta only (high-water mark)",
+                Box::new(|tx, i| tx.raise_high_water(Timestamp(now.0 + 1 + i as i64))),
+            ),
+            (
+                "1 task record",
+                Box::new(|tx, i| tx.put_task(state.run.id, (i * 7) % n_tasks, &state.tasks[0])),
+            ),
+            (
+                "2 task records, adjacent",
+                Box::new(|tx, i| {
+                    let k = (i * 8) % (n_tasks - 1);
+                    tx.put_task(state.run.id, k, &state.tasks[0])?;
+                    tx.put_task(state.run.id, k + 1, &state.tasks[0])
+                }),
+            ),
+            (
+                "4 task records, 4 apart",
+                Box::new(|tx, i| {
+                    for j in 0..4 {
+                        tx.put_task(state.run.id, (i * 16 + j * 4) % n_tasks, &state.tasks[0])?;
+                    }
+                    Ok(())
+                }),
+            ),
+            (
+                "run record (active index unchanged)",
+                Box::new(|tx, _| tx.put_run(&state.run)),
+            ),
+            (
+                "run record + 1 task record",
+                Box::new(|tx, i| {
+                    tx.put_run(&state.run)?;
+                    tx.put_task(state.run.id, (i * 7) % n_tasks, &state.tasks[0])
+                }),
+            ),
         ];
-        println!("{:<40} {:>8} {:>14} {:>8}", "one commit of", "commits", "pages/commit", "header");
+        println!(
+            "{:<40} {:>8} {:>14} {:>8}",
+            "one commit of", "commits", "pages/commit", "header"
+        );
         for (name, f) in &kinds {
             let from = disk.n_syncs();
             for i in 0..reps {
