@@ -25,6 +25,9 @@ use petit::time::Timestamp;
 
 const PAGE: u64 = 4096;
 
+/// One kind of write, given the transaction and the repetition's number.
+type Kind<'a> = Box<dyn Fn(&mut petit::store::WriteTx, usize) -> Result<(), redb::Error> + 'a>;
+
 #[derive(Debug, Default)]
 struct Disk {
     data: Vec<u8>,
@@ -154,10 +157,7 @@ fn main() {
             disk.disk().data.len() as u64 / PAGE
         );
         let reps = 50;
-        let kinds: Vec<(
-            &str,
-            Box<dyn Fn(&mut petit::store::WriteTx, usize) -> Result<(), redb::Error>>,
-        )> = vec![
+        let kinds: Vec<(&str, Kind)> = vec![
             (
                 "meta only (high-water mark)",
                 Box::new(|tx, i| tx.raise_high_water(Timestamp(now.0 + 1 + i as i64))),
