@@ -364,15 +364,24 @@ pub fn render_from_store(store: &Store) -> Result<String, StoreError> {
     render_store_with(store, &history)
 }
 
-fn render_store_with(store: &Store, history: &History) -> Result<String, StoreError> {
-    let mut active_attempts = [0; ATTEMPT_STATUSES.len()];
-    let mut runs_running = 0;
+/// The unfinished runs as committed (the `active_runs` index, one read per run): how many
+/// are `running`, and their ended attempts (indexed as [`ATTEMPT_STATUSES`]).
+pub fn active_from_store(
+    store: &Store,
+) -> Result<(u64, [u64; ATTEMPT_STATUSES.len()]), StoreError> {
+    let mut attempts = [0; ATTEMPT_STATUSES.len()];
+    let mut running = 0;
     for id in store.active_runs()? {
         if let Some(state) = store.load_run(id)? {
-            runs_running += u64::from(state.run.status == RunStatus::Running);
-            add_attempts(&mut active_attempts, &state.tasks);
+            running += u64::from(state.run.status == RunStatus::Running);
+            add_attempts(&mut attempts, &state.tasks);
         }
     }
+    Ok((running, attempts))
+}
+
+fn render_store_with(store: &Store, history: &History) -> Result<String, StoreError> {
+    let (runs_running, active_attempts) = active_from_store(store)?;
     let o = store.outbox_summary()?;
     Ok(render(&Figures {
         up: false,

@@ -47,10 +47,18 @@ impl<W: World> Daemon<W> {
             let history = History::scan(engine.store(), &|id| engine.run_state(id).is_some())?;
             self.metrics.history = Some(history);
         }
-        let mut active_attempts = [0; metrics::ATTEMPT_STATUSES.len()];
-        for state in self.engine.states() {
-            metrics::add_attempts(&mut active_attempts, &state.tasks);
-        }
+        // The unfinished runs from memory, which is what is committed once a turn's commits
+        // succeeded; after a failed commit (a full disk) memory holds decisions not yet
+        // committed, so they are read from the store instead.
+        let (running, active_attempts) = if self.healthy {
+            let mut attempts = [0; metrics::ATTEMPT_STATUSES.len()];
+            for state in self.engine.states() {
+                metrics::add_attempts(&mut attempts, &state.tasks);
+            }
+            (self.engine.n_running_runs() as u64, attempts)
+        } else {
+            metrics::active_from_store(self.store())?
+        };
         let outbox = self.store().outbox_summary()?;
         let up = !self.metrics.stopped;
         Ok(metrics::render(&Figures {
@@ -59,11 +67,7 @@ impl<W: World> Daemon<W> {
             jobs: self.jobs.keys().cloned().collect(),
             history: self.metrics.history.as_ref(),
             active_attempts,
-            runs_running: if up {
-                self.engine.n_running_runs() as u64
-            } else {
-                0
-            },
+            runs_running: if up { running } else { 0 },
             database_bytes: metrics::database_bytes(self.store()),
             alerts: AlertFigures {
                 pending: outbox.pending,
