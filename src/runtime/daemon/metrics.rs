@@ -26,6 +26,8 @@ pub(super) struct Metrics {
     file: Option<MetricsFile>,
     /// The daemon stopped gracefully: the last text says `petit_up 0`.
     stopped: bool,
+    /// The figures for the file could not be read last time (it was logged).
+    gather_failing: bool,
 }
 
 impl<W: World> Daemon<W> {
@@ -122,10 +124,15 @@ impl<W: World> Daemon<W> {
         let text = match self.metrics_text() {
             Ok(t) => t,
             Err(e) => {
-                tracing::warn!("metrics: cannot gather the figures: {e}");
+                // Logged once; tried again at the next turn (which something else caused).
+                if !self.metrics.gather_failing {
+                    tracing::warn!("metrics: cannot gather the figures: {e}");
+                }
+                self.metrics.gather_failing = true;
                 return;
             }
         };
+        self.metrics.gather_failing = false;
         if let Some(file) = self.metrics.file.as_mut() {
             file.update(&text);
         }
