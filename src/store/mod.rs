@@ -11,6 +11,7 @@
 //! distinct content and shared by the runs that started from it (ARCHITECTURE.md "Records").
 
 mod outbox;
+mod scan;
 pub use outbox::OutboxSummary;
 pub mod records;
 
