@@ -14,6 +14,7 @@ pub use crate::runtime::in_process::{InProcessTask, TaskContext, TaskError, Task
 pub mod clock;
 pub mod core;
 pub mod jobs;
+pub mod metrics;
 pub mod runtime;
 pub mod schedule;
 pub mod state;

@@ -31,6 +31,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("store", &["state", "view", "runtime", "tui"]),
     ("state.rs", &["view", "runtime", "tui"]),
     ("view.rs", &["runtime", "tui"]),
+    ("metrics.rs", &["runtime", "tui"]),
     ("runtime", &["tui"]),
 ];
 

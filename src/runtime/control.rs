@@ -116,6 +116,8 @@ pub enum Request {
         max: usize,
         dry_run: bool,
     },
+    /// The Prometheus metrics text (docs/metrics.md), answered as a JSON string in `data`.
+    Metrics,
 }
 
 /// The final answer to a request.

@@ -35,6 +35,7 @@ use crate::view;
 
 mod answers;
 pub mod backfill;
+mod metrics;
 mod retry;
 mod trigger;
 
@@ -108,6 +109,8 @@ pub struct Daemon<W: World = OsWorld> {
     stop_noted: bool,
     /// The alert defaults in force (`_defaults.yaml`, as last loaded without errors).
     defaults: crate::jobs::AlertDefaults,
+    /// Prometheus figures and `--metrics-file` (`metrics.rs`).
+    metrics: metrics::Metrics,
 }
 
 /// The outage a `back` alert tells of.
@@ -145,6 +148,7 @@ impl<W: World> Daemon<W> {
             stale: BTreeMap::new(),
             stop_noted: false,
             defaults: Default::default(),
+            metrics: Default::default(),
         };
         d.reload();
         Ok(d)
@@ -429,6 +433,7 @@ impl<W: World> Daemon<W> {
             Ok(()) => {
                 self.backoff = BACKOFF_MIN;
                 self.healthy = true;
+                self.write_metrics_file();
                 let firing = self.next_firing(now);
                 let after =
                     self.next_wake(now, watchdog, (!wall_timer).then_some(firing).flatten());
@@ -565,6 +570,7 @@ impl Daemon<OsWorld> {
         self.notifier.stopping();
         self.engine.shutdown().await?;
         self.note_clean_stop();
+        self.metrics_stopped();
         if let Some(path) = &self.config.socket {
             let _ = std::fs::remove_file(path);
         }
@@ -761,6 +767,7 @@ impl<W: World> Daemon<W> {
         let mut active = self.engine.runs_of_job(&job.id);
         let mut created: Vec<(RunState, Option<RunId>)> = Vec::new();
         let mut notices: Vec<Event> = Vec::new();
+        let mut records: Vec<Run> = Vec::new();
         let writes = if unpause_fold {
             alerting::AlertWrites::default()
         } else {
@@ -794,7 +801,7 @@ impl<W: World> Daemon<W> {
                     s.to.rfc3339(),
                     s.reason
                 );
-                tx.insert_record_run(&record_run(
+                let record = record_run(
                     job,
                     id,
                     Trigger::Schedule,
@@ -802,7 +809,9 @@ impl<W: World> Daemon<W> {
                     engine_now,
                     status,
                     &reason,
-                ))?;
+                );
+                tx.insert_record_run(&record)?;
+                records.push(record);
                 notices.push(firing_event(job, id, s.to, status, &reason, engine_now));
             }
             for f in &plan.firings {
@@ -845,9 +854,10 @@ impl<W: World> Daemon<W> {
                 };
                 match record {
                     Some((status, reason)) => {
-                        tx.insert_record_run(&record_run(
-                            job, id, trigger, f.at, engine_now, status, &reason,
-                        ))?;
+                        let record =
+                            record_run(job, id, trigger, f.at, engine_now, status, &reason);
+                        tx.insert_record_run(&record)?;
+                        records.push(record);
                         notices.push(firing_event(job, id, f.at, status, &reason, engine_now));
                     }
                     None => {
@@ -866,6 +876,9 @@ impl<W: World> Daemon<W> {
             tx.raise_high_water(now)
         })?;
         self.cursors.insert(job.id.clone(), plan.cursor);
+        for r in &records {
+            self.note_record(r);
+        }
         for e in notices {
             self.engine.emit(e);
         }
@@ -885,6 +898,7 @@ impl<W: World> Daemon<W> {
             let finished = self.engine.take_finished();
             let mut changed = !finished.is_empty();
             for run in &finished {
+                self.note_finished(run);
                 self.on_finished(run)?;
             }
             changed |= self.start_ready()?;
