@@ -21,7 +21,10 @@ Measures the figures of docs/performance.md (issue #18's table) on this machine,
    `rchar`/`wchar`, and the size of the state directory. Where the bytes go: one untimed run of
    the glibc pt under `strace -f -y` splits the database writes into commits (the writes up to
    each fdatasync) and gives commits per attempt, pwrites, bytes and distinct 4 KiB pages per
-   commit (see `trace_writes`), plus the bytes written to other files.
+   commit (see `trace_writes`), plus the bytes written to other files. Which tables a commit's
+   pages belong to: `pagecount` (bench/tools) runs Petit's store on a counting backend and
+   prints the pages of one commit of each kind (meta only, task records, the run record) and of
+   the DAG's run replayed with every concurrent exit in one commit.
 3. An idle `pt run` with 100 jobs scheduled daily 12 hours from now, per binary: RSS from
    `/proc/PID/smaps_rollup` (Rss; Anonymous; file-backed = Rss - Anonymous; Pss_File), where
    it is from `/proc/PID/smaps` (see `smaps_breakdown`: the executable's clean file pages, its
@@ -157,6 +160,7 @@ class Ctx:
         self.measure_bin = os.path.abspath(os.path.join(args.tools, "measure"))
         self.histgen_bin = os.path.abspath(os.path.join(args.tools, "histgen"))
         self.floor_bin = os.path.abspath(os.path.join(args.tools, "spawnfloor"))
+        self.pagecount_bin = os.path.abspath(os.path.join(args.tools, "pagecount"))
         self.n = 0
         # pt never reads these; keep the environment of every tool the same and quiet.
         self.env = {k: v for k, v in os.environ.items()
@@ -347,6 +351,19 @@ def trace_writes(ctx, dag_dir, job_id):
     return res
 
 
+def pagecount(ctx, dag_dir, job_id, jobs_n):
+    """The output of `pagecount` (bench/tools) for the DAG's job: pages per kind of commit, on
+    Petit's store over a counting backend in memory, and the run replayed with ideal grouping
+    (see its doc). None if the tool is missing."""
+    if not os.path.exists(ctx.pagecount_bin):
+        return None
+    r = subprocess.run([ctx.pagecount_bin, os.path.join(dag_dir, "jobs", f"{job_id}.yaml"),
+                        "-t", str(jobs_n)], capture_output=True, text=True, env=ctx.env)
+    if r.returncode != 0:
+        raise BenchError(f"pagecount exited {r.returncode}: {r.stderr[-2000:]}")
+    return r.stdout.splitlines()
+
+
 def bench_dags(ctx):
     args = ctx.args
     tools = ["make", "ninja", "floor"] + list(ctx.pts)
@@ -367,7 +384,8 @@ def bench_dags(ctx):
             log(f"{title}: round {r + 1}/{args.rounds}: "
                 + ", ".join(f"{t} {runs[t][-1]['wall_s']:.3f}s" for t in order))
         results[dag_id] = {"title": title, "tasks": n_tasks, "runs": runs,
-                           "trace": trace_writes(ctx, dag_dir, dag_id)}
+                           "trace": trace_writes(ctx, dag_dir, dag_id),
+                           "pagecount": pagecount(ctx, dag_dir, dag_id, args.jobs)}
         shutil.rmtree(dag_dir)
     return results
 
@@ -965,6 +983,13 @@ def report(ctx, res):
           " share of commits writing the header page 0; = KiB/att: commits/attempt x pages x 4 KiB"
           " of the traced run; timed: measured write_bytes/attempt of the timed runs; => the"
           " commits/attempt that implies at the traced size of a commit)")
+    for dag_id, d in res["dags"].items():
+        if d.get("pagecount"):
+            p("")
+            p(f"pages per kind of commit and an ideally grouped replay ({dag_id}; pagecount, "
+              "Petit's store on a counting backend, no processes):")
+            for line in d["pagecount"]:
+                p("  " + line)
     for i in res.get("idle", []):
         p("")
         p(f"idle pt run ({i['tool']}), 100 jobs scheduled daily, {i['seconds']} s: "

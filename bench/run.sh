@@ -9,8 +9,8 @@
 # 2. Builds `pt` twice in release: the glibc build (cargo build --release, target/release/pt)
 #    and the static musl one that ships (--target x86_64-unknown-linux-musl --features tui,
 #    the command of scripts/build-pi.sh; installs the Rust target with rustup if missing), and
-#    the harness's helper programs (bench/tools: `measure`, `histgen`, `spawnfloor`; a crate of
-#    its own that shares the target directory with pt).
+#    the harness's helper programs (bench/tools: `measure`, `histgen`, `spawnfloor`,
+#    `pagecount`; a crate of its own that shares the target directory with pt).
 # 3. Runs bench/bench.py: the same DAGs under make -j4, ninja -j4, the spawn floor (spawnfloor
 #    -j 4: posix_spawnp and waitpid, nothing else) and pt trigger -t 4 with both binaries,
 #    alternating the tools every round (default 5 rounds, --quick 2); then the footprint

@@ -106,7 +106,7 @@ Version: $debversion
 Architecture: $arch
 Maintainer: Petit maintainers <petit@example.invalid>
 Installed-Size: $installed_size
-Depends: passwd
+Depends: passwd, tzdata
 Recommends: systemd, curl
 Section: admin
 Priority: optional

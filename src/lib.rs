@@ -14,6 +14,7 @@ pub use crate::runtime::in_process::{InProcessTask, TaskContext, TaskError, Task
 pub mod clock;
 pub mod core;
 pub mod jobs;
+pub mod metrics;
 pub mod runtime;
 pub mod schedule;
 pub mod source;
@@ -26,3 +27,4 @@ pub mod time;
 pub mod tui;
 pub mod view;
 pub mod web;
+pub mod zone;

@@ -103,7 +103,7 @@ fn spec_errors(text: &str) -> Vec<String> {
         Path::new("job.yaml"),
         Path::new("/jobs"),
         text,
-        chrono_tz::UTC,
+        petit::zone::Zone::UTC,
     ) {
         Ok(_) => panic!("must not validate:\n{text}"),
         Err(d) => d.iter().map(ToString::to_string).collect(),
@@ -130,7 +130,7 @@ fn quoted_booleans_and_numbers_are_type_errors() {
         Path::new("job.yaml"),
         Path::new("/jobs"),
         ok,
-        chrono_tz::UTC,
+        petit::zone::Zone::UTC,
     ) {
         panic!("{d:#?}");
     }

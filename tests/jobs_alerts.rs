@@ -13,7 +13,7 @@ fn parse(text: &str) -> Result<Job, Vec<Diagnostic>> {
         Path::new("job.yaml"),
         Path::new("/jobs"),
         text,
-        chrono_tz::UTC,
+        petit::zone::Zone::UTC,
     )
 }
 
@@ -387,7 +387,7 @@ fn defaults_apply_to_jobs_without_their_own() {
         "quiet.yaml",
         &job("notify: []\nping: off\n").replace("id: a", "id: quiet"),
     );
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
     assert!(!loaded.defaults_broken);
     // `_defaults.yaml` is not a job.
@@ -443,7 +443,7 @@ fn a_broken_defaults_file_is_reported_and_flagged() {
         "notify:\n  - on: [faild]\n    webhook: https://h/\nping: https://h/${{ job.name }}\n",
     );
     write(tmp.path(), "a.yaml", &job(""));
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     assert!(loaded.defaults_broken);
     let shown: Vec<String> = loaded
         .diagnostics
@@ -479,7 +479,7 @@ fn a_broken_defaults_file_is_reported_and_flagged() {
         "_defaults.yaml",
         "notify: [{on: [failed], webhook: https://h/}]\nid: x\n",
     );
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     assert!(loaded.defaults_broken);
     assert_eq!(
         loaded.diagnostics[0].to_string(),
@@ -489,10 +489,10 @@ fn a_broken_defaults_file_is_reported_and_flagged() {
         )
     );
     write(tmp.path(), "_defaults.yaml", "ping: off\n");
-    assert!(load_dir_in_zone(tmp.path(), chrono_tz::UTC).defaults_broken);
+    assert!(load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC).defaults_broken);
     std::fs::remove_file(tmp.path().join("_defaults.yaml")).unwrap();
     write(tmp.path(), "_defaults.yml", DEFAULTS);
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     assert!(loaded.defaults_broken);
     assert_eq!(loaded.jobs.len(), 1);
     assert!(
@@ -504,10 +504,10 @@ fn a_broken_defaults_file_is_reported_and_flagged() {
     );
     // No defaults file, or one of only comments: no defaults, nothing broken.
     std::fs::remove_file(tmp.path().join("_defaults.yml")).unwrap();
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     assert!(!loaded.defaults_broken && loaded.diagnostics.is_empty());
     write(tmp.path(), "_defaults.yaml", "# nothing yet\n\n");
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     assert!(!loaded.defaults_broken && loaded.diagnostics.is_empty());
 }
 

@@ -14,7 +14,7 @@ fn parse(text: &str) -> Result<Job, Vec<Diagnostic>> {
         Path::new("job.yaml"),
         Path::new("/jobs"),
         text,
-        chrono_tz::UTC,
+        petit::zone::Zone::UTC,
     )
 }
 
@@ -120,7 +120,7 @@ fn all_optional_fields_reach_the_model() {
          on_interrupt: fail\n    max_interrupts: 1\n    max_log_bytes: 2048\n",
     )
     .unwrap();
-    assert_eq!(job.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(job.timezone, petit::testing::zone("Europe/Berlin"));
     assert!(!job.enabled);
     assert_eq!(job.overlap, Overlap::Queue);
     assert_eq!((job.max_queued, job.max_catchup), (3, 7));
@@ -352,7 +352,7 @@ fn duplicate_job_ids_point_at_the_second_file() {
         "id: same\ntasks: [{id: t, command: echo}]\n",
     );
     write(tmp.path(), "notes.txt", "not a job");
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     assert_eq!(loaded.jobs.len(), 1);
     assert_eq!(loaded.diagnostics.len(), 1);
     let d = &loaded.diagnostics[0];
@@ -384,7 +384,7 @@ fn cross_job_cycles_and_unknown_jobs_are_errors() {
         "d.yaml",
         "id: d\ndepends_on: [{job: c}]\ntasks: [{id: t, command: echo}]\n",
     );
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     let shown: Vec<String> = loaded
         .diagnostics
         .iter()
@@ -405,7 +405,7 @@ fn cross_job_cycles_and_unknown_jobs_are_errors() {
 
 #[test]
 fn unreadable_directory_is_a_diagnostic() {
-    let loaded = load_dir_in_zone(Path::new("/nonexistent/petit-jobs"), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(Path::new("/nonexistent/petit-jobs"), petit::zone::Zone::UTC);
     assert_eq!(loaded.diagnostics.len(), 1);
     assert!(loaded.diagnostics[0]
         .message
@@ -467,10 +467,10 @@ fn issue_13_a_job_file_over_1_mib_is_an_error_naming_it() {
     assert_eq!(limit, 1 << 20);
     let at_limit = format!("{job}{}", "x".repeat(limit - job.len()));
     write(tmp.path(), "big.yaml", &at_limit);
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     assert_eq!(loaded.jobs.len(), 1, "{:?}", loaded.diagnostics);
     write(tmp.path(), "big.yaml", &format!("{at_limit}x"));
-    let loaded = load_dir_in_zone(tmp.path(), chrono_tz::UTC);
+    let loaded = load_dir_in_zone(tmp.path(), petit::zone::Zone::UTC);
     assert!(loaded.jobs.is_empty());
     assert_eq!(loaded.diagnostics.len(), 1);
     let d = &loaded.diagnostics[0];

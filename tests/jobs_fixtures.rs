@@ -50,7 +50,7 @@ fn short(d: &Diagnostic) -> String {
 #[test]
 fn seed_files_and_examples_validate() {
     for dir in ["tests/data/specs/valid", "examples"] {
-        let loaded = load_dir_in_zone(&data(dir), chrono_tz::UTC);
+        let loaded = load_dir_in_zone(&data(dir), petit::zone::Zone::UTC);
         let problems = real_problems(loaded.diagnostics);
         assert!(problems.is_empty(), "{dir}: {problems:#?}");
         assert!(!yaml_files(&data(dir)).is_empty());
@@ -61,7 +61,7 @@ fn seed_files_and_examples_validate() {
 fn seed_and_example_schedules_parse() {
     // Needs the schedule parser (src/schedule.rs); fails while it is a stub.
     for dir in ["tests/data/specs/valid", "examples"] {
-        let loaded = load_dir_in_zone(&data(dir), chrono_tz::UTC);
+        let loaded = load_dir_in_zone(&data(dir), petit::zone::Zone::UTC);
         assert!(
             loaded.diagnostics.is_empty(),
             "{dir}: {:#?}",
@@ -87,7 +87,7 @@ fn each_invalid_fixture_fails_with_its_expected_diagnostics() {
             "{} has no `# expect:` line",
             file.display()
         );
-        let diags = parse_job_in_zone(&file, &dir, &text, chrono_tz::UTC)
+        let diags = parse_job_in_zone(&file, &dir, &text, petit::zone::Zone::UTC)
             .expect_err(&format!("{} must not validate", file.display()));
         let got: Vec<String> = diags.iter().map(short).collect();
         assert_eq!(got.len(), expected.len(), "{}: {got:#?}", file.display());
@@ -103,7 +103,7 @@ fn each_invalid_fixture_fails_with_its_expected_diagnostics() {
 #[test]
 fn problems_in_many_files_are_all_reported_at_once() {
     let dir = data("tests/data/specs/invalid");
-    let loaded = load_dir_in_zone(&dir, chrono_tz::UTC);
+    let loaded = load_dir_in_zone(&dir, petit::zone::Zone::UTC);
     assert!(loaded.jobs.is_empty());
     for file in yaml_files(&dir) {
         assert!(
@@ -119,11 +119,11 @@ fn hello_world_has_the_defaults() {
     let dir = data("tests/data/specs/valid");
     let path = dir.join("hello_world.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let job = parse_job_in_zone(&path, &dir, &text, chrono_tz::Europe::Berlin).unwrap();
+    let job = parse_job_in_zone(&path, &dir, &text, petit::testing::zone("Europe/Berlin")).unwrap();
     assert_eq!(job.id, "hello_world");
     assert_eq!(job.name, "Hello World Job");
     assert!(job.schedule.is_none());
-    assert_eq!(job.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(job.timezone, petit::testing::zone("Europe/Berlin"));
     assert!(job.enabled);
     assert_eq!(job.max_concurrency, 1);
     assert_eq!(job.max_log_bytes, 1 << 20);
@@ -151,7 +151,7 @@ fn data_pipeline_keeps_the_original_meaning() {
     let text = std::fs::read_to_string(&path).unwrap();
     // Ignore only the schedule so this test does not depend on the schedule parser.
     let text = text.replace("schedule: \"0 0 2 * * *\"", "");
-    let job = parse_job_in_zone(&path, &dir, &text, chrono_tz::UTC).unwrap();
+    let job = parse_job_in_zone(&path, &dir, &text, petit::zone::Zone::UTC).unwrap();
     assert_eq!(job.config["batch_size"], "1000");
     assert_eq!(job.config["output_dir"], "/tmp/data");
     let transform = &job.tasks[1];
@@ -169,7 +169,7 @@ fn upload_example_depends_on_backup() {
     let dir = data("examples");
     let path = dir.join("upload.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let job = parse_job_in_zone(&path, &dir, &text, chrono_tz::UTC).unwrap();
+    let job = parse_job_in_zone(&path, &dir, &text, petit::zone::Zone::UTC).unwrap();
     assert!(job.schedule.is_none());
     assert_eq!(job.depends_on.len(), 1);
     assert_eq!(job.depends_on[0].job_id, "backup");

@@ -260,8 +260,13 @@ fn defaults_schema_agrees_with_the_parser_and_the_job_schema() {
 fn params_problems_fail_the_schema_and_the_parser() {
     let v = validator();
     let check = |text: &str| {
-        petit::jobs::parse_job_in_zone(Path::new("p.yaml"), Path::new("."), text, chrono_tz::UTC)
-            .is_ok()
+        petit::jobs::parse_job_in_zone(
+            Path::new("p.yaml"),
+            Path::new("."),
+            text,
+            petit::zone::Zone::UTC,
+        )
+        .is_ok()
     };
     let doc =
         |params: &str| format!("id: a\nparams: {params}\ntasks: [{{id: t, command: echo}}]\n");

@@ -43,6 +43,7 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     ("state.rs", &["view", "runtime", "tui", "source", "web"]),
     ("view.rs", &["runtime", "tui", "source", "web"]),
+    ("metrics.rs", &["runtime", "tui", "source", "web"]),
     ("runtime", &["tui", "source", "web"]),
     ("source.rs", &["tui", "web"]),
     ("tui", &["web"]),

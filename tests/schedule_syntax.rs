@@ -1,11 +1,11 @@
 //! Schedule syntax: 5 and 6 fields, POSIX weekdays, names, `L`, `W`, `#`, macros, `@every`,
 //! sub-second inputs, bounded searches and error messages.
 
-use chrono_tz::Tz;
 use petit::schedule::Schedule;
 use petit::time::Timestamp;
+use petit::zone::Zone;
 
-const UTC: Tz = chrono_tz::UTC;
+const UTC: Zone = petit::zone::Zone::UTC;
 
 fn parse(expr: &str) -> Schedule {
     Schedule::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"))
@@ -148,7 +148,7 @@ fn many_fixed_times_of_day_fall_back_to_interval_rules() {
     let schedule = parse("0 0-59 2,3 * * *");
     let from = at("2026-10-25T00:58:00Z"); // 02:58 CEST, Berlin
     let got: Vec<String> = schedule
-        .iter_after(from, chrono_tz::Europe::Berlin)
+        .iter_after(from, petit::testing::zone("Europe/Berlin"))
         .take(3)
         .map(|t| t.rfc3339())
         .collect();
@@ -197,7 +197,10 @@ fn every_fires_on_multiples_of_the_interval_since_the_epoch() {
         Some(at("2026-01-01T01:30:00Z"))
     );
     assert_eq!(
-        schedule.next_after(at("2026-01-01T00:47:13Z"), chrono_tz::Asia::Kolkata),
+        schedule.next_after(
+            at("2026-01-01T00:47:13Z"),
+            petit::testing::zone("Asia/Kolkata")
+        ),
         Some(at("2026-01-01T01:30:00Z"))
     );
     assert!(schedule.is_every());

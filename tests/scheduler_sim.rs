@@ -26,7 +26,7 @@ fn ts(rfc3339: &str) -> Timestamp {
     Timestamp::parse_rfc3339(rfc3339).unwrap_or_else(|| panic!("bad time {rfc3339}"))
 }
 
-fn scheduled(expr: &str, tz: chrono_tz::Tz) -> Job {
+fn scheduled(expr: &str, tz: petit::zone::Zone) -> Job {
     let mut j = job("j", vec![task("a", &[])]);
     j.schedule = Some(Schedule::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}")));
     j.timezone = tz;
@@ -154,7 +154,10 @@ fn is_run(k: &FiringKind) -> bool {
 
 #[test]
 fn daily_0230_fires_once_per_local_day_across_dst() {
-    for tz in [chrono_tz::Europe::Berlin, chrono_tz::America::New_York] {
+    for tz in [
+        petit::testing::zone("Europe/Berlin"),
+        petit::testing::zone("America/New_York"),
+    ] {
         let mut d = Planner::new(scheduled("30 2 * * *", tz), ts("2026-01-01T12:00:00Z"));
         d.run_until(ts("2027-01-01T12:00:00Z"));
         d.assert_complete();
@@ -169,8 +172,8 @@ fn daily_0230_fires_once_per_local_day_across_dst() {
         // 2026-01-02 ..= 2027-01-01: 365 local days, one firing each, DST days included.
         assert_eq!(per_day.len(), 365, "{tz}");
         assert!(per_day.values().all(|n| *n == 1), "{tz}");
-        let spring = match tz {
-            chrono_tz::Europe::Berlin => "2026-03-29",
+        let spring = match tz.name() {
+            "Europe/Berlin" => "2026-03-29",
             _ => "2026-03-08",
         };
         let spring = chrono::NaiveDate::parse_from_str(spring, "%Y-%m-%d").unwrap_or_default();
@@ -189,7 +192,7 @@ fn a_three_day_outage_follows_each_catchup_policy() {
         (Catchup::All, 100, Some(12 * 3600)),
     ];
     for (policy, max_catchup, window) in cases {
-        let mut j = scheduled("0 * * * *", chrono_tz::UTC);
+        let mut j = scheduled("0 * * * *", petit::zone::Zone::UTC);
         j.catchup = policy;
         j.max_catchup = max_catchup;
         j.catchup_window_secs = window;
@@ -236,7 +239,7 @@ fn a_three_day_outage_follows_each_catchup_policy() {
 #[test]
 fn clock_jumps_forward_and_back_never_fire_twice() {
     let mut d = Planner::new(
-        scheduled("*/5 * * * *", chrono_tz::UTC),
+        scheduled("*/5 * * * *", petit::zone::Zone::UTC),
         ts("2026-02-01T00:00:00Z"),
     );
     d.run_until(ts("2026-02-01T06:00:00Z"));
@@ -264,7 +267,7 @@ fn clock_jumps_forward_and_back_never_fire_twice() {
 #[test]
 fn pause_records_firings_skipped_then_unpause_runs_again() {
     let mut d = Planner::new(
-        scheduled("0 */2 * * *", chrono_tz::UTC),
+        scheduled("0 */2 * * *", petit::zone::Zone::UTC),
         ts("2026-04-01T00:00:00Z"),
     );
     d.run_until(ts("2026-04-02T00:00:00Z"));
@@ -289,7 +292,10 @@ fn pause_records_firings_skipped_then_unpause_runs_again() {
 fn every_second_over_a_three_week_outage_is_bounded_and_exact() {
     let start = ts("2026-03-20T00:00:00Z");
     // Across Berlin's spring-forward, to exercise the walk around DST days too.
-    let mut d = Planner::new(scheduled("* * * * * *", chrono_tz::Europe::Berlin), start);
+    let mut d = Planner::new(
+        scheduled("* * * * * *", petit::testing::zone("Europe/Berlin")),
+        start,
+    );
     d.run_until(start.plus_secs(10));
     let gap_secs: u64 = 21 * 86_400;
     let back = start.plus_secs(10 + gap_secs).plus_millis(2_500);
@@ -380,7 +386,7 @@ impl Runs {
 fn overlap_policies_bound_runs_and_queue() {
     // A run every minute that takes 150 s, for a day.
     for overlap in [Overlap::Skip, Overlap::Queue, Overlap::Replace] {
-        let mut j = scheduled("* * * * *", chrono_tz::UTC);
+        let mut j = scheduled("* * * * *", petit::zone::Zone::UTC);
         j.overlap = overlap;
         j.max_queued = 1;
         let mut d = Planner::new(j.clone(), ts("2026-05-01T00:00:00Z"));
@@ -436,7 +442,7 @@ fn dependency_waits_and_triggers() {
         job_id: upstream.into(),
         condition: DependencyCondition::LastComplete,
     }];
-    let mut fresh = scheduled("0 * * * *", chrono_tz::UTC);
+    let mut fresh = scheduled("0 * * * *", petit::zone::Zone::UTC);
     fresh.id = "fresh".into();
     fresh.depends_on = vec![JobDependency {
         job_id: upstream.into(),
@@ -493,7 +499,7 @@ fn dependency_waits_and_triggers() {
 fn stale_boot_clock_waits_for_sync_then_catches_up() {
     // The board saved its clock at 11:00 and lost power until 14:00; it boots believing it is
     // 11:00 (fake-hwclock) and syncs at 11:00:45 (true time 14:00:45).
-    let j = scheduled("0 * * * *", chrono_tz::UTC);
+    let j = scheduled("0 * * * *", petit::zone::Zone::UTC);
     let mut d = Planner::new(j, ts("2026-08-01T00:30:00Z"));
     d.run_until(ts("2026-08-01T11:00:00Z"));
     let high_water = ts("2026-08-01T11:00:00Z");
@@ -551,11 +557,13 @@ const EXPRS: [&str; 6] = [
     "*/20 * * * * *",
     "15 1,2 * * MON-FRI",
 ];
-const ZONES: [chrono_tz::Tz; 3] = [
-    chrono_tz::UTC,
-    chrono_tz::Europe::Berlin,
-    chrono_tz::America::New_York,
-];
+static ZONES: std::sync::LazyLock<[petit::zone::Zone; 3]> = std::sync::LazyLock::new(|| {
+    [
+        petit::zone::Zone::UTC,
+        petit::testing::zone("Europe/Berlin"),
+        petit::testing::zone("America/New_York"),
+    ]
+});
 
 #[derive(Clone, Debug)]
 enum Move {

@@ -259,6 +259,15 @@ fn api_bodies_equal_the_cli_json() {
     assert_eq!(jobs.jobs.len(), 1);
     assert_eq!(jobs.jobs[0].listing.id, "demo");
     assert_eq!(get(&web.addr, &t, "/api/runs/99").status, 404);
+    // /metrics: the daemon's Prometheus text, behind the token too.
+    let m = get(&web.addr, &t, "/metrics");
+    assert_eq!(m.status, 200);
+    assert!(m
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    assert!(m.text().contains("petit_up"), "{}", m.text());
+    assert_eq!(request(&web.addr, "GET", "/metrics", &[], b"").status, 401);
 }
 
 #[test]
@@ -421,6 +430,9 @@ fn without_a_daemon_it_serves_the_database_and_says_so() {
     );
     assert_eq!(a.status, 409, "{}", a.text());
     assert_eq!(get(&web.addr, &t, "/api/events").status, 204);
+    let m = get(&web.addr, &t, "/metrics");
+    assert_eq!(m.status, 200);
+    assert!(m.text().contains("petit_runs_total"), "{}", m.text());
 
     // pt web holds the database only per request: a daemon starts beside it, and the
     // pages are live again.

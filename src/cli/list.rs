@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono_tz::Tz;
+use petit::zone::Zone;
 
 use super::{CliError, ErrorKind};
 use petit::jobs::{self, Job};
@@ -33,7 +33,7 @@ pub struct ListRow {
     pub name: String,
     /// The schedule expression as written; `None` for manual or dependency-only jobs.
     pub schedule: Option<String>,
-    pub timezone: Tz,
+    pub timezone: Zone,
     /// The next firing strictly after `now`; `None` if unscheduled, disabled or never again.
     pub next: Option<Timestamp>,
     pub enabled: bool,
@@ -116,7 +116,7 @@ pub fn list_rows(jobs: &[Job], now: Timestamp) -> Vec<ListRow> {
 }
 
 /// A firing in a zone for people: `Sun 2026-03-29 03:00:00 CEST`.
-pub fn format_local(t: Timestamp, tz: Tz) -> String {
+pub fn format_local(t: Timestamp, tz: Zone) -> String {
     match t.to_utc() {
         Some(utc) => utc
             .with_timezone(&tz)
@@ -198,7 +198,7 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     /// A job with no tasks, built by hand: enough for listing and schedules.
-    pub(crate) fn job(id: &str, schedule: Option<&str>, tz: Tz, enabled: bool) -> Job {
+    pub(crate) fn job(id: &str, schedule: Option<&str>, tz: Zone, enabled: bool) -> Job {
         Job {
             id: id.into(),
             name: format!("{id} job"),
@@ -240,17 +240,17 @@ pub(crate) mod tests {
             job(
                 "nightly",
                 Some("30 2 * * *"),
-                chrono_tz::Europe::Berlin,
+                petit::testing::zone("Europe/Berlin"),
                 true,
             ),
-            job("adhoc", None, chrono_tz::UTC, true),
+            job("adhoc", None, petit::zone::Zone::UTC, true),
             job(
                 "paused",
                 Some("@hourly"),
-                chrono_tz::America::New_York,
+                petit::testing::zone("America/New_York"),
                 false,
             ),
-            job("tick", Some("@every 90s"), chrono_tz::UTC, true),
+            job("tick", Some("@every 90s"), petit::zone::Zone::UTC, true),
         ]
     }
 

@@ -154,7 +154,7 @@ pub fn render_json(job: &Job, firings: &[Timestamp]) -> String {
 }
 
 /// RFC 3339 with the zone's offset at that instant: `2026-03-29T03:00:00+02:00`.
-fn local_rfc3339(t: Timestamp, tz: chrono_tz::Tz) -> String {
+fn local_rfc3339(t: Timestamp, tz: petit::zone::Zone) -> String {
     match t.to_utc() {
         Some(utc) => utc
             .with_timezone(&tz)
@@ -164,7 +164,7 @@ fn local_rfc3339(t: Timestamp, tz: chrono_tz::Tz) -> String {
 }
 
 /// The zone's UTC offset at an instant: `+02:00`.
-fn offset(t: Timestamp, tz: chrono_tz::Tz) -> String {
+fn offset(t: Timestamp, tz: petit::zone::Zone) -> String {
     match t.to_utc() {
         Some(utc) => utc.with_timezone(&tz).format("%:z").to_string(),
         None => String::new(),
@@ -181,7 +181,7 @@ mod tests {
         let nightly = job(
             "nightly",
             Some("30 1 * * *"),
-            chrono_tz::America::New_York,
+            petit::testing::zone("America/New_York"),
             true,
         );
         let firings =
@@ -201,7 +201,7 @@ mod tests {
         let nightly = job(
             "nightly",
             Some("30 2 * * *"),
-            chrono_tz::Europe::Berlin,
+            petit::testing::zone("Europe/Berlin"),
             true,
         );
         let from = at("2026-03-27T12:00:00Z");
@@ -225,7 +225,7 @@ after:    Fri 2026-03-27 13:00:00 CET (2026-03-27T12:00:00Z)
         let nightly = job(
             "nightly",
             Some("30 2 * * *"),
-            chrono_tz::Europe::Berlin,
+            petit::testing::zone("Europe/Berlin"),
             true,
         );
         let firings =
@@ -239,8 +239,8 @@ after:    Fri 2026-03-27 13:00:00 CET (2026-03-27T12:00:00Z)
     #[test]
     fn unknown_job_names_it_and_lists_known_ids() {
         let jobs = vec![
-            job("b", None, chrono_tz::UTC, true),
-            job("a", None, chrono_tz::UTC, true),
+            job("b", None, petit::zone::Zone::UTC, true),
+            job("a", None, petit::zone::Zone::UTC, true),
         ];
         let err = find_job(&jobs, "zz")
             .err()
@@ -255,7 +255,7 @@ after:    Fri 2026-03-27 13:00:00 CET (2026-03-27T12:00:00Z)
 
     #[test]
     fn unscheduled_job_is_bad_input() {
-        let adhoc = job("adhoc", None, chrono_tz::UTC, true);
+        let adhoc = job("adhoc", None, petit::zone::Zone::UTC, true);
         let err = next_firings(&adhoc, at("2026-01-01T00:00:00Z"), 5)
             .err()
             .unwrap_or_else(|| panic!("adhoc has firings"));
@@ -265,7 +265,7 @@ after:    Fri 2026-03-27 13:00:00 CET (2026-03-27T12:00:00Z)
 
     #[test]
     fn firings_stop_when_the_schedule_ends() {
-        let yearly = job("yearly", Some("@yearly"), chrono_tz::UTC, true);
+        let yearly = job("yearly", Some("@yearly"), petit::zone::Zone::UTC, true);
         let firings = next_firings(&yearly, at("4997-06-01T00:00:00Z"), 1000)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(firings.len() <= 4, "{} firings", firings.len());

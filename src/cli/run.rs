@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// Seconds an undelivered alert is retried before it is given up (docs/alerts.md)
     #[arg(long, default_value_t = petit::core::alert::DEFAULT_MAX_AGE_SECS, value_name = "SECS")]
     pub alert_max_age: u64,
+    /// Write the Prometheus metrics to this file whenever a figure changes, atomically, for
+    /// node_exporter's textfile collector (docs/metrics.md)
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
     /// Log format on stderr: text or json (for journald and log shippers)
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -94,7 +98,10 @@ pub fn cmd_run(args: RunArgs) -> Result<(), CliError> {
     };
     let rt = super::engine::runtime()?;
     let result = rt.block_on(async {
-        let daemon = Daemon::new(engine, config).map_err(daemon_error)?;
+        let mut daemon = Daemon::new(engine, config).map_err(daemon_error)?;
+        if let Some(path) = args.metrics_file {
+            daemon.set_metrics_file(path);
+        }
         daemon.run().await.map_err(daemon_error)
     });
     if let Some(p) = &pid_file {

@@ -925,7 +925,7 @@ struct Pattern {
 /// Walks a schedule's firings in chunks (see "Bounded work" in the module doc).
 struct Walker<'a> {
     schedule: &'a Schedule,
-    tz: chrono_tz::Tz,
+    tz: crate::zone::Zone,
     /// Patterns learnt from the first block of each unit: `None` = not scanned yet,
     /// `Some(None)` = unusable (the walk goes firing by firing).
     hour: Option<Option<Pattern>>,
@@ -933,7 +933,7 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    fn new(schedule: &'a Schedule, tz: chrono_tz::Tz) -> Self {
+    fn new(schedule: &'a Schedule, tz: crate::zone::Zone) -> Self {
         Walker {
             schedule,
             tz,

@@ -329,32 +329,32 @@ fn cron_block_counting_matches_firing_by_firing_across_dst() {
     let cases = [
         (
             "*/10 * * * * *",
-            chrono_tz::Europe::Berlin,
+            crate::testing::zone("Europe/Berlin"),
             "2026-03-28T00:00:00Z",
         ),
         (
             "*/10 * * * * *",
-            chrono_tz::America::New_York,
+            crate::testing::zone("America/New_York"),
             "2026-10-31T00:00:00Z",
         ),
         (
             "0 */5 * * * *",
-            chrono_tz::Asia::Kathmandu,
+            crate::testing::zone("Asia/Kathmandu"),
             "2026-03-28T00:00:00Z",
         ),
         (
             "30 2 * * *",
-            chrono_tz::Europe::Berlin,
+            crate::testing::zone("Europe/Berlin"),
             "2026-03-20T00:00:00Z",
         ),
         (
             "15 1,2 * * MON-FRI",
-            chrono_tz::America::New_York,
+            crate::testing::zone("America/New_York"),
             "2026-10-25T00:00:00Z",
         ),
         (
             "* 30 * * * *",
-            chrono_tz::Australia::Lord_Howe,
+            crate::testing::zone("Australia/Lord_Howe"),
             "2026-04-03T00:00:00Z",
         ),
     ];
@@ -805,7 +805,7 @@ fn plan_starts_orders_waiting_then_queued_under_max_jobs() {
 
 fn berlin(expr: &str) -> Job {
     let mut j = scheduled(expr);
-    j.timezone = chrono_tz::Europe::Berlin;
+    j.timezone = crate::testing::zone("Europe/Berlin");
     j
 }
 

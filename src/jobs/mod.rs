@@ -1,8 +1,9 @@
 //! Job files: YAML in, validated [`model::Job`]s and [`Diagnostic`]s out.
 //!
 //! `raw` mirrors the YAML with serde (`deny_unknown_fields` everywhere), `validate` turns raw
-//! structs into the model and reports every problem at once. Reading the directory and
-//! finding the system time zone are the only I/O here; parsing and validation are pure.
+//! structs into the model and reports every problem at once. Reading the directory, finding
+//! the system time zone and reading the zone files that jobs name ([`zoneinfo`]) are the only
+//! I/O here; parsing and validation are otherwise pure.
 
 pub mod diagnostic;
 pub mod model;
@@ -10,6 +11,7 @@ pub mod params;
 pub mod raw;
 pub mod template;
 pub mod validate;
+pub mod zoneinfo;
 
 pub use diagnostic::Diagnostic;
 pub use model::{AlertDefaults, AlertEvent, Alerts, Job, Param, ParamKind, Route, RouteTarget};
@@ -18,7 +20,7 @@ pub use validate::DEFAULTS_FILE;
 
 use std::path::{Path, PathBuf};
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 
 /// Everything loaded from a jobs directory: the valid jobs and every problem found.
 #[derive(Debug, Default)]
@@ -51,7 +53,7 @@ pub fn load_dir(dir: &Path) -> Loaded {
 }
 
 /// [`load_dir`] with an explicit default time zone.
-pub fn load_dir_in_zone(dir: &Path, default_tz: Tz) -> Loaded {
+pub fn load_dir_in_zone(dir: &Path, default_tz: Zone) -> Loaded {
     let whole_dir = |message: String| Diagnostic {
         file: dir.to_path_buf(),
         line: 0,
@@ -250,7 +252,7 @@ pub fn parse_job_in_zone(
     path: &Path,
     base_dir: &Path,
     text: &str,
-    default_tz: Tz,
+    default_tz: Zone,
 ) -> Result<Job, Vec<Diagnostic>> {
     let outcome = validate::check_file(path, base_dir, text, default_tz);
     match outcome.job {
@@ -338,7 +340,7 @@ fn env_ref_position(text: &str, name: &str, nth: usize) -> (u64, u64) {
 /// The system's time zone: `TZ` if it names a zone (`Europe/Berlin`, `:Europe/Berlin`, or a
 /// path into a zoneinfo directory), else the target of the `/etc/localtime` symlink, else
 /// `/etc/timezone`, else UTC.
-pub fn system_timezone() -> Tz {
+pub fn system_timezone() -> Zone {
     let from_tz = std::env::var("TZ").ok().and_then(|v| zone_from_tz_var(&v));
     from_tz
         .or_else(|| {
@@ -349,14 +351,14 @@ pub fn system_timezone() -> Tz {
         .or_else(|| {
             std::fs::read_to_string("/etc/timezone")
                 .ok()
-                .and_then(|s| s.trim().parse().ok())
+                .and_then(|s| zoneinfo::load(s.trim()).ok())
         })
-        .unwrap_or(Tz::UTC)
+        .unwrap_or(Zone::UTC)
 }
 
-/// The zone a `TZ` value names, if any. POSIX rule strings such as `CET-1CEST` are not
-/// supported and yield `None`.
-pub fn zone_from_tz_var(value: &str) -> Option<Tz> {
+/// The zone a `TZ` value names, if any, loaded from the tz database ([`zoneinfo`]). POSIX
+/// rule strings such as `CET-1CEST` are not supported and yield `None`.
+pub fn zone_from_tz_var(value: &str) -> Option<Zone> {
     let v = value.strip_prefix(':').unwrap_or(value).trim();
     if v.is_empty() {
         return None;
@@ -367,18 +369,18 @@ pub fn zone_from_tz_var(value: &str) -> Option<Tz> {
             Err(_) => zone_from_path(v),
         };
     }
-    v.parse().ok()
+    zoneinfo::load(v).ok()
 }
 
 /// The zone named by the part of `path` after `zoneinfo/`.
-fn zone_from_path(path: &str) -> Option<Tz> {
+fn zone_from_path(path: &str) -> Option<Zone> {
     let (_, name) = path.split_once("zoneinfo/")?;
     // Debian also ships `posix/` and `right/` copies of every zone.
     let name = name
         .strip_prefix("posix/")
         .or_else(|| name.strip_prefix("right/"))
         .unwrap_or(name);
-    name.parse().ok()
+    zoneinfo::load(name).ok()
 }
 
 #[cfg(test)]
@@ -388,7 +390,7 @@ mod tests {
     #[test]
     fn env_references_are_checked_against_the_daemons_environment() {
         let text = "id: e\nenvironment:\n  A: ${{ env.HOME }}\ntasks:\n  - id: t\n    command: echo\n    args: [\"${{ env.NOPE_VAR }}\"]\n  - id: s\n    type: shell\n    script: echo ${{ raw env.NOPE_VAR }}\n";
-        let job = parse_job_in_zone(Path::new("e.yaml"), Path::new("/j"), text, Tz::UTC)
+        let job = parse_job_in_zone(Path::new("e.yaml"), Path::new("/j"), text, Zone::UTC)
             .unwrap_or_else(|d| panic!("{d:?}"));
         let env: std::collections::BTreeMap<String, String> =
             [("HOME".to_string(), "/root".to_string())].into();
@@ -412,18 +414,18 @@ mod tests {
     fn tz_values_name_zones() {
         assert_eq!(
             zone_from_tz_var("Europe/Berlin"),
-            Some(chrono_tz::Europe::Berlin)
+            Some(crate::testing::zone("Europe/Berlin"))
         );
-        assert_eq!(zone_from_tz_var(":UTC"), Some(Tz::UTC));
+        assert_eq!(zone_from_tz_var(":UTC"), Some(Zone::UTC));
         assert_eq!(
             zone_from_tz_var("/usr/share/zoneinfo/America/New_York"),
-            Some(chrono_tz::America::New_York)
+            Some(crate::testing::zone("America/New_York"))
         );
         assert_eq!(zone_from_tz_var("CET-1CEST"), None);
         assert_eq!(zone_from_tz_var(""), None);
         assert_eq!(
             zone_from_path("../usr/share/zoneinfo/posix/Europe/Paris"),
-            Some(chrono_tz::Europe::Paris)
+            Some(crate::testing::zone("Europe/Paris"))
         );
     }
 }

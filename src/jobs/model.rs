@@ -22,7 +22,7 @@ pub struct Job {
     pub schedule: Option<Schedule>,
     /// The zone the schedule is evaluated in (the `schedule.timezone`, else `timezone`, else
     /// the system zone, else UTC).
-    pub timezone: chrono_tz::Tz,
+    pub timezone: crate::zone::Zone,
     pub enabled: bool,
     pub max_concurrency: u32,
     pub overlap: Overlap,

@@ -124,6 +124,8 @@ pub enum Request {
         max: usize,
         dry_run: bool,
     },
+    /// The Prometheus metrics text (docs/metrics.md), answered as a JSON string in `data`.
+    Metrics,
     /// The job definition run `run` was created with, as its snapshot holds it
     /// ([`crate::view::Definition`]; `pt web` shows it and draws the run's graph from it).
     Definition {

@@ -7,7 +7,8 @@
 //!   `<petit root>/<run>.<task>.<attempt>-<state hash>`. The child joins it before `exec`, so
 //!   nothing it starts can be outside. Ending the attempt (its leader exited, or a timeout,
 //!   cancel or shutdown sends SIGKILL) kills the whole group with `cgroup.kill` (SIGKILL to
-//!   every pid in `cgroup.procs` before Linux 5.14), then removes it. With the memory and cpu
+//!   every pid in `cgroup.procs` before Linux 5.14), then removes it; a group already empty
+//!   when the leader exits is just removed ([`kill_and_remove`]). With the memory and cpu
 //!   controllers available, `memory_max` and `cpu_weight` are written into it.
 //!
 //!   The petit root is `<own cgroup>/petit`, where `<own cgroup>` is the group Petit started in
@@ -392,7 +393,20 @@ pub async fn wait_empty(dir: &Path, limit: Duration) -> bool {
 }
 
 /// SIGKILLs the group at `dir`, waits for it to empty and removes it; what survives is logged.
+///
+/// An empty group (the common case: the leader exited and left nothing behind) is removed
+/// without signalling: `rmdir(2)` of a cgroup fails with `EBUSY` while a live process is in it
+/// (an exited, unreaped leader does not count), so a removal that succeeds proves there was
+/// nothing to kill, and no process can join a removed group. Writing `cgroup.kill` and reading
+/// `cgroup.procs` of an empty group cost about 0.3 ms of kernel time per attempt here
+/// (docs/performance.md); a populated group is killed, waited for and removed as before.
 pub async fn kill_and_remove(dir: &Path) {
+    match fs::remove_dir(dir) {
+        Ok(()) => return,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        // EBUSY (populated, or a task made groups inside it): kill first.
+        Err(_) => {}
+    }
     kill_now(dir);
     if !wait_empty(dir, KILL_WAIT).await {
         // Signals sent through cgroup.procs may have missed a process forked meanwhile.

@@ -529,7 +529,14 @@ impl Running {
         if reaped.is_some() {
             live().remove(&self.pgid());
         }
-        if let Err(err) = signal_group(self.pgid(), Signal::Kill) {
+        // The process group now; the attempt's cgroup, if it has one, just below: killed only if
+        // anything is left in it (`kill_and_remove`), not once here and again there.
+        let killed = if self.group.is_some() {
+            killpg(self.pgid(), Signal::Kill)
+        } else {
+            signal_group(self.pgid(), Signal::Kill)
+        };
+        if let Err(err) = killed {
             tracing::warn!(pgid = self.pgid(), %err, "cannot kill the rest of the task's process group");
         }
         match self.group.take() {

@@ -109,7 +109,10 @@ impl CronSchedule {
         };
         // No year field, so the calendar repeats every 400 years: an expression that matches
         // no instant from 1970 on in UTC matches none ever, in any zone.
-        if schedule.next_after(Timestamp(0), chrono_tz::UTC).is_none() {
+        if schedule
+            .next_after(Timestamp(0), crate::zone::Zone::UTC)
+            .is_none()
+        {
             return Err(format!(
                 "`{}` never fires: no date matches its day-of-month, month and day-of-week",
                 fields[3..].join(" ")
@@ -132,7 +135,7 @@ impl CronSchedule {
 
     /// The first firing strictly after `after` in zone `tz`; `None` if there is none before
     /// the year 5000 or the instant is outside chrono's range.
-    pub fn next_after(&self, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp> {
+    pub fn next_after(&self, after: Timestamp, tz: crate::zone::Zone) -> Option<Timestamp> {
         if self.fixed_times.is_empty() {
             next_of(&self.cron, self.fixed, after, tz)
         } else {
@@ -158,14 +161,14 @@ fn parse_croner(six_fields: &str) -> Result<Cron, croner::errors::CronError> {
 
 /// One `croner` search, strictly after `after`, with the result checked to be so. `fixed`
 /// selects the fixed-time DST rules (for the fallback; croner knows it from the pattern).
-fn next_of(cron: &Cron, fixed: bool, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp> {
+fn next_of(cron: &Cron, fixed: bool, after: Timestamp, tz: crate::zone::Zone) -> Option<Timestamp> {
     // Firings are whole seconds, so "strictly after `after`" is "strictly after `after`
     // rounded down to the second"; croner is given whole seconds only.
     let mut from_secs = after.millis().div_euclid(1000);
     // croner's answer is strictly later than its start by contract; the loop only guards
     // against a violation, and is bounded so that it can never spin.
     for _ in 0..4 {
-        let start: DateTime<chrono_tz::Tz> =
+        let start: DateTime<crate::zone::Zone> =
             DateTime::<Utc>::from_timestamp(from_secs, 0)?.with_timezone(&tz);
         let found = match cron.find_next_occurrence(&start, false) {
             Ok(found) => Timestamp::from_datetime(&found),
@@ -213,7 +216,7 @@ fn next_on_local_calendar(
     cron: &Cron,
     fixed: bool,
     after: Timestamp,
-    tz: chrono_tz::Tz,
+    tz: crate::zone::Zone,
 ) -> Option<Timestamp> {
     use chrono::offset::LocalResult;
     use chrono::TimeZone;

@@ -132,7 +132,7 @@ impl Schedule {
     /// or hour) skipped by spring-forward fires once at the first instant after the gap, and
     /// one repeated by fall-back fires once, the first time. Other expressions follow real
     /// time: nothing in the gap, both passes of a repeated hour. `@every` ignores `tz`.
-    pub fn next_after(&self, after: Timestamp, tz: chrono_tz::Tz) -> Option<Timestamp> {
+    pub fn next_after(&self, after: Timestamp, tz: crate::zone::Zone) -> Option<Timestamp> {
         let next = match &self.kind {
             Kind::Cron(cron) => cron.next_after(after, tz),
             Kind::Every { interval_secs } => every::next_after(*interval_secs, after),
@@ -142,7 +142,7 @@ impl Schedule {
 
     /// The firings strictly after `after`, in increasing order; ends when
     /// [`next_after`](Self::next_after) finds none.
-    pub fn iter_after(&self, after: Timestamp, tz: chrono_tz::Tz) -> Firings<'_> {
+    pub fn iter_after(&self, after: Timestamp, tz: crate::zone::Zone) -> Firings<'_> {
         Firings {
             schedule: self,
             tz,
@@ -187,7 +187,7 @@ impl Schedule {
 #[derive(Clone, Debug)]
 pub struct Firings<'a> {
     schedule: &'a Schedule,
-    tz: chrono_tz::Tz,
+    tz: crate::zone::Zone,
     /// The last firing returned (or the start); `None` once the schedule has no more firings.
     cursor: Option<Timestamp>,
 }

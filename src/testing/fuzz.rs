@@ -69,9 +69,9 @@ pub fn schedule_parse(data: &[u8]) {
     };
     let _ = schedule.describe();
     let zones = [
-        chrono_tz::UTC,
-        chrono_tz::Europe::Berlin,
-        chrono_tz::America::New_York,
+        crate::zone::Zone::UTC,
+        crate::testing::zone("Europe/Berlin"),
+        crate::testing::zone("America/New_York"),
     ];
     // 2026-03-29 00:30 UTC (Berlin springs forward) and 2026-11-01 05:30 UTC (New York falls
     // back), plus the epoch.

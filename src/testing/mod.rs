@@ -23,6 +23,14 @@ use crate::jobs::model::{
 use crate::jobs::template::Template;
 use crate::time::Timestamp;
 
+/// The zone `name` from the system's tz database (`$TZDIR` or `/usr/share/zoneinfo`), for
+/// tests that need a real zone. Panics with the reason when it cannot be loaded: the tests
+/// need the `tzdata` package (`.ci/run` checks that it is installed).
+pub fn zone(name: &str) -> crate::zone::Zone {
+    crate::jobs::zoneinfo::load(name)
+        .unwrap_or_else(|e| panic!("time zone `{name}` for a test: {e} (install `tzdata`)"))
+}
+
 /// A task running `true`, depending on `deps` (ids of tasks defined earlier or later).
 pub fn task(id: &str, deps: &[&str]) -> (Task, Vec<String>) {
     (
@@ -71,7 +79,7 @@ pub fn job(id: &str, tasks: Vec<(Task, Vec<String>)>) -> Job {
         name: id.to_string(),
         description: String::new(),
         schedule: None,
-        timezone: chrono_tz::UTC,
+        timezone: crate::zone::Zone::UTC,
         enabled: true,
         max_concurrency: 1,
         overlap: Overlap::Skip,

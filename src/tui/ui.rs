@@ -5,7 +5,6 @@
 //! (`NO_COLOR`) everything stays readable: the selection is reverse video and statuses are
 //! words. Reads no clock and no data beyond the `App`.
 
-use chrono_tz::Tz;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -207,7 +206,7 @@ fn table_state(app: &App) -> TableState {
 
 /// A firing in the job's zone, short: `03-29 03:00 CEST`.
 pub fn local_short(t: Timestamp, zone: &str) -> String {
-    let tz: Tz = zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::jobs::zoneinfo::load_cached_or_utc(zone);
     match t.to_utc() {
         Some(utc) => utc.with_timezone(&tz).format("%m-%d %H:%M %Z").to_string(),
         None => t.rfc3339(),
@@ -216,7 +215,7 @@ pub fn local_short(t: Timestamp, zone: &str) -> String {
 
 /// A firing in the job's zone, long: `Fri 2026-11-27 07:30 CET`.
 fn local_long(t: Timestamp, zone: &str) -> String {
-    let tz: Tz = zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::jobs::zoneinfo::load_cached_or_utc(zone);
     match t.to_utc() {
         Some(utc) => utc
             .with_timezone(&tz)

@@ -216,6 +216,7 @@ async fn get(req: &Request, st: &State, path: &str, segs: &[&str]) -> Response {
                 None => Response::error(404, &format!("no run #{id}")),
             }),
         },
+        ["metrics"] => metrics(&src).await,
         ["api", "runs", id, "tasks", task, "attempts", n, "log"] => {
             log_answer(&src, id, task, n, &params).await
         }
@@ -237,6 +238,27 @@ async fn get(req: &Request, st: &State, path: &str, segs: &[&str]) -> Response {
         _ => Ok(fail(st, path, 404, "not found")),
     };
     r.unwrap_or_else(|e| fail(st, path, 502, &e))
+}
+
+/// `GET /metrics`: the Prometheus text (docs/metrics.md), the daemon's or, without one, the
+/// same text from the database.
+async fn metrics(src: &Source) -> Result<Response, String> {
+    let text = match src {
+        Source::Daemon { socket } => {
+            let v = crate::source::ask(socket, &Control::Metrics)
+                .await?
+                .ok_or_else(|| "the daemon stopped".to_string())?;
+            crate::source::decode::<String>("metrics", v)?
+        }
+        Source::Snapshot { store, .. } => {
+            crate::metrics::render_from_store(store).map_err(|e| e.to_string())?
+        }
+    };
+    Ok(Response::new(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        text,
+    ))
 }
 
 /// The `limit`, `before`, `status` and `trigger` of a history request.

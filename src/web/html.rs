@@ -117,10 +117,16 @@ fn took(start: Option<&str>, end: Option<&str>) -> String {
     )
 }
 
+/// Zone `name`: the one already loaded in this process (no I/O), else from the system's
+/// database; `None` if it has no such zone.
+fn zone(name: &str) -> Option<crate::zone::Zone> {
+    crate::zone::Zone::loaded(name).or_else(|| crate::jobs::zoneinfo::load(name).ok())
+}
+
 /// `t` (UTC, RFC 3339) in zone `zone`, as `2026-03-29 03:00:00 CEST (+02:00)`; `None` for a
-/// zone this build does not know.
-pub fn in_zone(t: &str, zone: &str) -> Option<String> {
-    let tz: chrono_tz::Tz = zone.parse().ok()?;
+/// zone the system does not know.
+pub fn in_zone(t: &str, zone_name: &str) -> Option<String> {
+    let tz = zone(zone_name)?;
     let utc = Timestamp::parse_rfc3339(t)?.to_utc()?;
     Some(
         utc.with_timezone(&tz)
@@ -131,10 +137,8 @@ pub fn in_zone(t: &str, zone: &str) -> Option<String> {
 
 /// The next `n` firings of schedule `expr` in `zone` after `after`, as (local, UTC) texts.
 pub fn next_firings(expr: &str, zone: &str, after: Timestamp, n: usize) -> Vec<(String, String)> {
-    let (Ok(schedule), Ok(tz)) = (
-        crate::schedule::Schedule::parse(expr),
-        zone.parse::<chrono_tz::Tz>(),
-    ) else {
+    let (Ok(schedule), Some(tz)) = (crate::schedule::Schedule::parse(expr), self::zone(zone))
+    else {
         return Vec::new();
     };
     schedule

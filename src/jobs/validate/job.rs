@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 use serde_saphyr::Spanned;
 
 use super::alerts::job_alerts;
@@ -30,7 +30,7 @@ pub(super) fn job(
     ck: &mut Checker,
     raw: RawJob,
     base_dir: &Path,
-    default_tz: Tz,
+    default_tz: Zone,
     job_deps: &mut Vec<Located>,
 ) -> Option<Job> {
     ck.id(&raw.id, "id");

@@ -1,7 +1,8 @@
 //! Raw job files to validated [`Job`]s, collecting every problem as a [`Diagnostic`].
 //!
-//! Pure: no filesystem, no environment, no clock. The default time zone and the jobs directory
-//! are parameters. Checks never stop at the first problem: a file with five mistakes yields
+//! Pure but for one thing: no filesystem, no environment, no clock, except that a time zone a
+//! file names is read from the system's tz database (`super::zoneinfo`; each file is parsed once per process).
+//! The default time zone and the jobs directory are parameters. Checks never stop at the first problem: a file with five mistakes yields
 //! five diagnostics, except that a YAML or type error stops the parser for that file (the
 //! serde model has no way to resume), so such a file yields that one diagnostic.
 //!
@@ -18,7 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 use serde_saphyr::{Location, Spanned};
 
 use super::diagnostic::Diagnostic;
@@ -143,18 +144,56 @@ impl Checker<'_> {
         Some(s.value)
     }
 
-    fn timezone(&mut self, tz: &Spanned<String>, path: &str) -> Option<Tz> {
-        match tz.value.parse::<Tz>() {
+    /// Loads the zone a job names from the system's tz database (the one I/O of validation,
+    /// see [`super::zoneinfo`]); an unknown name is reported with a "did you mean".
+    fn timezone(&mut self, tz: &Spanned<String>, path: &str) -> Option<Zone> {
+        use super::zoneinfo::{self, LookupError};
+        match zoneinfo::load(&tz.value) {
             Ok(z) => Some(z),
-            Err(_) => {
-                let names = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
-                let hint = closest(&tz.value, names).map(|n| format!("did you mean `{n}`?"));
+            Err(LookupError::Unreadable { path: file, reason }) => {
+                self.report_hint(
+                    tz.referenced,
+                    path,
+                    format!(
+                        "time zone `{}`: cannot read {}: {reason}",
+                        tz.value,
+                        file.display()
+                    ),
+                    Some("reinstall the `tzdata` package".into()),
+                );
+                None
+            }
+            Err(LookupError::NoDatabase { dir }) => {
+                self.report_hint(
+                    tz.referenced,
+                    path,
+                    format!(
+                        "unknown time zone `{}`: there is no time zone database at {}",
+                        tz.value,
+                        dir.display()
+                    ),
+                    Some("install the `tzdata` package, or set TZDIR to its directory".into()),
+                );
+                None
+            }
+            Err(e) => {
+                let names = zoneinfo::names();
+                let hint = closest(&tz.value, names.iter().map(String::as_str))
+                    .map(|n| format!("did you mean `{n}`?"));
+                let dir = match e {
+                    LookupError::NotFound { dir } => dir,
+                    _ => zoneinfo::dir(),
+                };
                 self.report_hint(
                     tz.referenced,
                     path,
                     format!("unknown time zone `{}`", tz.value),
                     hint.or_else(|| {
-                        Some("use an IANA name such as `Europe/Berlin` or `UTC`".into())
+                        Some(format!(
+                            "use an IANA name such as `Europe/Berlin` or `UTC` (looked in {}, \
+                             from the `tzdata` package)",
+                            dir.display()
+                        ))
                     }),
                 );
                 None
@@ -219,7 +258,7 @@ struct TemplateSite {
 
 /// Checks one job file on its own. `base_dir` resolves relative `working_dir`s; `default_tz`
 /// is the zone of jobs that name none.
-pub fn check_file(path: &Path, base_dir: &Path, text: &str, default_tz: Tz) -> FileOutcome {
+pub fn check_file(path: &Path, base_dir: &Path, text: &str, default_tz: Zone) -> FileOutcome {
     let mut outcome = FileOutcome {
         file: path.to_path_buf(),
         job: None,

@@ -36,6 +36,7 @@ use crate::view;
 mod answers;
 pub mod backfill;
 mod definition;
+mod metrics;
 mod retry;
 mod trigger;
 
@@ -109,6 +110,8 @@ pub struct Daemon<W: World = OsWorld> {
     stop_noted: bool,
     /// The alert defaults in force (`_defaults.yaml`, as last loaded without errors).
     defaults: crate::jobs::AlertDefaults,
+    /// Prometheus figures and `--metrics-file` (`metrics.rs`).
+    metrics: metrics::Metrics,
 }
 
 /// The outage a `back` alert tells of.
@@ -146,6 +149,7 @@ impl<W: World> Daemon<W> {
             stale: BTreeMap::new(),
             stop_noted: false,
             defaults: Default::default(),
+            metrics: Default::default(),
         };
         d.reload();
         Ok(d)
@@ -430,6 +434,7 @@ impl<W: World> Daemon<W> {
             Ok(()) => {
                 self.backoff = BACKOFF_MIN;
                 self.healthy = true;
+                self.write_metrics_file();
                 let firing = self.next_firing(now);
                 let after =
                     self.next_wake(now, watchdog, (!wall_timer).then_some(firing).flatten());
@@ -566,6 +571,7 @@ impl Daemon<OsWorld> {
         self.notifier.stopping();
         self.engine.shutdown().await?;
         self.note_clean_stop();
+        self.metrics_stopped();
         if let Some(path) = &self.config.socket {
             let _ = std::fs::remove_file(path);
         }
@@ -762,6 +768,7 @@ impl<W: World> Daemon<W> {
         let mut active = self.engine.runs_of_job(&job.id);
         let mut created: Vec<(RunState, Option<RunId>)> = Vec::new();
         let mut notices: Vec<Event> = Vec::new();
+        let mut records: Vec<Run> = Vec::new();
         let writes = if unpause_fold {
             alerting::AlertWrites::default()
         } else {
@@ -795,7 +802,7 @@ impl<W: World> Daemon<W> {
                     s.to.rfc3339(),
                     s.reason
                 );
-                tx.insert_record_run(&record_run(
+                let record = record_run(
                     job,
                     id,
                     Trigger::Schedule,
@@ -803,7 +810,9 @@ impl<W: World> Daemon<W> {
                     engine_now,
                     status,
                     &reason,
-                ))?;
+                );
+                tx.insert_record_run(&record)?;
+                records.push(record);
                 notices.push(firing_event(job, id, s.to, status, &reason, engine_now));
             }
             for f in &plan.firings {
@@ -846,9 +855,10 @@ impl<W: World> Daemon<W> {
                 };
                 match record {
                     Some((status, reason)) => {
-                        tx.insert_record_run(&record_run(
-                            job, id, trigger, f.at, engine_now, status, &reason,
-                        ))?;
+                        let record =
+                            record_run(job, id, trigger, f.at, engine_now, status, &reason);
+                        tx.insert_record_run(&record)?;
+                        records.push(record);
                         notices.push(firing_event(job, id, f.at, status, &reason, engine_now));
                     }
                     None => {
@@ -867,6 +877,9 @@ impl<W: World> Daemon<W> {
             tx.raise_high_water(now)
         })?;
         self.cursors.insert(job.id.clone(), plan.cursor);
+        for r in &records {
+            self.note_record(r);
+        }
         for e in notices {
             self.engine.emit(e);
         }
@@ -886,6 +899,7 @@ impl<W: World> Daemon<W> {
             let finished = self.engine.take_finished();
             let mut changed = !finished.is_empty();
             for run in &finished {
+                self.note_finished(run);
                 self.on_finished(run)?;
             }
             changed |= self.start_ready()?;
