@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod runtime;
 pub mod schedule;
+pub mod source;
 pub mod state;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
@@ -25,4 +26,5 @@ pub mod time;
 #[cfg(feature = "tui")]
 pub mod tui;
 pub mod view;
+pub mod web;
 pub mod zone;
