@@ -24,3 +24,4 @@ pub mod time;
 #[cfg(feature = "tui")]
 pub mod tui;
 pub mod view;
+pub mod web;
