@@ -63,6 +63,10 @@ pub fn dag_svg(tasks: &[GraphTask]) -> String {
 struct Layout {
     /// Top-left corner of each node.
     pos: Vec<(i64, i64)>,
+    /// The row of each node.
+    row_of: Vec<usize>,
+    /// Each row's left edge and node count, top to bottom.
+    rows: Vec<(i64, usize)>,
     /// (dependency, dependent) pairs, deduplicated, in input order.
     edges: Vec<(usize, usize)>,
     width: i64,
@@ -107,12 +111,16 @@ impl Layout {
         let row_w = |len: usize| len as i64 * NODE_W + (len as i64 - 1).max(0) * H_GAP;
         let widest = rows.iter().map(|r| row_w(r.len())).max().unwrap_or(0);
         let mut pos = vec![(0, 0); n];
+        let mut row_of = vec![0; n];
+        let mut geometry = Vec::with_capacity(rows.len());
         for (r, row) in rows.iter().enumerate() {
             let left = MARGIN + (widest - row_w(row.len())) / 2;
-            let y = MARGIN + r as i64 * (NODE_H + V_GAP);
+            let y = row_top(r);
             for (k, &v) in row.iter().enumerate() {
                 pos[v] = (left + k as i64 * (NODE_W + H_GAP), y);
+                row_of[v] = r;
             }
+            geometry.push((left, row.len()));
         }
         let nrows = rows.len() as i64;
         let height = if nrows == 0 {
@@ -122,6 +130,8 @@ impl Layout {
         };
         Layout {
             pos,
+            row_of,
+            rows: geometry,
             edges,
             width: widest.max(NODE_W) + 2 * MARGIN,
             height: height + 2 * MARGIN,
@@ -210,22 +220,62 @@ impl Layout {
                 in_x[e] = port(x, k, i.len());
             }
         }
+        // Waypoints of long edges, bounded: past the budget an edge goes straight (over the
+        // rows between), so the output stays O(V + E) whatever the shape.
+        let mut budget = 4 * (n + self.edges.len()) + 64;
+        let mut d = String::new();
         for (e, &(from, to)) in self.edges.iter().enumerate() {
             let (x1, y1) = (out_x[e], self.pos[from].1 + NODE_H);
             let (x2, y2) = (in_x[e], self.pos[to].1);
-            let bend = (y2 - y1).clamp(V_GAP, 3 * V_GAP) / 2;
+            let (r1, r2) = (self.row_of[from], self.row_of[to]);
+            d.clear();
+            let _ = write!(d, "M{x1} {y1}");
+            let (mut px, mut py) = (x1, y1);
+            let between = r2.saturating_sub(r1 + 1);
+            if between > 0 && between <= budget {
+                budget -= between;
+                // Down the gap nearest the straight line, in each row passed.
+                for r in r1 + 1..r2 {
+                    let t = (r - r1) as i64;
+                    let aim = x1 + (x2 - x1) * t / (r2 - r1) as i64;
+                    let gx = self.gap_near(r, aim);
+                    let top = row_top(r);
+                    curve(&mut d, (px, py), (gx, top));
+                    let _ = write!(d, "L{gx} {}", top + NODE_H);
+                    (px, py) = (gx, top + NODE_H);
+                }
+            }
+            curve(&mut d, (px, py), (x2, y2));
             let _ = write!(
                 s,
-                "<path class=\"edge\" data-from=\"{f}\" data-to=\"{t}\" \
-                 d=\"M{x1} {y1}C{x1} {c1} {x2} {c2} {x2} {y2}\" fill=\"none\" stroke=\"#888\" \
-                 stroke-width=\"1.5\" marker-end=\"url(#dag-arrow)\"/>",
+                "<path class=\"edge\" data-from=\"{f}\" data-to=\"{t}\" d=\"{d}\" \
+                 fill=\"none\" stroke=\"#888\" stroke-width=\"1.5\" \
+                 marker-end=\"url(#dag-arrow)\"/>",
                 f = escape(&tasks[from].id),
                 t = escape(&tasks[to].id),
-                c1 = y1 + bend,
-                c2 = y2 - bend,
             );
         }
     }
+
+    /// The x of the gap between two nodes of row `r` (or beside its ends) nearest `aim`.
+    fn gap_near(&self, r: usize, aim: i64) -> i64 {
+        let (left, count) = self.rows[r];
+        let pitch = NODE_W + H_GAP;
+        let k = (aim - left + H_GAP / 2 + pitch / 2).div_euclid(pitch);
+        let k = k.clamp(0, count as i64);
+        left + k * pitch - H_GAP / 2
+    }
+}
+
+/// The top of row `r`.
+fn row_top(r: usize) -> i64 {
+    MARGIN + r as i64 * (NODE_H + V_GAP)
+}
+
+/// A vertical S-curve from `p` down to `q` (or up, for a cycle's closing edge).
+fn curve(d: &mut String, (px, py): (i64, i64), (qx, qy): (i64, i64)) {
+    let bend = (qy - py).abs().clamp(V_GAP, 3 * V_GAP) / 2;
+    let _ = write!(d, "C{px} {} {qx} {} {qx} {qy}", py + bend, qy - bend);
 }
 
 /// Longest-path layers (Kahn's order: a task is one layer below its deepest dependency).

@@ -29,6 +29,8 @@ struct Edge {
     to: String,
     start: (i64, i64),
     end: (i64, i64),
+    /// Ends of the vertical runs through the gaps of the rows a long edge passes.
+    through: Vec<(i64, i64)>,
 }
 
 fn attr(tag: &str, name: &str) -> String {
@@ -66,17 +68,31 @@ fn edges(svg: &str) -> Vec<Edge> {
         .map(|chunk| {
             let tag = format!(" {}", &chunk[..chunk.find("/>").unwrap()]);
             let d = attr(&tag, "d");
-            let nums: Vec<i64> = d
-                .split(|c: char| !(c.is_ascii_digit() || c == '-'))
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap())
+            let numbers = |s: &str| -> Vec<i64> {
+                s.split(|c: char| !(c.is_ascii_digit() || c == '-'))
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse().unwrap())
+                    .collect()
+            };
+            let nums = numbers(&d);
+            assert!(
+                d.starts_with('M') && nums.len() >= 8,
+                "M x y C x y x y x y ...: {d}"
+            );
+            let through = d
+                .split('L')
+                .skip(1)
+                .map(|seg| {
+                    let n = numbers(seg);
+                    (n[0], n[1])
+                })
                 .collect();
-            assert_eq!(nums.len(), 8, "M x y C x y x y x y: {d}");
             Edge {
                 from: attr(&tag, "data-from"),
                 to: attr(&tag, "data-to"),
                 start: (nums[0], nums[1]),
-                end: (nums[6], nums[7]),
+                end: (nums[nums.len() - 2], nums[nums.len() - 1]),
+                through,
             }
         })
         .collect()
@@ -155,6 +171,18 @@ fn check(tasks: &[GraphTask], svg: &str) {
         assert!(from.x <= e.start.0 && e.start.0 <= from.x + NODE_W);
         assert!(to.x <= e.end.0 && e.end.0 <= to.x + NODE_W);
         assert!(from.y + NODE_H <= to.y, "dependency {from:?} above {to:?}");
+        for &(gx, bottom) in &e.through {
+            let top = bottom - NODE_H;
+            assert!(
+                from.y < top && bottom < to.y,
+                "{e:?} passes a row between its ends"
+            );
+            assert!(gx >= 0 && gx <= w, "{e:?} inside the view box");
+            let hit = ns
+                .iter()
+                .find(|n| n.y == top && n.x < gx && gx < n.x + NODE_W);
+            assert!(hit.is_none(), "{e:?} runs through {hit:?}");
+        }
     }
 }
 
@@ -362,4 +390,30 @@ fn a_thousand_task_dag_is_laid_out_whole() {
         view_box(&svg).1,
         1000 * (NODE_H + V_GAP) - V_GAP + 2 * MARGIN
     );
+}
+
+#[test]
+fn a_long_edge_runs_through_the_gaps_not_the_nodes() {
+    // fetch -> report skips the two rows of extract/transform and load.
+    let tasks = vec![
+        task("fetch", &[], "succeeded", 1),
+        task("lint", &[], "failed", 3),
+        task("extract", &["fetch"], "succeeded", 1),
+        task("transform", &["fetch"], "running", 2),
+        task("load", &["extract", "transform"], "pending", 0),
+        task("report", &["load", "lint", "fetch"], "pending", 0),
+    ];
+    let svg = dag_svg(&tasks);
+    check(&tasks, &svg);
+    let es = edges(&svg);
+    let long = es
+        .iter()
+        .find(|e| e.from == "fetch" && e.to == "report")
+        .unwrap();
+    assert_eq!(long.through.len(), 2, "{long:?}");
+    let short = es
+        .iter()
+        .find(|e| e.from == "load" && e.to == "report")
+        .unwrap();
+    assert!(short.through.is_empty());
 }
