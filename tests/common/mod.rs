@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod webdriver;
 
 use std::path::Path;
 use std::process::{Command, Output};
