@@ -16,6 +16,7 @@ pub mod core;
 pub mod jobs;
 pub mod runtime;
 pub mod schedule;
+pub mod source;
 pub mod state;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

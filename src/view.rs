@@ -857,3 +857,26 @@ pub struct BackfillFiring {
     /// The recorded run's status; null for created firings and for a run retention deleted.
     pub status: Option<String>,
 }
+
+/// A page of `job_id`'s runs, newest first (`pt web`'s history): at most `limit` runs older
+/// than run `before`, of run status `status` and trigger `trigger` when given (their CLI words,
+/// `failed`, `schedule`, ...). Without `before` and filters it is [`history`].
+pub fn history_page(
+    store: &Store,
+    job_id: &str,
+    limit: usize,
+    before: Option<u64>,
+    status: Option<&str>,
+    trigger: Option<&str>,
+) -> Result<Vec<RunSummary>, StoreError> {
+    let runs = store.runs_of_job_page(job_id, before, limit, |r| {
+        status.is_none_or(|s| r.status.name() == s) && trigger.is_none_or(|t| r.trigger.name() == t)
+    })?;
+    let mut out = Vec::with_capacity(runs.len());
+    for r in runs {
+        let state = store.load_run(r.id)?;
+        let tasks = state.as_ref().map(|s| s.tasks.as_slice()).unwrap_or(&[]);
+        out.push(RunSummary::summary(&r, tasks));
+    }
+    Ok(out)
+}

@@ -44,6 +44,9 @@ pub fn cmd_history(args: HistoryArgs) -> Result<(), CliError> {
     let request = Request::History {
         job: job.clone(),
         limit: args.limit,
+        before: None,
+        status: None,
+        trigger: None,
     };
     let runs = match super::client::ask(&location, &request)? {
         Some(v) => super::client::decode::<Vec<RunSummary>>("history", v)?,

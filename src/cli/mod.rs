@@ -24,6 +24,7 @@ pub mod trigger;
 #[cfg(feature = "tui")]
 pub mod tui;
 pub mod validate;
+pub mod web;
 
 use clap::{Parser, Subcommand};
 use std::fmt;
@@ -75,6 +76,8 @@ pub enum Command {
     /// A terminal dashboard: jobs, runs, tasks, logs and events, live
     #[cfg(feature = "tui")]
     Tui(tui::TuiArgs),
+    /// Serve the web UI and HTTP API (live while pt run runs, else a read-only snapshot)
+    Web(web::WebArgs),
 }
 
 /// What went wrong, as far as the exit code is concerned (README.md, "Command line").
@@ -207,6 +210,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Notify(a) => notify::cmd_notify(a),
         #[cfg(feature = "tui")]
         Command::Tui(a) => tui::cmd_tui(a),
+        Command::Web(a) => web::cmd_web(a),
     }
 }
 

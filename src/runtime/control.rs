@@ -78,10 +78,18 @@ pub enum Request {
     Unpause {
         job: String,
     },
-    /// The newest runs of a job, as `pt history JOB --json`.
+    /// The newest runs of a job, as `pt history JOB --json`; `pt web` pages through them
+    /// with `before` (runs older than that id) and filters by run `status` and `trigger`
+    /// (each absent in the JSON when unset, as before they existed).
     History {
         job: String,
         limit: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<String>,
     },
     /// One run in detail, as `pt history --run N --json`.
     Run {

@@ -567,6 +567,44 @@ impl Store {
         Ok(out)
     }
 
+    /// A page of `job_id`'s runs, newest first: at most `limit` runs older than run `before`
+    /// (all when `None`) for which `keep` holds. An index range from `before` down, so a page
+    /// costs its own runs (and, with a filter, the runs it skips), never the whole history.
+    pub fn runs_of_job_page(
+        &self,
+        job_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&Run) -> bool,
+    ) -> Result<Vec<Run>, StoreError> {
+        let rx = self.begin_read()?;
+        let idx = rx.open_table(JOB_RUNS).map_err(|e| self.err(e))?;
+        let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let top = match before {
+            Some(0) => return Ok(out),
+            Some(b) => b - 1,
+            None => u64::MAX,
+        };
+        let range = idx
+            .range((job_id, 0u64)..=(job_id, top))
+            .map_err(|e| self.err(e))?;
+        for item in range.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            let (_, id) = k.value();
+            if let Some(b) = runs.get(id).map_err(|e| self.err(e))? {
+                let run = records::decode_run(b.value()).map_err(|e| self.rec(e))?;
+                if keep(&run) {
+                    out.push(run);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The scheduler cursor of `job_id`, if it has one.
     pub fn cursor(&self, job_id: &str) -> Result<Option<Timestamp>, StoreError> {
         let rx = self.begin_read()?;

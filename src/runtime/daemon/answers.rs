@@ -47,9 +47,20 @@ impl<W: World> Daemon<W> {
                 }
                 Response::ok(view::to_json(&view::PauseState { job, paused: false }))
             }
-            Request::History { job, limit } => Response::ok(crate::view::to_json(
-                &crate::view::history(self.store(), &job, limit)?,
-            )),
+            Request::History {
+                job,
+                limit,
+                before,
+                status,
+                trigger,
+            } => Response::ok(view::to_json(&view::history_page(
+                self.store(),
+                &job,
+                limit,
+                before,
+                status.as_deref(),
+                trigger.as_deref(),
+            )?)),
             Request::Run { id } => {
                 match crate::view::run_detail(self.store(), id, &self.config.logs_dir)? {
                     Some(v) => Response::ok(crate::view::to_json(&v)),
