@@ -230,6 +230,29 @@ impl Browser {
         );
     }
 
+    /// Finds the first element matching `css` and clicks it, finding it again when a live
+    /// update replaced it in between (a stale reference), until `limit` passes.
+    pub fn click_css(&self, css: &str, limit: Duration) {
+        let end = Instant::now() + limit;
+        loop {
+            let err = match self.find(css) {
+                Some(e) => match self.try_call(
+                    "POST",
+                    &self.s(&format!("/element/{}/click", e.0)),
+                    Some(json!({})),
+                ) {
+                    Ok(_) => return,
+                    Err(err) => err,
+                },
+                None => "no such element".to_string(),
+            };
+            if Instant::now() >= end {
+                panic!("cannot click {css} within {limit:?}: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The text of the open alert, confirm or prompt, if one is open.
     pub fn alert_text(&self) -> Option<String> {
         self.try_call("GET", &self.s("/alert/text"), None)
@@ -256,6 +279,15 @@ impl Browser {
             &self.s("/execute/sync"),
             Some(json!({ "script": script, "args": args })),
         )
+    }
+
+    /// Resizes the window (CSS pixels), e.g. to a phone's width for a screenshot.
+    pub fn set_window(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            &self.s("/window/rect"),
+            Some(json!({ "width": width, "height": height })),
+        );
     }
 
     /// The viewport as PNG bytes.
