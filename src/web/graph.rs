@@ -35,8 +35,9 @@ pub struct GraphTask {
     pub attempts: u32,
 }
 
-/// Nodes per row before a layer wraps onto another row.
-pub const MAX_COLUMNS: usize = 8;
+/// Nodes per row before a layer wraps onto another row (six rows fit a desktop page; a
+/// phone scales the SVG down to its width).
+pub const MAX_COLUMNS: usize = 6;
 /// Barycentre sweeps (each one down or up).
 const SWEEPS: usize = 4;
 const NODE_W: i64 = 180;
