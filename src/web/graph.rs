@@ -35,7 +35,7 @@ pub struct GraphTask {
     pub attempts: u32,
 }
 
-/// Nodes per row before a layer wraps onto another row (six rows fit a desktop page; a
+/// Nodes per row before a layer wraps onto another row (six nodes fit a desktop page; a
 /// phone scales the SVG down to its width).
 pub const MAX_COLUMNS: usize = 6;
 /// Barycentre sweeps (each one down or up).
