@@ -13,6 +13,7 @@
 # The package installs:
 #   /usr/bin/pt                                the binary
 #   /usr/lib/systemd/system/petit.service      examples/petit.service with a packaged header
+#   /usr/lib/systemd/system/petit-web.service  examples/petit-web.service (pt web; off by default)
 #   /etc/petit/jobs/hello.yaml                 conffile: examples/hello.yaml (manual trigger only)
 #   /usr/share/man/man1/pt.1.gz                from packaging/gen-man.sh
 #   /usr/share/doc/petit/                      README, install guides, example jobs, copyright
@@ -52,6 +53,7 @@ install -m 0755 "$bin" "$pkg/usr/bin/pt"
     cat "$root/examples/petit.service"
 } >"$pkg/usr/lib/systemd/system/petit.service"
 chmod 0644 "$pkg/usr/lib/systemd/system/petit.service"
+install -m 0644 "$root/examples/petit-web.service" "$pkg/usr/lib/systemd/system/petit-web.service"
 
 install -m 0644 "$root/examples/hello.yaml" "$pkg/etc/petit/jobs/hello.yaml"
 
@@ -60,8 +62,9 @@ gzip -9n <"$stage/pt.1" >"$pkg/usr/share/man/man1/pt.1.gz"
 chmod 0644 "$pkg/usr/share/man/man1/pt.1.gz"
 
 install -m 0644 "$root/README.md" "$root/docs/install-pi.md" "$root/docs/raspberry-pi.md" \
-    "$root/docs/job-files.md" "$root/docs/schedules.md" "$doc/"
-install -m 0644 "$root"/examples/*.yaml "$root/examples/petit.service" "$doc/examples/"
+    "$root/docs/job-files.md" "$root/docs/schedules.md" "$root/docs/web.md" "$doc/"
+install -m 0644 "$root"/examples/*.yaml "$root/examples/petit.service" \
+    "$root/examples/petit-web.service" "$doc/examples/"
 {
     echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
     echo "Upstream-Name: petit"
@@ -118,7 +121,8 @@ Description: durable task orchestrator for small machines that lose power
  Built for Raspberry Pi and Turing Pi boards: one static binary, a systemd
  service (petit.service, user petit, state in /var/lib/petit, jobs in
  /etc/petit/jobs). The service is not started on install:
- systemctl enable --now petit.
+ systemctl enable --now petit. A web UI and HTTP API, pt web, comes as
+ petit-web.service, also off by default.
 CONTROL
 
 # Normalise modes and mtimes so that the same inputs give the same package.

@@ -131,7 +131,7 @@ impl Source {
 
     /// The events the daemon remembers, oldest first, as the daemon sent them (none for a
     /// snapshot).
-    pub async fn recent_events(&self) -> Vec<Value> {
+    pub async fn recent_event_values(&self) -> Vec<Value> {
         let Source::Daemon { socket } = self else {
             return Vec::new();
         };
@@ -199,17 +199,25 @@ impl Source {
         }
     }
 
-    /// The job definition run `id` was created with, as its snapshot's text (a snapshot
-    /// source only: the daemon does not serve snapshots).
-    pub fn definition(&self, id: u64) -> Option<String> {
-        let Source::Snapshot { store, .. } = self else {
-            return None;
-        };
-        store
-            .snapshot(RunId::new(id))
-            .ok()
-            .flatten()
-            .map(|s| s.text)
+    /// The job definition run `id` was created with, as its snapshot's text (`None` when
+    /// the run or its snapshot is gone).
+    pub async fn definition(&self, id: u64) -> Option<String> {
+        match self {
+            Source::Daemon { socket } => {
+                let request = Request::Definition {
+                    run: RunId::new(id),
+                };
+                let v = ask(socket, &request).await.ok()??;
+                decode::<view::Definition>("definition", v)
+                    .ok()
+                    .map(|d| d.text)
+            }
+            Source::Snapshot { store, .. } => store
+                .snapshot(RunId::new(id))
+                .ok()
+                .flatten()
+                .map(|s| s.text),
+        }
     }
 }
 

@@ -880,3 +880,11 @@ pub fn history_page(
     }
     Ok(out)
 }
+
+/// The answer to `definition`: the job file a run was created with, as its snapshot holds
+/// it (its path when snapshotted, and its text).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definition {
+    pub path: String,
+    pub text: String,
+}

@@ -1,7 +1,8 @@
 //! The dependency rule of ARCHITECTURE.md ("Dependency rule"), checked on the source: each
 //! layer imports only the layers below it. The command line is the binary's own module, so
 //! the library cannot import it at all; this test keeps the library's own layers pointing one
-//! way: `{tui, runtime} -> {view, state} -> store -> {core, jobs, schedule} -> {time, clock}`.
+//! way: `{tui, web} -> source -> runtime -> {view, state} -> store -> {core, jobs, schedule} ->
+//! {time, clock}`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,27 +12,41 @@ const RULES: &[(&str, &[&str])] = &[
         "time.rs",
         &[
             "clock", "jobs", "schedule", "core", "store", "state", "view", "runtime", "tui",
+            "source", "web",
         ],
     ),
     (
         "clock.rs",
         &[
-            "jobs", "schedule", "core", "store", "state", "view", "runtime", "tui",
+            "jobs", "schedule", "core", "store", "state", "view", "runtime", "tui", "source", "web",
         ],
     ),
     (
         "schedule",
-        &["core", "store", "state", "view", "runtime", "tui"],
+        &[
+            "core", "store", "state", "view", "runtime", "tui", "source", "web",
+        ],
     ),
     (
         "jobs",
-        &["core", "store", "state", "view", "runtime", "tui"],
+        &[
+            "core", "store", "state", "view", "runtime", "tui", "source", "web",
+        ],
     ),
-    ("core", &["store", "state", "view", "runtime", "tui"]),
-    ("store", &["state", "view", "runtime", "tui"]),
-    ("state.rs", &["view", "runtime", "tui"]),
-    ("view.rs", &["runtime", "tui"]),
-    ("runtime", &["tui"]),
+    (
+        "core",
+        &["store", "state", "view", "runtime", "tui", "source", "web"],
+    ),
+    (
+        "store",
+        &["state", "view", "runtime", "tui", "source", "web"],
+    ),
+    ("state.rs", &["view", "runtime", "tui", "source", "web"]),
+    ("view.rs", &["runtime", "tui", "source", "web"]),
+    ("runtime", &["tui", "source", "web"]),
+    ("source.rs", &["tui", "web"]),
+    ("tui", &["web"]),
+    ("web", &["tui"]),
 ];
 
 fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {

@@ -124,6 +124,11 @@ pub enum Request {
         max: usize,
         dry_run: bool,
     },
+    /// The job definition run `run` was created with, as its snapshot holds it
+    /// ([`crate::view::Definition`]; `pt web` shows it and draws the run's graph from it).
+    Definition {
+        run: RunId,
+    },
 }
 
 /// The final answer to a request.

@@ -177,7 +177,7 @@ async fn event_loop(term: &mut Term, source: Source) -> Result<(), Error> {
     let mut events = source.events().await;
     for e in source.recent_events().await {
         // Old events only fill the Events view; the first overview covers what they changed.
-        let _ = app.on_update(source::event_update(e));
+        let _ = app.on_update(e);
     }
     let mut keys = spawn_keyboard();
     loop {

@@ -34,6 +34,15 @@ pub fn event_update(data: Value) -> Update {
 
 /// The dashboard's side of the shared [`Source`]: its queries and actions.
 impl Source {
+    /// The events the daemon remembers, oldest first, as updates (none for a snapshot).
+    pub async fn recent_events(&self) -> Vec<Update> {
+        self.recent_event_values()
+            .await
+            .into_iter()
+            .map(event_update)
+            .collect()
+    }
+
     /// Answers `query`; `now` dates a snapshot's next firings.
     pub async fn fetch(&self, query: &Query, now: Timestamp) -> Update {
         match self.try_fetch(query, now).await {

@@ -227,7 +227,7 @@ async fn get(req: &Request, st: &State, path: &str, segs: &[&str]) -> Response {
         },
         ["events"] => {
             let events: Vec<view::EventView> = src
-                .recent_events()
+                .recent_event_values()
                 .await
                 .into_iter()
                 .filter_map(|v| serde_json::from_value(v).ok())
@@ -306,7 +306,10 @@ async fn job_page(
         ));
     }
     let newest = view.and_then(|j| j.last.as_ref()).map(|l| l.id);
-    let definition = newest.and_then(|id| src.definition(id));
+    let definition = match newest {
+        Some(id) => src.definition(id).await,
+        None => None,
+    };
     Ok(Response::html(
         200,
         html::job_page(
@@ -326,8 +329,7 @@ async fn job_page(
     ))
 }
 
-/// The task statuses of a run for the graph, with its dependencies from the definition the
-/// daemon lists (none known for a task the listing does not describe).
+/// The tasks of a run for the graph (dependencies are filled in from its definition).
 fn graph_tasks(run: &RunDetail) -> Vec<super::graph::GraphTask> {
     run.tasks
         .iter()
@@ -378,10 +380,10 @@ async fn run_page(
     ))
 }
 
-/// Each task's dependencies, from the run's snapshotted definition (a snapshot source) or the
-/// job definition parsed from the snapshot; `None` when unknown.
+/// Each task's dependencies, from the definition the run was created with; `None` when it
+/// is gone or no longer parses.
 async fn task_deps(src: &Source, run: &RunDetail) -> Option<Vec<(String, Vec<String>)>> {
-    let text = src.definition(run.id)?;
+    let text = src.definition(run.id).await?;
     let job = crate::jobs::parse_job(Path::new("snapshot.yaml"), Path::new("."), &text).ok()?;
     Some(
         job.tasks

@@ -257,7 +257,7 @@ pub fn overview(
         .flat_map(|(_, runs)| runs.iter())
         .filter(|r| r.status == "failed")
         .collect();
-    failures.sort_by(|a, b| b.id.cmp(&a.id));
+    failures.sort_by_key(|r| std::cmp::Reverse(r.id));
     s.push_str("<section id=\"failures\"><h2>Recent failures</h2>");
     if failures.is_empty() {
         s.push_str("<p>none</p>");

@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
 #![allow(dead_code)]
 
+pub mod http;
 pub mod receiver;
 pub mod webdriver;
 

@@ -79,6 +79,7 @@ impl<W: World> Daemon<W> {
                 max,
                 dry_run,
             } => self.backfill(&job, &from, &to, max, dry_run)?,
+            Request::Definition { run } => self.definition(run)?,
         })
     }
 

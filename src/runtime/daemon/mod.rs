@@ -35,6 +35,7 @@ use crate::view;
 
 mod answers;
 pub mod backfill;
+mod definition;
 mod retry;
 mod trigger;
 
