@@ -194,7 +194,8 @@ fn same_document(b: &Browser) -> bool {
 /// The overview lists the jobs; a run started elsewhere appears in the open overview without
 /// a reload; Trigger on the page (confirmed) starts a run and shows its page; the run page's
 /// SVG has one node per task with the status the CLI reports, following the run live; the
-/// followed log grows while the task writes; the job and events pages render.
+/// followed log grows while the task writes; the job page lists the runs; the events page
+/// receives a new run's events live.
 #[test]
 fn overview_trigger_run_graph_and_a_following_log_in_a_browser() {
     let test = "overview_trigger_run_graph_and_a_following_log_in_a_browser";
@@ -339,6 +340,21 @@ fn overview_trigger_run_graph_and_a_following_log_in_a_browser() {
     shot(&b, "job");
     b.goto(&format!("{}/events", web.base));
     b.wait_for(LIVE, "the events page", |b| b.find("#events"));
+    // A run started now shows in the open events page, which does not reload.
+    b.execute("window.__petitMark = 1;", json!([]));
+    let o = bench.pt(&["trigger", "pipeline", "--detach"]);
+    assert!(o.status.success(), "trigger: {}", common::stderr(&o));
+    let third = b.wait_for(LIVE, "a third run", |_| {
+        runs(&bench, "pipeline")
+            .into_iter()
+            .find(|&r| r != first && r != second)
+    });
+    b.wait_for(LIVE, "the third run's events, live", |b| {
+        b.find(&format!(
+            "#events li[data-run=\"{third}\"][data-kind=\"run_succeeded\"]"
+        ))
+    });
+    assert!(same_document(&b), "events arrive in place");
     shot(&b, "events");
     eprintln!("{test}: browser part took {:?}", started.elapsed());
     let want_edges: Vec<(String, String)> = [
