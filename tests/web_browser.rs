@@ -1,6 +1,9 @@
 //! `pt web` in a real browser (issue #16, "Tests that must exist"): Debian's headless Chromium
 //! through chromedriver ([`common::webdriver`]) against a real daemon and a real `pt web`.
 //! Without chromium these tests say they are skipped, and fail under CI.
+//!
+//! `PETIT_SCREENSHOTS=docs/web cargo test --test web_browser` also saves a screenshot of
+//! every page (docs/web/*.png, shown in docs/web.md); a normal run writes nothing.
 
 #![allow(clippy::disallowed_methods)] // a test may read clocks, spawn processes and sleep
 

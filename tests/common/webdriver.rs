@@ -65,8 +65,12 @@ impl Browser {
             );
             return None;
         };
+        // Its own process group, so that the browser it starts dies with it on drop even when
+        // the session could not be closed (a failed start, a hung browser).
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new(&driver)
             .arg("--port=0")
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -93,8 +97,7 @@ impl Browser {
                         .and_then(|p| p.trim_end_matches('.').trim().parse::<u16>().ok());
                 }
                 Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    kill_group(&mut child);
                     panic!("chromedriver did not say its port within 20 s");
                 }
             }
@@ -351,9 +354,18 @@ impl Drop for Browser {
         if !self.session.is_empty() {
             let _ = http(self.port, "DELETE", &self.s(""), None);
         }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        kill_group(&mut self.driver);
     }
+}
+
+/// SIGKILL to chromedriver's process group (the browser's processes with it), then reaps it.
+fn kill_group(child: &mut Child) {
+    // SAFETY: kill(2) on a process group this test created; no memory is involved.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// One HTTP/1.1 request to chromedriver on localhost (`Connection: close`): status and body.
