@@ -270,12 +270,12 @@ fn overview_trigger_run_graph_and_a_following_log_in_a_browser() {
     b.wait_for(LIVE, "the graph of a run waiting on left", |b| {
         (graph_nodes(b) == want).then_some(())
     });
+    assert!(same_document(&b), "the graph followed the run in place");
     assert_eq!(
         task_statuses(&bench, second),
         want,
         "the page shows what the CLI reports"
     );
-    // The edges are read now, checked at the end (after everything else the page must do).
     let edges: Vec<(String, String)> = {
         let mut e: Vec<(String, String)> = b
             .find_all("svg.dag path.edge")
@@ -290,6 +290,19 @@ fn overview_trigger_run_graph_and_a_following_log_in_a_browser() {
         e.sort();
         e
     };
+    let want_edges: Vec<(String, String)> = [
+        ("fetch", "left"),
+        ("fetch", "right"),
+        ("left", "join"),
+        ("right", "join"),
+    ]
+    .iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(
+        edges, want_edges,
+        "the run page's graph draws every dependency"
+    );
     for n in b.find_all("svg.dag g.node") {
         let class = b.attr(&n, "class").unwrap_or_default();
         let status = b.attr(&n, "data-status").unwrap_or_default();
@@ -360,19 +373,6 @@ fn overview_trigger_run_graph_and_a_following_log_in_a_browser() {
     assert!(same_document(&b), "events arrive in place");
     shot(&b, "events");
     eprintln!("{test}: browser part took {:?}", started.elapsed());
-    let want_edges: Vec<(String, String)> = [
-        ("fetch", "left"),
-        ("fetch", "right"),
-        ("left", "join"),
-        ("right", "join"),
-    ]
-    .iter()
-    .map(|(f, t)| (f.to_string(), t.to_string()))
-    .collect();
-    assert_eq!(
-        edges, want_edges,
-        "the run page's graph draws every dependency"
-    );
 }
 
 /// Pause on the overview (confirmed) pauses the job in the daemon and shows it paused;
