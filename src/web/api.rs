@@ -363,6 +363,20 @@ async fn run_page(
         }
     }
     let svg = super::graph::dag_svg(&tasks);
+    // When each task waiting to retry starts again (the jobs answer's limits of unfinished
+    // runs).
+    let mut waits = Vec::new();
+    if matches!(run.status.as_str(), "queued" | "waiting" | "running") {
+        if let Ok((_, jobs)) = src.overview(crate::clock::now()).await {
+            if let Some(limits) = jobs.runs.into_iter().find(|l| l.run == id) {
+                waits = limits
+                    .tasks
+                    .into_iter()
+                    .filter_map(|t| Some((t.id, t.retry_at?)))
+                    .collect();
+            }
+        }
+    }
     // The attempt shown: the one asked for, else the newest started.
     let wanted = params
         .get("task")
@@ -376,7 +390,7 @@ async fn run_page(
     let log = chosen.map(|(t, a)| excerpt(&t.id, a.attempt, &a.status, Path::new(&a.log)));
     Ok(Response::html(
         200,
-        html::run_page(ctx, &run, &svg, log.as_ref()),
+        html::run_page(ctx, &run, &svg, &waits, log.as_ref()),
     ))
 }
 

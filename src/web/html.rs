@@ -159,7 +159,7 @@ fn control(ctx: &Ctx, action: &str, label: &str, question: &str) -> String {
 }
 
 /// The daemon and clock lines of the overview.
-fn daemon_section(status: &StatusView) -> String {
+fn daemon_section(ctx: &Ctx, status: &StatusView) -> String {
     let mut s = String::from("<section id=\"daemon\"><h2>Daemon</h2><p>");
     match &status.daemon {
         Some(d) => {
@@ -177,11 +177,15 @@ fn daemon_section(status: &StatusView) -> String {
     s.push_str("</p><p>Clock: ");
     match &status.clock {
         ClockView::Daemon { state, trusted } => {
+            let t = if *trusted { "trusted" } else { "untrusted" };
             let _ = write!(
                 s,
-                "<span data-clock=\"{t}\">{t}</span> ({})",
-                escape(state),
-                t = if *trusted { "trusted" } else { "untrusted" }
+                "<span data-clock=\"{t}\">{t}</span>{}",
+                if state == t {
+                    String::new()
+                } else {
+                    format!(" ({})", escape(state))
+                },
             );
         }
         ClockView::Stored {
@@ -220,9 +224,10 @@ fn daemon_section(status: &StatusView) -> String {
         for r in &status.running {
             let _ = write!(
                 s,
-                "<a href=\"#\" data-run=\"{id}\">#{id}</a> {} {} ",
+                "<a href=\"{h}\" data-run=\"{id}\">#{id}</a> {} {} ",
                 escape(&r.job),
                 badge(&r.status),
+                h = ctx.href(&format!("/runs/{}", r.run)),
                 id = r.run
             );
         }
@@ -240,7 +245,7 @@ pub fn overview(
     jobs: &JobsView,
     strips: &[(String, Vec<RunSummary>)],
 ) -> String {
-    let mut s = daemon_section(status);
+    let mut s = daemon_section(ctx, status);
     s.push_str(
         "<section><h2>Jobs</h2><table class=\"jobs\"><thead><tr><th>Job</th><th>Schedule</th>\
          <th>Next</th><th>Last</th><th>Last runs</th><th></th></tr></thead><tbody>",
@@ -590,7 +595,14 @@ pub struct LogExcerpt {
 
 /// `/runs/ID`: the DAG, a timeline of every attempt, and one attempt's log (head and tail,
 /// followed live while it runs).
-pub fn run_page(ctx: &Ctx, run: &RunDetail, svg: &str, log: Option<&LogExcerpt>) -> String {
+/// `waits` are the tasks waiting to retry, with when they start again.
+pub fn run_page(
+    ctx: &Ctx,
+    run: &RunDetail,
+    svg: &str,
+    waits: &[(String, String)],
+    log: Option<&LogExcerpt>,
+) -> String {
     let mut s = format!(
         "<h1 data-run=\"{id}\" data-status=\"{st}\">Run #{id} of <a href=\"{jh}\" data-job=\"{job}\">{job}</a> {b}</h1>",
         id = run.id,
@@ -694,6 +706,16 @@ pub fn run_page(ctx: &Ctx, run: &RunDetail, svg: &str, log: Option<&LogExcerpt>)
                 exit = escape(&exit),
             );
         }
+        for (task, at) in waits {
+            let _ = write!(
+                s,
+                "<tr data-task=\"{t}\" data-status=\"retry_wait\"><td>{t}</td><td>next</td>\
+                 <td>{b}</td><td colspan=\"4\">waiting to retry, starts again at {at}</td></tr>",
+                t = escape(task),
+                b = badge("retry_wait"),
+                at = escape(&short(Some(at))),
+            );
+        }
         s.push_str("</tbody></table>");
     }
     s.push_str("</section>");
@@ -740,11 +762,12 @@ pub fn run_page(ctx: &Ctx, run: &RunDetail, svg: &str, log: Option<&LogExcerpt>)
 }
 
 /// One event as a list item (also what `app.js` builds for a live one).
-fn event_item(e: &EventView) -> String {
+fn event_item(ctx: &Ctx, e: &EventView) -> String {
     format!(
-        "<li data-run=\"{run}\" data-kind=\"{k}\"><time>{at}</time> <a href=\"#\">#{run}</a> {job}{task} \
+        "<li data-run=\"{run}\" data-kind=\"{k}\"><time>{at}</time> <a href=\"{h}\">#{run}</a> {job}{task} \
          <b>{k}</b> {d}</li>",
         run = e.run,
+        h = ctx.href(&format!("/runs/{}", e.run)),
         k = escape(&e.kind),
         at = escape(&short(Some(&e.at))),
         job = escape(&e.job),
@@ -761,7 +784,7 @@ fn event_item(e: &EventView) -> String {
 pub fn events_page(ctx: &Ctx, events: &[EventView]) -> String {
     let mut s = String::from("<h1>Events</h1><ul id=\"events\" class=\"events\">");
     for e in events.iter().rev() {
-        s.push_str(&event_item(e));
+        s.push_str(&event_item(ctx, e));
     }
     s.push_str("</ul>");
     if !ctx.live {

@@ -5,15 +5,37 @@
   var body = document.body;
   var base = body.getAttribute("data-base") || "";
 
-  // Confirm a control, then post it as confirmed (no second page).
+  // Confirm a control, then post it from here (the page stays; the event stream shows what
+  // it changed). Without fetch, the form posts itself as confirmed.
+  function note(msg, href) {
+    var n = document.getElementById("stream-state");
+    if (!n) return;
+    n.textContent = msg + " ";
+    if (href) { var a = document.createElement("a"); a.href = href; a.textContent = "open"; n.appendChild(a); }
+    n.className = "banner";
+  }
   document.addEventListener("submit", function (e) {
     var f = e.target;
     var q = f.getAttribute("data-confirm");
     if (!q) return;
     if (!window.confirm(q)) { e.preventDefault(); return; }
-    var c = document.createElement("input");
-    c.type = "hidden"; c.name = "confirmed"; c.value = "yes";
-    f.appendChild(c);
+    if (!window.fetch) {
+      var c = document.createElement("input");
+      c.type = "hidden"; c.name = "confirmed"; c.value = "yes";
+      f.appendChild(c);
+      return;
+    }
+    e.preventDefault();
+    fetch(f.action, { method: "POST", credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.json().then(function (v) { return [r.ok, v]; }); })
+      .then(function (rv) {
+        var v = rv[1];
+        if (!rv[0]) { note("Refused: " + (v.error || "error")); return; }
+        if (v.run !== undefined && v.cancelling === undefined) note("Run #" + v.run + " started.", base + "/runs/" + v.run);
+        else if (v.cancelling) note("Cancelling run #" + v.run + ".");
+        else if (v.paused !== undefined) note(v.job + (v.paused ? " paused." : " unpaused."));
+        refresh();
+      }, function () { note("The request failed."); });
   });
 
   // Replace <main> with a fresh copy of this page (after events, debounced).
