@@ -234,7 +234,7 @@ fn overview_trigger_run_graph_and_a_following_log_in_a_browser() {
     shot(&b, "overview");
 
     // Trigger from the page: the confirmation is asked, "Cancel" does nothing, "OK" starts a
-    // run whose page opens.
+    // run that appears in the page, which stays (no reload), with a link to the run.
     let trigger = "tr[data-job=\"pipeline\"] form[action$=\"/api/jobs/pipeline/trigger\"] button";
     b.click_css(trigger, LIVE);
     let question = b.wait_for(LIVE, "the trigger's confirmation", |b| b.alert_text());
@@ -248,10 +248,14 @@ fn overview_trigger_run_graph_and_a_following_log_in_a_browser() {
     let second = b.wait_for(LIVE, "a second run", |_| {
         runs(&bench, "pipeline").into_iter().find(|&r| r != first)
     });
-    b.wait_for(LIVE, "the new run's page", |b| {
-        b.url().ends_with(&format!("/runs/{second}")).then_some(())
+    b.wait_for(LIVE, "the page's run shown without a reload", |b| {
+        b.find(&format!(
+            "tr[data-job=\"pipeline\"] [data-run=\"{second}\"]"
+        ))
     });
-    b.wait_for(LIVE, "the run's heading", |b| {
+    assert!(same_document(&b), "triggering kept the page");
+    b.click_css(&format!("#stream-state a[href$=\"/runs/{second}\"]"), LIVE);
+    b.wait_for(LIVE, "the new run's page", |b| {
         b.find(&format!("h1[data-run=\"{second}\"]"))
     });
 
@@ -393,6 +397,7 @@ fn pause_and_unpause_show_on_the_overview() {
             .unwrap_or_default()
     };
     assert_eq!(paused(&b), "false");
+    b.execute("window.__petitMark = 1;", json!([]));
     b.click_css(
         &format!("{row} form[action$=\"/api/jobs/nightly/pause\"] button"),
         LIVE,
@@ -400,35 +405,71 @@ fn pause_and_unpause_show_on_the_overview() {
     let question = b.wait_for(LIVE, "the pause's confirmation", |b| b.alert_text());
     assert!(question.contains("nightly"), "{question}");
     assert!(b.accept_alert());
-    // The answer is the job's page, flagged paused; the daemon has it paused.
-    b.wait_for(LIVE, "the job page flagged paused", |b| {
-        b.find("h1[data-job=\"nightly\"] ~ p [data-paused=\"1\"]")
+    b.wait_for(LIVE, "nightly shown paused", |b| {
+        (paused(b) == "true").then_some(())
     });
+    assert!(same_document(&b), "pausing kept the page");
     assert!(
         paused_in_daemon(&bench, "nightly"),
         "the daemon has nightly paused"
     );
     assert!(!paused_in_daemon(&bench, "pipeline"));
-    shot(&b, "job-paused");
-    b.goto(&format!("{}/", web.base));
-    b.wait_for(LIVE, "nightly paused on the overview", |b| {
-        (paused(b) == "true").then_some(())
-    });
     shot(&b, "overview-paused");
+    b.goto(&format!("{}/jobs/nightly", web.base));
+    b.wait_for(LIVE, "the job page flagged paused", |b| {
+        b.find("h1[data-job=\"nightly\"] ~ p [data-paused=\"1\"]")
+    });
+    shot(&b, "job-paused");
 
-    b.click_css(
-        &format!("{row} form[action$=\"/api/jobs/nightly/unpause\"] button"),
-        LIVE,
-    );
+    // Unpause from the job page.
+    b.execute("window.__petitMark = 1;", json!([]));
+    b.click_css("form[action$=\"/api/jobs/nightly/unpause\"] button", LIVE);
     b.wait_for(LIVE, "the unpause's confirmation", |b| b.alert_text());
     assert!(b.accept_alert());
     b.wait_for(LIVE, "the job page without the paused flag", |b| {
-        (b.url().ends_with("/jobs/nightly")
-            && b.find("h1[data-job=\"nightly\"]").is_some()
-            && b.find("[data-paused=\"1\"]").is_none())
-        .then_some(())
+        (b.find("h1[data-job=\"nightly\"]").is_some() && b.find("[data-paused=\"1\"]").is_none())
+            .then_some(())
     });
+    assert!(same_document(&b), "unpausing kept the page");
     assert!(!paused_in_daemon(&bench, "nightly"));
+}
+
+/// Without JavaScript the pages still read and the controls still work: Trigger asks on a
+/// page of its own, and "Yes" starts the run and opens its page.
+#[test]
+fn without_javascript_a_trigger_confirms_on_a_page_and_starts_the_run() {
+    let test = "without_javascript_a_trigger_confirms_on_a_page_and_starts_the_run";
+    let Some(b) = Browser::start_with(test, 1280, 900, false) else {
+        return;
+    };
+    let (bench, _daemon, web, stop) = setup();
+    std::fs::write(&stop, "").expect("write STOP"); // runs end at once
+    b.goto(&web.login);
+    b.wait_for(LIVE, "pipeline on the overview", |b| {
+        b.find("tr[data-job=\"pipeline\"]")
+    });
+    b.click_css(
+        "tr[data-job=\"pipeline\"] form[action$=\"/api/jobs/pipeline/trigger\"] button",
+        LIVE,
+    );
+    assert!(b.alert_text().is_none(), "no script, no confirm()");
+    b.wait_for(LIVE, "the confirmation page", |b| {
+        b.find("form input[name=\"confirmed\"][value=\"yes\"]")
+    });
+    assert!(
+        runs(&bench, "pipeline").is_empty(),
+        "nothing started before Yes"
+    );
+    b.click_css("form button[type=\"submit\"]", LIVE);
+    let run = b.wait_for(LIVE, "the run", |_| {
+        runs(&bench, "pipeline").first().copied()
+    });
+    b.wait_for(LIVE, "the run's page after Yes", |b| {
+        b.find(&format!("h1[data-run=\"{run}\"]"))
+    });
+    b.wait_for(LIVE, "the graph of the run", |b| {
+        (b.find_all("svg.dag g.node").len() == 4).then_some(())
+    });
 }
 
 /// Whether the daemon's jobs answer (`{"cmd":"jobs"}` on the control socket, what

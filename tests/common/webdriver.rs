@@ -48,6 +48,12 @@ impl Browser {
     /// `width` x `height` CSS pixels. `None` (said on stderr) when chromium or chromedriver
     /// is missing; under CI that is a failure instead.
     pub fn start(test: &str, width: u32, height: u32) -> Option<Browser> {
+        Browser::start_with(test, width, height, true)
+    }
+
+    /// As [`Browser::start`], with the pages' JavaScript off when `javascript` is false (the
+    /// pages must work without it).
+    pub fn start_with(test: &str, width: u32, height: u32, javascript: bool) -> Option<Browser> {
         // chromedriver finds the browser itself (Debian's at /usr/lib/chromium/chromium; the
         // /usr/bin/chromium wrapper script, given as the binary, never answers it).
         let (Some(driver), Some(_)) = (
@@ -116,6 +122,10 @@ impl Browser {
                     "pageLoadStrategy": "normal",
                     "unhandledPromptBehavior": "ignore",
                     "goog:chromeOptions": {
+                        "prefs": {
+                            "profile.managed_default_content_settings.javascript":
+                                if javascript { 1 } else { 2 },
+                        },
                         "args": [
                             "--headless=new", "--no-sandbox", "--disable-gpu",
                             "--disable-dev-shm-usage", "--no-first-run",
