@@ -119,6 +119,19 @@ for want in 'Type=notify' 'User=petit' 'Group=petit' 'StateDirectory=petit' \
 done
 ok "unit settings: Type=notify, User=petit, StateDirectory=petit, ExecStart"
 
+# 3b. pt web's unit: shipped, valid, off.
+web_unit=$(grep -E '^(/usr)?/lib/systemd/system/petit-web\.service$' <<<"$files" || true)
+[ -n "$web_unit" ] || die "dpkg -L petit lists no petit-web.service"
+if command -v systemd-analyze >/dev/null; then
+    out=$(systemd-analyze verify "$web_unit" 2>&1) || { echo "$out" >&2; die "systemd-analyze verify $web_unit"; }
+    if grep -i 'petit-web' <<<"$out" >&2; then die "systemd-analyze verify complains about $web_unit"; fi
+fi
+grep -qx 'ExecStart=/usr/bin/pt web --state /var/lib/petit --listen 127.0.0.1:8080' "$web_unit" \
+    || die "$web_unit lacks its ExecStart"
+[ ! -e /etc/systemd/system/multi-user.target.wants/petit-web.service ] \
+    || die "dpkg -i enabled petit-web.service (it must not)"
+ok "petit-web.service shipped, off by default"
+
 # 4. Jobs and man page.
 /usr/bin/pt validate /etc/petit/jobs || die "pt validate /etc/petit/jobs"
 gzip -t /usr/share/man/man1/pt.1.gz || die "pt.1.gz is not valid gzip"

@@ -200,6 +200,14 @@ fn a_log_with_markup_is_shown_as_text() {
     assert_eq!(page.matches("<script").count(), 1, "{page}");
     assert!(page.contains("Demo") || get(&web.addr, &t, "/").text().contains("Demo &lt;b&gt;job"));
     assert!(page.contains("data-task=\"hello\"") && page.contains("data-status=\"succeeded\""));
+    // The job page: the definition as the run snapshotted it (the daemon's `definition`
+    // answer), escaped; the next firings in the job's zone.
+    let job = get(&web.addr, &t, "/jobs/demo").text();
+    assert!(job.contains("name: Demo &lt;b&gt;job&lt;/b&gt;"), "{job}");
+    assert!(
+        job.contains("Next firings") && job.contains("-01-01 00:00:00"),
+        "{job}"
+    );
 
     // The raw log: a bounded page with its size.
     let a = get(
