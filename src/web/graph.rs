@@ -13,7 +13,10 @@
 //! 4. **Draw**: rounded rectangles with the task id (escaped, truncated, the full id in a
 //!    `<title>`), the status and attempt count; edges as cubic paths from the bottom of a
 //!    dependency to the top of its dependent, with an arrowhead, ports spread along the edge
-//!    of each node in the order of the nodes at the other end.
+//!    of each node in the order of the nodes at the other end. An edge that skips rows runs
+//!    down the gap between two nodes of each row it passes (nearest its straight line), not
+//!    through them; these waypoints have a budget of O(V + E) in all, past which an edge goes
+//!    straight, so the output stays linear whatever the shape.
 //!
 //! Colours are presentation attributes, which the page's CSS overrides through the classes
 //! `node status-STATUS` and `edge` (a Content-Security-Policy that forbids inline styles does
