@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod receiver;
+pub mod webdriver;
 
 use std::path::Path;
 use std::process::{Command, Output};
