@@ -283,8 +283,10 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Headers every answer carries: no caching, no sniffing, no framing, no referrer (a URL may
-/// carry the token), and a Content-Security-Policy that allows only `pt web`'s own script,
+/// Headers every answer carries: no caching, no sniffing, no framing, a referrer only to
+/// `pt web` itself (a URL may carry the token; `no-referrer` would make Chromium send
+/// `Origin: null` with a plain form POST, which the same-origin check refuses, so the pages'
+/// controls would not work without JavaScript), and a Content-Security-Policy that allows only `pt web`'s own script,
 /// style and connections (no inline script, no CDN).
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     (
@@ -294,7 +296,7 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 ];
 
