@@ -18,11 +18,6 @@ use petit::testing::world::{CrashPoint, SimWorld};
 use petit::time::Timestamp;
 use petit::view::AlertView;
 
-/// The simulated daemon every test here uses, not started.
-fn build(dir: &std::path::Path, store: Store, world: SimWorld) -> Daemon<SimWorld> {
-    SimDaemon::default().build(dir, store, world).unwrap()
-}
-
 /// Starts a daemon (after a crash: recovers), retrying a start that an armed crash cut.
 fn start(dir: &std::path::Path, store: Store, world: SimWorld) -> Daemon<SimWorld> {
     SimDaemon::default()
