@@ -181,6 +181,24 @@ impl Source {
         }
     }
 
+    /// The newest `limit` runs of each job, by job id: of every job the daemon has loaded
+    /// (one request), or for a snapshot of `jobs`.
+    pub async fn recent(
+        &self,
+        jobs: &[&str],
+        limit: usize,
+    ) -> Result<std::collections::BTreeMap<String, Vec<RunSummary>>, String> {
+        match self {
+            Source::Daemon { socket } => decode(
+                "recent",
+                need(ask(socket, &Request::Recent { limit }).await?)?,
+            ),
+            Source::Snapshot { store, .. } => {
+                view::recent_runs(store, jobs.iter().copied(), limit).map_err(store_text)
+            }
+        }
+    }
+
     /// Run `id` in detail (`pt history --run N --json`); `Ok(None)` if there is no such run.
     pub async fn run(&self, id: u64) -> Result<Option<RunDetail>, String> {
         match self {

@@ -254,6 +254,12 @@ fn api_bodies_equal_the_cli_json() {
         get(&web.addr, &t, "/api/runs/1").text(),
         cli(&["history", "--run", "1", "--json"])
     );
+    // The overview's strip of recent runs (one `recent` request for every job) has the run.
+    let page = get(&web.addr, &t, "/").text();
+    assert!(
+        page.contains("<a class=\"cell st-") && page.contains("title=\"#1 "),
+        "{page}"
+    );
     let jobs: petit::view::JobsView =
         serde_json::from_slice(&get(&web.addr, &t, "/api/jobs").body).unwrap();
     assert_eq!(jobs.jobs.len(), 1);
@@ -404,6 +410,10 @@ fn without_a_daemon_it_serves_the_database_and_says_so() {
     let page = get(&web.addr, &t, "/").text();
     assert!(page.contains("id=\"no-daemon\""), "{page}");
     assert!(page.contains("data-job=\"demo\""), "{page}");
+    assert!(
+        page.contains("title=\"#1 "),
+        "the strip of recent runs: {page}"
+    );
     assert!(!page.contains("method=\"post\""), "{page}");
     for p in ["/jobs/demo", "/runs/1", "/events"] {
         let a = get(&web.addr, &t, p);

@@ -131,6 +131,12 @@ pub enum Request {
     Definition {
         run: RunId,
     },
+    /// The newest `limit` runs of every job the daemon has loaded, in one answer: an object
+    /// from job id to what `History` answers for it (`pt web`'s overview draws each job's
+    /// strip of recent runs from it; one request instead of one per job).
+    Recent {
+        limit: usize,
+    },
 }
 
 /// The final answer to a request.

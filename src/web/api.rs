@@ -18,7 +18,7 @@ use super::Config;
 use crate::runtime::control::Request as Control;
 use crate::source::{HistoryPage, Source};
 use crate::time::Timestamp;
-use crate::view::{self, RunDetail};
+use crate::view::{self, RunDetail, RunSummary};
 
 /// Runs a history page shows by default, and the most one may ask for.
 const PAGE_RUNS: usize = 50;
@@ -285,17 +285,9 @@ fn history_page(
 
 async fn overview_page(src: &Source, ctx: &Ctx, now: Timestamp) -> Result<Response, String> {
     let (status, jobs) = src.overview(now).await?;
-    let mut strips = Vec::with_capacity(jobs.jobs.len());
-    for j in &jobs.jobs {
-        let page = HistoryPage {
-            limit: STRIP_RUNS,
-            ..HistoryPage::default()
-        };
-        strips.push((
-            j.listing.id.clone(),
-            src.history(&j.listing.id, &page).await?,
-        ));
-    }
+    let ids: Vec<&str> = jobs.jobs.iter().map(|j| j.listing.id.as_str()).collect();
+    let strips: Vec<(String, Vec<RunSummary>)> =
+        src.recent(&ids, STRIP_RUNS).await?.into_iter().collect();
     Ok(Response::html(
         200,
         html::overview(ctx, &status, &jobs, &strips),

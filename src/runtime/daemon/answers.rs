@@ -81,6 +81,11 @@ impl<W: World> Daemon<W> {
             } => self.backfill(&job, &from, &to, max, dry_run)?,
             Request::Metrics => self.answer_metrics()?,
             Request::Definition { run } => self.definition(run)?,
+            Request::Recent { limit } => Response::ok(view::to_json(&view::recent_runs(
+                self.store(),
+                self.jobs.keys().map(String::as_str),
+                limit,
+            )?)),
         })
     }
 
