@@ -41,9 +41,34 @@ Measures the figures of docs/performance.md (issue #18's table) on this machine,
    time from starting `pt run` (or `pt resume`) to the moment the re-run task writes its marker
    (`date +%s.%N`), with the old task process surviving the kill (it must be fenced) and without
    (power cut).
-6. The stripped sizes of the glibc binary (reported), of the static musl x86_64 one and, if
+6. `pt web` (issue #16), per binary, started as `pt web --state DIR --listen 127.0.0.1:0` (its
+   address from the `listening on` line, the token from DIR/web.token, sent as
+   `Authorization: Bearer`; every request a new connection, as `pt web` closes each):
+   - beside a daemon with the 100 jobs of the idle figure: `GET /` (must list job000 and
+     job099), 2 untimed then 30 (full: 100) timed requests, from sending the request to the
+     body's last byte, median;
+   - on the 100,000-run database of the history figure (the same `histgen` output), without a
+     daemon (pt web reads the database read only per request) and with one (`pt run` on a copy;
+     the job has no schedule): `GET /jobs/hist` (the newest 50 runs: the target), and, reported,
+     `?before=50000`, `/runs/N` of the newest run and `/`;
+   - a state change seen by an open page: one `GET /api/events` held open on a raw socket (what
+     a page's EventSource holds), a thread stamping each line as it arrives; then, 3 times (full:
+     5), `POST /api/jobs/jobNNN/trigger` and the time from sending it to the `data:` line of that
+     run's `run_started` event (the target), and of its end (reported);
+   - CPU with five pages open and nothing happening: five `/api/events` open for 10 s (full:
+     60 s): context switches of every thread (as the idle figure) and utime+stime ticks
+     (/proc/PID/stat) of `pt web` and of the daemon; `pt web` may wake once per keep-alive
+     comment it sends (one per client every 30 s), counted from what the clients received; the
+     daemon must not wake at all;
+   - RSS (smaps_rollup Rss) of `pt web` at start, after the `/` requests, after the events and
+     the five pages, and after the 100,000-run pages in each mode: the verdict (at most 8 MiB)
+     is on the largest reading after requests.
+7. The stripped sizes of the glibc binary (reported), of the static musl x86_64 one and, if
    present in the target directory (scripts/build-pi.sh builds them), of the aarch64 and armv7
    ones: the packaged binaries, at most 6 MiB each and with the TUI.
+
+Sections can be left out (--skip) or run alone (--only web; --only history,web): dags, idle,
+paused, history, web, binary (step 1 and 2 are `dags`).
 
 Prints a table (and writes JSON with --json-out). Exits non-zero on any failure. Temporary files
 live in one directory (under --tmp-dir, default target/bench-tmp, i.e. on disk) that is removed
@@ -878,8 +903,8 @@ class Web:
 
     def __init__(self, ctx, pt, state):
         self.state = state
-        out_path = os.path.join(ctx.tmp, f"web-{os.path.basename(state)}-{ctx.n}.out")
-        out = open(out_path, "w")
+        fd, out_path = tempfile.mkstemp(prefix="web-", suffix=".out", dir=ctx.tmp)
+        out = os.fdopen(fd, "w")
         self.p = subprocess.Popen([pt, "web", "--state", state, "--listen", "127.0.0.1:0"],
                                   env=ctx.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         LIVE.add(self.p)
@@ -1093,8 +1118,8 @@ def bench_web(ctx, tool):
         pages.clear()
         time.sleep(1)
         res["rss_end"] = rss_now(web.pid)
-        web.stop()
-        web = None
+        running, web = web, None
+        running.stop()
     finally:
         for s in pages:
             s.close()
@@ -1126,8 +1151,8 @@ def bench_web(ctx, tool):
             time.sleep(1)
             m["rss"] = rss_now(web.pid)
             res[f"hist_{mode}"] = m
-            web.stop()
-            web = None
+            running, web = web, None
+            running.stop()
         finally:
             if web is not None:
                 web.stop()
