@@ -1028,16 +1028,20 @@ def rss_now(pid):
             "hwm_kib": proc_status(pid, "VmHWM")}
 
 
-def timed_gets(web, path, n, expect=None):
-    """Two untimed requests, then n timed ones: (milliseconds, body bytes)."""
+def timed_gets(web, path, n, expect=None, pids=None):
+    """Two untimed requests, then n timed ones: milliseconds, body bytes, and the CPU ticks
+    (utime+stime) each process of pids ({name: pid}) spent over the n requests."""
     for _ in range(2):
         web.get(path, expect)
+    pids = pids or {}
+    ticks = {k: proc_ticks(pid) for k, pid in pids.items()}
     samples, size = [], 0
     for _ in range(n):
         body, ms = web.get(path, expect)
         samples.append(round(ms, 2))
         size = len(body)
-    return {"ms": samples, "bytes": size}
+    return {"ms": samples, "bytes": size,
+            "ticks": {k: proc_ticks(pid) - ticks[k] for k, pid in pids.items()}}
 
 
 def watch_procs(pids, secs):
@@ -1076,7 +1080,8 @@ def bench_web(ctx, tool):
         web = Web(ctx, pt, state)
         time.sleep(1)
         res["rss_start"] = rss_now(web.pid)
-        res["overview"] = timed_gets(web, "/", n, expect=["job000", "job099"])
+        res["overview"] = timed_gets(web, "/", n, expect=["job000", "job099"],
+                                     pids={"web": web.pid, "daemon": d.pid})
         time.sleep(1)
         res["rss_after_pages"] = rss_now(web.pid)
 
@@ -1388,7 +1393,11 @@ def report_web(p, w):
     p(f"pt web ({w['tool']}), {w['reps']} timed requests per page after 2 untimed (median, "
       "min-max; a new connection each, from sending the request to the body's last byte)")
     o = w["overview"]
-    p(f"  100-job idle daemon: GET / {ms_stats(o['ms'])}, {o['bytes'] / 1024:.0f} KiB")
+    tck = w["clk_tck"]
+    cpu = ", ".join(f"{k} {v * 1000 / tck / len(o['ms']):.1f} ms"
+                    for k, v in o["ticks"].items())
+    p(f"  100-job idle daemon: GET / {ms_stats(o['ms'])}, {o['bytes'] / 1024:.0f} KiB; CPU per "
+      f"request: {cpu} (one history request to the daemon per job, for its strip of runs)")
     for mode, title in (("snapshot", "no daemon (read only)"), ("daemon", "with a daemon")):
         h = w[f"hist_{mode}"]
         p(f"  100,000 runs, {title}: GET /jobs/hist {ms_stats(h['job']['ms'])}; "
@@ -1399,7 +1408,6 @@ def report_web(p, w):
       f"({len(e['started_ms'])} runs): run_started {ms_stats(e['started_ms'])}, the run's end "
       f"{ms_stats(e['finished_ms'])}; the POST's answer {ms_stats(e['post_ms'])}")
     i = w["idle5"]
-    tck = w["clk_tck"]
     p(f"  five /api/events open, nothing happening, {i['seconds']} s: pt web {i['web']['wakeups']}"
       f" wake-ups, {i['web']['ticks']} CPU ticks (1/{tck} s); the daemon {i['daemon']['wakeups']}"
       f" wake-ups, {i['daemon']['ticks']} ticks; the clients got {i['keepalives']} keep-alive "
@@ -1449,10 +1457,11 @@ def targets(ctx, res):
     idle_rows(ctx, res, rows)
     web_rows(res, rows)
     w = max(len(r[0]) for r in rows)
-    lines = [f"{'figure':<{w}}  {'target':<10} {'measured':<30} verdict"]
+    tw = max([10] + [len(r[1]) for r in rows])
+    lines = [f"{'figure':<{w}}  {'target':<{tw}} {'measured':<30} verdict"]
     for name, target, got, ok in rows:
         verdict = "-" if ok is None else "met" if ok else "NOT MET"
-        lines.append(f"{name:<{w}}  {target:<10} {got:<30} {verdict}")
+        lines.append(f"{name:<{w}}  {target:<{tw}} {got:<30} {verdict}")
     return "\n".join(lines)
 
 
