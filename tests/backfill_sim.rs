@@ -6,38 +6,22 @@
 
 mod common;
 
-use std::time::Duration;
-
 use petit::core::run::{RunId, RunStatus};
 use petit::runtime::control::Request;
-use petit::runtime::daemon::{Daemon, DaemonConfig};
-use petit::runtime::engine::{Engine, EngineConfig};
+use petit::runtime::daemon::Daemon;
 use petit::runtime::world::Outcome;
 use petit::store::Store;
+use petit::testing::daemon::SimDaemon;
 use petit::testing::world::SimWorld;
 use petit::time::Timestamp;
 
+/// A started simulated daemon (alerts given up after a day).
 fn build(dir: &std::path::Path, store: Store, world: SimWorld) -> Daemon<SimWorld> {
-    let config = EngineConfig {
-        logs_dir: dir.join("logs"),
-        default_max_tasks: 4,
-        env: Default::default(),
-        shutdown_grace: Duration::from_secs(10),
+    let sim = SimDaemon {
+        alert_max_age_secs: 86_400,
+        ..SimDaemon::default()
     };
-    let mut d = Daemon::new(
-        Engine::with_world(store, config, world),
-        DaemonConfig {
-            jobs_dir: dir.to_path_buf(),
-            socket: None,
-            max_jobs: None,
-            clock_sync_timeout_secs: 0,
-            logs_dir: dir.join("logs"),
-            alert_max_age_secs: 86_400,
-        },
-    )
-    .unwrap();
-    d.start().unwrap();
-    d
+    sim.start(dir, store, world).unwrap()
 }
 
 fn ts(s: &str) -> Timestamp {

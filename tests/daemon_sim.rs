@@ -5,17 +5,26 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use petit::runtime::control::Request;
 use petit::runtime::daemon::Wake;
-use petit::runtime::engine::EngineError;
 use petit::runtime::world::Outcome;
 use std::time::Duration;
 
 use petit::core::retry::Definition;
 use petit::core::run::RunStatus;
-use petit::runtime::daemon::{Daemon, DaemonConfig};
-use petit::runtime::engine::{Engine, EngineConfig};
+use petit::runtime::daemon::Daemon;
 use petit::store::Store;
+use petit::testing::daemon::SimDaemon;
 use petit::testing::world::SimWorld;
 use petit::time::Timestamp;
+
+/// The simulated daemon of these tests: days of simulated outages, so no alert is given up
+/// (the maximum age is its own test, in alerts_sim.rs).
+fn sim_daemon(clock_sync_timeout_secs: u64, max_jobs: Option<u32>) -> SimDaemon {
+    SimDaemon {
+        clock_sync_timeout_secs,
+        max_jobs,
+        alert_max_age_secs: 10 * 365 * 86_400,
+    }
+}
 
 /// A daemon over `store` and `world` with the jobs of `dir` (not started).
 fn build(
@@ -25,26 +34,9 @@ fn build(
     clock_sync_timeout_secs: u64,
     max_jobs: Option<u32>,
 ) -> Daemon<SimWorld> {
-    let config = EngineConfig {
-        logs_dir: dir.join("logs"),
-        default_max_tasks: 4,
-        env: Default::default(),
-        shutdown_grace: Duration::from_secs(10),
-    };
-    let engine = Engine::with_world(store, config, world);
-    Daemon::new(
-        engine,
-        DaemonConfig {
-            jobs_dir: dir.to_path_buf(),
-            socket: None,
-            max_jobs,
-            clock_sync_timeout_secs,
-            logs_dir: dir.join("logs"),
-            // Days of simulated outages: nothing is given up here (the age is its own test).
-            alert_max_age_secs: 10 * 365 * 86_400,
-        },
-    )
-    .unwrap()
+    sim_daemon(clock_sync_timeout_secs, max_jobs)
+        .build(dir, store, world)
+        .unwrap()
 }
 
 /// A started daemon on a fresh store with one job file, `tick.yaml`.
@@ -316,18 +308,9 @@ impl DSim {
         let (store, mut world) = self.daemon.take().unwrap().into_parts();
         world.crash(power_cut);
         world_change(&mut world);
-        let mut d = self.build(store, world);
-        loop {
-            match d.start() {
-                Ok(()) => break,
-                Err(petit::runtime::daemon::DaemonError::Engine(EngineError::Crashed)) => {
-                    let (store, mut world) = d.into_parts();
-                    world.crash(true);
-                    d = self.build(store, world);
-                }
-                Err(e) => return Err(format!("start failed: {e}")),
-            }
-        }
+        let d = sim_daemon(30, self.max_jobs)
+            .start(&self.dir, store, world)
+            .map_err(|e| format!("start failed: {e}"))?;
         self.daemon = Some(d);
         Ok(())
     }

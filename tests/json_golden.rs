@@ -101,9 +101,8 @@ fn ok(r: petit::runtime::control::Response) -> serde_json::Value {
 #[test]
 fn daemon_status_and_jobs_answers_are_byte_identical() {
     use petit::runtime::control::Request;
-    use petit::runtime::daemon::{Daemon, DaemonConfig};
-    use petit::runtime::engine::{Engine, EngineConfig};
     use petit::runtime::world::Outcome;
+    use petit::testing::daemon::SimDaemon;
     use petit::testing::world::SimWorld;
 
     let dir = tempfile::tempdir().unwrap();
@@ -126,29 +125,17 @@ fn daemon_status_and_jobs_answers_are_byte_identical() {
         "id: work\ntasks:\n  - id: fetch\n    command: \"false\"\n    retry:\n      max_attempts: 2\n      delay_secs: 30\n  - id: load\n    command: \"true\"\n    depends_on: [fetch]\n",
     );
     let start = Timestamp::parse_rfc3339("2026-12-01T10:20:30Z").unwrap();
-    let engine = Engine::with_world(
-        Store::in_memory().unwrap(),
-        EngineConfig {
-            logs_dir: dir.path().join("logs"),
-            default_max_tasks: 4,
-            env: Default::default(),
-            shutdown_grace: std::time::Duration::from_secs(10),
-        },
-        SimWorld::new(start),
-    );
-    let mut d = Daemon::new(
-        engine,
-        DaemonConfig {
-            jobs_dir: dir.path().to_path_buf(),
-            socket: None,
-            max_jobs: None,
-            clock_sync_timeout_secs: 0,
-            logs_dir: dir.path().join("logs"),
-            alert_max_age_secs: petit::core::alert::DEFAULT_MAX_AGE_SECS,
-        },
-    )
-    .unwrap();
-    d.start().unwrap();
+    let sim = SimDaemon {
+        alert_max_age_secs: petit::core::alert::DEFAULT_MAX_AGE_SECS,
+        ..SimDaemon::default()
+    };
+    let mut d = sim
+        .start(
+            dir.path(),
+            Store::in_memory().unwrap(),
+            SimWorld::new(start),
+        )
+        .unwrap();
     let mut answers = vec![ok(d.handle(Request::Pause {
         job: "paused".into(),
     }))];

@@ -6,51 +6,19 @@
 
 mod common;
 
-use std::time::Duration;
-
 use petit::runtime::control::Request;
-use petit::runtime::daemon::{Daemon, DaemonConfig, DaemonError};
-use petit::runtime::engine::{Engine, EngineConfig, EngineError};
+use petit::runtime::daemon::Daemon;
 use petit::runtime::world::Outcome;
 use petit::store::Store;
+use petit::testing::daemon::SimDaemon;
 use petit::testing::world::SimWorld;
 use petit::time::Timestamp;
 
-fn build(dir: &std::path::Path, store: Store, world: SimWorld) -> Daemon<SimWorld> {
-    let config = EngineConfig {
-        logs_dir: dir.join("logs"),
-        default_max_tasks: 4,
-        env: Default::default(),
-        shutdown_grace: Duration::from_secs(10),
-    };
-    let engine = Engine::with_world(store, config, world);
-    Daemon::new(
-        engine,
-        DaemonConfig {
-            jobs_dir: dir.to_path_buf(),
-            socket: None,
-            max_jobs: None,
-            clock_sync_timeout_secs: 0,
-            logs_dir: dir.join("logs"),
-            alert_max_age_secs: 3600,
-        },
-    )
-    .unwrap()
-}
-
+/// Starts a daemon (after a crash: recovers), retrying a start that an armed crash cut.
 fn start(dir: &std::path::Path, store: Store, world: SimWorld) -> Daemon<SimWorld> {
-    let mut d = build(dir, store, world);
-    loop {
-        match d.start() {
-            Ok(()) => return d,
-            Err(DaemonError::Engine(EngineError::Crashed)) => {
-                let (store, mut world) = d.into_parts();
-                world.crash(true);
-                d = build(dir, store, world);
-            }
-            Err(e) => panic!("start failed: {e}"),
-        }
-    }
+    SimDaemon::default()
+        .start(dir, store, world)
+        .unwrap_or_else(|e| panic!("start failed: {e}"))
 }
 
 const TICK: &str = "id: tick\nschedule: \"@every 60s\"\noverlap: skip\ncatchup: latest\n\

@@ -3,14 +3,13 @@
 //! spelling), and one whose values do not fit is an error with exit 2 that creates no run.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use petit::core::run::{Run, Trigger};
 use petit::runtime::control::Request;
-use petit::runtime::daemon::{Daemon, DaemonConfig};
-use petit::runtime::engine::{Engine, EngineConfig};
+use petit::runtime::daemon::Daemon;
 use petit::runtime::world::Outcome;
 use petit::store::Store;
+use petit::testing::daemon::SimDaemon;
 use petit::testing::world::SimWorld;
 use petit::time::Timestamp;
 
@@ -25,27 +24,10 @@ impl Sim {
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
-        let config = EngineConfig {
-            logs_dir: dir.path().join("logs"),
-            default_max_tasks: 4,
-            env: Default::default(),
-            shutdown_grace: Duration::from_secs(10),
-        };
         let t0 = Timestamp::parse_rfc3339("2026-12-01T10:00:30Z").unwrap();
-        let engine = Engine::with_world(Store::in_memory().unwrap(), config, SimWorld::new(t0));
-        let mut d = Daemon::new(
-            engine,
-            DaemonConfig {
-                jobs_dir: dir.path().to_path_buf(),
-                socket: None,
-                max_jobs: None,
-                clock_sync_timeout_secs: 0,
-                logs_dir: dir.path().join("logs"),
-                alert_max_age_secs: 3600,
-            },
-        )
-        .unwrap();
-        d.start().unwrap();
+        let mut d = SimDaemon::default()
+            .start(dir.path(), Store::in_memory().unwrap(), SimWorld::new(t0))
+            .unwrap();
         d.turn(None, false);
         Sim { d, _dir: dir }
     }

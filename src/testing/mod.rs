@@ -4,6 +4,7 @@
 //! jumps time to the next deadline, and `crash` throws away everything but the records, as a
 //! power cut would. Unit tests, integration tests and fuzz targets share it.
 
+pub mod daemon;
 pub mod fuzz;
 pub mod model;
 pub mod powerloss;

@@ -25,6 +25,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use super::html::escape;
+
 /// One task as the graph needs it: the run detail view's task, reduced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphTask {
@@ -409,25 +411,6 @@ fn truncate(s: &str, max: usize) -> String {
     let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
     t.push('…');
     t
-}
-
-/// Text for an XML text node or a double- or single-quoted attribute. Control characters
-/// that XML 1.0 forbids become U+FFFD.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@ pub const STYLE_CSS: &str = include_str!("assets/style.css");
 /// The script, compiled in (no inline script: the CSP allows only this file).
 pub const APP_JS: &str = include_str!("assets/app.js");
 
-/// `s` with `& < > " '` replaced by entities: safe in text and in quoted attributes.
+/// `s` with `& < > " '` replaced by entities: safe in text and in quoted attributes, of HTML
+/// and of the SVG graph (XML). Control characters that XML 1.0 forbids (a log's escape
+/// sequences, for one) become U+FFFD; tab, newline and carriage return stay.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -27,6 +29,8 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
