@@ -41,9 +41,36 @@ Measures the figures of docs/performance.md (issue #18's table) on this machine,
    time from starting `pt run` (or `pt resume`) to the moment the re-run task writes its marker
    (`date +%s.%N`), with the old task process surviving the kill (it must be fenced) and without
    (power cut).
-6. The stripped sizes of the glibc binary (reported), of the static musl x86_64 one and, if
+6. `pt web` (issue #16), per binary, started as `pt web --state DIR --listen 127.0.0.1:0` (its
+   address from the `listening on` line, the token from DIR/web.token, sent as
+   `Authorization: Bearer`; every request a new connection, as `pt web` closes each):
+   - beside a daemon with the 100 jobs of the idle figure: `GET /` (must list job000 and
+     job099), 2 untimed then 30 (full: 100) timed requests, from sending the request to the
+     body's last byte, median;
+   - on the 100,000-run database of the history figure (the same `histgen` output), without a
+     daemon (pt web reads the database read only per request) and with one (`pt run` on a copy;
+     the job has no schedule): `GET /jobs/hist` (the newest 50 runs: the target), and, reported,
+     `?before=50000`, `/runs/N` of the newest run and `/`;
+   - a state change seen by an open page: one `GET /api/events` held open on a raw socket (what
+     a page's EventSource holds), a thread stamping each line as it arrives; then, 3 times (full:
+     5), `POST /api/jobs/jobNNN/trigger` and the time from sending it to the `data:` line of that
+     run's `run_started` event (the target), and of its end (reported);
+   - CPU with five pages open and nothing happening: five `/api/events` open for 10 s (full:
+     60 s): context switches of every thread (as the idle figure) and utime+stime ticks
+     (/proc/PID/stat) of `pt web` and of the daemon; `pt web` sends each client a keep-alive
+     comment every 30 s (counted from what the clients received), and may wake twice for each
+     (at its deadline, and, presumably, once more when tokio's timer wheel moves a 30 s timer
+     to a finer level: 7 wake-ups for 5 keep-alives were seen over 35 s), with at most one CPU
+     tick over the window; the daemon must not wake at all;
+   - RSS (smaps_rollup Rss) of `pt web` at start, after the `/` requests, after the events and
+     the five pages, and after the 100,000-run pages in each mode: the verdict (at most 8 MiB)
+     is on the largest reading after requests.
+7. The stripped sizes of the glibc binary (reported), of the static musl x86_64 one and, if
    present in the target directory (scripts/build-pi.sh builds them), of the aarch64 and armv7
    ones: the packaged binaries, at most 6 MiB each and with the TUI.
+
+Sections can be left out (--skip) or run alone (--only web; --only history,web): dags, idle,
+paused, history, web, binary (step 1 and 2 are `dags`).
 
 Prints a table (and writes JSON with --json-out). Exits non-zero on any failure. Temporary files
 live in one directory (under --tmp-dir, default target/bench-tmp, i.e. on disk) that is removed
@@ -51,15 +78,18 @@ at the end; every process started here is killed on exit. Only the standard libr
 """
 
 import argparse
+import http.client
 import json
 import os
 import platform
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -162,6 +192,7 @@ class Ctx:
         self.floor_bin = os.path.abspath(os.path.join(args.tools, "spawnfloor"))
         self.pagecount_bin = os.path.abspath(os.path.join(args.tools, "pagecount"))
         self.n = 0
+        self.hist = None  # see history_db
         # pt never reads these; keep the environment of every tool the same and quiet.
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("RUST_LOG", "PETIT_STATE", "PETIT_NOW", "MAKEFLAGS", "MFLAGS")}
@@ -543,16 +574,22 @@ def watch_idle(p, secs):
     return elapsed, sum(v - first.get(tid, 0) for tid, v in last.items()), len(first), len(last)
 
 
-def bench_idle(ctx, tool):
-    pt = ctx.pts[tool]
-    secs = ctx.args.idle_secs
+def write_idle_jobs(ctx):
+    """A fresh jobs directory of 100 jobs scheduled daily, 12 hours from now (UTC), so that no
+    job fires during a measurement; returns its path."""
     jobs_dir = ctx.fresh_dir("idle-jobs-")
-    # Daily, 12 hours from now (UTC), so no job fires during the measurement.
     t = time.gmtime(time.time() + 12 * 3600)
     for i in range(100):
         with open(os.path.join(jobs_dir, f"job{i:03}.yaml"), "w") as f:
             f.write(f"id: job{i:03}\nschedule: \"{t.tm_min} {t.tm_hour} * * *\"\ntimezone: UTC\n"
                     f"tasks:\n  - id: a\n    command: \"true\"\n")
+    return jobs_dir
+
+
+def bench_idle(ctx, tool):
+    pt = ctx.pts[tool]
+    secs = ctx.args.idle_secs
+    jobs_dir = write_idle_jobs(ctx)
     state = ctx.fresh_dir("idle-state-")
     p = start_daemon(ctx, jobs_dir, state, pt)
     try:
@@ -710,21 +747,31 @@ def read_lines(path):
         return []
 
 
+def history_db(ctx):
+    """The state directory with --history-runs runs of the `hist` job written by `histgen`, and
+    the jobs directory with hist.yaml: (state, jobs, seconds histgen took). Written once per
+    harness run, shared by the history and the web figures (it lives in the run's temporary
+    directory, removed at the end)."""
+    if ctx.hist is None:
+        base = ctx.fresh_dir("hist-base-")
+        hist_jobs = ctx.fresh_dir("hist-jobs-")
+        with open(os.path.join(hist_jobs, "hist.yaml"), "w") as f:
+            f.write(HIST_JOB)
+        log(f"writing {ctx.args.history_runs:,} runs of history")
+        t0 = time.monotonic()
+        r = subprocess.run([ctx.histgen_bin, os.path.join(base, "petit.redb"),
+                            os.path.join(hist_jobs, "hist.yaml"), str(ctx.args.history_runs)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BenchError(f"histgen failed: {r.stderr[-2000:]}")
+        ctx.hist = (base, hist_jobs, round(time.monotonic() - t0, 1))
+    return ctx.hist
+
+
 def bench_history(ctx):
     args = ctx.args
     res = {"runs": args.history_runs}
-    base = ctx.fresh_dir("hist-base-")
-    hist_jobs = ctx.fresh_dir("hist-jobs-")
-    with open(os.path.join(hist_jobs, "hist.yaml"), "w") as f:
-        f.write(HIST_JOB)
-    log(f"writing {args.history_runs:,} runs of history")
-    t0 = time.monotonic()
-    r = subprocess.run([ctx.histgen_bin, os.path.join(base, "petit.redb"),
-                        os.path.join(hist_jobs, "hist.yaml"), str(args.history_runs)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise BenchError(f"histgen failed: {r.stderr[-2000:]}")
-    res["histgen_s"] = round(time.monotonic() - t0, 1)
+    base, _, res["histgen_s"] = history_db(ctx)
     res["db_bytes"] = os.path.getsize(os.path.join(base, "petit.redb"))
 
     # pt history latency (warm page cache: the database was just written).
@@ -769,8 +816,6 @@ def bench_history(ctx):
         out = subprocess.run(["sh", "-c", "date +%s.%N"], capture_output=True, text=True).stdout
         floor.append((float(out) - t0) * 1000)
     res["restart_floor_ms"] = round(statistics.median(floor), 1)
-    shutil.rmtree(base)
-    shutil.rmtree(hist_jobs)
     shutil.rmtree(resume_jobs)
     return res
 
@@ -843,6 +888,293 @@ def pid_alive(pid):
 
 
 # ---------------------------------------------------------------------------------------------
+# pt web
+
+
+def proc_ticks(pid):
+    """utime + stime of pid (all its threads, in clock ticks), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+class Web:
+    """A running `pt web --listen 127.0.0.1:0` on `state`: its address (from the `listening on`
+    line it prints), its token (STATE/web.token) and plain HTTP/1.1 requests to it (a new
+    connection each, as `pt web` closes every answer's connection)."""
+
+    def __init__(self, ctx, pt, state):
+        self.state = state
+        fd, out_path = tempfile.mkstemp(prefix="web-", suffix=".out", dir=ctx.tmp)
+        out = os.fdopen(fd, "w")
+        self.p = subprocess.Popen([pt, "web", "--state", state, "--listen", "127.0.0.1:0"],
+                                  env=ctx.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        LIVE.add(self.p)
+        out.close()
+
+        def started():
+            if self.p.poll() is not None:
+                return True
+            with open(out_path) as f:
+                text = f.read()
+            return "open http" in text and text
+        text = wait_for(started, 30, "pt web to print its URL")
+        if self.p.poll() is not None:
+            with open(out_path) as f:
+                raise BenchError(f"pt web exited {self.p.returncode}: {f.read()[-2000:]}")
+        addr = text.split("listening on ", 1)[1].split()[0]
+        self.host, port = addr.rsplit(":", 1)
+        self.port = int(port)
+        with open(os.path.join(state, "web.token")) as f:
+            self.token = f.read().strip()
+        self.pid = self.p.pid
+
+    def request(self, method, path):
+        """(status, body, milliseconds from sending the request to the body's last byte)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            t0 = time.perf_counter()
+            conn.request(method, path, headers={"Authorization": f"Bearer {self.token}"})
+            r = conn.getresponse()
+            body = r.read()
+            ms = (time.perf_counter() - t0) * 1000
+        finally:
+            conn.close()
+        return r.status, body, ms
+
+    def get(self, path, expect=None):
+        st, body, ms = self.request("GET", path)
+        if st != 200:
+            raise BenchError(f"pt web: GET {path} answered {st}: {body[:300]!r}")
+        for needle in expect or ():
+            if needle.encode() not in body:
+                raise BenchError(f"pt web: GET {path} lacks {needle!r}")
+        return body, ms
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+        try:
+            rc = self.p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            rc = "killed after ignoring SIGTERM for 30 s"
+        LIVE.discard(self.p)
+        if rc != 0:
+            raise BenchError(f"pt web exited {rc} after SIGTERM")
+
+
+class Sse:
+    """One open `GET /api/events` (what a page's EventSource holds), on a raw socket; a thread
+    reads it line by line and stamps each line with time.perf_counter() when it arrives."""
+
+    def __init__(self, web):
+        self.sock = socket.create_connection((web.host, web.port), timeout=30)
+        self.sock.sendall((f"GET /api/events HTTP/1.1\r\nHost: {web.host}:{web.port}\r\n"
+                           f"Authorization: Bearer {web.token}\r\n"
+                           "Accept: text/event-stream\r\n\r\n").encode())
+        self.f = self.sock.makefile("rb")
+        status = self.f.readline().decode(errors="replace")
+        if " 200 " not in status:
+            raise BenchError(f"pt web: /api/events answered {status.strip()!r}")
+        while self.f.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        self.sock.settimeout(None)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            for raw in self.f:
+                with self.cond:
+                    self.lines.append((time.perf_counter(), raw.decode(errors="replace").rstrip()))
+                    self.cond.notify_all()
+        except (OSError, ValueError):
+            pass
+
+    def wait_event(self, pred, timeout, what):
+        """The arrival time of the first `data:` line whose JSON satisfies pred."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self.cond:
+            while True:
+                for t, line in self.lines[seen:]:
+                    if line.startswith("data: {"):
+                        try:
+                            if pred(json.loads(line[6:])):
+                                return t
+                        except ValueError:
+                            pass
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BenchError(f"timed out after {timeout} s waiting for {what} on "
+                                     "/api/events")
+                self.cond.wait(left)
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def rss_now(pid):
+    sm = smaps_rollup(pid)
+    return {"rss_kib": sm.get("Rss", -1), "anon_kib": sm.get("Anonymous", -1),
+            "hwm_kib": proc_status(pid, "VmHWM")}
+
+
+def timed_gets(web, path, n, expect=None, pids=None):
+    """Two untimed requests, then n timed ones: milliseconds, body bytes, and the CPU ticks
+    (utime+stime) each process of pids ({name: pid}) spent over the n requests."""
+    for _ in range(2):
+        web.get(path, expect)
+    pids = pids or {}
+    ticks = {k: proc_ticks(pid) for k, pid in pids.items()}
+    samples, size = [], 0
+    for _ in range(n):
+        body, ms = web.get(path, expect)
+        samples.append(round(ms, 2))
+        size = len(body)
+    return {"ms": samples, "bytes": size,
+            "ticks": {k: proc_ticks(pid) - ticks[k] for k, pid in pids.items()}}
+
+
+def watch_procs(pids, secs):
+    """{name: {"wakeups": context switches of every thread, "ticks": utime+stime}} of each
+    process over secs seconds, threads sampled every second (as watch_idle)."""
+    first = {k: (ctxt_switches(pid), proc_ticks(pid)) for k, pid in pids.items()}
+    last = {k: dict(v[0]) for k, v in first.items()}
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < secs:
+        time.sleep(1)
+        for k, pid in pids.items():
+            if not pid_alive(pid):
+                raise BenchError(f"{k} (pid {pid}) exited during the idle measurement")
+            last[k].update(ctxt_switches(pid))
+    out = {"seconds": round(time.monotonic() - t0, 1)}
+    for k, pid in pids.items():
+        out[k] = {"wakeups": sum(v - first[k][0].get(tid, 0) for tid, v in last[k].items()),
+                  "ticks": proc_ticks(pid) - first[k][1]}
+    return out
+
+
+def bench_web(ctx, tool):
+    """`pt web` (binary `tool`): with the 100-job idle daemon of the idle figure, then on the
+    history database of the history figure with and without a daemon. See the docstring."""
+    pt = ctx.pts[tool]
+    args = ctx.args
+    n = args.web_reps
+    res = {"tool": tool, "binary": pt, "reps": n, "clk_tck": os.sysconf("SC_CLK_TCK")}
+    jobs_dir = write_idle_jobs(ctx)
+    state = ctx.fresh_dir("web-state-")
+    d = start_daemon(ctx, jobs_dir, state, pt)
+    web = None
+    pages = []
+    try:
+        wait_daemon_ready(ctx, d, state)
+        web = Web(ctx, pt, state)
+        time.sleep(1)
+        res["rss_start"] = rss_now(web.pid)
+        res["overview"] = timed_gets(web, "/", n, expect=["job000", "job099"],
+                                     pids={"web": web.pid, "daemon": d.pid})
+        time.sleep(1)
+        res["rss_after_pages"] = rss_now(web.pid)
+
+        # A state change, from the POST to the event line on an open /api/events.
+        sse = Sse(web)
+        pages.append(sse)
+        time.sleep(0.5)  # the shared upstream follower connects to the daemon
+        started, finished, posts = [], [], []
+        for i in range(args.web_events):
+            t0 = time.perf_counter()
+            st, body, ms = web.request("POST", f"/api/jobs/job{i:03}/trigger")
+            if st != 200:
+                raise BenchError(f"pt web: POST trigger answered {st}: {body[:300]!r}")
+            run = json.loads(body)["run"]
+            ts = sse.wait_event(lambda e: e.get("run") == run and e.get("kind") == "run_started",
+                                10, f"run {run}'s run_started")
+            tf = sse.wait_event(lambda e: e.get("run") == run and e.get("kind") in (
+                "run_succeeded", "run_failed"), 30, f"run {run}'s end")
+            started.append(round((ts - t0) * 1000, 2))
+            finished.append(round((tf - t0) * 1000, 2))
+            posts.append(round(ms, 2))
+            time.sleep(0.3)
+        res["event"] = {"started_ms": started, "finished_ms": finished, "post_ms": posts}
+        sse.close()
+        pages.clear()
+
+        # Five pages open, nothing happening.
+        for _ in range(5):
+            pages.append(Sse(web))
+        time.sleep(2)  # their subscriptions settle; the upstream is already open
+        before = [len(s.lines) for s in pages]
+        w = watch_procs({"web": web.pid, "daemon": d.pid}, args.web_idle_secs)
+        got = [line for s, k in zip(pages, before) for _, line in s.lines[k:]]
+        w["keepalives"] = sum(1 for line in got if line.startswith(":"))
+        w["other_lines"] = sum(1 for line in got if line and not line.startswith(":"))
+        res["idle5"] = w
+        for s in pages:
+            s.close()
+        pages.clear()
+        time.sleep(1)
+        res["rss_end"] = rss_now(web.pid)
+        running, web = web, None
+        running.stop()
+    finally:
+        for s in pages:
+            s.close()
+        if web is not None:
+            web.stop()
+        stop_daemon(d)
+    shutil.rmtree(jobs_dir)
+    shutil.rmtree(state)
+
+    # The 100,000-run database: without a daemon (pt web reads it read only per request), then
+    # with one on a copy (the job has no schedule: the daemon idles).
+    base, hist_jobs, _ = history_db(ctx)
+    hist_pages = [("job", "/jobs/hist"), ("job_older", "/jobs/hist?before=50000"),
+                  ("run", f"/runs/{args.history_runs}"), ("overview", "/")]
+    for mode in ("snapshot", "daemon"):
+        st_dir, d = base, None
+        if mode == "daemon":
+            st_dir = ctx.fresh_dir("web-hist-")
+            shutil.copy2(os.path.join(base, "petit.redb"), os.path.join(st_dir, "petit.redb"))
+            d = start_daemon(ctx, hist_jobs, st_dir, pt)
+        web = None
+        try:
+            if d is not None:
+                wait_daemon_ready(ctx, d, st_dir)
+            web = Web(ctx, pt, st_dir)
+            m = {}
+            for key, path in hist_pages:
+                m[key] = timed_gets(web, path, n, expect=["hist"])
+            time.sleep(1)
+            m["rss"] = rss_now(web.pid)
+            res[f"hist_{mode}"] = m
+            running, web = web, None
+            running.stop()
+        finally:
+            if web is not None:
+                web.stop()
+            if d is not None:
+                stop_daemon(d)
+        if mode == "daemon":
+            shutil.rmtree(st_dir)
+        else:
+            token = os.path.join(base, "web.token")
+            if os.path.exists(token):
+                os.remove(token)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -902,94 +1234,96 @@ def report(ctx, res):
     p(f"machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}, state on {m['tmp_fs']}; "
       f"load average at start {m['load_avg'][0]:.2f}")
     p(f"pt {m['pt_version']} (git {m['git']}); {m['make']}; ninja {m['ninja']}; "
-      f"-j/-t {args.jobs}; {args.rounds} rounds, tools alternated")
+      f"-j/-t {args.jobs}; {args.rounds} rounds, tools alternated; sections: "
+      + ", ".join(args.sections))
     p("tools: make, ninja, floor (bench/tools spawnfloor: posix_spawnp + waitpid, nothing else), "
       + ", ".join(f"{t} ({path})" for t, path in ctx.pts.items()))
     p("")
-    hdr = (f"{'DAG':<9} {'tool':<8} {'wall med':>9} {'min-max':>13} {'per task':>9} "
-           f"{'CPU u+s':>8} {'own CPU':>8} {'peak RSS':>9} {'/make':>6} {'/ninja':>6} "
-           f"{'/floor':>6}")
-    p(hdr)
-    p("-" * len(hdr))
-    for dag_id, d in res["dags"].items():
-        for tool, runs in d["runs"].items():
-            w = [r["wall_s"] for r in runs]
-            cpu = med([r["user_s"] + r["sys_s"] for r in runs])
-            own = med([r["self_user_s"] + r["self_sys_s"] for r in runs])
-            rss = max(r["maxrss_kib"] for r in runs)
-            rel = [f"{ratio(w, walls(d, t)):.2f}x" if t != tool else "" for t in
-                   ("make", "ninja", "floor")]
-            p(f"{dag_id:<9} {tool:<8} {med(w):>8.3f}s {min(w):>6.3f}-{max(w):<6.3f} "
-              f"{med(w) / d['tasks'] * 1000:>7.2f}ms {cpu:>7.2f}s {own:>7.2f}s "
-              f"{fmt_mib(rss):>5} MiB {rel[0]:>6} {rel[1]:>6} {rel[2]:>6}")
-    d = res["dags"]["chains"]
-    for t in ctx.pts:
-        p(f"1,000 tasks (250 chains of 4), {t}: pt/make {ratio(walls(d, t), walls(d, 'make')):.2f}x, "
-          f"pt/ninja {ratio(walls(d, t), walls(d, 'ninja')):.2f}x, "
-          f"pt/floor {ratio(walls(d, t), walls(d, 'floor')):.2f}x")
-    p(f"1,000 tasks: make/floor {ratio(walls(d, 'make'), walls(d, 'floor')):.2f}x, "
-      f"ninja/floor {ratio(walls(d, 'ninja'), walls(d, 'floor')):.2f}x "
-      f"(floor {med(walls(d, 'floor')):.3f}s)")
-    p("")
-    p(f"disk: 4 KiB pwrite + fdatasync takes {res['fsync_ms_before']} ms (median) before the "
-      f"DAG rounds, {res['fsync_ms_after']} ms after")
-    for dag_id, d in res["dags"].items():
-        tr = d.get("trace")
-        if tr:
-            sc, n = tr["counts"], d["tasks"]
-            p(f"pt syscalls per attempt ({dag_id}, strace -f, untimed run): "
-              f"fdatasync {sc['fdatasync'] / n:.2f}, fsync {sc['fsync'] / n:.2f}, "
-              f"pwrite64 {sc['pwrite64'] / n:.1f}, openat {sc['openat'] / n:.1f} "
-              f"(with the children), execve {sc['execve'] / n:.1f}")
-    p("")
-    p("pt trigger footprint (median over rounds)")
-    p(f"{'DAG':<9} {'binary':<8} {'attempts':>8} {'written/attempt':>16} {'wchar/attempt':>14} "
-      f"{'rchar/attempt':>14} {'state dir':>10} {'db file':>9} {'files':>6}")
-    for dag_id, d in res["dags"].items():
+    if "dags" in res:
+        hdr = (f"{'DAG':<9} {'tool':<8} {'wall med':>9} {'min-max':>13} {'per task':>9} "
+               f"{'CPU u+s':>8} {'own CPU':>8} {'peak RSS':>9} {'/make':>6} {'/ninja':>6} "
+               f"{'/floor':>6}")
+        p(hdr)
+        p("-" * len(hdr))
+        for dag_id, d in res["dags"].items():
+            for tool, runs in d["runs"].items():
+                w = [r["wall_s"] for r in runs]
+                cpu = med([r["user_s"] + r["sys_s"] for r in runs])
+                own = med([r["self_user_s"] + r["self_sys_s"] for r in runs])
+                rss = max(r["maxrss_kib"] for r in runs)
+                rel = [f"{ratio(w, walls(d, t)):.2f}x" if t != tool else "" for t in
+                       ("make", "ninja", "floor")]
+                p(f"{dag_id:<9} {tool:<8} {med(w):>8.3f}s {min(w):>6.3f}-{max(w):<6.3f} "
+                  f"{med(w) / d['tasks'] * 1000:>7.2f}ms {cpu:>7.2f}s {own:>7.2f}s "
+                  f"{fmt_mib(rss):>5} MiB {rel[0]:>6} {rel[1]:>6} {rel[2]:>6}")
+        d = res["dags"]["chains"]
         for t in ctx.pts:
-            runs = d["runs"][t]
-            att = runs[0]["attempts"]
-            wb = med([r["write_bytes"] / r["attempts"] for r in runs])
-            wc = med([r["wchar"] / r["attempts"] for r in runs])
-            rc = med([r["rchar"] / r["attempts"] for r in runs])
-            sb = med([r["state_bytes"] for r in runs])
-            db = med([r["db_bytes"] for r in runs])
-            p(f"{dag_id:<9} {t:<8} {att:>8} {wb / 1024:>12.1f} KiB {wc / 1024:>10.1f} KiB "
-              f"{rc / 1024:>10.1f} KiB {sb / 2**20:>6.1f} MiB {db / 2**20:>5.1f} MiB "
-              f"{runs[0]['state_files']:>6}")
-    if any(d.get("trace") for d in res["dags"].values()):
+            p(f"1,000 tasks (250 chains of 4), {t}: pt/make {ratio(walls(d, t), walls(d, 'make')):.2f}x, "
+              f"pt/ninja {ratio(walls(d, t), walls(d, 'ninja')):.2f}x, "
+              f"pt/floor {ratio(walls(d, t), walls(d, 'floor')):.2f}x")
+        p(f"1,000 tasks: make/floor {ratio(walls(d, 'make'), walls(d, 'floor')):.2f}x, "
+          f"ninja/floor {ratio(walls(d, 'ninja'), walls(d, 'floor')):.2f}x "
+          f"(floor {med(walls(d, 'floor')):.3f}s)")
         p("")
-        p("where the bytes per attempt go (strace -f -y of one untimed run of the glibc pt; a "
-          "commit = the database writes up to its fdatasync)")
-        p(f"{'DAG':<9} {'commits':>7} {'/attempt':>8} {'pwrites':>8} {'bytes':>9} {'pages':>6} "
-          f"{'header':>6} {'= KiB/att':>9} {'timed':>7} {'=> commits/att':>14}  write sizes (count)")
+        p(f"disk: 4 KiB pwrite + fdatasync takes {res['fsync_ms_before']} ms (median) before the "
+          f"DAG rounds, {res['fsync_ms_after']} ms after")
         for dag_id, d in res["dags"].items():
             tr = d.get("trace")
-            if not tr or not tr["commits"]:
-                continue
-            n = d["tasks"]
-            per_commit = tr["pages_per_commit"] * PAGE
-            est = tr["commits"] / n * per_commit
-            timed = med([r["write_bytes"] / r["attempts"] for r in d["runs"]["pt"]])
-            sizes = ", ".join(f"{k} B: {v}" for k, v in list(tr["write_sizes"].items())[:4])
-            p(f"{dag_id:<9} {tr['commits']:>7} {tr['commits'] / n:>8.2f} "
-              f"{tr['writes_per_commit']:>8.1f} {tr['bytes_per_commit'] / 1024:>5.1f} KiB "
-              f"{tr['pages_per_commit']:>6.1f} {tr['header_share']:>6.2f} {est / 1024:>9.1f} "
-              f"{timed / 1024:>7.1f} {timed / per_commit:>14.2f}  {sizes}")
-            if tr["other_bytes"]:
-                p(f"{'':<9} other files: " + ", ".join(
-                    f"{k} {v / n:.0f} B/attempt" for k, v in tr["other_bytes"].items()))
-        p("  (per commit: pwrite calls, bytes passed, distinct 4 KiB pages of the database touched,"
-          " share of commits writing the header page 0; = KiB/att: commits/attempt x pages x 4 KiB"
-          " of the traced run; timed: measured write_bytes/attempt of the timed runs; => the"
-          " commits/attempt that implies at the traced size of a commit)")
-    for dag_id, d in res["dags"].items():
-        if d.get("pagecount"):
+            if tr:
+                sc, n = tr["counts"], d["tasks"]
+                p(f"pt syscalls per attempt ({dag_id}, strace -f, untimed run): "
+                  f"fdatasync {sc['fdatasync'] / n:.2f}, fsync {sc['fsync'] / n:.2f}, "
+                  f"pwrite64 {sc['pwrite64'] / n:.1f}, openat {sc['openat'] / n:.1f} "
+                  f"(with the children), execve {sc['execve'] / n:.1f}")
+        p("")
+        p("pt trigger footprint (median over rounds)")
+        p(f"{'DAG':<9} {'binary':<8} {'attempts':>8} {'written/attempt':>16} {'wchar/attempt':>14} "
+          f"{'rchar/attempt':>14} {'state dir':>10} {'db file':>9} {'files':>6}")
+        for dag_id, d in res["dags"].items():
+            for t in ctx.pts:
+                runs = d["runs"][t]
+                att = runs[0]["attempts"]
+                wb = med([r["write_bytes"] / r["attempts"] for r in runs])
+                wc = med([r["wchar"] / r["attempts"] for r in runs])
+                rc = med([r["rchar"] / r["attempts"] for r in runs])
+                sb = med([r["state_bytes"] for r in runs])
+                db = med([r["db_bytes"] for r in runs])
+                p(f"{dag_id:<9} {t:<8} {att:>8} {wb / 1024:>12.1f} KiB {wc / 1024:>10.1f} KiB "
+                  f"{rc / 1024:>10.1f} KiB {sb / 2**20:>6.1f} MiB {db / 2**20:>5.1f} MiB "
+                  f"{runs[0]['state_files']:>6}")
+        if any(d.get("trace") for d in res["dags"].values()):
             p("")
-            p(f"pages per kind of commit and an ideally grouped replay ({dag_id}; pagecount, "
-              "Petit's store on a counting backend, no processes):")
-            for line in d["pagecount"]:
-                p("  " + line)
+            p("where the bytes per attempt go (strace -f -y of one untimed run of the glibc pt; a "
+              "commit = the database writes up to its fdatasync)")
+            p(f"{'DAG':<9} {'commits':>7} {'/attempt':>8} {'pwrites':>8} {'bytes':>9} {'pages':>6} "
+              f"{'header':>6} {'= KiB/att':>9} {'timed':>7} {'=> commits/att':>14}  write sizes (count)")
+            for dag_id, d in res["dags"].items():
+                tr = d.get("trace")
+                if not tr or not tr["commits"]:
+                    continue
+                n = d["tasks"]
+                per_commit = tr["pages_per_commit"] * PAGE
+                est = tr["commits"] / n * per_commit
+                timed = med([r["write_bytes"] / r["attempts"] for r in d["runs"]["pt"]])
+                sizes = ", ".join(f"{k} B: {v}" for k, v in list(tr["write_sizes"].items())[:4])
+                p(f"{dag_id:<9} {tr['commits']:>7} {tr['commits'] / n:>8.2f} "
+                  f"{tr['writes_per_commit']:>8.1f} {tr['bytes_per_commit'] / 1024:>5.1f} KiB "
+                  f"{tr['pages_per_commit']:>6.1f} {tr['header_share']:>6.2f} {est / 1024:>9.1f} "
+                  f"{timed / 1024:>7.1f} {timed / per_commit:>14.2f}  {sizes}")
+                if tr["other_bytes"]:
+                    p(f"{'':<9} other files: " + ", ".join(
+                        f"{k} {v / n:.0f} B/attempt" for k, v in tr["other_bytes"].items()))
+            p("  (per commit: pwrite calls, bytes passed, distinct 4 KiB pages of the database touched,"
+              " share of commits writing the header page 0; = KiB/att: commits/attempt x pages x 4 KiB"
+              " of the traced run; timed: measured write_bytes/attempt of the timed runs; => the"
+              " commits/attempt that implies at the traced size of a commit)")
+        for dag_id, d in res["dags"].items():
+            if d.get("pagecount"):
+                p("")
+                p(f"pages per kind of commit and an ideally grouped replay ({dag_id}; pagecount, "
+                  "Petit's store on a counting backend, no processes):")
+                for line in d["pagecount"]:
+                    p("  " + line)
     for i in res.get("idle", []):
         p("")
         p(f"idle pt run ({i['tool']}), 100 jobs scheduled daily, {i['seconds']} s: "
@@ -1028,6 +1362,8 @@ def report(ctx, res):
             p(f"restart to resumed, {title}: median {med(samples):.1f} ms "
               f"(max {max(samples):.1f})")
         p(f"  (floor: starting sh -c date from the harness takes {h['restart_floor_ms']} ms)")
+    for w in res.get("web", []):
+        report_web(p, w)
     if "binaries" in res:
         p("")
         for b in res["binaries"]:
@@ -1042,9 +1378,97 @@ def report(ctx, res):
     return "\n".join(out)
 
 
+def ms_stats(samples):
+    return f"{med(samples):.1f} ms ({min(samples):.1f}-{max(samples):.1f})"
+
+
+def web_rss_worst(w):
+    """The largest Rss of pt web after serving requests, and how many readings it is of."""
+    readings = [w["rss_after_pages"], w["rss_end"], w["hist_snapshot"]["rss"],
+                w["hist_daemon"]["rss"]]
+    return max(r["rss_kib"] for r in readings), len(readings)
+
+
+def report_web(p, w):
+    """The lines of one pt web measurement (bench_web)."""
+    p("")
+    p(f"pt web ({w['tool']}), {w['reps']} timed requests per page after 2 untimed (median, "
+      "min-max; a new connection each, from sending the request to the body's last byte)")
+    o = w["overview"]
+    tck = w["clk_tck"]
+    cpu = ", ".join(f"{k} {v * 1000 / tck / len(o['ms']):.1f} ms"
+                    for k, v in o["ticks"].items())
+    p(f"  100-job idle daemon: GET / {ms_stats(o['ms'])}, {o['bytes'] / 1024:.0f} KiB; CPU per "
+      f"request: {cpu} (one history request to the daemon per job, for its strip of runs)")
+    for mode, title in (("snapshot", "no daemon (read only)"), ("daemon", "with a daemon")):
+        h = w[f"hist_{mode}"]
+        p(f"  100,000 runs, {title}: GET /jobs/hist {ms_stats(h['job']['ms'])}; "
+          f"?before=50000 {ms_stats(h['job_older']['ms'])}; /runs/N (newest) "
+          f"{ms_stats(h['run']['ms'])}; / {ms_stats(h['overview']['ms'])}")
+    e = w["event"]
+    p(f"  a state change, POST /api/jobs/ID/trigger to the event line on an open /api/events "
+      f"({len(e['started_ms'])} runs): run_started {ms_stats(e['started_ms'])}, the run's end "
+      f"{ms_stats(e['finished_ms'])}; the POST's answer {ms_stats(e['post_ms'])}")
+    i = w["idle5"]
+    p(f"  five /api/events open, nothing happening, {i['seconds']} s: pt web {i['web']['wakeups']}"
+      f" wake-ups, {i['web']['ticks']} CPU ticks (1/{tck} s); the daemon {i['daemon']['wakeups']}"
+      f" wake-ups, {i['daemon']['ticks']} ticks; the clients got {i['keepalives']} keep-alive "
+      f"comments and {i['other_lines']} other lines")
+    hs, hd = w["hist_snapshot"]["rss"], w["hist_daemon"]["rss"]
+    p(f"  pt web RSS (smaps_rollup Rss, MiB): at start {fmt_mib(w['rss_start']['rss_kib'])}, "
+      f"after the GETs of / {fmt_mib(w['rss_after_pages']['rss_kib'])}, after the events and "
+      f"the five pages {fmt_mib(w['rss_end']['rss_kib'])} (anonymous "
+      f"{fmt_mib(w['rss_end']['anon_kib'])}, VmHWM {fmt_mib(w['rss_end']['hwm_kib'])}); after "
+      f"the 100,000-run pages: no daemon {fmt_mib(hs['rss_kib'])} (VmHWM "
+      f"{fmt_mib(hs['hwm_kib'])}), with a daemon {fmt_mib(hd['rss_kib'])} (VmHWM "
+      f"{fmt_mib(hd['hwm_kib'])})")
+
+
+def web_rows(res, rows):
+    """The rows of the pt web figures (issue #16)."""
+    for w in res.get("web", []):
+        t = w["tool"]
+        worst, k = web_rss_worst(w)
+        rows.append((f"pt web ({t}): idle RSS after requests", "<= 8 MiB",
+                     f"{worst / 1024:.1f} MiB (largest of {k})", worst <= 8 * 1024))
+        m = med(w["overview"]["ms"])
+        rows.append((f"  GET / with 100 jobs (daemon), median", "< 50 ms", f"{m:.1f} ms", m < 50))
+        for mode, title in (("snapshot", "no daemon"), ("daemon", "daemon")):
+            m = med(w[f"hist_{mode}"]["job"]["ms"])
+            rows.append((f"  GET /jobs/ID, 100k runs ({title}), median", "< 50 ms",
+                         f"{m:.1f} ms", m < 50))
+        e = w["event"]["started_ms"]
+        rows.append((f"  trigger to run_started on /api/events, median", "<= 500 ms",
+                     f"{med(e):.0f} ms (max {max(e):.0f})", med(e) <= 500))
+        i = w["idle5"]
+        ka = i["keepalives"]
+        rows.append((f"  five idle pages, {i['seconds']:.0f} s: pt web wake-ups",
+                     "<= 2/keep-alive",
+                     f"{i['web']['wakeups']}, {i['web']['ticks']} ticks ({ka} keep-alives)",
+                     i["web"]["wakeups"] <= 2 * ka and i["web"]["ticks"] <= 1))
+        rows.append((f"  the same: the daemon's wake-ups", "0",
+                     f"{i['daemon']['wakeups']}, {i['daemon']['ticks']} ticks",
+                     i["daemon"]["wakeups"] == 0))
+
+
 def targets(ctx, res):
     """The figure/target/measured/verdict table: issue #18's targets, then the older ones."""
     rows = []
+    if "dags" in res:
+        dag_rows(ctx, res, rows)
+    idle_rows(ctx, res, rows)
+    web_rows(res, rows)
+    w = max(len(r[0]) for r in rows)
+    tw = max([10] + [len(r[1]) for r in rows])
+    lines = [f"{'figure':<{w}}  {'target':<{tw}} {'measured':<30} verdict"]
+    for name, target, got, ok in rows:
+        verdict = "-" if ok is None else "met" if ok else "NOT MET"
+        lines.append(f"{name:<{w}}  {target:<{tw}} {got:<30} {verdict}")
+    return "\n".join(lines)
+
+
+def dag_rows(ctx, res, rows):
+    """The rows of the DAG rounds' figures (see targets)."""
     d = res["dags"]["chains"]
     for t in ctx.pts:
         r = ratio(walls(d, t), walls(d, "make"))
@@ -1065,6 +1489,10 @@ def targets(ctx, res):
         wb = med([r["write_bytes"] / r["attempts"] for r in d["runs"][t]]) / 1024
         rows.append((f"bytes written per attempt (1,000 tasks), {t}", "<= 8 KiB",
                      f"{wb:.1f} KiB", wb <= 8))
+
+
+def idle_rows(ctx, res, rows):
+    """The rows of the other figures (see targets)."""
     for i in res.get("idle", []):
         rss = i["rss_kib_end"] / 1024
         musl = i["tool"] == "pt-musl"
@@ -1100,12 +1528,6 @@ def targets(ctx, res):
                          f"{s:.2f} MiB{'' if b['tui'] else ', NO TUI'}", ok))
         else:
             rows.append((f"{b['short']}, stripped", "reported", f"{s:.2f} MiB", None))
-    w = max(len(r[0]) for r in rows)
-    lines = [f"{'figure':<{w}}  {'target':<10} {'measured':<30} verdict"]
-    for name, target, got, ok in rows:
-        verdict = "-" if ok is None else "met" if ok else "NOT MET"
-        lines.append(f"{name:<{w}}  {target:<10} {got:<30} {verdict}")
-    return "\n".join(lines)
 
 
 def strip_copy(src, dst):
@@ -1154,6 +1576,9 @@ def bench_binaries(ctx):
     return out
 
 
+SECTIONS = ("dags", "idle", "paused", "history", "web", "binary")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pt", default=os.path.join(ROOT, "target", "release", "pt"))
@@ -1167,7 +1592,13 @@ def main():
     ap.add_argument("--idle-secs", type=int)
     ap.add_argument("--paused-secs", type=int, default=10)
     ap.add_argument("--history-runs", type=int, default=100_000)
-    ap.add_argument("--skip", default="", help="comma list of sections: idle,paused,history,binary")
+    ap.add_argument("--skip", default="",
+                    help="comma list of sections not to run: " + ",".join(SECTIONS))
+    ap.add_argument("--only", default="",
+                    help="comma list of the only sections to run (e.g. web), of: "
+                    + ",".join(SECTIONS))
+    ap.add_argument("--web-idle-secs", type=int,
+                    help="how long five SSE clients stay open with nothing happening")
     ap.add_argument("--tmp-dir", default=os.path.join(ROOT, "target", "bench-tmp"))
     ap.add_argument("--json-out")
     args = ap.parse_args()
@@ -1175,7 +1606,17 @@ def main():
     args.idle_secs = args.idle_secs or (10 if args.quick else 60)
     args.history_reps = 5 if args.quick else 9
     args.restart_reps = 2 if args.quick else 5
+    args.web_idle_secs = args.web_idle_secs or (10 if args.quick else 60)
+    args.web_reps = 30 if args.quick else 100
+    args.web_events = 3 if args.quick else 5
     skip = set(filter(None, args.skip.split(",")))
+    only = set(filter(None, args.only.split(",")))
+    for name in skip | only:
+        if name not in SECTIONS:
+            raise BenchError(f"no section {name!r} (sections: {', '.join(SECTIONS)})")
+    if only:
+        skip = set(SECTIONS) - only
+    args.sections = [s for s in SECTIONS if s not in skip]
     for tool in ("make", "ninja"):
         if not shutil.which(tool):
             raise BenchError(f"{tool} is not installed (bench/run.sh installs it)")
@@ -1184,9 +1625,10 @@ def main():
     ctx = Ctx(args, tmp)
     res = {"machine": machine(tmp, ctx.pt)}
     try:
-        res["fsync_ms_before"] = fsync_probe(tmp)
-        res["dags"] = bench_dags(ctx)
-        res["fsync_ms_after"] = fsync_probe(tmp)
+        if "dags" not in skip:
+            res["fsync_ms_before"] = fsync_probe(tmp)
+            res["dags"] = bench_dags(ctx)
+            res["fsync_ms_after"] = fsync_probe(tmp)
         if "idle" not in skip:
             res["idle"] = []
             for tool in ctx.pts:
@@ -1197,6 +1639,11 @@ def main():
             res["paused"] = bench_paused(ctx)
         if "history" not in skip:
             res["history"] = bench_history(ctx)
+        if "web" not in skip:
+            res["web"] = []
+            for tool in ctx.pts:
+                log(f"pt web ({tool}): pages, events, five idle pages for {args.web_idle_secs} s")
+                res["web"].append(bench_web(ctx, tool))
         if "binary" not in skip:
             res["binaries"] = bench_binaries(ctx)
     finally:

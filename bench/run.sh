@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Petit benchmark harness: one command for every figure of docs/performance.md.
 #
-#   bash bench/run.sh [--quick] [--rounds N] [--json-out FILE] [--skip idle,paused,history,binary]
+#   bash bench/run.sh [--quick] [--rounds N] [--json-out FILE] [--skip SECTIONS] [--only SECTIONS]
+#   (SECTIONS: a comma list of dags,idle,paused,history,web,binary; e.g. --only web)
 #
 # 1. Installs the peers if missing (make, ninja-build, binutils for strip, python3, strace) with
 #    apt-get on Debian; needs root or sudo for that, else install them yourself. (Peak RSS and I/O
@@ -17,8 +18,9 @@
 #    figures: bytes written per attempt and where they go (strace of the commits), idle daemon
 #    RSS (smaps_rollup) and wake-ups over 60 s or 10 s with --quick for both binaries, a paused
 #    every-second job's writes over 10 s, restart after kill -9 and `pt history` with 100,000
-#    runs, and the stripped sizes of the glibc, musl x86_64 and (if scripts/build-pi.sh built
-#    them) aarch64 and armv7 binaries.
+#    runs, `pt web` (page latency with 100 jobs and 100,000 runs, trigger to event over SSE,
+#    five idle SSE pages' wake-ups, RSS) for both binaries, and the stripped sizes of the glibc,
+#    musl x86_64 and (if scripts/build-pi.sh built them) aarch64 and armv7 binaries.
 #    See the docstring of bench/bench.py for what each figure means and how it is measured.
 #
 # Prints a table with every figure next to its target. Exits non-zero on any error.
