@@ -226,14 +226,7 @@ impl EventView {
 
 /// The newest `limit` runs of `job_id`, newest first.
 pub fn history(store: &Store, job_id: &str, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-    let runs = store.runs_of_job(job_id, limit)?;
-    let mut out = Vec::with_capacity(runs.len());
-    for r in runs {
-        let state = store.load_run(r.id)?;
-        let tasks = state.as_ref().map(|s| s.tasks.as_slice()).unwrap_or(&[]);
-        out.push(RunSummary::summary(&r, tasks));
-    }
-    Ok(out)
+    history_page(store, job_id, limit, None, None, None)
 }
 
 /// One run with every task and attempt, if it exists.

@@ -548,24 +548,7 @@ impl Store {
 
     /// The newest `limit` runs of `job_id`, newest first (an index range, not a scan).
     pub fn runs_of_job(&self, job_id: &str, limit: usize) -> Result<Vec<Run>, StoreError> {
-        let rx = self.begin_read()?;
-        let idx = rx.open_table(JOB_RUNS).map_err(|e| self.err(e))?;
-        let runs = rx.open_table(RUNS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        let range = idx
-            .range((job_id, 0u64)..=(job_id, u64::MAX))
-            .map_err(|e| self.err(e))?;
-        for item in range.rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, _) = item.map_err(|e| self.err(e))?;
-            let (_, id) = k.value();
-            if let Some(b) = runs.get(id).map_err(|e| self.err(e))? {
-                out.push(records::decode_run(b.value()).map_err(|e| self.rec(e))?);
-            }
-        }
-        Ok(out)
+        self.runs_of_job_page(job_id, None, limit, |_| true)
     }
 
     /// A page of `job_id`'s runs, newest first: at most `limit` runs older than run `before`
