@@ -331,9 +331,9 @@ impl AttemptGroup {
     }
 
     /// The descriptor the child writes `0` to, to join the group.
-    pub fn procs_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.procs.as_raw_fd()
+    pub fn procs(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.procs.as_fd()
     }
 
     /// Kills every process in the group, waits (at most [`KILL_WAIT`]) for it to empty, and

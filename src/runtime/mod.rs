@@ -29,6 +29,7 @@ pub(crate) mod remote;
 pub mod residency;
 pub mod sdnotify;
 pub mod slurm;
+pub(crate) mod vfork;
 pub(crate) mod walltimer;
 pub mod watch;
 pub mod world;

@@ -13,6 +13,12 @@
 //! user's `fs.inotify.max_user_instances`, 128 by default, is used up by many concurrent
 //! attempts), the cap falls back to the read side (`process::read_outputs`), said once in the
 //! log.
+//!
+//! Instances are reused: closing an inotify descriptor waits for the kernel's SRCU grace period
+//! (1-16 ms, measured by `bench/`), which on the engine's one thread stalled every other
+//! attempt. A finished watch removes its watches, drains what is queued and returns its
+//! descriptor to a small pool ([`POOL_MAX`]) instead; the next attempt registers it with its
+//! own runtime.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
@@ -21,16 +27,63 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::process::OUTPUT_MAX_BYTES;
 
+/// Idle inotify instances kept for reuse: more than the attempts that usually run at once
+/// would only hold descriptors (and count against `fs.inotify.max_user_instances`).
+pub const POOL_MAX: usize = 16;
+
+/// Idle inotify instances, without watches and with nothing queued.
+static POOL: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+
+/// An inotify instance from the pool, or a new one.
+fn instance() -> io::Result<OwnedFd> {
+    let pooled = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    if let Some(fd) = pooled {
+        return Ok(fd);
+    }
+    // SAFETY: plain syscall; the descriptor is owned right away.
+    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a descriptor we just created and nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Removes `wds` from `fd`, drains its queue (the removals queue `IN_IGNORED` events) and
+/// pools it, or closes it if the pool is full or it could not be emptied.
+fn give_back(fd: OwnedFd, wds: &[i32]) {
+    for &wd in wds {
+        // SAFETY: removing a watch of our own descriptor.
+        unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
+    }
+    let mut buf = [0u8; 4096];
+    let drained = loop {
+        // SAFETY: reading into a buffer we own, of the length given; the fd is non-blocking.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock;
+        }
+    };
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if drained && pool.len() < POOL_MAX {
+        pool.push(fd);
+    }
+}
+
 /// The watch of one attempt's outputs file; see the module doc.
 #[derive(Debug)]
 pub struct OutputsWatch {
-    fd: AsyncFd<OwnedFd>,
+    /// `None` only while being dropped.
+    fd: Option<AsyncFd<OwnedFd>>,
+    /// The watch on the file's directory.
+    dir_wd: i32,
     path: PathBuf,
     name: OsString,
     /// The watch on the file itself, once it exists.
@@ -60,23 +113,31 @@ impl OutputsWatch {
             .file_name()
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?
             .to_os_string();
-        // SAFETY: plain syscall; the descriptor is owned right away.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a descriptor we just created and nobody else owns.
-        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-        add_watch(
+        let owned = instance()?;
+        let dir_wd = match add_watch(
             &owned,
             dir,
             libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_ONLYDIR,
-        )?;
+        ) {
+            Ok(wd) => wd,
+            Err(err) => {
+                give_back(owned, &[]);
+                return Err(err);
+            }
+        };
         // SAFETY: `owned` is a valid descriptor that the `AsyncFd` owns from here on, so it
         // stays open for as long as it is registered.
-        let fd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }?;
+        let fd = match unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) } {
+            Ok(fd) => fd,
+            Err(err) => {
+                let (owned, err) = err.into_parts();
+                give_back(owned, &[dir_wd]);
+                return Err(err);
+            }
+        };
         let mut watch = OutputsWatch {
-            fd,
+            fd: Some(fd),
+            dir_wd,
             path: path.to_path_buf(),
             name,
             file_wd: None,
@@ -89,7 +150,8 @@ impl OutputsWatch {
     }
 
     fn watch_file(&mut self) {
-        if let Ok(wd) = add_watch(self.fd.get_ref(), &self.path, libc::IN_MODIFY) {
+        let Some(fd) = &self.fd else { return };
+        if let Ok(wd) = add_watch(fd.get_ref(), &self.path, libc::IN_MODIFY) {
             self.file_wd = Some(wd);
         }
         self.check();
@@ -120,9 +182,12 @@ impl OutputsWatch {
     /// Waits for the next events and acts on them. Cancel-safe.
     pub async fn changed(&mut self) -> io::Result<()> {
         let mut buf = [0u8; 4096];
+        let Some(async_fd) = &self.fd else {
+            return std::future::pending().await;
+        };
         let n = loop {
-            let mut guard = self.fd.readable().await?;
-            let fd = self.fd.get_ref().as_raw_fd();
+            let mut guard = async_fd.readable().await?;
+            let fd = async_fd.get_ref().as_raw_fd();
             // SAFETY: reading into a buffer we own, of the length given.
             let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
             if n < 0 {
@@ -166,12 +231,55 @@ impl OutputsWatch {
             // A new file (created, or moved over the old one): watch the new inode.
             if let Some(old) = self.file_wd.take() {
                 // SAFETY: removing a watch of our own descriptor.
-                unsafe { libc::inotify_rm_watch(self.fd.get_ref().as_raw_fd(), old) };
+                unsafe { libc::inotify_rm_watch(async_fd.get_ref().as_raw_fd(), old) };
             }
             self.watch_file();
         } else if modified {
             self.check();
         }
         Ok(())
+    }
+}
+
+impl Drop for OutputsWatch {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            let wds: Vec<i32> = std::iter::once(self.dir_wd).chain(self.file_wd).collect();
+            give_back(fd.into_inner(), &wds);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pooled instance carries nothing of its last watch: no watch, no queued event, and it
+    /// still caps the next attempt's file.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reused_instance_watches_only_its_new_file() {
+        let dir = tempfile::tempdir();
+        assert!(dir.is_ok());
+        let Ok(dir) = dir else { return };
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        assert!(std::fs::create_dir(&a).is_ok() && std::fs::create_dir(&b).is_ok());
+        let first = OutputsWatch::new(&a.join("out"));
+        assert!(first.is_ok());
+        let Ok(first) = first else { return };
+        drop(first);
+        // An event in the old directory after the drop must not reach the next watch.
+        assert!(std::fs::write(a.join("out"), vec![b'x'; OUTPUT_MAX_BYTES as usize + 10]).is_ok());
+        let second = OutputsWatch::new(&b.join("out"));
+        assert!(second.is_ok());
+        // Usually the instance `first` gave back (another test may have taken it meanwhile).
+        let Ok(mut second) = second else { return };
+        assert!(std::fs::write(b.join("out"), vec![b'y'; OUTPUT_MAX_BYTES as usize + 10]).is_ok());
+        while !second.capped {
+            assert!(second.changed().await.is_ok());
+        }
+        let len = std::fs::metadata(b.join("out")).map(|m| m.len()).ok();
+        assert_eq!(len, Some(OUTPUT_MAX_BYTES));
+        let old = std::fs::metadata(a.join("out")).map(|m| m.len()).ok();
+        assert_eq!(old, Some(OUTPUT_MAX_BYTES + 10));
     }
 }

@@ -30,7 +30,8 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ use tokio::net::unix::pipe;
 use super::ident::{self, GroupKill, ProcessIdent};
 use super::isolation::{self, AttemptGroup, GroupLimits};
 use super::logfile::CappedLog;
+use super::vfork;
 use crate::jobs::model::ResourceLimits;
 
 /// The environment variable that carries an attempt's key (`<database>#<run>.<task>.<attempt>`)
@@ -205,7 +207,7 @@ pub struct ExitOutcome {
 /// should always wait.
 #[derive(Debug)]
 pub struct Running {
-    child: tokio::process::Child,
+    leader: Leader,
     pid: u32,
     ident: ProcessIdent,
     output: pipe::Receiver,
@@ -258,8 +260,12 @@ impl io::Write for LazyFile {
 /// Creates the log file (and its directories) and the empty `PETIT_OUTPUT` file, then runs
 /// `program` in its own process group with stdin from `/dev/null`, stdout and stderr into one
 /// pipe feeding the capped log, and the environment of Petit plus `req.env` plus `PETIT_OUTPUT`.
-#[allow(clippy::disallowed_methods)] // the one place that spawns task processes
 pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
+    spawn_by(req, vfork::supported())
+}
+
+/// [`spawn`], with [`vfork`] or with std (for the test that both start a task alike).
+fn spawn_by(req: &SpawnRequest, by_vfork: bool) -> Result<Running, SpawnError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(spawn_error(
             SpawnErrorKind::Other,
@@ -319,47 +325,16 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         None => None,
     };
 
-    let mut command = tokio::process::Command::new(&req.program);
-    command.args(&req.args).current_dir(&req.working_dir);
-    // systemd's notify variables belong to Petit; a task must not talk to systemd as us.
-    for var in crate::runtime::sdnotify::PROTOCOL_VARS {
-        command.env_remove(var);
-    }
-    // Likewise systemd's socket activation: descriptors passed to Petit are not the task's.
-    for var in SOCKET_ACTIVATION_VARS {
-        command.env_remove(var);
-    }
-    command
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .env("PETIT_OUTPUT", &req.output_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::from(stderr))
-        .process_group(0)
-        .kill_on_drop(false);
-    if let Some(group) = &group {
-        let fd = group.procs_fd();
-        // SAFETY: between fork and exec the closure only calls write(2), which is
-        // async-signal-safe, on a descriptor that stays open until `group` is dropped, after
-        // the spawn. Writing "0" to cgroup.procs moves the writing process into the group, so
-        // the task and everything it starts are inside before the program runs.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
-                    Ok(())
-                } else {
-                    Err(io::Error::last_os_error())
-                }
-            });
-        }
-    }
-    // Registered under the lock taken before the fork: see [`LIVE`].
+    // Registered under the lock taken before the clone: see [`LIVE`].
     let mut registry = live();
-    let spawned = command.spawn();
-    // Close our copies of the pipe's write end now, or the pipe would never report EOF.
-    drop(command);
-    let child = match spawned {
-        Ok(child) => child,
+    reap_dropped();
+    let started = if by_vfork {
+        start_vfork(req, group.as_ref(), writer, stderr)
+    } else {
+        start_std(req, group.as_ref(), writer, stderr)
+    };
+    let (leader, pid, exit_watch) = match started {
+        Ok(started) => started,
         Err(err) => {
             drop(registry);
             if let Some(group) = group {
@@ -367,15 +342,6 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
             }
             return Err(spawn_failure(req, err));
         }
-    };
-
-    let Some(pid) = child.id() else {
-        drop(registry);
-        return Err(spawn_error(
-            SpawnErrorKind::Other,
-            format!("{} exited before its pid could be read", req.program),
-            io::Error::other("no pid"),
-        ));
     };
     registry.insert(
         pid as i32,
@@ -385,7 +351,6 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         },
     );
     drop(registry);
-    let exit_watch = open_exit_watch(pid);
     let ident = match ident::ident_of(pid) {
         Ok(ident) => ident,
         Err(err) => {
@@ -419,7 +384,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         }
     };
     Ok(Running {
-        child,
+        leader,
         pid,
         ident,
         output,
@@ -428,6 +393,174 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         group,
         outputs,
     })
+}
+
+/// The environment of a task: Petit's own, without the variables that are Petit's alone
+/// (systemd's notify and socket activation), plus `req.env` in order, plus `PETIT_OUTPUT`.
+fn task_env(req: &SpawnRequest) -> BTreeMap<OsString, OsString> {
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    for var in crate::runtime::sdnotify::PROTOCOL_VARS
+        .iter()
+        .chain(SOCKET_ACTIVATION_VARS.iter())
+    {
+        env.remove(OsStr::new(var));
+    }
+    for (k, v) in &req.env {
+        env.insert(k.into(), v.into());
+    }
+    env.insert("PETIT_OUTPUT".into(), req.output_path.clone().into());
+    env
+}
+
+/// Starts the leader with [`vfork`]: Petit's memory is not copied, and the child joins its
+/// cgroup before anything else. Its pidfd is the exit watch.
+fn start_vfork(
+    req: &SpawnRequest,
+    group: Option<&AttemptGroup>,
+    stdout: io::PipeWriter,
+    stderr: io::PipeWriter,
+) -> io::Result<(Leader, u32, Option<AsyncFd<OwnedFd>>)> {
+    let plan = vfork::Plan::new(
+        OsStr::new(&req.program),
+        &req.args,
+        task_env(req),
+        &req.working_dir,
+    )?;
+    let null = dev_null()?;
+    let started = vfork::spawn(
+        &plan,
+        [null, stdout.as_fd(), stderr.as_fd()],
+        group.map(|g| g.procs()),
+    )?;
+    // Close our copies of the pipe's write end now, or the pipe would never report EOF.
+    drop((stdout, stderr));
+    let pid = started.pid as u32;
+    // SAFETY: an `OwnedFd` keeps its descriptor open, and returns that same descriptor, until
+    // it is dropped together with the `AsyncFd`.
+    let watch = unsafe { AsyncFd::register_with_interest(started.pidfd, Interest::READABLE) };
+    let leader = Leader::Vfork(VforkChild {
+        pid: started.pid,
+        reaped: false,
+    });
+    match watch {
+        Ok(watch) => Ok((leader, pid, Some(watch))),
+        Err(err) => {
+            // Without its exit watch the leader could not be waited for: do not let it run.
+            let _ = killpg(started.pid, Signal::Kill);
+            if let Some(group) = group {
+                isolation::signal(group.dir(), libc::SIGKILL);
+            }
+            drop(leader);
+            Err(io::Error::from(err))
+        }
+    }
+}
+
+/// `/dev/null`, opened once for every task's stdin.
+fn dev_null() -> io::Result<BorrowedFd<'static>> {
+    static NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+    if let Some(fd) = NULL.get() {
+        return Ok(fd.as_fd());
+    }
+    let file = File::open("/dev/null")?;
+    Ok(NULL.get_or_init(|| OwnedFd::from(file)).as_fd())
+}
+
+/// Starts the leader with std's `Command` where [`vfork`] is not available (qemu-user, old
+/// kernels): in cgroup mode it forks, and the child joins its cgroup in `pre_exec`.
+#[allow(clippy::disallowed_methods)] // the one place that spawns task processes
+fn start_std(
+    req: &SpawnRequest,
+    group: Option<&AttemptGroup>,
+    stdout: io::PipeWriter,
+    stderr: io::PipeWriter,
+) -> io::Result<(Leader, u32, Option<AsyncFd<OwnedFd>>)> {
+    let mut command = tokio::process::Command::new(&req.program);
+    command
+        .args(&req.args)
+        .current_dir(&req.working_dir)
+        .env_clear()
+        .envs(task_env(req))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .kill_on_drop(false);
+    if let Some(group) = group {
+        let fd = group.procs().as_raw_fd();
+        // SAFETY: between fork and exec the closure only calls write(2), which is
+        // async-signal-safe, on a descriptor that stays open until `group` is dropped, after
+        // the spawn. Writing "0" to cgroup.procs moves the writing process into the group, so
+        // the task and everything it starts are inside before the program runs.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let spawned = command.spawn();
+    // Close our copies of the pipe's write end now, or the pipe would never report EOF.
+    drop(command);
+    let child = spawned?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("the task exited before its pid could be read"))?;
+    Ok((Leader::Std(child), pid, open_exit_watch(pid)))
+}
+
+/// A task's leader process, as it was started.
+#[derive(Debug)]
+enum Leader {
+    /// Started by std: tokio reaps it.
+    Std(tokio::process::Child),
+    /// Started by [`vfork`]: reaped here once its pidfd says it exited.
+    Vfork(VforkChild),
+}
+
+/// A leader started by [`vfork`], reaped by [`Running::wait`]; one dropped unreaped is
+/// reaped at a later spawn ([`reap_dropped`]), so that it does not stay a zombie.
+#[derive(Debug)]
+struct VforkChild {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+impl Drop for VforkChild {
+    fn drop(&mut self) {
+        if !self.reaped && !matches!(vfork::try_reap(self.pid), Ok(Some(_))) {
+            dropped().push(self.pid);
+        }
+    }
+}
+
+/// Leaders dropped before they exited, to reap later.
+fn dropped() -> MutexGuard<'static, Vec<libc::pid_t>> {
+    static DROPPED: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+    DROPPED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reaps the dropped leaders that have exited since.
+fn reap_dropped() {
+    dropped().retain(|&pid| matches!(vfork::try_reap(pid), Ok(None)));
+}
+
+impl Leader {
+    /// Waits for the leader's exit and reaps it. For a [`Leader::Vfork`] this is called once
+    /// its pidfd is readable, so the wait does not block.
+    async fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self {
+            Leader::Std(child) => child.wait().await,
+            Leader::Vfork(child) => {
+                let status = vfork::reap_exited(child.pid)?;
+                child.reaped = true;
+                Ok(ExitStatus::from_raw(status))
+            }
+        }
+    }
 }
 
 /// Refuses limits that this system cannot enforce: a limit silently not applied would be
@@ -510,7 +643,7 @@ impl Running {
 
         let reaped = loop {
             tokio::select! {
-                status = leader_exited(&mut self.child, self.exit_watch.as_ref()) => break status,
+                status = leader_exited(&mut self.leader, self.exit_watch.as_ref()) => break status,
                 read = self.output.read(&mut buf), if pipe_open => {
                     pipe_open = self.store(read, &buf, &mut log_error);
                 }
@@ -549,7 +682,7 @@ impl Running {
         }
         let status = match reaped {
             Some(status) => status,
-            None => self.child.wait().await,
+            None => self.leader.wait().await,
         };
         // Reaped: from now on the pid may be reused, so the attempt is forgotten at once.
         live().remove(&self.pgid());
@@ -617,7 +750,7 @@ impl Running {
 /// Waits until the leader has exited. Returns `None` if it is left unreaped (seen through the
 /// pidfd), or its reaped status when no pidfd is available.
 async fn leader_exited(
-    child: &mut tokio::process::Child,
+    leader: &mut Leader,
     exit_watch: Option<&AsyncFd<OwnedFd>>,
 ) -> Option<io::Result<ExitStatus>> {
     if let Some(watch) = exit_watch {
@@ -626,7 +759,7 @@ async fn leader_exited(
             return None;
         }
     }
-    Some(child.wait().await)
+    Some(leader.wait().await)
 }
 
 /// Opens a pidfd for our unreaped child `pid`, registered for readiness.
@@ -1167,6 +1300,87 @@ mod tests {
         // for old kernels and restrictive seccomp filters.
         assert!(running.exit_watch.is_some());
         assert_eq!(running.wait().await.code, Some(0));
+    }
+
+    /// Both ways of starting a task give it the same world: environment, directory, stdin,
+    /// signal mask and dispositions (SIGPIPE, which Rust ignores, is the default again), its
+    /// own process group, and its cgroup in cgroup mode. On this kind of machine (Linux 5.2 or
+    /// later, not under qemu) the vfork way must be available.
+    #[tokio::test(flavor = "current_thread")]
+    async fn vfork_and_std_start_a_task_alike() {
+        assert!(vfork::supported(), "clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) is refused here");
+        let mut seen = Vec::new();
+        for by_vfork in [true, false] {
+            let dir = tempfile::tempdir();
+            assert!(dir.is_ok());
+            let Ok(dir) = dir else { return };
+            // The signal lines are read by the shell itself (builtins only): a shell that forks
+            // blocks every signal meanwhile, which a `grep` of its status could see.
+            let script = "echo \"foo=$FOO out=${PETIT_OUTPUT##*/} notify=${NOTIFY_SOCKET:-unset}\"; \
+                while read -r l; do case $l in SigBlk*|SigIgn*) echo \"$l\";; esac; \
+                done < /proc/self/status; pwd; cat; \
+                test \"$(cut -d' ' -f5 /proc/$$/stat)\" = $$ && echo own-group; \
+                grep -q anon- /proc/$$/cgroup && echo in-cgroup; exit 3";
+            let req = SpawnRequest {
+                program: "sh".into(),
+                args: vec!["-c".into(), script.into()],
+                working_dir: dir.path().to_owned(),
+                env: vec![("FOO".into(), "bar baz".into()), ("NOTIFY_SOCKET".into(), "x".into())],
+                log_path: dir.path().join("log"),
+                max_log_bytes: 1 << 20,
+                output_path: dir.path().join("out"),
+                limits: Default::default(),
+            };
+            let running = spawn_by(&req, by_vfork);
+            assert!(running.is_ok(), "{:?}", running.err());
+            let Ok(running) = running else { return };
+            assert_eq!(matches!(running.leader, Leader::Vfork(_)), by_vfork);
+            assert_eq!(running.wait().await.code, Some(3));
+            let log = fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+            let cwd = fs::canonicalize(dir.path()).unwrap_or_default();
+            assert!(log.starts_with("foo=bar baz out=out notify=x\n"), "{log}");
+            assert!(log.contains(&format!("\n{}\n", cwd.display())), "{log}");
+            assert!(log.contains("own-group"), "{log}");
+            if isolation::isolation().cgroup().is_some() {
+                assert!(log.contains("in-cgroup"), "{log}");
+            }
+            let ignored = log
+                .lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+            assert!(ignored.is_some_and(|m| m & (1 << (libc::SIGPIPE - 1)) == 0), "{log}");
+            seen.push(log.replace(&cwd.display().to_string(), "CWD"));
+        }
+        assert_eq!(seen[0], seen[1]);
+    }
+
+    /// A program that cannot be run is reported by the vfork way as std reports it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn vfork_reports_exec_failures_like_std() {
+        let dir = tempfile::tempdir();
+        assert!(dir.is_ok());
+        let Ok(dir) = dir else { return };
+        let script = dir.path().join("not-executable");
+        assert!(fs::write(&script, "#!/bin/sh\n").is_ok());
+        for (program, kind) in [
+            ("no-such-program-petit", SpawnErrorKind::ProgramNotFound),
+            (script.to_str().unwrap_or_default(), SpawnErrorKind::PermissionDenied),
+        ] {
+            for by_vfork in [true, false] {
+                let req = SpawnRequest {
+                    program: program.into(),
+                    args: Vec::new(),
+                    working_dir: dir.path().to_owned(),
+                    env: Vec::new(),
+                    log_path: dir.path().join("log"),
+                    max_log_bytes: 1024,
+                    output_path: dir.path().join("out"),
+                    limits: Default::default(),
+                };
+                let err = spawn_by(&req, by_vfork).err().map(|e| e.kind);
+                assert_eq!(err, Some(kind), "{program} by_vfork={by_vfork}");
+            }
+        }
     }
 
     #[test]
