@@ -281,9 +281,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[derive(Debug)]
 pub struct AttemptGroup {
     dir: PathBuf,
-    /// `cgroup.procs`, open for writing: the child writes `0` to it before `exec` (which moves
-    /// the writer).
-    procs: File,
+    /// The group's directory, open: `clone3(CLONE_INTO_CGROUP)` starts the task inside it.
+    dirfd: File,
 }
 
 /// Resource limits written into an attempt's group.
@@ -317,12 +316,12 @@ impl AttemptGroup {
         if let Some(weight) = limits.cpu_weight {
             write_file(&dir.join("cpu.weight"), &weight.to_string()).map_err(group)?;
         }
-        let procs = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(dir.join("cgroup.procs"))
+        let dirfd = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_DIRECTORY)
+            .open(&dir)
             .map_err(group)?;
-        Ok(AttemptGroup { dir, procs })
+        Ok(AttemptGroup { dir, dirfd })
     }
 
     /// The group's directory.
@@ -330,10 +329,19 @@ impl AttemptGroup {
         &self.dir
     }
 
-    /// The descriptor the child writes `0` to, to join the group.
-    pub fn procs(&self) -> std::os::fd::BorrowedFd<'_> {
+    /// The group's directory, for `clone3(CLONE_INTO_CGROUP)`.
+    pub fn dir_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
-        self.procs.as_fd()
+        self.dirfd.as_fd()
+    }
+
+    /// Opens `cgroup.procs` for writing: a child that writes `0` to it before `exec` joins the
+    /// group (moving the writer), where the task cannot be started inside it.
+    pub fn open_procs(&self) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(self.dir.join("cgroup.procs"))
     }
 
     /// Kills every process in the group, waits (at most [`KILL_WAIT`]) for it to empty, and

@@ -28,9 +28,9 @@
 //! before a restart.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -261,11 +261,29 @@ impl io::Write for LazyFile {
 /// `program` in its own process group with stdin from `/dev/null`, stdout and stderr into one
 /// pipe feeding the capped log, and the environment of Petit plus `req.env` plus `PETIT_OUTPUT`.
 pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
-    spawn_by(req, vfork::supported())
+    let how = if !vfork::supported() {
+        Start::Std
+    } else if vfork::into_cgroup() {
+        Start::Clone3
+    } else {
+        Start::Vfork
+    };
+    spawn_by(req, how)
 }
 
-/// [`spawn`], with [`vfork`] or with std (for the test that both start a task alike).
-fn spawn_by(req: &SpawnRequest, by_vfork: bool) -> Result<Running, SpawnError> {
+/// The ways [`spawn`] can start a task, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// [`vfork`] by `clone3`, born inside its cgroup (x86_64 and aarch64, Linux 5.7 and later).
+    Clone3,
+    /// [`vfork`] by `clone`, joining its cgroup through `cgroup.procs`.
+    Vfork,
+    /// std's `Command` (fork, where the child joins its cgroup).
+    Std,
+}
+
+/// [`spawn`], started one way (for the test that every way starts a task alike).
+fn spawn_by(req: &SpawnRequest, how: Start) -> Result<Running, SpawnError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(spawn_error(
             SpawnErrorKind::Other,
@@ -328,8 +346,8 @@ fn spawn_by(req: &SpawnRequest, by_vfork: bool) -> Result<Running, SpawnError> {
     // Registered under the lock taken before the clone: see [`LIVE`].
     let mut registry = live();
     reap_dropped();
-    let started = if by_vfork {
-        start_vfork(req, group.as_ref(), writer, stderr)
+    let started = if how != Start::Std {
+        start_vfork(req, group.as_ref(), writer, stderr, how == Start::Clone3)
     } else {
         start_std(req, group.as_ref(), writer, stderr)
     };
@@ -419,6 +437,7 @@ fn start_vfork(
     group: Option<&AttemptGroup>,
     stdout: io::PipeWriter,
     stderr: io::PipeWriter,
+    by_clone3: bool,
 ) -> io::Result<(Leader, u32, Option<AsyncFd<OwnedFd>>)> {
     let plan = vfork::Plan::new(
         OsStr::new(&req.program),
@@ -427,11 +446,16 @@ fn start_vfork(
         &req.working_dir,
     )?;
     let null = dev_null()?;
-    let started = vfork::spawn(
-        &plan,
-        [null, stdout.as_fd(), stderr.as_fd()],
-        group.map(|g| g.procs()),
-    )?;
+    let open_procs = || match group {
+        Some(g) => g.open_procs().map(OwnedFd::from),
+        None => Err(io::Error::from(io::ErrorKind::NotFound)),
+    };
+    let cgroup = group.map(|g| vfork::Cgroup {
+        dir: g.dir_fd(),
+        open_procs: &open_procs,
+        by_clone3,
+    });
+    let started = vfork::spawn(&plan, [null, stdout.as_fd(), stderr.as_fd()], cgroup)?;
     // Close our copies of the pipe's write end now, or the pipe would never report EOF.
     drop((stdout, stderr));
     let pid = started.pid as u32;
@@ -486,11 +510,12 @@ fn start_std(
         .stderr(Stdio::from(stderr))
         .process_group(0)
         .kill_on_drop(false);
-    if let Some(group) = group {
-        let fd = group.procs().as_raw_fd();
+    // Open until `command` is dropped, after the spawn.
+    let procs = group.map(|g| g.open_procs()).transpose()?;
+    if let Some(procs) = &procs {
+        let fd = procs.as_raw_fd();
         // SAFETY: between fork and exec the closure only calls write(2), which is
-        // async-signal-safe, on a descriptor that stays open until `group` is dropped, after
-        // the spawn. Writing "0" to cgroup.procs moves the writing process into the group, so
+        // async-signal-safe, on a descriptor that stays open until after the spawn. Writing "0" to cgroup.procs moves the writing process into the group, so
         // the task and everything it starts are inside before the program runs.
         unsafe {
             command.pre_exec(move || {
@@ -505,6 +530,7 @@ fn start_std(
     let spawned = command.spawn();
     // Close our copies of the pipe's write end now, or the pipe would never report EOF.
     drop(command);
+    drop(procs);
     let child = spawned?;
     let pid = child
         .id()
@@ -1302,21 +1328,25 @@ mod tests {
         assert_eq!(running.wait().await.code, Some(0));
     }
 
-    /// Both ways of starting a task give it the same world: environment, directory, stdin,
+    /// Every way of starting a task gives it the same world: environment, directory, stdin,
     /// signal mask and dispositions (SIGPIPE, which Rust ignores, is the default again), its
     /// own process group, and its cgroup in cgroup mode. On this kind of machine (Linux 5.2 or
     /// later, not under qemu) the vfork way must be available.
     #[tokio::test(flavor = "current_thread")]
-    async fn vfork_and_std_start_a_task_alike() {
-        assert!(vfork::supported(), "clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) is refused here");
+    async fn every_way_starts_a_task_alike() {
+        assert!(
+            vfork::supported(),
+            "clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) is refused here"
+        );
         let mut seen = Vec::new();
-        for by_vfork in [true, false] {
+        for how in [Start::Clone3, Start::Vfork, Start::Std] {
             let dir = tempfile::tempdir();
             assert!(dir.is_ok());
             let Ok(dir) = dir else { return };
             // The signal lines are read by the shell itself (builtins only): a shell that forks
             // blocks every signal meanwhile, which a `grep` of its status could see.
-            let script = "echo \"foo=$FOO out=${PETIT_OUTPUT##*/} notify=${NOTIFY_SOCKET:-unset}\"; \
+            let script =
+                "echo \"foo=$FOO out=${PETIT_OUTPUT##*/} notify=${NOTIFY_SOCKET:-unset}\"; \
                 while read -r l; do case $l in SigBlk*|SigIgn*) echo \"$l\";; esac; \
                 done < /proc/self/status; pwd; cat; \
                 test \"$(cut -d' ' -f5 /proc/$$/stat)\" = $$ && echo own-group; \
@@ -1325,16 +1355,22 @@ mod tests {
                 program: "sh".into(),
                 args: vec!["-c".into(), script.into()],
                 working_dir: dir.path().to_owned(),
-                env: vec![("FOO".into(), "bar baz".into()), ("NOTIFY_SOCKET".into(), "x".into())],
+                env: vec![
+                    ("FOO".into(), "bar baz".into()),
+                    ("NOTIFY_SOCKET".into(), "x".into()),
+                ],
                 log_path: dir.path().join("log"),
                 max_log_bytes: 1 << 20,
                 output_path: dir.path().join("out"),
                 limits: Default::default(),
             };
-            let running = spawn_by(&req, by_vfork);
+            let running = spawn_by(&req, how);
             assert!(running.is_ok(), "{:?}", running.err());
             let Ok(running) = running else { return };
-            assert_eq!(matches!(running.leader, Leader::Vfork(_)), by_vfork);
+            assert_eq!(
+                matches!(running.leader, Leader::Vfork(_)),
+                how != Start::Std
+            );
             assert_eq!(running.wait().await.code, Some(3));
             let log = fs::read_to_string(dir.path().join("log")).unwrap_or_default();
             let cwd = fs::canonicalize(dir.path()).unwrap_or_default();
@@ -1342,19 +1378,31 @@ mod tests {
             assert!(log.contains(&format!("\n{}\n", cwd.display())), "{log}");
             assert!(log.contains("own-group"), "{log}");
             if isolation::isolation().cgroup().is_some() {
-                assert!(log.contains("in-cgroup"), "{log}");
+                assert!(log.contains("in-cgroup"), "{how:?}: {log}");
+                // Linux 5.7 and later on x86_64 and aarch64: the task was born in its cgroup.
+                if how == Start::Clone3
+                    && cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
+                {
+                    assert!(
+                        vfork::into_cgroup(),
+                        "clone3(CLONE_INTO_CGROUP) was refused"
+                    );
+                }
             }
             let ignored = log
                 .lines()
                 .find_map(|l| l.strip_prefix("SigIgn:"))
                 .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
-            assert!(ignored.is_some_and(|m| m & (1 << (libc::SIGPIPE - 1)) == 0), "{log}");
+            assert!(
+                ignored.is_some_and(|m| m & (1 << (libc::SIGPIPE - 1)) == 0),
+                "{log}"
+            );
             seen.push(log.replace(&cwd.display().to_string(), "CWD"));
         }
-        assert_eq!(seen[0], seen[1]);
+        assert!(seen.iter().all(|s| *s == seen[0]), "{seen:#?}");
     }
 
-    /// A program that cannot be run is reported by the vfork way as std reports it.
+    /// A program that cannot be run is reported by every way as std reports it.
     #[tokio::test(flavor = "current_thread")]
     async fn vfork_reports_exec_failures_like_std() {
         let dir = tempfile::tempdir();
@@ -1364,9 +1412,12 @@ mod tests {
         assert!(fs::write(&script, "#!/bin/sh\n").is_ok());
         for (program, kind) in [
             ("no-such-program-petit", SpawnErrorKind::ProgramNotFound),
-            (script.to_str().unwrap_or_default(), SpawnErrorKind::PermissionDenied),
+            (
+                script.to_str().unwrap_or_default(),
+                SpawnErrorKind::PermissionDenied,
+            ),
         ] {
-            for by_vfork in [true, false] {
+            for how in [Start::Clone3, Start::Vfork, Start::Std] {
                 let req = SpawnRequest {
                     program: program.into(),
                     args: Vec::new(),
@@ -1377,8 +1428,8 @@ mod tests {
                     output_path: dir.path().join("out"),
                     limits: Default::default(),
                 };
-                let err = spawn_by(&req, by_vfork).err().map(|e| e.kind);
-                assert_eq!(err, Some(kind), "{program} by_vfork={by_vfork}");
+                let err = spawn_by(&req, how).err().map(|e| e.kind);
+                assert_eq!(err, Some(kind), "{program} {how:?}");
             }
         }
     }

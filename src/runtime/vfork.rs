@@ -23,6 +23,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use libc::{c_char, c_int, c_void};
@@ -61,9 +62,8 @@ impl Plan {
         cwd: &Path,
     ) -> io::Result<Plan> {
         let cstr = |bytes: &[u8]| {
-            CString::new(bytes).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidInput, "nul byte in an argument")
-            })
+            CString::new(bytes)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte in an argument"))
         };
         let env: Vec<(OsString, OsString)> = env.into_iter().collect();
         let path_var = env
@@ -119,14 +119,34 @@ pub fn supported() -> bool {
     })
 }
 
-/// Starts the child of `plan` with `stdio` as its standard input, output and error. If
-/// `cgroup_procs` is given, the child writes `0` to it (joins that cgroup) before anything else
-/// it does. Returns the OS error of the step that failed: of the clone itself (nothing was
-/// started), or of the child before its program ran (the child is reaped).
+/// The cgroup a child is started in.
+pub struct Cgroup<'a> {
+    /// The group's directory: `clone3(CLONE_INTO_CGROUP)` starts the child inside it.
+    pub dir: BorrowedFd<'a>,
+    /// Opens its `cgroup.procs` for writing, where `clone3` cannot be used: the child writes
+    /// `0` to it before anything else it does, which moves it into the group.
+    pub open_procs: &'a dyn Fn() -> io::Result<OwnedFd>,
+    /// Whether to try `clone3(CLONE_INTO_CGROUP)` first ([`into_cgroup`] says if it works).
+    pub by_clone3: bool,
+}
+
+/// Whether `clone3(CLONE_INTO_CGROUP)` has not been refused here (so far).
+pub fn into_cgroup() -> bool {
+    INTO_CGROUP.load(Ordering::Relaxed)
+}
+
+/// Whether `clone3(CLONE_INTO_CGROUP)` is still believed to work here: Linux 5.7 and later,
+/// on the architectures [`clone3_into`] is written for, and no seccomp filter refusing it.
+static INTO_CGROUP: AtomicBool =
+    AtomicBool::new(cfg!(any(target_arch = "x86_64", target_arch = "aarch64")));
+
+/// Starts the child of `plan` with `stdio` as its standard input, output and error, inside
+/// `cgroup` if one is given. Returns the OS error of the step that failed: of the clone itself
+/// (nothing was started), or of the child before its program ran (the child is reaped).
 pub fn spawn(
     plan: &Plan,
     stdio: [BorrowedFd<'_>; 3],
-    cgroup_procs: Option<BorrowedFd<'_>>,
+    cgroup: Option<Cgroup<'_>>,
 ) -> io::Result<Started> {
     // A source below 3 could be overwritten by an earlier dup2: give it a higher number.
     let mut moved: Vec<OwnedFd> = Vec::new();
@@ -154,13 +174,55 @@ pub fn spawn(
         envp: envp.as_ptr(),
         cwd: plan.cwd.as_ptr(),
         stdio: fds,
-        cgroup_procs: cgroup_procs.map_or(-1, |fd| fd.as_raw_fd()),
+        cgroup_procs: -1,
     };
     let mut pidfd: c_int = -1;
-    // SAFETY: `child` and everything it points to outlive the clone: with CLONE_VFORK this
-    // thread is suspended until the child has exec'd or exited.
-    let pid =
-        unsafe { clone_vfork(child_main, (&raw const child).cast_mut().cast(), &mut pidfd) }?;
+    let mut procs: Option<OwnedFd> = None;
+    let mut born_inside = None;
+    if let Some(cgroup) = &cgroup {
+        if cgroup.by_clone3 && INTO_CGROUP.load(Ordering::Relaxed) {
+            // SAFETY: as for `clone_vfork` below.
+            let r = unsafe {
+                clone3_into(
+                    cgroup.dir,
+                    child_main,
+                    (&raw const child).cast_mut().cast(),
+                    &mut pidfd,
+                )
+            };
+            match r {
+                Ok(pid) => born_inside = Some(pid),
+                // No clone3, no CLONE_INTO_CGROUP (before 5.7), or a filter refusing it: the
+                // child joins by writing `cgroup.procs` from now on.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM)
+                    ) =>
+                {
+                    INTO_CGROUP.store(false, Ordering::Relaxed);
+                    tracing::debug!(%e, "clone3(CLONE_INTO_CGROUP) refused; tasks join their cgroup by cgroup.procs");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if born_inside.is_none() {
+            procs = Some((cgroup.open_procs)()?);
+        }
+    }
+    let pid = match born_inside {
+        Some(pid) => pid,
+        None => {
+            let child = Child {
+                cgroup_procs: procs.as_ref().map_or(-1, |p| p.as_raw_fd()),
+                ..child
+            };
+            // SAFETY: `child` and everything it points to outlive the clone: with CLONE_VFORK
+            // this thread is suspended until the child has exec'd or exited.
+            unsafe { clone_vfork(child_main, (&raw const child).cast_mut().cast(), &mut pidfd) }?
+        }
+    };
+    drop(procs);
     drop(moved);
     // SAFETY: the child has exec'd or exited (CLONE_VFORK), so nothing writes `shared` now;
     // volatile because the compiler did not see the child's writes.
@@ -232,6 +294,7 @@ fn reap_blocking(pid: libc::pid_t) {
 
 /// The child's arguments, all pointing into the parent's memory, which it shares.
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct Child {
     shared: *mut Shared,
     candidates: *const *const c_char,
@@ -304,7 +367,9 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 }
 
 fn errno() -> c_int {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// Clones with `CLONE_VM | CLONE_VFORK | CLONE_PIDFD` running `f(arg)` on a stack of its own,
@@ -321,26 +386,184 @@ unsafe fn clone_vfork(
     // u128 keeps the stack 16-byte aligned, as every ABI Petit builds for wants.
     let mut stack = vec![0u128; STACK_BYTES / 16];
     let top = stack.as_mut_ptr_range().end.cast::<c_void>();
-    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask fill it / read it.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    }
+    let masked = BlockedSignals::new();
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
     // SAFETY: the stack is ours and outlives the child's use of it (this thread is suspended
     // until the child execs or exits); with CLONE_PIDFD the kernel writes the pidfd through the
     // parent-tid argument.
     let pid = unsafe { libc::clone(f, top, flags, arg, pidfd as *mut c_int) };
     let err = io::Error::last_os_error();
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
+    drop(masked);
     drop(stack);
     if pid < 0 {
         return Err(err);
     }
     Ok(pid)
+}
+
+/// `struct clone_args` of `clone3(2)`, up to `cgroup` (Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` (linux/sched.h): the child is born in the cgroup `clone_args.cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// [`clone_vfork`] by `clone3`, with the child born inside the cgroup `dir`: nothing migrates it,
+/// so the parent does not wait for `cgroup.procs`' write lock while it is suspended.
+///
+/// # Safety
+/// As for [`clone_vfork`].
+unsafe fn clone3_into(
+    dir: BorrowedFd<'_>,
+    f: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+    pidfd: &mut c_int,
+) -> io::Result<libc::pid_t> {
+    let mut stack = vec![0u128; STACK_BYTES / 16];
+    let base = stack.as_mut_ptr();
+    let mut args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP,
+        pidfd: (pidfd as *mut c_int) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: base as u64,
+        stack_size: STACK_BYTES as u64,
+        cgroup: dir.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    let masked = BlockedSignals::new();
+    // SAFETY: the caller's contract; `args` and the stack outlive the child's use of them
+    // (this thread is suspended until the child execs or exits).
+    let ret = unsafe { raw_clone3(&mut args, f, arg) };
+    drop(masked);
+    drop(stack);
+    if ret < 0 {
+        return Err(io::Error::from_raw_os_error((-ret) as i32));
+    }
+    Ok(ret as libc::pid_t)
+}
+
+/// Every signal blocked on this thread until dropped: a handler of Petit's must not run in a
+/// child that shares its memory (the child unblocks after resetting them).
+struct BlockedSignals(libc::sigset_t);
+
+impl BlockedSignals {
+    fn new() -> BlockedSignals {
+        // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask fill and read it.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            BlockedSignals(old)
+        }
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, ptr::null_mut()) };
+    }
+}
+
+/// The `clone3` system call with a child stack: the child calls `f(arg)` on it (which never
+/// returns; the exit after it is a guard). Returns the pid or `-errno`. This needs assembly
+/// because the child starts on the new stack in the middle of the caller.
+///
+/// # Safety
+/// `args` must describe a valid stack; see [`clone_vfork`] for `f` and `arg`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_clone3(
+    args: *mut CloneArgs,
+    f: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the caller's contract. The parent returns from `syscall` with only rax, rcx and
+    // r11 changed; the child gets a copy of the registers on the new, 16-byte aligned stack.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r12",
+            "call r13",
+            "mov edi, eax",
+            "mov eax, 60", // exit
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 as isize => ret,
+            in("rdi") args,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") f,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// See the x86_64 version.
+///
+/// # Safety
+/// As for the x86_64 version.
+#[cfg(target_arch = "aarch64")]
+unsafe fn raw_clone3(
+    args: *mut CloneArgs,
+    f: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the caller's contract. The parent returns from `svc` with only x0 changed; the
+    // child gets a copy of the registers on the new, 16-byte aligned stack.
+    unsafe {
+        std::arch::asm!(
+            "svc #0",
+            "cbnz x0, 2f",
+            "mov x0, x10",
+            "blr x11",
+            "mov x8, #93", // exit
+            "svc #0",
+            "brk #0",
+            "2:",
+            inlateout("x0") args => ret,
+            in("x1") std::mem::size_of::<CloneArgs>(),
+            in("x8") libc::SYS_clone3,
+            in("x10") arg,
+            in("x11") f,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Elsewhere `clone3` is not used ([`INTO_CGROUP`] starts false).
+///
+/// # Safety
+/// None needed: nothing is called.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn raw_clone3(
+    _args: *mut CloneArgs,
+    _f: extern "C" fn(*mut c_void) -> c_int,
+    _arg: *mut c_void,
+) -> isize {
+    -(libc::ENOSYS as isize)
 }
 
 /// Probes whether a vfork child shares our memory and CLONE_PIDFD is honoured.
