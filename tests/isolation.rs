@@ -27,10 +27,12 @@ fn cgroup_mode_testable(test: &str) -> bool {
     false
 }
 
-/// The environment that selects `mode` ("cgroup" is the default, automatic choice).
+/// The environment that selects `mode` ("cgroup" is the default, automatic choice;
+/// "cgroup-fork" is the cgroup mode with tasks started by std's fork, `PETIT_SPAWN=fork`).
 fn mode_env(mode: &str) -> Vec<(&'static str, &'static str)> {
     match mode {
         "subreaper" => vec![("PETIT_ISOLATION", "subreaper")],
+        "cgroup-fork" => vec![("PETIT_SPAWN", "fork")],
         _ => vec![],
     }
 }
@@ -55,6 +57,7 @@ fn read_pid(path: &Path) -> Option<i32> {
 fn daemon_in(b: &Bench, mode: &str) -> DaemonProc {
     let env = mode_env(mode);
     let d = b.start_daemon(&env);
+    let mode = mode.strip_suffix("-fork").unwrap_or(mode);
     let status = b.status().unwrap_or(Value::Null);
     assert_eq!(
         status["isolation"]["mode"],
@@ -100,6 +103,14 @@ fn timeout_kills_the_escaped_descendant(mode: &str) {
 fn timeout_kills_a_descendant_that_left_the_group_with_cgroups() {
     if cgroup_mode_testable("timeout_kills_a_descendant_that_left_the_group_with_cgroups") {
         timeout_kills_the_escaped_descendant("cgroup");
+    }
+}
+
+#[test]
+fn timeout_kills_a_descendant_that_left_the_group_with_cgroups_and_fork() {
+    if cgroup_mode_testable("timeout_kills_a_descendant_that_left_the_group_with_cgroups_and_fork")
+    {
+        timeout_kills_the_escaped_descendant("cgroup-fork");
     }
 }
 

@@ -261,7 +261,7 @@ impl io::Write for LazyFile {
 /// `program` in its own process group with stdin from `/dev/null`, stdout and stderr into one
 /// pipe feeding the capped log, and the environment of Petit plus `req.env` plus `PETIT_OUTPUT`.
 pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
-    let how = if !vfork::supported() {
+    let how = if forced_fork() || !vfork::supported() {
         Start::Std
     } else if vfork::into_cgroup() {
         Start::Clone3
@@ -269,6 +269,13 @@ pub fn spawn(req: &SpawnRequest) -> Result<Running, SpawnError> {
         Start::Vfork
     };
     spawn_by(req, how)
+}
+
+/// `PETIT_SPAWN=fork` in Petit's environment: start every task with std's fork, the way
+/// Petit did before [`vfork`], should the vfork way misbehave on some system.
+fn forced_fork() -> bool {
+    static FORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORK.get_or_init(|| std::env::var_os("PETIT_SPAWN").is_some_and(|v| v == "fork"))
 }
 
 /// The ways [`spawn`] can start a task, best first.
