@@ -217,8 +217,24 @@ impl Stat {
     }
 }
 
+/// Reads `/proc/PID/stat` into a buffer on the stack: one `read` (and one more for the end), not
+/// the `statx` and doubling reads of `read_to_string` (it is read at every spawn).
 fn read_stat(pid: u32) -> io::Result<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    use std::io::Read;
+    let mut file = fs::File::open(format!("/proc/{pid}/stat"))?;
+    // 52 fields of at most 20 digits and a `comm` of at most 64 bytes fit.
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // `comm` may hold any bytes; it is skipped, so a lossy read changes nothing parsed.
+    let text = String::from_utf8_lossy(&buf[..len]);
     parse_stat(&text).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
