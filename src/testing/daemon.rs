@@ -47,6 +47,7 @@ impl SimDaemon {
             default_max_tasks: 4,
             env: Default::default(),
             shutdown_grace: Duration::from_secs(10),
+            group_commit: Duration::ZERO,
         };
         Daemon::new(
             Engine::with_world(store, config, world),
