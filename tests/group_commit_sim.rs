@@ -4,14 +4,19 @@
 //! anything that must be committed now is, and a crash while exits are held is a crash before
 //! their commit (the attempts are recorded interrupted and re-run; nothing was launched on the
 //! strength of the lost exits). Commits are counted by `SimWorld::after_commit`, which also
-//! checks every committed state and every launch.
+//! checks every committed state and every launch. The last test runs the daemon's turn (the
+//! loop of `pt run`), which must sleep until the window's end and no longer.
 
 use std::time::Duration;
 
 use petit::core::run::{AttemptStatus, RunId, RunState, RunStatus, TaskStatus};
 use petit::jobs::model::Job;
+use petit::runtime::control::Request;
+use petit::runtime::world::Outcome;
 use petit::store::Store;
+use petit::testing::daemon::SimDaemon;
 use petit::testing::model::{Op, Shell};
+use petit::testing::world::SimWorld;
 use petit::testing::{job, task};
 use petit::time::Timestamp;
 
@@ -234,4 +239,69 @@ fn a_crash_while_exits_are_held_reruns_them() {
         }
         assert_eq!(committed(&s).run.status, RunStatus::Succeeded);
     }
+}
+
+/// The daemon's loop (`Daemon::turn`, what `pt run` runs) sleeps until the window's end while
+/// an exit is held, commits when it wakes, and then asks for no early wake-up.
+#[test]
+fn the_daemon_wakes_at_the_end_of_the_window() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(
+        dir.path().join("pair.yaml"),
+        "id: pair\ntasks:\n  - id: a\n    command: \"true\"\n  - id: b\n    command: \"true\"\n",
+    )
+    .expect("the job file");
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let sim = SimDaemon {
+        group_commit: WINDOW,
+        ..SimDaemon::default()
+    };
+    let mut d = sim
+        .start(
+            dir.path(),
+            Store::in_memory().expect("a store"),
+            SimWorld::new(t0),
+        )
+        .expect("the daemon starts");
+    let _ = d.turn(None, true);
+    let r = d.handle(Request::Trigger {
+        job: "pair".into(),
+        follow: false,
+        params: Default::default(),
+    });
+    assert!(r.ok, "{r:?}");
+    let _ = d.turn(None, true);
+    let w = d.engine_mut().world_mut();
+    assert!(w.spawn(0, None) && w.spawn(0, None), "both tasks launched");
+    let _ = d.turn(None, true);
+    let before = d.engine().world().commits;
+    let w = d.engine_mut().world_mut();
+    let ok = || Outcome::Exited {
+        code: Some(0),
+        signal: None,
+        outputs: Ok(vec![]),
+    };
+    assert!(w.end(0, ok()));
+    let wake = d.turn(None, true);
+    assert_eq!(
+        d.engine().world().commits,
+        before,
+        "b still runs: a's exit is held"
+    );
+    assert_eq!(wake.after, WINDOW, "the loop sleeps until the window's end");
+    // The sleep ends: `pt run` ticks the engine, then turns.
+    d.engine_mut().world_mut().jump(50);
+    d.engine_mut().on_tick();
+    let wake = d.turn(None, true);
+    assert_eq!(
+        d.engine().world().commits,
+        before + 1,
+        "committed at the window's end"
+    );
+    assert!(
+        wake.after > WINDOW,
+        "an early wake-up with nothing held: {wake:?}"
+    );
+    let ledger = &d.engine().world().ledger[&RunId::new(1)];
+    assert_eq!(ledger.tasks[0].status, TaskStatus::Succeeded);
 }

@@ -13,6 +13,12 @@
 //! user's `fs.inotify.max_user_instances`, 128 by default, is used up by many concurrent
 //! attempts), the cap falls back to the read side (`process::read_outputs`), said once in the
 //! log.
+//!
+//! An attempt's instance is not closed when it ends but kept for the next attempt (at most
+//! [`POOL_MAX`] idle ones, their watches removed): closing the last descriptor of an inotify
+//! instance waits for an SRCU grace period in the kernel, measured at 10-20 ms on the
+//! development machine's Linux 6.18 when attempts end in quick succession, and it blocks the
+//! engine's only thread (docs/performance.md, "Bytes per attempt: group commit").
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
@@ -21,11 +27,39 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::process::OUTPUT_MAX_BYTES;
+
+/// Idle inotify instances kept for reuse at most (each counts against the user's
+/// `fs.inotify.max_user_instances`).
+const POOL_MAX: usize = 8;
+
+/// Idle inotify instances without watches, for the next attempts (see the module doc).
+static POOL: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+
+/// An idle instance from the pool, its queue emptied of the old watches' last events, or a
+/// new one.
+fn take_instance() -> io::Result<OwnedFd> {
+    let pooled = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    if let Some(fd) = pooled {
+        let mut buf = [0u8; 4096];
+        // SAFETY: reading into a buffer we own, of the length given, from a non-blocking
+        // descriptor we own; stops at EAGAIN (empty) or any error.
+        while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        return Ok(fd);
+    }
+    // SAFETY: plain syscall; the descriptor is owned right away.
+    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a descriptor we just created and nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
 
 /// The watch of one attempt's outputs file; see the module doc.
 #[derive(Debug)]
@@ -33,6 +67,8 @@ pub struct OutputsWatch {
     fd: AsyncFd<OwnedFd>,
     path: PathBuf,
     name: OsString,
+    /// The watch on the file's directory.
+    dir_wd: i32,
     /// The watch on the file itself, once it exists.
     file_wd: Option<i32>,
     /// Whether the file went past the cap and was cut.
@@ -60,14 +96,8 @@ impl OutputsWatch {
             .file_name()
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?
             .to_os_string();
-        // SAFETY: plain syscall; the descriptor is owned right away.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a descriptor we just created and nobody else owns.
-        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-        add_watch(
+        let owned = take_instance()?;
+        let dir_wd = add_watch(
             &owned,
             dir,
             libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_ONLYDIR,
@@ -79,6 +109,7 @@ impl OutputsWatch {
             fd,
             path: path.to_path_buf(),
             name,
+            dir_wd,
             file_wd: None,
             capped: false,
         };
@@ -173,5 +204,29 @@ impl OutputsWatch {
             self.check();
         }
         Ok(())
+    }
+}
+
+impl Drop for OutputsWatch {
+    /// Removes the watches and keeps the instance for the next attempt (see the module doc):
+    /// a duplicate of the descriptor goes to the pool, so the `AsyncFd`'s own close is not the
+    /// instance's last and does not wait for the kernel.
+    fn drop(&mut self) {
+        let raw = self.fd.get_ref().as_raw_fd();
+        for wd in std::iter::once(self.dir_wd).chain(self.file_wd) {
+            // SAFETY: removing a watch of our own descriptor (an already removed one fails
+            // harmlessly).
+            unsafe { libc::inotify_rm_watch(raw, wd) };
+        }
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() >= POOL_MAX {
+            return;
+        }
+        // SAFETY: duplicating a descriptor we own, close-on-exec like the original.
+        let dup = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup >= 0 {
+            // SAFETY: `dup` is a new descriptor nobody else owns.
+            pool.push(unsafe { OwnedFd::from_raw_fd(dup) });
+        }
     }
 }
