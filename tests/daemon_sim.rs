@@ -23,6 +23,7 @@ fn sim_daemon(clock_sync_timeout_secs: u64, max_jobs: Option<u32>) -> SimDaemon 
         clock_sync_timeout_secs,
         max_jobs,
         alert_max_age_secs: 10 * 365 * 86_400,
+        ..SimDaemon::default()
     }
 }
 

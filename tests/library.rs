@@ -56,6 +56,7 @@ fn engine(dir: &std::path::Path) -> Engine {
         default_max_tasks: 4,
         env: BTreeMap::new(),
         shutdown_grace: Duration::from_secs(5),
+        group_commit: petit::runtime::engine::DEFAULT_GROUP_COMMIT,
     };
     Engine::new(Store::in_memory().unwrap(), config)
 }

@@ -15,6 +15,19 @@
 //! attempt key in its environment (`PETIT_ATTEMPT_KEY`), and `pt status` shows the attempt as
 //! running either way.
 //!
+//! Group commit: every input that is already waiting joins the batch, and the batch is one
+//! commit. Beyond that, when the steps since the last commit are task exits only (besides
+//! steps that imply no effect: a recorded pid, a tick with nothing due) and other local
+//! attempts of this engine still run, the commit may wait up to
+//! [`EngineConfig::group_commit`] from the first held exit, so that exits arriving meanwhile
+//! share it (one fsync; redb's fixed cost of about five pages is paid once). It is made as
+//! soon as no local attempt is left running (nothing more can join), when the window has
+//! passed (a deadline of [`Engine::next_deadline`]), or when anything else must be committed
+//! now (a run's status, a cancel, a submission, a launch failure, an alert, a shutdown). The
+//! held effects wait with it: commit before effect is unchanged. A crash while an exit is held
+//! is a crash before its commit (ARCHITECTURE.md's crash table: the attempt is recorded
+//! interrupted and re-run). A lone task (a sequential chain) commits at once.
+//!
 //! Recovery loads every unfinished run and fences the processes of its in-flight attempts
 //! before feeding `Recover`: until every fence of a run has succeeded, the run takes no input
 //! (a failed fence is retried with backoff, and shown by [`Engine::fences`]). A run whose
@@ -75,7 +88,16 @@ pub struct EngineConfig {
     pub env: BTreeMap<String, String>,
     /// Grace between SIGTERM and SIGKILL when shutting down.
     pub shutdown_grace: Duration,
+    /// Group-commit window: how long the commit of task exits may be put off while other
+    /// local attempts still run, so that their exits share one commit (one fsync, fewer bytes
+    /// written per attempt; see the module doc). Whole milliseconds of engine time (rounded
+    /// up); `Duration::ZERO` commits every batch at once.
+    pub group_commit: Duration,
 }
+
+/// The default [`EngineConfig::group_commit`], chosen from the measurements in
+/// docs/performance.md ("Bytes per attempt: group commit").
+pub const DEFAULT_GROUP_COMMIT: Duration = Duration::from_millis(2);
 
 /// A callback told of every event after its transition was committed.
 pub type Observer = Box<dyn FnMut(&Event) + Send>;
@@ -169,8 +191,12 @@ pub struct Engine<W: World = OsWorld> {
     observer: Option<Observer>,
     /// Effects decided by steps whose commit has not succeeded yet.
     held_effects: Vec<(RunId, Effect)>,
-    /// A change that must be committed even though it implies no effect.
+    /// A change that must be committed at once: it implies no effect (and would otherwise
+    /// ride along), or it must not wait for the group-commit window.
     commit_now: bool,
+    /// Since when (engine time) the commit of held exits has been put off for the
+    /// group-commit window; `None` while nothing is held for it.
+    held_since: Option<Timestamp>,
     fencing: BTreeMap<RunId, Fencing>,
     shutdown: Option<Shutdown>,
     /// Lossless event streams ([`Engine::events`]); they end when the engine is dropped.
@@ -199,6 +225,7 @@ pub struct EngineBuilder {
     state_dir: Option<PathBuf>,
     max_tasks: u32,
     shutdown_grace: Duration,
+    group_commit: Duration,
     tasks: Vec<(String, Arc<dyn InProcessTask>)>,
 }
 
@@ -223,6 +250,7 @@ impl EngineBuilder {
             state_dir: None,
             max_tasks: 4,
             shutdown_grace: Duration::from_secs(10),
+            group_commit: DEFAULT_GROUP_COMMIT,
             tasks: Vec::new(),
         }
     }
@@ -236,6 +264,13 @@ impl EngineBuilder {
     /// Concurrent tasks per run unless a job sets `max_tasks`.
     pub fn max_tasks(mut self, n: u32) -> Self {
         self.max_tasks = n.max(1);
+        self
+    }
+
+    /// The group-commit window ([`EngineConfig::group_commit`]; [`DEFAULT_GROUP_COMMIT`]
+    /// unless set, `Duration::ZERO` to commit every batch at once).
+    pub fn group_commit(mut self, window: Duration) -> Self {
+        self.group_commit = window;
         self
     }
 
@@ -278,6 +313,7 @@ impl EngineBuilder {
             default_max_tasks: self.max_tasks,
             env: std::env::vars().collect(),
             shutdown_grace: self.shutdown_grace,
+            group_commit: self.group_commit,
         };
         let mut engine = Engine::new(store, config);
         for (name, task) in self.tasks {
@@ -416,6 +452,7 @@ impl<W: World> Engine<W> {
             observer: None,
             held_effects: Vec::new(),
             commit_now: false,
+            held_since: None,
             fencing: BTreeMap::new(),
             shutdown: None,
             streams: Vec::new(),
@@ -490,7 +527,10 @@ impl<W: World> Engine<W> {
 
     /// Whether nothing is left to drive.
     pub(crate) fn is_idle(&self) -> bool {
-        self.runs.is_empty() && self.fencing.is_empty() && !self.alerting.is_sending()
+        self.runs.is_empty()
+            && self.fencing.is_empty()
+            && !self.alerting.is_sending()
+            && self.held_since.is_none()
     }
 
     /// Runs one write transaction through the world's hooks: the daemon's commits (firings,
@@ -1043,7 +1083,8 @@ impl<W: World> Engine<W> {
     }
 
     /// The earliest deadline of anything this engine waits for (engine time): a run's
-    /// deadline, a fence retry, the end of the shutdown grace, a cluster poll.
+    /// deadline, a fence retry, the end of the shutdown grace, a cluster poll, the end of a
+    /// group-commit window (only while a commit is held for one).
     #[doc(hidden)] // for the simulation (tests/daemon_sim.rs), not for embedders
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let mut earliest = self
@@ -1081,6 +1122,10 @@ impl<W: World> Engine<W> {
                 consider(Some(s.kill_at));
             }
         }
+        consider(
+            self.held_since
+                .map(|since| group_deadline(since, self.config.group_commit)),
+        );
         earliest
     }
 
@@ -1317,6 +1362,13 @@ impl<W: World> Engine<W> {
                     }
                     return Ok(());
                 }
+                if self.hold_for_group() {
+                    // Deliveries are of committed alerts: they need not wait for the window.
+                    if self.start_deliveries()? {
+                        continue;
+                    }
+                    return Ok(());
+                }
                 // Performing effects can queue inputs (a spawn's pid, a spawn failure).
                 self.commit_and_act()?;
                 continue;
@@ -1348,9 +1400,12 @@ impl<W: World> Engine<W> {
             active.recovered = true;
             self.commit_now = true;
         }
+        let exit = matches!(input, Input::Exited { .. });
         let step = run::step(&active.job, &mut active.state, input, now);
         // A run's own status (waiting, say) is what `pt history` shows: commit it now.
         self.commit_now |= step.run_changed;
+        // Only the effects of exits may wait for the group-commit window.
+        self.commit_now |= !exit && !step.effects.is_empty();
         active.run_dirty |= step.run_changed;
         active
             .tasks_dirty
@@ -1388,9 +1443,29 @@ impl<W: World> Engine<W> {
         Ok(false)
     }
 
+    /// Whether the pending commit waits for the group-commit window (see the module doc):
+    /// the window is on, nothing must be committed at once, no shutdown is in progress,
+    /// another local attempt still runs (its exit may join), and the window, counted from the
+    /// first held step, has not passed. Starts the window if none is open.
+    fn hold_for_group(&mut self) -> bool {
+        let window = self.config.group_commit;
+        if window.is_zero()
+            || self.commit_now
+            || self.shutdown.is_some()
+            || !self.world.has_local_attempts()
+        {
+            return false;
+        }
+        let now = self.world.now();
+        let since = *self.held_since.get_or_insert(now);
+        // Engine time never goes back in production; if a simulated clock did, commit.
+        now >= since && now < group_deadline(since, window)
+    }
+
     /// Commits, then performs the effects held for that commit.
     fn commit_and_act(&mut self) -> Result<(), EngineError> {
         self.commit_now = false;
+        self.held_since = None;
         if let Err(e) = self.commit() {
             self.commit_now = true;
             if let EngineError::Store(err) = &e {
@@ -1634,6 +1709,13 @@ impl<W: World> Engine<W> {
             limits: spec.limits,
         })
     }
+}
+
+/// The end of a group-commit window opened at `since`: `window` rounded up to whole
+/// milliseconds, the resolution of engine time.
+fn group_deadline(since: Timestamp, window: Duration) -> Timestamp {
+    let ms = window.as_micros().div_ceil(1000);
+    since.plus_millis(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 fn injected(i: Injected) -> EngineError {

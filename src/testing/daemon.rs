@@ -22,6 +22,9 @@ pub struct SimDaemon {
     pub max_jobs: Option<u32>,
     /// `--alert-max-age`.
     pub alert_max_age_secs: u64,
+    /// The engine's group-commit window (`EngineConfig::group_commit`; off by default here,
+    /// so that a test's commits follow its operations one to one).
+    pub group_commit: Duration,
 }
 
 impl Default for SimDaemon {
@@ -30,6 +33,7 @@ impl Default for SimDaemon {
             clock_sync_timeout_secs: 0,
             max_jobs: None,
             alert_max_age_secs: 3600,
+            group_commit: Duration::ZERO,
         }
     }
 }
@@ -47,6 +51,7 @@ impl SimDaemon {
             default_max_tasks: 4,
             env: Default::default(),
             shutdown_grace: Duration::from_secs(10),
+            group_commit: self.group_commit,
         };
         Daemon::new(
             Engine::with_world(store, config, world),

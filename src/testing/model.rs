@@ -120,6 +120,7 @@ fn config() -> EngineConfig {
         default_max_tasks: 4,
         env: BTreeMap::new(),
         shutdown_grace: Duration::from_secs(10),
+        group_commit: Duration::ZERO,
     }
 }
 
@@ -128,7 +129,16 @@ impl Shell {
     /// hand-built job is given its job file text first (see [`crate::testing::with_yaml`]),
     /// so its runs have real snapshots.
     pub fn new(store: Store, job: Job, now: Timestamp) -> Self {
-        let config = config();
+        Shell::with_group_commit(store, job, now, Duration::ZERO)
+    }
+
+    /// [`Shell::new`] with a group-commit window ([`EngineConfig::group_commit`]), so that
+    /// the simulation covers commits held for it (crashes, power cuts and faults included).
+    pub fn with_group_commit(store: Store, job: Job, now: Timestamp, window: Duration) -> Self {
+        let config = EngineConfig {
+            group_commit: window,
+            ..config()
+        };
         let job = if job.source.text.is_empty() {
             match crate::testing::with_yaml(&job) {
                 Ok(j) => j,
