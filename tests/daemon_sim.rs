@@ -760,3 +760,35 @@ fn a_recovered_retry_delay_is_not_stretched_by_a_wrong_boot_clock() {
         "the retry did not run once the clock was right"
     );
 }
+
+/// A job without a schedule only moves its cursor to `now` (so that a schedule given later
+/// replays nothing): in memory at every turn, in the store once an hour, not one commit per
+/// turn (under `pt run` that was a commit per batch of exits).
+#[test]
+fn an_unscheduled_jobs_cursor_is_written_hourly_not_at_every_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("byhand.yaml"),
+        "id: byhand\ntasks:\n  - id: a\n    command: \"true\"\n",
+    )
+    .unwrap();
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let mut d = SimDaemon::default()
+        .start(dir.path(), Store::in_memory().unwrap(), SimWorld::new(t0))
+        .unwrap();
+    let _ = d.turn(None, true);
+    let first = d.engine().store().cursor("byhand").unwrap();
+    assert!(first.is_some(), "the first turn writes the initial cursor");
+    let commits = d.engine().world().commits;
+    for _ in 0..10 {
+        d.engine_mut().world_mut().jump(60_000);
+        let _ = d.turn(None, true);
+    }
+    assert_eq!(d.engine().world().commits, commits, "a commit per turn");
+    assert_eq!(d.engine().store().cursor("byhand").unwrap(), first);
+    d.engine_mut().world_mut().jump(3_600_000);
+    let _ = d.turn(None, true);
+    assert_eq!(d.engine().world().commits, commits + 1);
+    let now = d.engine().world().now;
+    assert_eq!(d.engine().store().cursor("byhand").unwrap(), Some(now));
+}

@@ -42,6 +42,12 @@ mod trigger;
 
 /// How often the clock's sync state is re-read while schedules wait for it. The only periodic
 /// wake-up besides the systemd watchdog, and only until the clock is trusted.
+/// How often the cursor of a job without a schedule (or disabled) is written while it only
+/// follows `now`. If Petit stops (or crashes), the job is given a schedule (or enabled) and
+/// Petit starts again, its catch-up begins at most this much before Petit stopped: the slots of
+/// that hour are counted with the downtime's.
+pub const IDLE_CURSOR_WRITE_EVERY: Duration = Duration::from_secs(3600);
+
 const CLOCK_POLL: Duration = Duration::from_secs(2);
 /// Runs deleted per retention transaction, so pruning never holds up firing.
 const PRUNE_BATCH: usize = 100;
@@ -92,8 +98,12 @@ pub struct Daemon<W: World = OsWorld> {
     trust: ClockTrust,
     recent: VecDeque<Event>,
     notifier: sdnotify::Notifier,
-    /// Scheduler cursors, as committed (a cache of the `cursors` table).
+    /// Scheduler cursors, as committed (a cache of the `cursors` table), except the cursor of a
+    /// job without a schedule or disabled, which only follows `now`: that one moves here at
+    /// every turn and is written at most every [`IDLE_CURSOR_WRITE_EVERY`] (`idle_cursors`).
     cursors: BTreeMap<String, Timestamp>,
+    /// For those jobs, the cursor the store holds.
+    idle_cursors: BTreeMap<String, Timestamp>,
     /// The engine's events, kept in `recent` for `pt events`.
     events_rx: tokio::sync::broadcast::Receiver<Event>,
     /// Wait before the next try after a failed commit.
@@ -142,6 +152,7 @@ impl<W: World> Daemon<W> {
             recent: VecDeque::new(),
             notifier: sdnotify::Notifier::from_env(),
             cursors: BTreeMap::new(),
+            idle_cursors: BTreeMap::new(),
             events_rx,
             backoff: BACKOFF_MIN,
             healthy: true,
@@ -747,6 +758,20 @@ impl<W: World> Daemon<W> {
             let plan = scheduler::plan_firings(&job, cursor, now, false);
             if plan.firings.is_empty() && plan.summary.is_none() && plan.cursor == cursor {
                 continue;
+            }
+            // A job without a schedule (or disabled) only moves its cursor to `now`, so that a
+            // schedule given or re-enabled later replays nothing: that is not worth a commit at
+            // every turn (one per batch of exits under `pt run`, SD wear), only now and then.
+            let idle = job.schedule.is_none() || !job.enabled;
+            if idle && plan.firings.is_empty() && plan.summary.is_none() {
+                let written = *self.idle_cursors.entry(id.clone()).or_insert(cursor);
+                if plan.cursor.millis_since(written) < IDLE_CURSOR_WRITE_EVERY.as_millis() as u64 {
+                    self.cursors.insert(id.clone(), plan.cursor);
+                    continue;
+                }
+                self.idle_cursors.insert(id.clone(), plan.cursor);
+            } else {
+                self.idle_cursors.remove(&id);
             }
             self.materialise(&job, plan, now, false)?;
         }
