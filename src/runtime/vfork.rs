@@ -234,7 +234,9 @@ pub fn spawn(
     };
     if pidfd < 0 {
         // The kernel ignored CLONE_PIDFD; the probe makes this unreachable. Without a pidfd the
-        // caller could not watch the leader: refuse (after reaping) and let it use std.
+        // caller could not watch the leader: kill and reap it (it may have exec'd), and refuse.
+        // SAFETY: kill of our own unreaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
         reap_blocking(pid);
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
