@@ -300,7 +300,9 @@ fn spawn_by(req: &SpawnRequest, how: Start) -> Result<Running, SpawnError> {
     }
     check_working_dir(&req.working_dir)?;
     let log_file = prepare_log(&req.log_path)?;
-    prepare_output_file(&req.output_path)?;
+    // Usually beside the log, whose directory `prepare_log` has just made sure of.
+    let checked = req.log_path.parent();
+    prepare_output_file(&req.output_path, checked)?;
 
     let (reader, writer) = io::pipe().map_err(|err| {
         classify(
@@ -1173,9 +1175,13 @@ fn private_dir_all(dir: &Path) -> io::Result<()> {
 }
 
 /// `PETIT_OUTPUT` names a file the task may create; none exists before it runs (a stale one
-/// from an earlier Petit is removed). Reading a missing file means "no outputs".
-fn prepare_output_file(path: &Path) -> Result<(), SpawnError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+/// from an earlier Petit is removed). Reading a missing file means "no outputs". Its directory
+/// is created unless it is `checked` (already created).
+fn prepare_output_file(path: &Path, checked: Option<&Path>) -> Result<(), SpawnError> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && Some(*p) != checked);
+    if let Some(parent) = parent {
         private_dir_all(parent).map_err(|err| {
             classify(
                 err,
