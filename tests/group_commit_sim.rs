@@ -98,13 +98,19 @@ fn wait_ms(shell: &mut Shell, ms: i64) {
 
 /// (1) Exits arriving within the window share one commit; their successors are launched only
 /// after it.
-#[test]
-fn exits_within_the_window_share_one_commit() {
+/// Four chains under the window, their first tasks running: the shell, its commits so far
+/// and the time the tasks were started.
+fn four_running() -> (Shell, u64, Timestamp) {
     let mut s = shell(four_chains(), WINDOW);
     apply(&mut s, Op::Create);
     spawn_all(&mut s);
-    let before = s.commits();
-    let start = s.now();
+    let (before, start) = (s.commits(), s.now());
+    (s, before, start)
+}
+
+#[test]
+fn exits_within_the_window_share_one_commit() {
+    let (mut s, before, start) = four_running();
     for i in 0..3 {
         exit_ok(&mut s);
         assert_eq!(
@@ -164,11 +170,7 @@ fn a_lone_exit_commits_at_once() {
 /// (3) A held commit is made when the window ends, even if nothing else arrives; not before.
 #[test]
 fn a_held_commit_is_made_at_the_end_of_the_window() {
-    let mut s = shell(four_chains(), WINDOW);
-    apply(&mut s, Op::Create);
-    spawn_all(&mut s);
-    let before = s.commits();
-    let start = s.now();
+    let (mut s, before, start) = four_running();
     exit_ok(&mut s);
     assert_eq!(s.commits(), before);
     wait_ms(&mut s, 49);
@@ -190,11 +192,7 @@ fn a_held_commit_is_made_at_the_end_of_the_window() {
 /// Anything that must be committed now is, taking the held exits with it: a cancel here.
 #[test]
 fn a_cancel_commits_the_held_exits_at_once() {
-    let mut s = shell(four_chains(), WINDOW);
-    apply(&mut s, Op::Create);
-    spawn_all(&mut s);
-    let before = s.commits();
-    let start = s.now();
+    let (mut s, before, start) = four_running();
     exit_ok(&mut s);
     assert_eq!(s.commits(), before);
     apply(&mut s, Op::Cancel { pick: 0 });

@@ -1270,6 +1270,20 @@ mod tests {
             .collect()
     }
 
+    /// A request to run `program` with `args` in `dir`, with its log and outputs there.
+    fn request(dir: &Path, program: &str, args: &[&str]) -> SpawnRequest {
+        SpawnRequest {
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            working_dir: dir.to_owned(),
+            env: Vec::new(),
+            log_path: dir.join("log"),
+            max_log_bytes: 1024,
+            output_path: dir.join("out"),
+            limits: Default::default(),
+        }
+    }
+
     #[test]
     fn outputs_skip_blanks_and_comments() {
         let text = "# comment\n\nname=backup-1\r\n  \n  # indented\nempty=\nurl=a=b\n";
@@ -1322,16 +1336,7 @@ mod tests {
         let dir = tempfile::tempdir();
         assert!(dir.is_ok());
         let Ok(dir) = dir else { return };
-        let req = SpawnRequest {
-            program: "true".into(),
-            args: Vec::new(),
-            working_dir: dir.path().to_owned(),
-            env: Vec::new(),
-            log_path: dir.path().join("log"),
-            max_log_bytes: 1024,
-            output_path: dir.path().join("out"),
-            limits: Default::default(),
-        };
+        let req = request(dir.path(), "true", &[]);
         let running = spawn(&req);
         assert!(running.is_ok());
         let Ok(running) = running else { return };
@@ -1365,17 +1370,12 @@ mod tests {
                 test \"$(cut -d' ' -f5 /proc/$$/stat)\" = $$ && echo own-group; \
                 grep -q anon- /proc/$$/cgroup && echo in-cgroup; exit 3";
             let req = SpawnRequest {
-                program: "sh".into(),
-                args: vec!["-c".into(), script.into()],
-                working_dir: dir.path().to_owned(),
                 env: vec![
                     ("FOO".into(), "bar baz".into()),
                     ("NOTIFY_SOCKET".into(), "x".into()),
                 ],
-                log_path: dir.path().join("log"),
                 max_log_bytes: 1 << 20,
-                output_path: dir.path().join("out"),
-                limits: Default::default(),
+                ..request(dir.path(), "sh", &["-c", script])
             };
             let running = spawn_by(&req, how);
             assert!(running.is_ok(), "{:?}", running.err());
@@ -1431,16 +1431,7 @@ mod tests {
             ),
         ] {
             for how in [Start::Clone3, Start::Vfork, Start::Std] {
-                let req = SpawnRequest {
-                    program: program.into(),
-                    args: Vec::new(),
-                    working_dir: dir.path().to_owned(),
-                    env: Vec::new(),
-                    log_path: dir.path().join("log"),
-                    max_log_bytes: 1024,
-                    output_path: dir.path().join("out"),
-                    limits: Default::default(),
-                };
+                let req = request(dir.path(), program, &[]);
                 let err = spawn_by(&req, how).err().map(|e| e.kind);
                 assert_eq!(err, Some(kind), "{program} {how:?}");
             }

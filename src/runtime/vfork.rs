@@ -285,13 +285,10 @@ pub fn reap_exited(pid: libc::pid_t) -> io::Result<c_int> {
     }
 }
 
-/// Reaps a child that is known to have exited (or is about to: it has failed before exec).
+/// Reaps a child that is known to have exited (or is about to: it has failed before exec or
+/// was killed), when its status does not matter.
 fn reap_blocking(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: waitpid on our own child with a valid out-pointer; EINTR is retried.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-    {}
+    let _ = reap_exited(pid);
 }
 
 /// The child's arguments, all pointing into the parent's memory, which it shares.
