@@ -52,6 +52,26 @@ fn read_log(req: &SpawnRequest) -> Vec<u8> {
     std::fs::read(&req.log_path).unwrap_or_default()
 }
 
+/// The identity a spawn reports (most of the time from the clock around the clone, without
+/// reading `/proc`) is the one `/proc` shows, for every way of starting a task.
+#[tokio::test]
+async fn the_identity_of_a_spawned_task_is_the_one_proc_shows() {
+    let dir = temp_dir();
+    for i in 0..200 {
+        let mut req = request(dir.path(), "true", &[]);
+        req.log_path = dir.path().join(format!("logs/{i}.log"));
+        req.output_path = dir.path().join(format!("logs/{i}.out"));
+        let running = start(&req);
+        // Not reaped until `wait`: /proc still has the child (a zombie, maybe).
+        let seen = match ident::ident_of(running.pid()) {
+            Ok(seen) => seen,
+            Err(err) => panic!("cannot read the identity of {}: {err}", running.pid()),
+        };
+        assert_eq!(running.ident(), &seen, "spawn {i}");
+        running.wait().await;
+    }
+}
+
 /// Our own child has been reaped: no zombie is left behind.
 fn assert_reaped(pid: u32) {
     assert!(

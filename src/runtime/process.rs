@@ -27,11 +27,13 @@
 //! attempt's whole cgroup, and [`kill_attempt_tree`] does the same for an attempt left from
 //! before a restart.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -311,18 +313,11 @@ fn spawn_by(req: &SpawnRequest, how: Start) -> Result<Running, SpawnError> {
             "cannot create the output pipe".into(),
         )
     })?;
-    let output = pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).map_err(|err| {
+    let output = output_receiver(reader).map_err(|err| {
         classify(
             err,
             SpawnErrorKind::Other,
             "cannot register the output pipe".into(),
-        )
-    })?;
-    let stderr = writer.try_clone().map_err(|err| {
-        classify(
-            err,
-            SpawnErrorKind::Other,
-            "cannot duplicate the output pipe".into(),
         )
     })?;
 
@@ -355,11 +350,14 @@ fn spawn_by(req: &SpawnRequest, how: Start) -> Result<Running, SpawnError> {
     // Registered under the lock taken before the clone: see [`LIVE`].
     let mut registry = live();
     reap_dropped();
+    // The child's start time lies between these two readings (ident::ident_of_child).
+    let before = ident::boot_clock_ns();
     let started = if how != Start::Std {
-        start_vfork(req, group.as_ref(), writer, stderr, how == Start::Clone3)
+        start_vfork(req, group.as_ref(), writer, how == Start::Clone3)
     } else {
-        start_std(req, group.as_ref(), writer, stderr)
+        start_std(req, group.as_ref(), writer)
     };
+    let after = ident::boot_clock_ns();
     let (leader, pid, exit_watch) = match started {
         Ok(started) => started,
         Err(err) => {
@@ -378,7 +376,7 @@ fn spawn_by(req: &SpawnRequest, how: Start) -> Result<Running, SpawnError> {
         },
     );
     drop(registry);
-    let ident = match ident::ident_of(pid) {
+    let ident = match ident::ident_of_child(pid, before, after) {
         Ok(ident) => ident,
         Err(err) => {
             // Without an identity the attempt could not be recovered after a crash: do not let
@@ -422,21 +420,84 @@ fn spawn_by(req: &SpawnRequest, how: Start) -> Result<Running, SpawnError> {
     })
 }
 
-/// The environment of a task: Petit's own, without the variables that are Petit's alone
-/// (systemd's notify and socket activation), plus `req.env` in order, plus `PETIT_OUTPUT`.
-fn task_env(req: &SpawnRequest) -> BTreeMap<OsString, OsString> {
-    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
-    for var in crate::runtime::sdnotify::PROTOCOL_VARS
+/// Petit's own environment as tasks inherit it: without the variables that are Petit's alone
+/// (systemd's notify and socket activation), sorted by name, each as its name, its value and
+/// its `NAME=value` entry. Read once, at the first spawn: Petit never changes its environment,
+/// and rebuilding this at every spawn was a measurable part of a trivial task's cost.
+fn own_env() -> &'static [(OsString, OsString, CString)] {
+    static OWN: std::sync::OnceLock<Vec<(OsString, OsString, CString)>> =
+        std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+        for var in crate::runtime::sdnotify::PROTOCOL_VARS
+            .iter()
+            .chain(SOCKET_ACTIVATION_VARS.iter())
+        {
+            env.remove(OsStr::new(var));
+        }
+        env.into_iter()
+            .filter_map(|(k, v)| {
+                let entry = CString::new(env_entry(&k, &v)).ok()?;
+                Some((k, v, entry))
+            })
+            .collect()
+    })
+}
+
+/// `NAME=value`.
+fn env_entry(name: &OsStr, value: &OsStr) -> Vec<u8> {
+    let mut kv = Vec::with_capacity(name.len() + value.len() + 1);
+    kv.extend_from_slice(name.as_bytes());
+    kv.push(b'=');
+    kv.extend_from_slice(value.as_bytes());
+    kv
+}
+
+/// What a task adds to Petit's environment: `req.env` in order (a later entry wins), then
+/// `PETIT_OUTPUT`.
+fn task_vars(req: &SpawnRequest) -> BTreeMap<OsString, OsString> {
+    let mut vars: BTreeMap<OsString, OsString> = req
+        .env
         .iter()
-        .chain(SOCKET_ACTIVATION_VARS.iter())
-    {
-        env.remove(OsStr::new(var));
-    }
-    for (k, v) in &req.env {
-        env.insert(k.into(), v.into());
-    }
-    env.insert("PETIT_OUTPUT".into(), req.output_path.clone().into());
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    vars.insert("PETIT_OUTPUT".into(), req.output_path.clone().into());
+    vars
+}
+
+/// The environment of a task: Petit's own ([`own_env`]) with the task's variables
+/// ([`task_vars`]) over it.
+fn task_env(req: &SpawnRequest) -> BTreeMap<OsString, OsString> {
+    let mut env: BTreeMap<OsString, OsString> = own_env()
+        .iter()
+        .map(|(k, v, _)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(task_vars(req));
     env
+}
+
+/// [`task_env`] as `NAME=value` entries sorted by name, the inherited ones borrowed from
+/// [`own_env`] rather than copied.
+fn task_env_entries(req: &SpawnRequest) -> io::Result<Vec<Cow<'static, CStr>>> {
+    let own = own_env();
+    let vars = task_vars(req);
+    let mut entries = Vec::with_capacity(own.len() + vars.len());
+    let mut own = own.iter().peekable();
+    for (name, value) in &vars {
+        while let Some((_, _, entry)) = own.next_if(|(k, _, _)| k < name) {
+            entries.push(Cow::Borrowed(entry.as_c_str()));
+        }
+        own.next_if(|(k, _, _)| k == name);
+        let entry = CString::new(env_entry(name, value)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "nul byte in an environment variable",
+            )
+        })?;
+        entries.push(Cow::Owned(entry));
+    }
+    entries.extend(own.map(|(_, _, entry)| Cow::Borrowed(entry.as_c_str())));
+    Ok(entries)
 }
 
 /// Starts the leader with [`vfork`]: Petit's memory is not copied, and the child joins its
@@ -444,14 +505,13 @@ fn task_env(req: &SpawnRequest) -> BTreeMap<OsString, OsString> {
 fn start_vfork(
     req: &SpawnRequest,
     group: Option<&AttemptGroup>,
-    stdout: io::PipeWriter,
-    stderr: io::PipeWriter,
+    output: io::PipeWriter,
     by_clone3: bool,
 ) -> io::Result<(Leader, u32, Option<AsyncFd<OwnedFd>>)> {
     let plan = vfork::Plan::new(
         OsStr::new(&req.program),
         &req.args,
-        task_env(req),
+        task_env_entries(req)?,
         &req.working_dir,
     )?;
     let null = dev_null()?;
@@ -464,9 +524,10 @@ fn start_vfork(
         open_procs: &open_procs,
         by_clone3,
     });
-    let started = vfork::spawn(&plan, [null, stdout.as_fd(), stderr.as_fd()], cgroup)?;
-    // Close our copies of the pipe's write end now, or the pipe would never report EOF.
-    drop((stdout, stderr));
+    // stdout and stderr are one pipe: the child's dup2 makes both of its descriptors.
+    let started = vfork::spawn(&plan, [null, output.as_fd(), output.as_fd()], cgroup)?;
+    // Close our copy of the pipe's write end now, or the pipe would never report EOF.
+    drop(output);
     let pid = started.pid as u32;
     // SAFETY: an `OwnedFd` keeps its descriptor open, and returns that same descriptor, until
     // it is dropped together with the `AsyncFd`.
@@ -489,6 +550,19 @@ fn start_vfork(
     }
 }
 
+/// The read end of a task's output pipe, registered with the runtime: made non-blocking by
+/// one `fcntl` (std's pipe is blocking, and tokio's checked constructor asks `fstat` and
+/// `F_GETFL` first, two system calls per attempt that tell nothing new about a pipe just made).
+fn output_receiver(reader: io::PipeReader) -> io::Result<pipe::Receiver> {
+    let fd = OwnedFd::from(reader);
+    // SAFETY: fcntl(F_SETFL) on a descriptor we own; the read end of a new pipe has no
+    // status flag but O_RDONLY, which F_SETFL ignores.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    pipe::Receiver::from_owned_fd_unchecked(fd)
+}
+
 /// `/dev/null`, opened once for every task's stdin.
 fn dev_null() -> io::Result<BorrowedFd<'static>> {
     static NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
@@ -506,8 +580,8 @@ fn start_std(
     req: &SpawnRequest,
     group: Option<&AttemptGroup>,
     stdout: io::PipeWriter,
-    stderr: io::PipeWriter,
 ) -> io::Result<(Leader, u32, Option<AsyncFd<OwnedFd>>)> {
+    let stderr = stdout.try_clone()?;
     let mut command = tokio::process::Command::new(&req.program);
     command
         .args(&req.args)
@@ -1138,9 +1212,6 @@ fn check_working_dir(dir: &Path) -> Result<(), SpawnError> {
 fn prepare_log(path: &Path) -> Result<LazyFile, SpawnError> {
     let context = || format!("cannot create log file {}", path.display());
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        private_dir_all(parent)
-            .map_err(|err| classify(err, SpawnErrorKind::LogDirUnwritable, context()))?;
-        // access(2) on the directory, so a read-only mount is caught before the task runs.
         let c = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes()).map_err(|_| {
             spawn_error(
                 SpawnErrorKind::LogDirUnwritable,
@@ -1148,14 +1219,24 @@ fn prepare_log(path: &Path) -> Result<LazyFile, SpawnError> {
                 io::Error::from(io::ErrorKind::InvalidInput),
             )
         })?;
-        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-        if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-            return Err(classify(
-                io::Error::last_os_error(),
-                SpawnErrorKind::LogDirUnwritable,
-                context(),
-            ));
-        }
+        // access(2) on the directory, so a read-only mount is caught before the task runs. It
+        // is asked first: the directory is usually there already (every attempt of a run
+        // shares it), and then it is the only system call made here.
+        let writable = || {
+            // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+            if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
+        let checked = match writable() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                private_dir_all(parent).and_then(|()| writable())
+            }
+            other => other,
+        };
+        checked.map_err(|err| classify(err, SpawnErrorKind::LogDirUnwritable, context()))?;
     }
     Ok(LazyFile {
         path: path.to_path_buf(),

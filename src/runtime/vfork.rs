@@ -17,10 +17,11 @@
 //! once) and the caller uses std: Linux before 5.2 (no `CLONE_PIDFD`), seccomp filters, and
 //! qemu-user, which runs a vfork as a plain fork (the probe sees its write missing).
 
-use std::ffi::{CString, OsStr, OsString};
+use std::borrow::Cow;
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,29 +49,29 @@ pub struct Plan {
     /// The paths to try `execve` on, in order (the `PATH` search of `execvp`, done here).
     candidates: Vec<CString>,
     argv: Vec<CString>,
-    env: Vec<CString>,
+    /// `NAME=value` entries; the ones Petit's own environment gives are borrowed from it.
+    env: Vec<Cow<'static, CStr>>,
     cwd: CString,
 }
 
 impl Plan {
-    /// Prepares the start of `program` with `args` in `cwd`, with exactly `env` as its
-    /// environment (`PATH` from it is searched when `program` has no `/`, as `execvp` does).
+    /// Prepares the start of `program` with `args` in `cwd`, with exactly `env` (`NAME=value`
+    /// entries, each name once) as its environment (`PATH` from it is searched when `program`
+    /// has no `/`, as `execvp` does).
     pub fn new(
         program: &OsStr,
         args: impl IntoIterator<Item = impl AsRef<OsStr>>,
-        env: impl IntoIterator<Item = (OsString, OsString)>,
+        env: Vec<Cow<'static, CStr>>,
         cwd: &Path,
     ) -> io::Result<Plan> {
         let cstr = |bytes: &[u8]| {
             CString::new(bytes)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte in an argument"))
         };
-        let env: Vec<(OsString, OsString)> = env.into_iter().collect();
         let path_var = env
             .iter()
             .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_bytes());
+            .find_map(|kv| kv.to_bytes().strip_prefix(b"PATH="));
         let candidates = search_path(program.as_bytes(), path_var)
             .iter()
             .map(|c| cstr(c))
@@ -79,15 +80,6 @@ impl Plan {
         for a in args {
             argv.push(cstr(a.as_ref().as_bytes())?);
         }
-        let env = env
-            .into_iter()
-            .map(|(k, v)| {
-                let mut kv = k.into_vec();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_bytes());
-                cstr(&kv)
-            })
-            .collect::<io::Result<Vec<_>>>()?;
         let cwd = cstr(cwd.as_os_str().as_bytes())?;
         Ok(Plan {
             candidates,
@@ -591,10 +583,10 @@ fn probe() -> bool {
     ran == 1 && pidfd >= 0
 }
 
-fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+fn null_terminated<S: AsRef<CStr>>(strings: &[S]) -> Vec<*const c_char> {
     strings
         .iter()
-        .map(|s| s.as_ptr())
+        .map(|s| s.as_ref().as_ptr())
         .chain(std::iter::once(ptr::null()))
         .collect()
 }
