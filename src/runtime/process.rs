@@ -9,7 +9,8 @@
 //! # Cost
 //!
 //! Everything runs on the caller's tokio runtime (current-thread is fine): no thread per task.
-//! Each running attempt holds one pipe, one pidfd, a [`READ_CHUNK_BYTES`] read buffer and at most
+//! Each running attempt holds one pipe, one pidfd, a [`READ_CHUNK_BYTES`] read buffer once it
+//! has printed something (most tasks of a big DAG print nothing), and at most
 //! [`super::logfile::TAIL_MAX_BYTES`] of log tail. Log writes are plain synchronous writes of at
 //! most one read chunk into the page cache; there is no fsync.
 //!
@@ -746,14 +747,14 @@ impl Running {
     /// [`Running`]. If the status cannot be collected (someone else reaped the process), `code`
     /// and `signal` are both `None`.
     pub async fn wait(mut self) -> ExitOutcome {
-        let mut buf = vec![0u8; READ_CHUNK_BYTES];
+        let mut buf = Vec::new();
         let mut log_error: Option<String> = None;
         let mut pipe_open = true;
 
         let reaped = loop {
             tokio::select! {
                 status = leader_exited(&mut self.leader, self.exit_watch.as_ref()) => break status,
-                read = self.output.read(&mut buf), if pipe_open => {
+                read = read_chunk(&mut self.output, &mut buf), if pipe_open => {
                     pipe_open = self.store(read, &buf, &mut log_error);
                 }
                 changed = outputs_changed(&mut self.outputs) => {
@@ -800,7 +801,7 @@ impl Running {
         if pipe_open {
             let drain = async {
                 while pipe_open {
-                    let read = self.output.read(&mut buf).await;
+                    let read = read_chunk(&mut self.output, &mut buf).await;
                     pipe_open = self.store(read, &buf, &mut log_error);
                 }
             };
@@ -852,6 +853,31 @@ impl Running {
                 log_error.get_or_insert_with(|| format!("cannot read the task's output: {err}"));
                 false
             }
+        }
+    }
+}
+
+/// Reads the next chunk of a task's output into `buf`, which is allocated (to
+/// [`READ_CHUNK_BYTES`]) only when the first bytes come: a task that prints nothing costs no
+/// buffer, which with musl's allocator also meant an `mmap` and a `munmap` per attempt. Returns
+/// 0 at the end of the output. Cancel-safe, as `AsyncReadExt::read` is.
+async fn read_chunk(output: &mut pipe::Receiver, buf: &mut Vec<u8>) -> io::Result<usize> {
+    if !buf.is_empty() {
+        return output.read(buf).await;
+    }
+    loop {
+        output.readable().await?;
+        let mut first = [0u8; 512];
+        match output.try_read(&mut first) {
+            Ok(n) => {
+                if n > 0 {
+                    buf.resize(READ_CHUNK_BYTES, 0);
+                    buf[..n].copy_from_slice(&first[..n]);
+                }
+                return Ok(n);
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) => return Err(err),
         }
     }
 }

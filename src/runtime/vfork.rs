@@ -363,6 +363,36 @@ fn errno() -> c_int {
         .unwrap_or(libc::EIO)
 }
 
+/// A stack for the child between clone and exec, reused from spawn to spawn: the parent is
+/// suspended while the child runs on it, so a stack is free again once the clone returns.
+/// Allocating it at every spawn cost musl's allocator an `mmap` and a `munmap` of 36 KiB,
+/// and their page faults, per attempt (docs/performance.md).
+struct ChildStack(Box<[u128]>);
+
+/// Free child stacks (one per thread that spawns at once; a few at most).
+static STACKS: std::sync::Mutex<Vec<Box<[u128]>>> = std::sync::Mutex::new(Vec::new());
+
+/// Free stacks kept for reuse.
+const STACKS_KEPT: usize = 4;
+
+impl ChildStack {
+    fn take() -> ChildStack {
+        let free = STACKS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        // u128 keeps the stack 16-byte aligned, as every ABI Petit builds for wants.
+        ChildStack(free.unwrap_or_else(|| vec![0u128; STACK_BYTES / 16].into_boxed_slice()))
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        let stack = std::mem::take(&mut self.0);
+        let mut free = STACKS.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < STACKS_KEPT {
+            free.push(stack);
+        }
+    }
+}
+
 /// Clones with `CLONE_VM | CLONE_VFORK | CLONE_PIDFD` running `f(arg)` on a stack of its own,
 /// with every signal blocked around the clone (the child unblocks after resetting handlers).
 ///
@@ -374,9 +404,8 @@ unsafe fn clone_vfork(
     arg: *mut c_void,
     pidfd: &mut c_int,
 ) -> io::Result<libc::pid_t> {
-    // u128 keeps the stack 16-byte aligned, as every ABI Petit builds for wants.
-    let mut stack = vec![0u128; STACK_BYTES / 16];
-    let top = stack.as_mut_ptr_range().end.cast::<c_void>();
+    let mut stack = ChildStack::take();
+    let top = stack.0.as_mut_ptr_range().end.cast::<c_void>();
     let masked = BlockedSignals::new();
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
     // SAFETY: the stack is ours and outlives the child's use of it (this thread is suspended
@@ -423,8 +452,8 @@ unsafe fn clone3_into(
     arg: *mut c_void,
     pidfd: &mut c_int,
 ) -> io::Result<libc::pid_t> {
-    let mut stack = vec![0u128; STACK_BYTES / 16];
-    let base = stack.as_mut_ptr();
+    let mut stack = ChildStack::take();
+    let base = stack.0.as_mut_ptr();
     let mut args = CloneArgs {
         flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP,
         pidfd: (pidfd as *mut c_int) as u64,
