@@ -422,12 +422,12 @@ fn spawn_by(req: &SpawnRequest, how: Start) -> Result<Running, SpawnError> {
 }
 
 /// Petit's own environment as tasks inherit it: without the variables that are Petit's alone
-/// (systemd's notify and socket activation), sorted by name, each as its name, its value and
-/// its `NAME=value` entry. Read once, at the first spawn: Petit never changes its environment,
-/// and rebuilding this at every spawn was a measurable part of a trivial task's cost.
-fn own_env() -> &'static [(OsString, OsString, CString)] {
-    static OWN: std::sync::OnceLock<Vec<(OsString, OsString, CString)>> =
-        std::sync::OnceLock::new();
+/// (systemd's notify and socket activation), as `NAME=value` entries sorted by name
+/// ([`entry_parts`] splits one). Read once, at the first spawn: Petit never changes its
+/// environment, and rebuilding this at every spawn was a measurable part of a trivial task's
+/// cost.
+fn own_env() -> &'static [CString] {
+    static OWN: std::sync::OnceLock<Vec<CString>> = std::sync::OnceLock::new();
     OWN.get_or_init(|| {
         let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
         for var in crate::runtime::sdnotify::PROTOCOL_VARS
@@ -436,11 +436,8 @@ fn own_env() -> &'static [(OsString, OsString, CString)] {
         {
             env.remove(OsStr::new(var));
         }
-        env.into_iter()
-            .filter_map(|(k, v)| {
-                let entry = CString::new(env_entry(&k, &v)).ok()?;
-                Some((k, v, entry))
-            })
+        env.iter()
+            .filter_map(|(k, v)| CString::new(env_entry(k, v)).ok())
             .collect()
     })
 }
@@ -452,6 +449,19 @@ fn env_entry(name: &OsStr, value: &OsStr) -> Vec<u8> {
     kv.push(b'=');
     kv.extend_from_slice(value.as_bytes());
     kv
+}
+
+/// The name and value of an [`own_env`] entry, split as `std::env::vars_os` split them: at the
+/// first `=` after the name's first byte.
+fn entry_parts(entry: &CStr) -> (&OsStr, &OsStr) {
+    let bytes = entry.to_bytes();
+    let at = bytes
+        .iter()
+        .skip(1)
+        .position(|&b| b == b'=')
+        .map_or(bytes.len(), |i| i + 1);
+    let value = bytes.get(at + 1..).unwrap_or_default();
+    (OsStr::from_bytes(&bytes[..at]), OsStr::from_bytes(value))
 }
 
 /// What a task adds to Petit's environment: `req.env` in order (a later entry wins), then
@@ -471,7 +481,10 @@ fn task_vars(req: &SpawnRequest) -> BTreeMap<OsString, OsString> {
 fn task_env(req: &SpawnRequest) -> BTreeMap<OsString, OsString> {
     let mut env: BTreeMap<OsString, OsString> = own_env()
         .iter()
-        .map(|(k, v, _)| (k.clone(), v.clone()))
+        .map(|entry| {
+            let (k, v) = entry_parts(entry);
+            (k.to_owned(), v.to_owned())
+        })
         .collect();
     env.extend(task_vars(req));
     env
@@ -485,10 +498,10 @@ fn task_env_entries(req: &SpawnRequest) -> io::Result<Vec<Cow<'static, CStr>>> {
     let mut entries = Vec::with_capacity(own.len() + vars.len());
     let mut own = own.iter().peekable();
     for (name, value) in &vars {
-        while let Some((_, _, entry)) = own.next_if(|(k, _, _)| k < name) {
+        while let Some(entry) = own.next_if(|e| entry_parts(e).0 < name.as_os_str()) {
             entries.push(Cow::Borrowed(entry.as_c_str()));
         }
-        own.next_if(|(k, _, _)| k == name);
+        own.next_if(|e| entry_parts(e).0 == name.as_os_str());
         let entry = CString::new(env_entry(name, value)).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -497,7 +510,7 @@ fn task_env_entries(req: &SpawnRequest) -> io::Result<Vec<Cow<'static, CStr>>> {
         })?;
         entries.push(Cow::Owned(entry));
     }
-    entries.extend(own.map(|(_, _, entry)| Cow::Borrowed(entry.as_c_str())));
+    entries.extend(own.map(|entry| Cow::Borrowed(entry.as_c_str())));
     Ok(entries)
 }
 
@@ -1389,6 +1402,22 @@ mod tests {
             output_path: dir.join("out"),
             limits: Default::default(),
         }
+    }
+
+    #[test]
+    fn an_environment_entry_splits_at_the_first_equals_sign_after_the_name() {
+        let parts = |e: &str| {
+            let entry = CString::new(e).unwrap_or_default();
+            let (k, v) = entry_parts(&entry);
+            (k.to_owned(), v.to_owned())
+        };
+        assert_eq!(
+            parts("PATH=/bin:/usr/bin"),
+            ("PATH".into(), "/bin:/usr/bin".into())
+        );
+        assert_eq!(parts("A=b=c"), ("A".into(), "b=c".into()));
+        assert_eq!(parts("EMPTY="), ("EMPTY".into(), "".into()));
+        assert_eq!(parts("=C:=x"), ("=C:".into(), "x".into()));
     }
 
     #[test]

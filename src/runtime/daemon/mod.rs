@@ -40,14 +40,14 @@ mod metrics;
 mod retry;
 mod trigger;
 
-/// How often the clock's sync state is re-read while schedules wait for it. The only periodic
-/// wake-up besides the systemd watchdog, and only until the clock is trusted.
 /// How often the cursor of a job without a schedule (or disabled) is written while it only
 /// follows `now`. If Petit stops (or crashes), the job is given a schedule (or enabled) and
 /// Petit starts again, its catch-up begins at most this much before Petit stopped: the slots of
 /// that hour are counted with the downtime's.
 pub const IDLE_CURSOR_WRITE_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the clock's sync state is re-read while schedules wait for it. The only periodic
+/// wake-up besides the systemd watchdog, and only until the clock is trusted.
 const CLOCK_POLL: Duration = Duration::from_secs(2);
 /// Runs deleted per retention transaction, so pruning never holds up firing.
 const PRUNE_BATCH: usize = 100;
